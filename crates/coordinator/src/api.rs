@@ -1,0 +1,143 @@
+//! What the engine shows the outside world: snapshots (the latest picture) and events (discrete facts).
+//!
+//! These types are the contract with the CLI status view and the Tauri app; they never contain a secret.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Unix time in milliseconds (UTC). Used everywhere in the API so JS and JSON consumers need no parsing.
+pub type UnixMs = i64;
+
+pub fn now_ms() -> UnixMs {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// One running agent process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InstanceInfo {
+    /// Engine-local id, unique for the life of the engine; used by `stop_instance`.
+    pub id: u64,
+    pub agent_id: String,
+    pub project_id: String,
+    pub pid: u32,
+    pub started_at: UnixMs,
+    pub provider: String,
+    pub model: Option<String>,
+    pub task_id: Option<String>,
+    pub log_path: PathBuf,
+}
+
+/// Per-agent state, as a user wants to read it at a glance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AgentState {
+    /// Enabled, passkey present, nothing running.
+    Idle,
+    /// At least one instance running.
+    Running { instances: usize },
+    /// Waiting out a quota or a failure backoff.
+    Cooldown { until: UnixMs, reason: String },
+    /// Enabled but no passkey in the secret store.
+    NoPasskey,
+    /// Disabled in settings.
+    Disabled,
+    /// Last run or spawn failed (message is redacted).
+    Error { message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentStatus {
+    pub agent_id: String,
+    pub enabled: bool,
+    pub has_passkey: bool,
+    pub state: AgentState,
+    pub last_exit_code: Option<i32>,
+    pub last_log_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ServerHealth {
+    pub address: String,
+    pub reachable: bool,
+    /// Set while the server is unreachable: since when.
+    pub unreachable_since: Option<UnixMs>,
+    pub last_error: Option<String>,
+    /// Which exit-report tool the server has: "report_process_exit" or "invalidate_session".
+    pub exit_report_tool: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorEntry {
+    pub at: UnixMs,
+    pub agent_id: Option<String>,
+    pub project_id: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Counters {
+    pub spawns: u64,
+    pub exits_ok: u64,
+    pub exits_failed: u64,
+    pub ticks: u64,
+    /// Duration of the last full reconcile cycle, milliseconds.
+    pub last_cycle_ms: f64,
+}
+
+/// The latest picture of the engine (sent on a `watch` channel).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Snapshot {
+    /// Coordinating (polling and spawning) or stopped.
+    pub running: bool,
+    pub server: ServerHealth,
+    pub instances: Vec<InstanceInfo>,
+    pub agents: Vec<AgentStatus>,
+    /// Most recent errors, newest last, bounded.
+    pub last_errors: Vec<ErrorEntry>,
+    /// Secret store problem (locked, unavailable, access denied), if any.
+    pub secret_store_error: Option<String>,
+    pub counters: Counters,
+    pub updated_at: UnixMs,
+}
+
+impl Snapshot {
+    /// One-line summary for a tray or a terminal, e.g. "3 running · 1 cooling down · server OK".
+    pub fn summary(&self) -> String {
+        let cooling = self
+            .agents
+            .iter()
+            .filter(|a| matches!(a.state, AgentState::Cooldown { .. }))
+            .count();
+        let mut parts = vec![format!("{} running", self.instances.len())];
+        if cooling > 0 {
+            parts.push(format!("{cooling} cooling down"));
+        }
+        let no_key = self.agents.iter().filter(|a| a.state == AgentState::NoPasskey).count();
+        if no_key > 0 {
+            parts.push(format!("{no_key} without passkey"));
+        }
+        parts.push(if !self.running {
+            "stopped".to_string()
+        } else if self.server.reachable {
+            "server OK".to_string()
+        } else {
+            "server unreachable".to_string()
+        });
+        parts.join(" · ")
+    }
+}
+
+/// Discrete things that happened (sent on a `broadcast` channel; notifications are built from these).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    InstanceStarted { instance: InstanceInfo },
+    InstanceExited { instance: InstanceInfo, exit_code: Option<i32>, error: Option<String> },
+    SpawnFailed { agent_id: String, project_id: String, error: String },
+    CooldownStarted { agent_id: String, until: UnixMs, reason: String },
+    ServerUnreachable { since: UnixMs, error: String },
+    ServerReachable { after_ms: i64 },
+    PasskeyMissing { agent_id: String },
+    Started,
+    Stopped,
+}

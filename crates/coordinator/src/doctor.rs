@@ -1,0 +1,1 @@
+//! `doctor`: server reachable, provider CLIs found, passkeys present, dirs writable.

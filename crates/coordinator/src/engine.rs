@@ -1,0 +1,1 @@
+//! The engine handle used by the CLI and the app.

@@ -1,0 +1,21 @@
+//! AgentPM Coordinator engine: polls an AI Agent PM server and supervises AI coding CLIs.
+//!
+//! No GUI dependency: the Tauri app and the headless CLI both embed [`engine::Engine`].
+
+pub mod api;
+pub mod config;
+pub mod context;
+pub mod doctor;
+pub mod engine;
+pub mod exit;
+pub mod import;
+pub mod launch;
+pub mod legacy_yaml;
+pub mod lock;
+pub mod logs;
+pub mod paths;
+pub mod pm;
+pub mod redact;
+pub mod secrets;
+pub mod state;
+pub mod supervisor;

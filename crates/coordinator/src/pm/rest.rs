@@ -1,0 +1,1 @@
+//! Coordinator REST endpoints: log upload (multipart) and dynamic config. OWNER: pm helper.

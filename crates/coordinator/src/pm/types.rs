@@ -1,0 +1,76 @@
+//! Typed results of the coordinator tools. Parsing is lenient where the server is (missing `success` = true,
+//! camelCase fallbacks) and strict where safety needs it (ids are validated by the supervisor).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub agent_count: Option<u64>,
+    pub project_count: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectInfo {
+    pub project_id: String,
+    pub project_name: String,
+    /// May be empty (then the coordinator refuses to spawn for this project and says why).
+    pub working_directory: String,
+    pub agents: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AgentAction {
+    /// "start", "hold", "stop", "restart" or anything else (treated as hold).
+    pub action: String,
+    pub reason: Option<String>,
+    pub task_id: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub kick_command: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Skill {
+    pub id: String,
+    pub name: String,
+    pub directory_name: String,
+    pub archive_base64: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AgentProfile {
+    pub id: String,
+    pub name: String,
+    pub system_prompt: String,
+    pub skills: Vec<Skill>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AppSettings {
+    pub agent_base_prompt: Option<String>,
+}
+
+/// `GET /api/coordinator/config` (protocol doc §4.3). Passkeys go straight into the secret store.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RemoteConfig {
+    pub server_url: Option<String>,
+    pub root_agent_id: Option<String>,
+    pub polling_interval: Option<u64>,
+    pub max_concurrent: Option<usize>,
+    /// agent id → passkey (None when the server has none).
+    pub agents: Vec<(String, Option<String>)>,
+    /// provider name → (command, args)
+    pub ai_providers: Vec<(String, String, Vec<String>)>,
+    pub agent_base_prompt: Option<String>,
+}
+
+/// Fields of a log upload (protocol doc §4.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogUploadRequest {
+    pub execution_log_id: String,
+    pub agent_id: String,
+    pub task_id: String,
+    pub project_id: String,
+    pub file: std::path::PathBuf,
+}

@@ -1,0 +1,1 @@
+//! PM server simulator.
