@@ -1,1 +1,105 @@
-//! The engine handle used by the CLI and the app.
+//! The engine handle used by the CLI and the app: commands in, snapshots and events out.
+//!
+//! One supervisor task owns all mutable state; this handle only talks to it through channels.
+
+use crate::api::{Event, Snapshot};
+use crate::config::Settings;
+use crate::redact::Redactor;
+use crate::secrets::SharedStore;
+use std::path::PathBuf;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// What the engine needs to run.
+pub struct EngineConfig {
+    pub settings: Settings,
+    /// Where settings live (lock key, messages). Reload does not re-read it: callers pass new settings.
+    pub settings_path: PathBuf,
+    /// Persisted state (running children, cooldowns). `None` = do not persist (unit tests).
+    pub state_path: Option<PathBuf>,
+    pub secrets: SharedStore,
+    pub redactor: Redactor,
+    /// Start coordinating at once (else wait for `start`).
+    pub autostart: bool,
+}
+
+pub(crate) enum Command {
+    Start,
+    Stop(oneshot::Sender<()>),
+    Reload(Box<Settings>),
+    StopInstance(u64, oneshot::Sender<bool>),
+    SecretsChanged,
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Cheap to clone; every clone talks to the same supervisor.
+#[derive(Clone)]
+pub struct Engine {
+    cmd: mpsc::Sender<Command>,
+    snapshot: watch::Receiver<Snapshot>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Engine {
+    /// Spawn the supervisor on the current tokio runtime.
+    pub fn launch(cfg: EngineConfig) -> Engine {
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
+        let (ev_tx, _) = broadcast::channel(1024);
+        crate::supervisor::spawn(cfg, cmd_rx, snap_tx, ev_tx.clone());
+        Engine { cmd: cmd_tx, snapshot: snap_rx, events: ev_tx }
+    }
+
+    /// Start coordinating (polling and spawning).
+    pub async fn start(&self) {
+        let _ = self.cmd.send(Command::Start).await;
+    }
+
+    /// Stop coordinating: stop every child cleanly (group TERM, grace, KILL), report their exits.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Stop(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Apply new settings live (already validated by the caller); running instances keep running.
+    pub async fn reload(&self, settings: Settings) {
+        let _ = self.cmd.send(Command::Reload(Box::new(settings))).await;
+    }
+
+    /// Stop one instance by its engine id. Returns whether it existed.
+    pub async fn stop_instance(&self, id: u64) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::StopInstance(id, tx)).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Passkeys or the token changed in the secret store: re-read them once.
+    pub async fn secrets_changed(&self) {
+        let _ = self.cmd.send(Command::SecretsChanged).await;
+    }
+
+    /// The latest picture.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Watch the picture change.
+    pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.snapshot.clone()
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Stop children, report exits, end the supervisor. Bounded in time.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}

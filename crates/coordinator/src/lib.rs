@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 pub mod context;
+pub mod demo;
 pub mod doctor;
 pub mod engine;
 pub mod exit;

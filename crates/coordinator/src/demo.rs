@@ -1,0 +1,1 @@
+//! Demo mode: the embedded simulator plus fake agents (being written).
