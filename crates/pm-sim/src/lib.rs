@@ -1,1 +1,3 @@
-//! PM server simulator.
+//! PM server simulator (placeholder until the simulator lands).
+#[derive(Clone)]
+pub struct Simulator;
