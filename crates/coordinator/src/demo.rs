@@ -1,6 +1,6 @@
 //! Demo mode: the embedded simulator plus real fake-agent child processes, so the whole product runs with
 //! no PM server installed.
-use crate::config::Settings;
+use crate::config::{AgentSettings, ProviderSettings, Settings};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
@@ -18,7 +18,6 @@ pub struct DemoOptions {
 }
 
 /// A running demo: the simulator plus settings that point the engine at it.
-/// Demo passkeys are `demo-<agent_id>`; `passkeys()` lists them so callers can seed a store.
 pub struct Demo {
     pub sim: pm_sim::Simulator,
     /// Settings for the engine: server = the simulator socket, provider `fake` for every agent,
@@ -26,16 +25,50 @@ pub struct Demo {
     pub settings: Settings,
 }
 
+/// Name of the demo's provider (a custom provider running the fake agent).
+pub const DEMO_PROVIDER: &str = "fake";
+
 impl Demo {
     pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
-        let _ = opts;
-        anyhow::bail!("demo not implemented yet")
+        anyhow::ensure!(opts.agents > 0 && opts.projects > 0, "the demo needs at least one agent and one project");
+        anyhow::ensure!(!opts.fake_agent.is_empty(), "no fake agent command given");
+        std::fs::create_dir_all(&opts.dir)?;
+        let socket = opts.dir.join("mcp.sock");
+        let workload = pm_sim::Workload {
+            projects: opts.projects,
+            agents: opts.agents,
+            items_per_pair: opts.items,
+            provider: DEMO_PROVIDER.to_string(),
+            model: Some("fake-model-1".to_string()),
+        };
+        let mut cfg = pm_sim::SimConfig::new(workload, opts.dir.join("projects"));
+        cfg.socket_path = Some(socket.clone());
+        let sim = pm_sim::Simulator::start(cfg).await?;
+        let mut settings = Settings { server: Some(socket.display().to_string()), log_dir: Some(opts.dir.join("logs")), demo: true, ..Settings::default() };
+        settings.providers.insert(
+            DEMO_PROVIDER.to_string(),
+            ProviderSettings {
+                command: opts.fake_agent[0].clone(),
+                args: opts.fake_agent[1..].iter().cloned().chain(["--work-ms".to_string(), opts.work_ms.to_string()]).collect(),
+                model: None,
+                kind: Some("custom".to_string()),
+            },
+        );
+        for id in sim.agent_ids() {
+            settings.agents.insert(id, AgentSettings { enabled: true, provider: Some(DEMO_PROVIDER.to_string()), ..AgentSettings::default() });
+        }
+        Ok(Demo { sim, settings })
     }
+
     /// (agent_id, passkey) for every demo agent.
     pub fn passkeys(&self) -> Vec<(String, String)> {
-        Vec::new()
+        self.sim.agent_ids().into_iter().map(|id| {
+            let pk = self.sim.passkey(&id);
+            (id, pk)
+        }).collect()
     }
+
     pub fn coordinator_token(&self) -> String {
-        String::new()
+        self.sim.coordinator_token()
     }
 }
