@@ -1,1 +1,158 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: locate the built binaries, start the simulator, run the engine.
+
+use coordinator::api::Snapshot;
+use coordinator::config::{AgentSettings, ProviderSettings, Settings};
+use coordinator::engine::{Engine, EngineConfig};
+use coordinator::secrets::{self, MemoryStore, SecretStore};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A binary of the workspace, built by `cargo build --workspace` (scripts/test does that first).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace` before the end-to-end tests", p.display());
+    p
+}
+
+/// The simulator plus an in-process engine pointed at it, with real fake-agent children.
+pub struct Rig {
+    pub dir: tempfile::TempDir,
+    pub sim: pm_sim::Simulator,
+    pub engine: Engine,
+    pub settings: Settings,
+    pub store: Arc<MemoryStore>,
+}
+
+pub struct RigOptions {
+    pub agents: usize,
+    pub projects: usize,
+    pub items: usize,
+    pub max_concurrent: usize,
+    pub work_ms: u64,
+    pub http: bool,
+    pub exit_tool: pm_sim::ExitTool,
+    /// Overwrite the token given to the engine (to test refusals).
+    pub wrong_token: bool,
+    /// Extra fake-agent args.
+    pub agent_args: Vec<String>,
+}
+
+impl Default for RigOptions {
+    fn default() -> Self {
+        RigOptions { agents: 2, projects: 2, items: 1, max_concurrent: 3, work_ms: 100, http: false, exit_tool: pm_sim::ExitTool::Both, wrong_token: false, agent_args: vec![] }
+    }
+}
+
+impl Rig {
+    pub async fn start(o: RigOptions) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let workload = pm_sim::Workload { projects: o.projects, agents: o.agents, items_per_pair: o.items, provider: "fake".into(), model: Some("fake-1".into()) };
+        let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));
+        cfg.socket_path = Some(dir.path().join("mcp.sock"));
+        if o.http {
+            cfg.http_addr = Some("127.0.0.1:0".parse().unwrap());
+        }
+        cfg.exit_tool = o.exit_tool;
+        cfg.max_concurrent = Some(o.max_concurrent);
+        let sim = pm_sim::Simulator::start(cfg).await.unwrap();
+        let server = if o.http { sim.mcp_url().unwrap() } else { sim.socket_path().unwrap().display().to_string() };
+        let mut settings = Settings {
+            server: Some(server),
+            max_concurrent: o.max_concurrent,
+            polling_interval_secs: 1,
+            log_dir: Some(dir.path().join("logs")),
+            ..Settings::default()
+        };
+        let mut args = vec!["--work-ms".to_string(), o.work_ms.to_string()];
+        args.extend(o.agent_args.clone());
+        settings.providers.insert("fake".into(), ProviderSettings { command: bin("fake-agent").display().to_string(), args, model: None, kind: Some("custom".into()) });
+        let store = Arc::new(MemoryStore::new());
+        for id in sim.agent_ids() {
+            settings.agents.insert(id.clone(), AgentSettings { enabled: true, provider: Some("fake".into()), ..Default::default() });
+            store.set(&secrets::agent_account(&id), &sim.passkey(&id)).unwrap();
+        }
+        let token = if o.wrong_token { "wrong-token-value".to_string() } else { sim.coordinator_token() };
+        store.set(secrets::TOKEN_ACCOUNT, &token).unwrap();
+        let engine = Engine::launch(EngineConfig {
+            settings: settings.clone(),
+            settings_path: dir.path().join("settings.json"),
+            state_path: Some(dir.path().join("state.json")),
+            secrets: store.clone(),
+            redactor: coordinator::redact::global().clone(),
+            autostart: true,
+        });
+        Rig { dir, sim, engine, settings, store }
+    }
+
+    /// Wait for a snapshot condition with a deadline.
+    pub async fn wait_snapshot(&self, timeout: Duration, pred: impl Fn(&Snapshot) -> bool) -> Option<Snapshot> {
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.engine.subscribe();
+        loop {
+            let s = rx.borrow_and_update().clone();
+            if pred(&s) {
+                return Some(s);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), rx.changed()).await;
+        }
+    }
+
+    pub async fn wait_done(&self, timeout: Duration) -> bool {
+        let ok = self.sim.wait_until(timeout, |s| s.remaining_items == 0).await;
+        ok && self.wait_snapshot(Duration::from_secs(10), |s| s.instances.is_empty()).await.is_some()
+    }
+
+    pub async fn stop(self) -> (tempfile::TempDir, pm_sim::Simulator) {
+        self.engine.shutdown().await;
+        (self.dir, self.sim)
+    }
+}
+
+/// Every process's argv on this machine (Linux /proc), joined by spaces.
+pub fn all_cmdlines() -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+                if let Ok(b) = std::fs::read(e.path().join("cmdline")) {
+                    out.push(String::from_utf8_lossy(&b).replace('\0', " "));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// All files under `dir` whose content contains `needle`.
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                if String::from_utf8_lossy(&b).contains(needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s.rsplit(')').next().map(|r| !r.trim_start().starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}

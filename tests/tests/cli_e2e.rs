@@ -1,0 +1,112 @@
+//! The real `agentpm-coordinator` binary: exit codes, messages, YAML configs, signals, the demo.
+
+use agentpm_e2e::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn cli() -> Command {
+    let mut c = Command::new(bin("agentpm-coordinator"));
+    c.env_remove("MCP_COORDINATOR_TOKEN");
+    c
+}
+
+#[test]
+fn bad_settings_exit_2_and_name_field_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.json");
+    std::fs::write(&path, r#"{"max_concurrent": 0}"#).unwrap();
+    let out = cli().env("AGENTPM_DATA_DIR", dir.path()).args(["run", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_concurrent") && err.contains('0') && err.contains("settings.json"), "{err}");
+    // The bad file is left as it was.
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), r#"{"max_concurrent": 0}"#);
+}
+
+#[test]
+fn bad_yaml_exit_2_and_name_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coordinator.yaml");
+    std::fs::write(&path, "polling_interval: -5\nagents:\n  agt_a:\n    passkey: x\n").unwrap();
+    let out = cli().env("AGENTPM_DATA_DIR", dir.path()).args(["run", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("polling_interval") && err.contains("-5"), "{err}");
+}
+
+#[test]
+fn unknown_settings_field_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.json");
+    std::fs::write(&path, r#"{"polling_intervall": 3}"#).unwrap();
+    let out = cli().env("AGENTPM_DATA_DIR", dir.path()).args(["run", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("polling_intervall"));
+}
+
+#[test]
+fn demo_drains_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli()
+        .env("AGENTPM_DATA_DIR", dir.path())
+        .args(["demo", "--agents", "2", "--projects", "2", "--items", "1", "--work-ms", "100", "--timeout", "90", "--dir"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("All work done") && stdout.contains("4/4 items done") && stdout.contains("0 protocol violations"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_python_yaml_and_env_passkeys_then_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let workload = pm_sim::Workload { projects: 1, agents: 2, items_per_pair: 2, provider: "claude".into(), model: None };
+    let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));
+    cfg.socket_path = Some(dir.path().join("mcp.sock"));
+    cfg.max_concurrent = Some(2);
+    let sim = pm_sim::Simulator::start(cfg).await.unwrap();
+    let ids = sim.agent_ids();
+    // The Python coordinator's own format: `${VAR}` passkeys and token, a claude provider that is our fake agent.
+    let yaml = format!(
+        "polling_interval: 1\nmax_concurrent: 2\nmcp_socket_path: {sock}\ncoordinator_token: ${{TEST_TOKEN}}\nai_providers:\n  claude:\n    cli_command: {fake}\n    cli_args: [\"--work-ms\", \"100\"]\nagents:\n  {a}:\n    passkey: ${{PK_A}}\n  {b}:\n    passkey: ${{PK_B}}\n",
+        sock = sim.socket_path().unwrap().display(),
+        fake = bin("fake-agent").display(),
+        a = ids[0],
+        b = ids[1]
+    );
+    let path = dir.path().join("coordinator.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let mut child = cli()
+        .env("AGENTPM_DATA_DIR", dir.path().join("data"))
+        .env("TEST_TOKEN", sim.coordinator_token())
+        .env("PK_A", sim.passkey(&ids[0]))
+        .env("PK_B", sim.passkey(&ids[1]))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = sim.wait_until(Duration::from_secs(60), |s| s.remaining_items == 0).await;
+    // Let the last exits be reported, then ask it to stop.
+    sim.wait_until(Duration::from_secs(10), |s| s.exit_reports >= 4).await;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "coordinator did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(done, "work not drained: {:?}\n{}", sim.stats(), String::from_utf8_lossy(&out.stderr));
+    assert!(status.success(), "{status:?}");
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for id in &ids {
+        assert!(!stderr.contains(&sim.passkey(id)));
+    }
+    sim.shutdown().await;
+}

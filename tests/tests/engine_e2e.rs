@@ -1,0 +1,150 @@
+//! The real engine against the real simulator, with real fake-agent processes.
+
+use agentpm_e2e::*;
+use coordinator::api::AgentState;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_drains_without_double_spawn_or_overload() {
+    let rig = Rig::start(RigOptions { agents: 3, projects: 2, items: 2, max_concurrent: 2, ..Default::default() }).await;
+    assert!(rig.wait_done(Duration::from_secs(90)).await, "work not drained: {:?}", rig.sim.stats());
+    let stats = rig.sim.stats();
+    assert_eq!(stats.completed_items, 12);
+    assert!(stats.peak_live_processes <= 2, "peak {} > max_concurrent 2", stats.peak_live_processes);
+    assert!(rig.sim.violations().is_empty(), "violations: {:?}", rig.sim.violations());
+    let snap = rig.engine.snapshot();
+    assert_eq!(snap.counters.spawns, 12);
+    assert_eq!(snap.counters.exits_failed, 0);
+    // Every run's log was registered with the server and exists on disk.
+    assert!(rig.sim.wait_until(Duration::from_secs(10), |s| s.log_registrations >= 12 && s.exit_reports >= 12).await, "{:?}", rig.sim.stats());
+    let logs: Vec<_> = std::fs::read_dir(rig.dir.path().join("logs")).unwrap().flatten().flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten()).collect();
+    assert_eq!(logs.len(), 12, "one log per run");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_run_reports_extracted_error_and_cools_down() {
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 1, ..Default::default() }).await;
+    let agent = rig.sim.agent_ids()[0].clone();
+    rig.sim.set_agent_behavior(&agent, pm_sim::AgentBehavior::Fail { message: "Error: simulated failure in tool X".into() });
+    assert!(rig.sim.wait_until(Duration::from_secs(30), |s| !s.agent_errors.is_empty()).await, "no report_agent_error");
+    let errs = rig.sim.stats().agent_errors;
+    assert!(errs[0].2.contains("simulated failure"), "{errs:?}");
+    let snap = rig.wait_snapshot(Duration::from_secs(10), |s| s.agents.iter().any(|a| matches!(a.state, AgentState::Cooldown { .. }))).await;
+    assert!(snap.is_some(), "agent not cooling down: {:?}", rig.engine.snapshot().agents);
+    // The exit was reported and nothing restarted the failing agent during its cooldown.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rig.engine.snapshot().counters.spawns, 1);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_action_kills_the_whole_process_tree() {
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 1, ..Default::default() }).await;
+    let agent = rig.sim.agent_ids()[0].clone();
+    let project = rig.sim.project_ids()[0].clone();
+    rig.sim.set_agent_behavior(&agent, pm_sim::AgentBehavior::SpawnGrandchild);
+    let snap = rig.wait_snapshot(Duration::from_secs(20), |s| !s.instances.is_empty()).await.expect("instance started");
+    let log = snap.instances[0].log_path.clone();
+    let grandchild = wait_grandchild(&log).await;
+    assert!(pid_alive(grandchild));
+    rig.sim.set_pair_script(&agent, &project, pm_sim::PairScript::Action(serde_json::json!({"action": "stop", "reason": "test"})));
+    assert!(rig.wait_snapshot(Duration::from_secs(20), |s| s.instances.is_empty()).await.is_some(), "instance not stopped");
+    for _ in 0..50 {
+        if !pid_alive(grandchild) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!pid_alive(grandchild), "grandchild {grandchild} survived the stop");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_action_stops_then_starts_again() {
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 1, ..Default::default() }).await;
+    let agent = rig.sim.agent_ids()[0].clone();
+    let project = rig.sim.project_ids()[0].clone();
+    rig.sim.set_agent_behavior(&agent, pm_sim::AgentBehavior::SpawnGrandchild);
+    let snap = rig.wait_snapshot(Duration::from_secs(20), |s| !s.instances.is_empty()).await.expect("instance started");
+    let grandchild = wait_grandchild(&snap.instances[0].log_path).await;
+    let first = snap.instances[0].id;
+    rig.sim.set_agent_behavior(&agent, pm_sim::AgentBehavior::Succeed);
+    rig.sim.set_pair_script(&agent, &project, pm_sim::PairScript::Action(serde_json::json!({"action": "restart"})));
+    assert!(rig.wait_snapshot(Duration::from_secs(20), |s| s.instances.iter().all(|i| i.id != first)).await.is_some());
+    rig.sim.set_pair_script(&agent, &project, pm_sim::PairScript::Default);
+    assert!(rig.wait_done(Duration::from_secs(30)).await, "work not done after restart: {:?}", rig.sim.stats());
+    assert!(!pid_alive(grandchild), "grandchild survived the restart");
+    assert!(rig.engine.snapshot().counters.spawns >= 2);
+    assert!(rig.sim.violations().is_empty(), "{:?}", rig.sim.violations());
+    rig.stop().await;
+}
+
+async fn wait_grandchild(log: &std::path::Path) -> i32 {
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = text.split("grandchild pid ").nth(1) {
+            let pid: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            if let Ok(p) = pid.parse() {
+                return p;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no grandchild pid in {}", log.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_transport_with_wrong_token_is_refused_and_reported() {
+    let rig = Rig::start(RigOptions { http: true, wrong_token: true, ..Default::default() }).await;
+    let snap = rig.wait_snapshot(Duration::from_secs(20), |s| s.server.last_error.is_some()).await.expect("no error reported");
+    let err = snap.server.last_error.unwrap();
+    assert!(err.contains("401") || err.to_lowercase().contains("token"), "{err}");
+    assert!(!err.contains("wrong-token-value"), "token leaked into the error: {err}");
+    assert_eq!(rig.sim.stats().start_answers, 0);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_transport_drains_work() {
+    let rig = Rig::start(RigOptions { http: true, agents: 2, projects: 1, items: 2, ..Default::default() }).await;
+    assert!(rig.wait_done(Duration::from_secs(60)).await, "{:?}", rig.sim.stats());
+    assert!(rig.sim.violations().is_empty(), "{:?}", rig.sim.violations());
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_server_gets_invalidate_session() {
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 2, exit_tool: pm_sim::ExitTool::Legacy, ..Default::default() }).await;
+    assert!(rig.wait_done(Duration::from_secs(60)).await, "{:?}", rig.sim.stats());
+    let calls = rig.sim.calls();
+    assert!(calls.iter().any(|c| c.tool == "invalidate_session"));
+    let snap = rig.wait_snapshot(Duration::from_secs(5), |s| s.server.exit_report_tool.is_some()).await.unwrap();
+    assert_eq!(snap.server.exit_report_tool.as_deref(), Some("invalidate_session"));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_never_in_argv_or_logs() {
+    let rig = Rig::start(RigOptions { agents: 2, projects: 1, items: 1, work_ms: 1500, ..Default::default() }).await;
+    let passkeys: Vec<String> = rig.sim.agent_ids().iter().map(|a| rig.sim.passkey(a)).collect();
+    let token = rig.sim.coordinator_token();
+    rig.wait_snapshot(Duration::from_secs(20), |s| s.instances.len() == 2).await.expect("agents running");
+    for line in all_cmdlines() {
+        for pk in passkeys.iter().chain(std::iter::once(&token)) {
+            assert!(!line.contains(pk.as_str()), "secret on a command line: {line}");
+        }
+    }
+    assert!(rig.wait_done(Duration::from_secs(60)).await);
+    for pk in passkeys.iter().chain(std::iter::once(&token)) {
+        let hits = files_containing(&rig.dir.path().join("logs"), pk);
+        assert!(hits.is_empty(), "secret in {hits:?}");
+        let hits = files_containing(&rig.dir.path().join("projects"), pk);
+        assert!(hits.is_empty(), "secret in {hits:?}");
+    }
+    let status = serde_json::to_string(&rig.engine.snapshot()).unwrap();
+    for pk in &passkeys {
+        assert!(!status.contains(pk.as_str()));
+    }
+    rig.stop().await;
+}
