@@ -49,6 +49,8 @@ enum Msg {
     Analyzed { id: u64, code: Option<i32>, error: Option<String>, quota_secs: Option<u64> },
     Reported { pair: Pair, result: Result<(), PmError>, exit_tool: Option<ExitTool> },
     PendingFlushed { done: Vec<Pair>, exit_tool: Option<ExitTool> },
+    RemoteConfig(Result<crate::pm::RemoteConfig, PmError>),
+    RemotePasskeysStored,
 }
 
 struct Discovery {
@@ -126,6 +128,7 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         exit_tool: None,
         base_prompt: None,
         base_prompt_at: None,
+        remote_config_at: None,
         errors: VecDeque::new(),
         agent_errors: HashMap::new(),
         last_exit: HashMap::new(),
@@ -182,6 +185,8 @@ struct Supervisor {
     exit_tool: Option<ExitTool>,
     base_prompt: Option<String>,
     base_prompt_at: Option<Instant>,
+    /// When the server's dynamic configuration was last fetched (HTTP servers only).
+    remote_config_at: Option<Instant>,
     errors: VecDeque<ErrorEntry>,
     agent_errors: HashMap<String, String>,
     last_exit: HashMap<String, (Option<i32>, PathBuf)>,
@@ -323,6 +328,8 @@ impl Supervisor {
             Msg::Exited { id, code } => self.exited(id, code),
             Msg::Analyzed { id, code, error, quota_secs } => self.analyzed(id, code, error, quota_secs),
             Msg::Reported { pair, result, exit_tool } => self.reported(pair, result, exit_tool),
+            Msg::RemoteConfig(r) => self.remote_config(r),
+            Msg::RemotePasskeysStored => self.load_secrets(),
             Msg::PendingFlushed { done, exit_tool } => {
                 self.reporting = self.reporting.saturating_sub(1);
                 if exit_tool.is_some() {
@@ -382,6 +389,7 @@ impl Supervisor {
             // Retry the store once per cycle; running agents are unaffected.
             self.load_secrets();
         }
+        self.maybe_fetch_remote_config();
         self.cycle += 1;
         self.discovering = true;
         self.cycle_started = Some(Instant::now());
@@ -819,11 +827,14 @@ impl Supervisor {
             let tx = self.tx.clone();
             let known = self.exit_tool;
             let report_error = if code != Some(0) && !inst.stopping { error } else { None };
+            let upload = self.upload_target();
             tokio::spawn(async move {
                 if let Some(task) = &info.task_id {
-                    let path = info.log_path.display().to_string();
-                    if let Err(e) = client.register_execution_log_file(&info.agent_id, task, &path).await {
-                        tracing::debug!("register_execution_log_file: {e}");
+                    // Register the local path first: it is what the server keeps if an upload fails.
+                    let exec_id = register_log(&client, &info.agent_id, task, &info.log_path).await;
+                    if let (Some(up), Some(exec_id)) = (upload, exec_id) {
+                        // Uploads run on their own and never hold up the supervisor or the exit report.
+                        tokio::spawn(upload_log(up, exec_id, info.clone()));
                     }
                 }
                 if let Some(msg) = report_error {
@@ -1131,3 +1142,174 @@ async fn state_writer(path: PathBuf, mut rx: watch::Receiver<PersistedState>) {
 
 #[allow(dead_code)]
 fn _assert_path(_: &Path) {}
+
+/// Where and how to upload logs (protocol doc §4.2), when enabled.
+#[derive(Clone)]
+struct UploadTarget {
+    base_url: String,
+    token: String,
+    max_bytes: u64,
+    retries: u32,
+    delay: Duration,
+}
+
+/// `http://host:8080/mcp` → `http://host:8080`.
+fn rest_base(address: &str) -> Option<String> {
+    if !(address.starts_with("http://") || address.starts_with("https://")) {
+        return None;
+    }
+    let trimmed = address.trim_end_matches('/');
+    Some(trimmed.strip_suffix("/mcp").unwrap_or(trimmed).to_string())
+}
+
+/// `register_execution_log_file`, returning the server's execution log id (needed for an upload).
+async fn register_log(client: &PmClient, agent: &str, task: &str, path: &Path) -> Option<String> {
+    let mut args = serde_json::Map::new();
+    args.insert("agent_id".into(), agent.into());
+    args.insert("task_id".into(), task.into());
+    args.insert("log_file_path".into(), path.display().to_string().into());
+    match client.call("register_execution_log_file", args).await {
+        Ok(v) if v.get("success").and_then(|s| s.as_bool()).unwrap_or(false) => {
+            v.get("execution_log_id").and_then(|x| x.as_str()).map(str::to_string)
+        }
+        Ok(v) => {
+            tracing::debug!(agent, task, "log not registered: {}", v.get("error").and_then(|e| e.as_str()).unwrap_or("no execution log"));
+            None
+        }
+        Err(e) => {
+            tracing::debug!("register_execution_log_file: {e}");
+            None
+        }
+    }
+}
+
+/// Upload with retries and exponential backoff; on final failure the registered local path stays.
+async fn upload_log(t: UploadTarget, execution_log_id: String, info: InstanceInfo) {
+    let req = crate::pm::LogUploadRequest {
+        execution_log_id,
+        agent_id: info.agent_id.clone(),
+        task_id: info.task_id.clone().unwrap_or_default(),
+        project_id: info.project_id.clone(),
+        file: info.log_path.clone(),
+    };
+    let mut delay = t.delay;
+    for attempt in 1..=t.retries.max(1) {
+        match crate::pm::rest::upload_log(&t.base_url, &t.token, &req, t.max_bytes, Duration::from_secs(60)).await {
+            Ok(path) => {
+                tracing::info!(agent = %info.agent_id, "log uploaded to the server ({path})");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(agent = %info.agent_id, attempt, "log upload failed: {e}");
+                if attempt < t.retries {
+                    tokio::time::sleep(delay).await;
+                    delay = delay.saturating_mul(2);
+                }
+            }
+        }
+    }
+    tracing::warn!(agent = %info.agent_id, "log upload gave up; the server keeps the local path {}", info.log_path.display());
+}
+
+/// How often the server's dynamic configuration is fetched again.
+const REMOTE_CONFIG_EVERY: Duration = Duration::from_secs(60);
+
+impl Supervisor {
+    fn upload_target(&self) -> Option<UploadTarget> {
+        let u = &self.settings.log_upload;
+        if !u.enabled {
+            return None;
+        }
+        let base = u.server_url.clone().or_else(|| rest_base(&self.settings.server_address()))?;
+        Some(UploadTarget {
+            base_url: base.trim_end_matches('/').to_string(),
+            token: self.token.clone()?,
+            max_bytes: u.max_file_size_mb * 1024 * 1024,
+            retries: u.retry_count,
+            delay: Duration::from_secs_f64(u.retry_delay_secs.max(0.0)),
+        })
+    }
+
+    /// HTTP servers publish a coordinator configuration (protocol doc §4.3); fetch it now and then.
+    fn maybe_fetch_remote_config(&mut self) {
+        let Some(base) = rest_base(&self.settings.server_address()) else { return };
+        let Some(token) = self.token.clone() else { return };
+        if self.remote_config_at.is_some_and(|t| t.elapsed() < REMOTE_CONFIG_EVERY) {
+            return;
+        }
+        self.remote_config_at = Some(Instant::now());
+        let root = self.settings.root_agent_id.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let r = crate::pm::rest::fetch_remote_config(&base, &token, root.as_deref(), CALL_TIMEOUT).await;
+            let _ = tx.send(Msg::RemoteConfig(r));
+        });
+    }
+
+    /// Apply the server's configuration live. Rule: a field the user pinned (settings `pinned`) and any agent
+    /// or provider already configured locally win; the server fills in everything else. Passkeys from the
+    /// server go straight into the secret store, never into settings.
+    fn remote_config(&mut self, r: Result<crate::pm::RemoteConfig, PmError>) {
+        let rc = match r {
+            Ok(rc) => rc,
+            Err(e) => {
+                // Older servers have no such endpoint: that is not an error worth showing.
+                tracing::debug!("dynamic configuration not available: {e}");
+                return;
+            }
+        };
+        let pinned = |f: &str| self.settings.pinned.iter().any(|p| p == f);
+        if let Some(p) = rc.polling_interval.filter(|p| (1..=3600).contains(p)) {
+            if !pinned("polling_interval_secs") {
+                self.settings.polling_interval_secs = p;
+            }
+        }
+        if let Some(m) = rc.max_concurrent.filter(|m| (1..=256).contains(m)) {
+            if !pinned("max_concurrent") {
+                self.settings.max_concurrent = m;
+            }
+        }
+        if rc.root_agent_id.is_some() && self.settings.root_agent_id.is_none() && !pinned("root_agent_id") {
+            self.settings.root_agent_id = rc.root_agent_id.clone();
+        }
+        if !pinned("providers") {
+            for (name, cmd, args) in &rc.ai_providers {
+                if crate::paths::validate_id(name).is_ok() && !cmd.trim().is_empty() && !self.settings.providers.contains_key(name) {
+                    self.settings.providers.insert(name.clone(), crate::config::ProviderSettings { command: cmd.clone(), args: args.clone(), model: None, kind: None });
+                }
+            }
+        }
+        let mut to_store = Vec::new();
+        if !pinned("agents") {
+            for (id, passkey) in &rc.agents {
+                if crate::paths::validate_id(id).is_err() {
+                    continue;
+                }
+                self.settings.agents.entry(id.clone()).or_default();
+                if let Some(pk) = passkey.as_ref().filter(|p| !p.is_empty()) {
+                    self.redactor.add(pk);
+                    crate::redact::global().add(pk);
+                    if self.passkeys.get(id).cloned().flatten().as_deref() != Some(pk.as_str()) {
+                        to_store.push((id.clone(), pk.clone()));
+                    }
+                }
+            }
+        }
+        if let Some(bp) = rc.agent_base_prompt.filter(|p| !p.trim().is_empty()) {
+            self.base_prompt = Some(bp);
+        }
+        if !to_store.is_empty() {
+            let store = self.store.clone();
+            let tx = self.tx.clone();
+            tokio::task::spawn_blocking(move || {
+                for (id, pk) in to_store {
+                    if let Err(e) = store.set(&secrets::agent_account(&id), &pk) {
+                        tracing::warn!(agent = %id, "cannot store the passkey sent by the server: {e}");
+                    }
+                }
+                let _ = tx.send(Msg::RemotePasskeysStored);
+            });
+        }
+        self.dirty = true;
+    }
+}
