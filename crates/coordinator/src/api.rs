@@ -25,6 +25,9 @@ pub struct InstanceInfo {
     pub model: Option<String>,
     pub task_id: Option<String>,
     pub log_path: PathBuf,
+    /// Milliseconds from the server's `start` answer to the child running.
+    #[serde(default)]
+    pub spawn_ms: f64,
 }
 
 /// Per-agent state, as a user wants to read it at a glance.

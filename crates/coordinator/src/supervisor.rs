@@ -642,6 +642,7 @@ impl Supervisor {
                     model: req.model.clone(),
                     task_id: req.task_id.clone(),
                     log_path: req.log_path.clone(),
+                    spawn_ms: 0.0,
                 };
                 // Retention runs after the new log exists, never touching running instances' logs.
                 let agent = req.agent_id.clone();
@@ -734,6 +735,7 @@ impl Supervisor {
                 let mut info = s.info;
                 info.id = id;
                 let latency = asked_at.elapsed();
+                info.spawn_ms = latency.as_secs_f64() * 1000.0;
                 tracing::info!(agent = %info.agent_id, project = %info.project_id, pid = info.pid, log = %info.log_path.display(), "started ({:.1} ms after the decision)", latency.as_secs_f64() * 1000.0);
                 self.counters.spawns += 1;
                 self.agent_errors.remove(&info.agent_id);

@@ -1,0 +1,367 @@
+//! `agentpm-bench`: measures our coordinator and the Python one (aiagent-runner 0.1.13 from PyPI, in a venv
+//! this program creates) against the same simulator, with real fake-agent processes, and prints a markdown
+//! table plus JSON. Both coordinators run as separate processes from the *same* YAML file.
+//!
+//! Usage: cargo run --release -p agentpm-e2e --bin agentpm-bench -- [--reps N] [--no-python] [--quick] [--json-out FILE]
+
+use agentpm_e2e::bin;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Who {
+    Rust,
+    Python,
+}
+
+struct Opts {
+    reps: usize,
+    python: bool,
+    quick: bool,
+    json_out: Option<PathBuf>,
+}
+
+fn parse_opts() -> Opts {
+    let mut o = Opts { reps: 3, python: true, quick: false, json_out: None };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--reps" => o.reps = args.next().and_then(|v| v.parse().ok()).expect("--reps N"),
+            "--no-python" => o.python = false,
+            "--quick" => o.quick = true,
+            "--json-out" => o.json_out = args.next().map(PathBuf::from),
+            "-h" | "--help" => {
+                println!("agentpm-bench [--reps N] [--no-python] [--quick] [--json-out FILE]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    o
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let o = parse_opts();
+    let python = if o.python { Some(python_venv().expect("cannot prepare the Python coordinator venv")) } else { None };
+    let mut results = serde_json::Map::new();
+    let mut rows: Vec<(String, String, String, String)> = Vec::new(); // scenario, rust, python, ratio
+
+    // drain: 4 agents × 5 projects × 3 items, 0.2 s work, max 3, polling 1 s.
+    let (agents, projects, items) = if o.quick { (2, 2, 2) } else { (4, 5, 3) };
+    let mut drain = json!({});
+    for who in [Who::Rust, Who::Python] {
+        if who == Who::Python && python.is_none() {
+            continue;
+        }
+        let mut walls = Vec::new();
+        let mut last = json!({});
+        for rep in 0..o.reps {
+            let r = drain_once(who, python.as_deref(), agents, projects, items).await;
+            eprintln!("drain {who:?} rep {rep}: {r}");
+            walls.push(r["wall_s"].as_f64().unwrap_or(f64::NAN));
+            last = r;
+        }
+        drain[format!("{who:?}").to_lowercase()] = json!({"wall_s_median": median(&walls), "wall_s_all": walls, "last": last});
+    }
+    let rw = drain["rust"]["wall_s_median"].as_f64().unwrap_or(f64::NAN);
+    let pw = drain["python"]["wall_s_median"].as_f64();
+    rows.push((
+        format!("drain {agents}×{projects}×{items}, 0.2 s work, max 3, poll 1 s: wall (median of {})", o.reps),
+        format!("{rw:.2} s (spawns {}, violations {})", drain["rust"]["last"]["spawns"], drain["rust"]["last"]["violations"]),
+        pw.map(|p| format!("{p:.2} s (violations {})", drain["python"]["last"]["violations"])).unwrap_or("-".into()),
+        pw.map(|p| format!("{:.1}× faster", p / rw)).unwrap_or("-".into()),
+    ));
+    results.insert("drain".into(), drain);
+
+    // scale: 1,000 idle pairs (200 agents × 5 projects, all hold).
+    let secs = if o.quick { 10 } else { 30 };
+    let mut scale = json!({});
+    for who in [Who::Rust, Who::Python] {
+        if who == Who::Python && python.is_none() {
+            continue;
+        }
+        let r = scale_once(who, python.as_deref(), 200, 5, secs).await;
+        eprintln!("scale {who:?}: {r}");
+        scale[format!("{who:?}").to_lowercase()] = r;
+    }
+    let rc = scale["rust"]["cycle_ms_p50"].as_f64().unwrap_or(f64::NAN);
+    let pc = scale["python"]["cycle_ms_p50"].as_f64();
+    rows.push((
+        "scale 1,000 idle pairs: one full cycle p50 / p95".into(),
+        format!("{rc:.1} / {:.1} ms", scale["rust"]["cycle_ms_p95"].as_f64().unwrap_or(f64::NAN)),
+        pc.map(|p| format!("{p:.1} / {:.1} ms", scale["python"]["cycle_ms_p95"].as_f64().unwrap_or(f64::NAN))).unwrap_or("-".into()),
+        pc.map(|p| format!("{:.1}× faster", p / rc)).unwrap_or("-".into()),
+    ));
+    rows.push((
+        format!("scale: CPU seconds over {secs} s / peak RSS"),
+        format!("{:.2} s / {:.1} MB", scale["rust"]["cpu_s"].as_f64().unwrap_or(f64::NAN), scale["rust"]["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)),
+        if pc.is_some() { format!("{:.2} s / {:.1} MB", scale["python"]["cpu_s"].as_f64().unwrap_or(f64::NAN), scale["python"]["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)) } else { "-".into() },
+        if pc.is_some() { format!("{:.1}× less CPU", scale["python"]["cpu_s"].as_f64().unwrap_or(f64::NAN) / scale["rust"]["cpu_s"].as_f64().unwrap_or(f64::NAN)) } else { "-".into() },
+    ));
+    results.insert("scale".into(), scale);
+
+    // reaction and spawn latency (ours; Python polls, so its reaction is bounded by its tick).
+    let react = reaction_once(if o.quick { 8 } else { 20 }).await;
+    eprintln!("reaction: {react}");
+    rows.push((
+        "reaction: child exit → next spawn of the pair, p50 / p95".into(),
+        format!("{:.1} / {:.1} ms", react["exit_to_spawn_ms_p50"].as_f64().unwrap_or(f64::NAN), react["exit_to_spawn_ms_p95"].as_f64().unwrap_or(f64::NAN)),
+        "≥ polling interval (tick-bound)".into(),
+        "-".into(),
+    ));
+    rows.push((
+        "spawn latency: decision → child running, p50 / p95".into(),
+        format!("{:.2} / {:.2} ms", react["spawn_ms_p50"].as_f64().unwrap_or(f64::NAN), react["spawn_ms_p95"].as_f64().unwrap_or(f64::NAN)),
+        "-".into(),
+        "-".into(),
+    ));
+    results.insert("reaction".into(), react);
+
+    // idle: 10 agents, nothing to do, default polling interval.
+    let idle_secs = if o.quick { 20 } else { 60 };
+    let idle = idle_once(10, idle_secs).await;
+    eprintln!("idle: {idle}");
+    rows.push((
+        format!("idle: 10 agents for {idle_secs} s (poll 10 s): CPU / RSS"),
+        format!("{:.3} % / {:.1} MB", idle["cpu_percent"].as_f64().unwrap_or(f64::NAN), idle["rss_mb"].as_f64().unwrap_or(f64::NAN)),
+        "-".into(),
+        "-".into(),
+    ));
+    results.insert("idle".into(), idle);
+
+    println!("\n| scenario | agentpm-coordinator (Rust) | aiagent-runner 0.1.13 (Python) | ratio |");
+    println!("|---|---|---|---|");
+    for (a, b, c, d) in &rows {
+        println!("| {a} | {b} | {c} | {d} |");
+    }
+    let all = Value::Object(results);
+    println!("\n```json\n{}\n```", serde_json::to_string_pretty(&all).unwrap());
+    if let Some(p) = o.json_out {
+        std::fs::write(&p, serde_json::to_string_pretty(&all).unwrap()).unwrap();
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    percentile(v, 50.0)
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let idx = ((p / 100.0) * (s.len() - 1) as f64).round() as usize;
+    s[idx.min(s.len() - 1)]
+}
+
+/// A venv with aiagent-runner 0.1.13 (and aiohttp, which 0.1.13 imports at module load), reused across runs.
+fn python_venv() -> Result<PathBuf, String> {
+    let dir = bin("agentpm-coordinator").parent().unwrap().join("bench-venv");
+    let py = dir.join("bin/python");
+    let ok = py.exists() && Command::new(&py).args(["-c", "import aiagent_runner, aiohttp"]).status().map(|s| s.success()).unwrap_or(false);
+    if !ok {
+        eprintln!("creating {} with aiagent-runner==0.1.13 from PyPI…", dir.display());
+        let s = Command::new("python3").args(["-m", "venv"]).arg(&dir).status().map_err(|e| e.to_string())?;
+        if !s.success() {
+            return Err("python3 -m venv failed (install python3-venv)".into());
+        }
+        let s = Command::new(dir.join("bin/pip")).args(["install", "-q", "aiagent-runner==0.1.13", "aiohttp"]).status().map_err(|e| e.to_string())?;
+        if !s.success() {
+            return Err("pip install aiagent-runner==0.1.13 failed (is PyPI reachable?)".into());
+        }
+    }
+    Ok(py)
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    sim: pm_sim::Simulator,
+    yaml: PathBuf,
+    data: PathBuf,
+}
+
+/// The simulator plus one YAML file in the Python coordinator's format that both coordinators read.
+async fn env(agents: usize, projects: usize, items: usize, max_concurrent: usize, polling: u64, work_ms: u64) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let workload = pm_sim::Workload { projects, agents, items_per_pair: items, provider: "claude".into(), model: None };
+    let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));
+    cfg.socket_path = Some(dir.path().join("mcp.sock"));
+    cfg.max_concurrent = Some(max_concurrent);
+    let sim = pm_sim::Simulator::start(cfg).await.unwrap();
+    let mut yaml = format!(
+        "polling_interval: {polling}\nmax_concurrent: {max_concurrent}\nmcp_socket_path: {}\ncoordinator_token: {}\ndebug_mode: false\nai_providers:\n  claude:\n    cli_command: {}\n    cli_args: [\"--work-ms\", \"{work_ms}\"]\nagents:\n",
+        sim.socket_path().unwrap().display(),
+        sim.coordinator_token(),
+        bin("fake-agent").display()
+    );
+    for id in sim.agent_ids() {
+        yaml.push_str(&format!("  {id}:\n    passkey: \"{}\"\n", sim.passkey(&id)));
+    }
+    let path = dir.path().join("coordinator.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let data = dir.path().join("data");
+    Env { sim, yaml: path, data, _dir: dir }
+}
+
+fn start(who: Who, python: Option<&Path>, e: &Env) -> Child {
+    let mut c = match who {
+        Who::Rust => {
+            let mut c = Command::new(bin("agentpm-coordinator"));
+            c.args(["run", "--config"]).arg(&e.yaml);
+            c
+        }
+        Who::Python => {
+            let mut c = Command::new(python.expect("python"));
+            c.args(["-m", "aiagent_runner", "--coordinator", "-c"]).arg(&e.yaml);
+            c
+        }
+    };
+    c.env("AGENTPM_DATA_DIR", &e.data).env("XDG_DATA_HOME", &e.data).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null());
+    c.spawn().expect("start coordinator")
+}
+
+fn stop(mut child: Child) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+async fn drain_once(who: Who, python: Option<&Path>, agents: usize, projects: usize, items: usize) -> Value {
+    let e = env(agents, projects, items, 3, 1, 200).await;
+    let t = Instant::now();
+    let child = start(who, python, &e);
+    let done = e.sim.wait_until(Duration::from_secs(600), |s| s.remaining_items == 0).await;
+    let wall = t.elapsed().as_secs_f64();
+    stop(child);
+    let st = e.sim.stats();
+    let v = json!({"done": done, "wall_s": wall, "spawns": st.authentications_ok, "violations": e.sim.violations().len(), "peak_concurrent": st.peak_live_processes});
+    e.sim.shutdown().await;
+    v
+}
+
+/// /proc/<pid> CPU seconds (utime+stime) and (VmRSS, VmHWM) in MB.
+fn proc_usage(pid: u32) -> (f64, f64, f64) {
+    let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let cpu = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0;
+    (cpu / tck, kb("VmRSS:"), kb("VmHWM:"))
+}
+
+/// Cycle durations from the simulator's call record: from a `health_check` to the last
+/// `get_agent_action` before the next `health_check`.
+fn cycle_times(calls: &[pm_sim::CallRecord]) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut start: Option<f64> = None;
+    let mut last: Option<f64> = None;
+    for c in calls {
+        let at = c.at_ms as f64;
+        if c.tool == "health_check" {
+            if let (Some(s), Some(l)) = (start, last) {
+                out.push(l - s);
+            }
+            start = Some(at);
+            last = None;
+        } else if c.tool == "get_agent_action" {
+            last = Some(at);
+        }
+    }
+    out
+}
+
+async fn scale_once(who: Who, python: Option<&Path>, agents: usize, projects: usize, secs: u64) -> Value {
+    let e = env(agents, projects, 0, 3, 1, 200).await;
+    let child = start(who, python, &e);
+    let pid = child.id();
+    let t = Instant::now();
+    let mut peak = 0.0f64;
+    while t.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (_, rss, hwm) = proc_usage(pid);
+        peak = peak.max(rss).max(hwm);
+    }
+    let (cpu, _, _) = proc_usage(pid);
+    stop(child);
+    let cycles = cycle_times(&e.sim.calls());
+    let asked = e.sim.calls().iter().filter(|c| c.tool == "get_agent_action").count();
+    e.sim.shutdown().await;
+    json!({"cycles": cycles.len(), "cycle_ms_p50": percentile(&cycles, 50.0), "cycle_ms_p95": percentile(&cycles, 95.0), "cpu_s": cpu, "peak_rss_mb": peak, "get_agent_action_calls": asked, "seconds": secs})
+}
+
+/// One pair with many short items: from each run's exit (its `logout`, just before the process exits) to the
+/// next `start` answer, and the engine's own decision → running times (from its JSON event stream).
+async fn reaction_once(items: usize) -> Value {
+    let e = env(1, 1, items, 3, 10, 20).await;
+    let mut c = Command::new(bin("agentpm-coordinator"));
+    c.args(["--json", "run", "--config"]).arg(&e.yaml).env("AGENTPM_DATA_DIR", &e.data).env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut spawn_ms = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if let Some(ms) = v["event"]["instance"]["spawn_ms"].as_f64() {
+                    if v["event"]["event"] == "instance_started" {
+                        spawn_ms.push(ms);
+                    }
+                }
+            }
+        }
+        spawn_ms
+    });
+    e.sim.wait_until(Duration::from_secs(120), |s| s.remaining_items == 0).await;
+    stop(child);
+    let spawn_ms = reader.join().unwrap_or_default();
+    let calls = e.sim.calls();
+    let mut gaps = Vec::new();
+    let mut exit_at: Option<f64> = None;
+    for c in &calls {
+        if c.tool == "logout" {
+            exit_at = Some(c.at_ms as f64);
+        } else if c.tool == "authenticate" {
+            // The next run of the pair has started (authenticate follows the spawn by the agent's start-up).
+        } else if c.tool == "get_agent_action" {
+            // The answer's start time is recorded when the call arrives; the spawn follows within spawn_ms.
+            if let Some(x) = exit_at.take() {
+                gaps.push(c.at_ms as f64 - x);
+            }
+        }
+    }
+    e.sim.shutdown().await;
+    json!({
+        "runs": items,
+        "exit_to_spawn_ms_p50": percentile(&gaps, 50.0) + percentile(&spawn_ms, 50.0),
+        "exit_to_spawn_ms_p95": percentile(&gaps, 95.0) + percentile(&spawn_ms, 95.0),
+        "exit_to_ask_ms": gaps,
+        "spawn_ms_p50": percentile(&spawn_ms, 50.0),
+        "spawn_ms_p95": percentile(&spawn_ms, 95.0),
+        "polling_interval_s": 10,
+    })
+}
+
+async fn idle_once(agents: usize, secs: u64) -> Value {
+    let e = env(agents, 1, 0, 3, 10, 200).await;
+    let child = start(Who::Rust, None, &e);
+    let pid = child.id();
+    tokio::time::sleep(Duration::from_secs(2)).await; // start-up is not idle time
+    let (c0, _, _) = proc_usage(pid);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (c1, rss, hwm) = proc_usage(pid);
+    stop(child);
+    e.sim.shutdown().await;
+    json!({"seconds": secs, "cpu_percent": (c1 - c0) / secs as f64 * 100.0, "rss_mb": rss, "peak_rss_mb": hwm})
+}
