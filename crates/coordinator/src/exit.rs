@@ -1,19 +1,82 @@
 //! Analysis of a finished run (error line, quota detection) and per-agent cooldown book-keeping.
-//! OWNER: process helper. Contract below.
 use crate::api::UnixMs;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
-/// Error line from the last lines of a log (see protocol doc §5.5, made stricter).
+/// How many lines from the end of a log are looked at.
+const TAIL_LINES: usize = 50;
+const MAX_ERROR_LEN: usize = 500;
+
+fn re(cell: &'static OnceLock<regex::Regex>, pat: &str) -> &'static regex::Regex {
+    cell.get_or_init(|| regex::Regex::new(pat).expect("static regex"))
+}
+
+/// A line that *reports* an error, as opposed to ordinary text that mentions one (upstream matched
+/// `error:` anywhere, which posted normal tool output to the user's chat). The marker must open the line,
+/// after optional timestamps, brackets, log levels or a program name.
+fn error_line(line: &str) -> bool {
+    static R: OnceLock<regex::Regex> = OnceLock::new();
+    re(
+        &R,
+        r"(?i)^\s*(?:[\[(]?[\d\-:T. +Z/]+[\])]?\s*)?(?:\[[^\]]{0,40}\]\s*)?(?:[\w.\-]{1,40}:\s*)?(?:\[api error:|(?:fatal\s+)?error\b[:\]]|\w*(?:quota|ratelimit)\w*error\b|authentication failed|unauthorized\b|.*\b(?:quota (?:will reset|exceeded|exhausted)|rate[ -]?limit(?:ed| exceeded| reached)?\b.*(?:retry|try again|exceeded|reached)))",
+    )
+    .is_match(line)
+}
+
+/// Error line from the last lines of a log.
 pub fn extract_error(log_text: &str) -> Option<String> {
-    let _ = log_text;
-    todo!()
+    let lines: Vec<&str> = log_text.lines().collect();
+    for line in lines.iter().rev().take(TAIL_LINES) {
+        if line.starts_with("[agentpm]") {
+            continue;
+        }
+        if error_line(line) {
+            let t = line.trim();
+            let mut s: String = t.chars().take(MAX_ERROR_LEN).collect();
+            if t.chars().count() > MAX_ERROR_LEN {
+                s.push('…');
+            }
+            return Some(s);
+        }
+    }
+    None
 }
 
 /// Seconds to wait, with margin and cap, when the log shows a quota / rate limit; None otherwise.
+///
+/// Patterns in upstream's order (first pattern that matches anywhere wins), with two fixes: a reset time of
+/// 0 still gives a short cooldown, and generic "rate limit" wording only counts on an error line in the
+/// tail (a model that merely talks about rate limits is not throttled).
 pub fn detect_quota(log_text: &str, margin_percent: u32, max_secs: u64) -> Option<u64> {
-    let _ = (log_text, margin_percent, max_secs);
-    todo!()
+    static RESET: OnceLock<regex::Regex> = OnceLock::new();
+    static RETRY: OnceLock<regex::Regex> = OnceLock::new();
+    static TERMINAL: OnceLock<regex::Regex> = OnceLock::new();
+    static RATE_ERR: OnceLock<regex::Regex> = OnceLock::new();
+    static EXHAUSTED: OnceLock<regex::Regex> = OnceLock::new();
+    static GENERIC: OnceLock<regex::Regex> = OnceLock::new();
+    let reset = re(&RESET, r"(?i)quota will reset after (?:(\d+)h)?(\d+)m(\d+)s");
+    let retry = re(&RETRY, r"(?i)(?:retry after|retry-after:|retry in)\s*(\d+)\s*(?:s\b|sec|seconds?)?");
+    let seconds = if let Some(c) = reset.captures(log_text) {
+        let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u64>().ok()).unwrap_or(0);
+        Some(n(1) * 3600 + n(2) * 60 + n(3))
+    } else if let Some(c) = retry.captures(log_text) {
+        c.get(1).and_then(|m| m.as_str().parse::<u64>().ok())
+    } else if re(&TERMINAL, r"(?i)TerminalQuotaError").is_match(log_text) {
+        Some(1800)
+    } else if re(&RATE_ERR, r"(?i)RateLimitError").is_match(log_text) {
+        Some(300)
+    } else if re(&EXHAUSTED, r"(?i)quota.*exhausted").is_match(log_text) {
+        Some(1800)
+    } else {
+        let generic = re(&GENERIC, r"(?i)rate\s*limit");
+        let tail: Vec<&str> = log_text.lines().rev().take(TAIL_LINES).collect();
+        tail.iter().any(|l| generic.is_match(l) && error_line(l)).then_some(300)
+    }?;
+    // A reset "after 0s" still means "wait a moment", not "no cooldown".
+    let seconds = seconds.max(5);
+    let with_margin = (seconds as f64 * (1.0 + margin_percent as f64 / 100.0)) as u64;
+    Some(with_margin.min(max_secs))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -34,15 +97,93 @@ impl Cooldowns {
     /// Record a failed run: quota seconds if detected, else exponential backoff with jitter from
     /// `default_secs` doubling per consecutive failure, capped at `max_secs`. Returns the new cooldown.
     pub fn record_failure(&mut self, agent_id: &str, quota_secs: Option<u64>, default_secs: u64, max_secs: u64, now: UnixMs) -> Cooldown {
-        let _ = (agent_id, quota_secs, default_secs, max_secs, now);
-        todo!()
+        let n = self.agents.get(agent_id).map_or(0, |c| c.consecutive_failures) + 1;
+        let (secs, reason) = match quota_secs {
+            Some(q) => (q.min(max_secs) as f64, "quota"),
+            None => {
+                let base = default_secs as f64 * 2f64.powi((n - 1).min(20) as i32);
+                // ±20 % jitter so that many agents failing together do not retry together.
+                let jitter = 1.0 + (rand::random::<f64>() - 0.5) * 0.4;
+                ((base * jitter).min(max_secs as f64), "error")
+            }
+        };
+        let c = Cooldown { until: now + (secs * 1000.0) as i64, reason: reason.into(), consecutive_failures: n };
+        self.agents.insert(agent_id.to_string(), c.clone());
+        c
     }
+
     /// A clean exit clears the agent's cooldown and failure count.
     pub fn record_success(&mut self, agent_id: &str) {
         self.agents.remove(agent_id);
     }
+
     /// The active cooldown, if any (expired ones are not returned; failure count is kept until success).
     pub fn active(&self, agent_id: &str, now: UnixMs) -> Option<&Cooldown> {
         self.agents.get(agent_id).filter(|c| c.until > now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_vectors_from_upstream() {
+        let q = |t: &str| detect_quota(t, 10, 3600);
+        assert_eq!(q("quota will reset after 22m55s"), Some(1512));
+        assert_eq!(q("quota will reset after 15m0s"), Some(990));
+        assert_eq!(q("QUOTA WILL RESET AFTER 0m45s"), Some(49));
+        assert_eq!(q("TerminalQuotaError"), Some(1980));
+        assert_eq!(q("retry after 120 seconds"), Some(132));
+        assert_eq!(q("RateLimitError"), Some(330));
+        assert_eq!(q("your quota is exhausted"), Some(1980));
+        assert_eq!(q("Retry after 10 seconds."), Some(11));
+        assert_eq!(q("quota will reset after 59m59s"), Some(3600));
+        assert_eq!(detect_quota("retry after 600 seconds", 20, 7200), Some(720));
+        // Pattern order, not text order.
+        assert_eq!(q("RateLimitError\nquota will reset after 10m0s"), Some(660));
+        assert_eq!(q("all good"), None);
+        assert_eq!(q(""), None);
+    }
+
+    #[test]
+    fn zero_reset_still_cools_down() {
+        assert_eq!(detect_quota("retry after 0 seconds", 10, 3600), Some(5));
+    }
+
+    #[test]
+    fn talking_about_rate_limits_is_not_a_quota() {
+        assert_eq!(detect_quota("I will add rate limit handling to the API client.", 10, 3600), None);
+        assert_eq!(detect_quota("Error: rate limit exceeded, try again later", 10, 3600), Some(330));
+    }
+
+    #[test]
+    fn error_extraction_prefers_real_error_lines() {
+        let log = "starting\nthe function returns error: when input is empty (documented)\nError: simulated failure\n";
+        assert_eq!(extract_error(log).as_deref(), Some("Error: simulated failure"));
+        assert_eq!(extract_error("ok\nwe fixed the error: handling in parse()\ndone\n"), None);
+        assert_eq!(extract_error("2026-01-01 10:00:00 ERROR: boom\n").as_deref(), Some("2026-01-01 10:00:00 ERROR: boom"));
+        assert_eq!(extract_error("[API Error: 529 overloaded]\n").as_deref(), Some("[API Error: 529 overloaded]"));
+        assert_eq!(extract_error("TerminalQuotaError: quota will reset after 0m5s\n").as_deref(), Some("TerminalQuotaError: quota will reset after 0m5s"));
+        assert!(extract_error(&format!("Error: {}\n", "x".repeat(2000))).unwrap().chars().count() <= 501);
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_cleared() {
+        let mut c = Cooldowns::default();
+        let a = c.record_failure("a", None, 60, 3600, 0);
+        assert!((48_000..=72_000).contains(&a.until), "{}", a.until);
+        let b = c.record_failure("a", None, 60, 3600, 0);
+        assert!((96_000..=144_000).contains(&b.until), "{}", b.until);
+        for _ in 0..10 {
+            c.record_failure("a", None, 60, 3600, 0);
+        }
+        assert!(c.agents["a"].until <= 3_600_000);
+        assert!(c.active("a", 0).is_some());
+        assert!(c.active("a", 4_000_000).is_none());
+        c.record_success("a");
+        assert!(c.active("a", 0).is_none());
+        let q = c.record_failure("b", Some(660), 60, 3600, 1000);
+        assert_eq!((q.until, q.reason.as_str()), (661_000, "quota"));
     }
 }

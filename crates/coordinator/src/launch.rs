@@ -63,9 +63,166 @@ pub enum LaunchError {
     Io { path: String, message: String },
 }
 
+/// Marker that MCP config files use instead of the token itself (Claude Code and Gemini CLI expand `${VAR}`).
+pub const TOKEN_ENV: &str = "AGENTPM_COORDINATOR_TOKEN";
+
+fn is_http(address: &str) -> bool {
+    address.starts_with("http://") || address.starts_with("https://")
+}
+
+/// The `agent-pm` MCP server entry for an agent. The token is referenced, never written.
+fn mcp_entry(address: &str, has_token: bool, typed_http: bool) -> serde_json::Value {
+    if is_http(address) {
+        let mut e = serde_json::json!({"url": address});
+        if typed_http {
+            e["type"] = "http".into();
+        }
+        if has_token {
+            e["headers"] = serde_json::json!({"Authorization": format!("Bearer ${{{TOKEN_ENV}}}")});
+        }
+        e
+    } else {
+        serde_json::json!({"command": "nc", "args": ["-U", address]})
+    }
+}
+
+/// The prompt, in our own words. It never contains a secret: the agent reads them from its environment.
+pub fn build_prompt(req: &LaunchRequest) -> String {
+    let wd = req.working_dir.display().to_string();
+    if let Some(bp) = req.base_prompt.as_ref().filter(|p| !p.trim().is_empty()) {
+        return bp.replace("{working_dir}", &wd);
+    }
+    format!(
+        "You are an agent instance started by AI Agent PM's coordinator.\n\
+Your working directory is {wd}. Never modify anything under {wd}/.aiagent/.\n\n\
+1. Your credentials are in the environment variables AGENT_ID, AGENT_PASSKEY and PROJECT_ID. Pass them\n\
+   directly to the `authenticate` tool of the `agent-pm` MCP server (agent_id, passkey, project_id). Do not\n\
+   print, echo or log the passkey.\n\
+2. Keep the session_token it returns and adopt the system_prompt it returns, if any.\n\
+3. Then loop: call `get_next_action` with your session_token, do exactly what its `instruction` says, and call\n\
+   it again. Do not act on a task description directly; the instructions tell you when to report progress,\n\
+   when to create subtasks and when to stop.\n\
+4. Other members of the PM team are reached through the PM tools (subtasks, messages), not through local\n\
+   sub-agents.\n\
+5. When `get_next_action` says to exit (or after `logout`), stop.\n"
+    )
+}
+
+/// Decide argv, env, stdin and files for one run. Pure: no I/O.
 pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
-    let _ = req;
-    todo!()
+    let (program, mut args) = match &req.kick_command {
+        Some(k) => {
+            let parts = shell_words::split(k).map_err(|e| LaunchError::Invalid(format!("the server's kick_command {k:?} cannot be split ({e}: unbalanced quotes?); nothing was started")))?;
+            let mut it = parts.into_iter();
+            let program = it.next().ok_or_else(|| LaunchError::Invalid("the server sent an empty kick_command; nothing was started".into()))?;
+            (program, it.collect::<Vec<_>>())
+        }
+        None => (req.provider.command.clone(), req.provider.args.clone()),
+    };
+    if program.trim().is_empty() {
+        return Err(LaunchError::Invalid(format!("provider {:?} has an empty command", req.provider_name)));
+    }
+    let wd = req.working_dir.display().to_string();
+    let cwd = req.context_dir.clone().unwrap_or_else(|| req.working_dir.clone());
+    let has_token = req.coordinator_token.is_some();
+    let stem = req.log_path.file_stem().and_then(|s| s.to_str()).unwrap_or("run").to_string();
+    let log_dir = req.log_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut files = Vec::new();
+    if req.kick_command.is_none() {
+        match req.kind.as_str() {
+            "claude" => {
+                let cfg_path = log_dir.join(format!(".{stem}.mcp.json"));
+                let body = serde_json::json!({"mcpServers": {"agent-pm": mcp_entry(&req.server_address, has_token, true)}});
+                files.push(PlannedFile { path: cfg_path.clone(), contents: serde_json::to_string_pretty(&body).unwrap(), temp: true });
+                args.push("--mcp-config".into());
+                args.push(cfg_path.display().to_string());
+                if let Some(m) = &req.model {
+                    args.extend(["--model".to_string(), m.clone()]);
+                }
+                args.extend(["--add-dir".to_string(), wd.clone()]);
+                if req.debug {
+                    args.extend(["--debug-file".to_string(), log_dir.join(format!("{stem}.debug.log")).display().to_string()]);
+                }
+                // `-p` with no prompt argument: Claude Code reads the prompt from stdin.
+                args.push("-p".into());
+            }
+            "gemini" => {
+                let mut entry = mcp_entry(&req.server_address, has_token, false);
+                entry["trust"] = true.into();
+                let body = serde_json::json!({
+                    "mcpServers": {"agent-pm": entry},
+                    "includeDirectories": [wd],
+                    "loadMemoryFromIncludeDirectories": true,
+                });
+                files.push(PlannedFile { path: cwd.join(".gemini/settings.json"), contents: serde_json::to_string_pretty(&body).unwrap(), temp: false });
+                if let Some(m) = &req.model {
+                    args.extend(["-m".to_string(), m.clone()]);
+                }
+                args.extend(["--include-directories".to_string(), wd.clone()]);
+                if req.debug {
+                    args.push("--debug".into());
+                }
+            }
+            "codex" => {
+                if let Some(m) = &req.model {
+                    args.extend(["--model".to_string(), m.clone()]);
+                }
+                // `-` = read the prompt from stdin.
+                args.push("-".into());
+            }
+            // Custom commands get exactly their configured argv (plus the environment below).
+            _ => {}
+        }
+    }
+    let mut env = vec![
+        ("AGENT_ID".to_string(), req.agent_id.clone()),
+        ("PROJECT_ID".to_string(), req.project_id.clone()),
+        ("AGENT_PASSKEY".to_string(), req.passkey.clone()),
+        ("WORKING_DIRECTORY".to_string(), wd),
+        ("AGENTPM_SERVER".to_string(), req.server_address.clone()),
+    ];
+    if let Some(m) = &req.model {
+        env.push(("AGENTPM_MODEL".to_string(), m.clone()));
+    }
+    if let Some(t) = &req.task_id {
+        env.push(("AGENTPM_TASK_ID".to_string(), t.clone()));
+    }
+    if let (true, Some(t)) = (is_http(&req.server_address), &req.coordinator_token) {
+        env.push((TOKEN_ENV.to_string(), t.clone()));
+    }
+    Ok(LaunchPlan { program, args, env, cwd, stdin: build_prompt(req), files })
+}
+
+/// Usual places for CLIs that an app started from Finder does not have on its PATH.
+fn extra_dirs() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = ["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin"].iter().map(PathBuf::from).collect();
+    if let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()) {
+        for d in [".npm-global/bin", ".local/bin", ".cargo/bin", ".bun/bin", ".volta/bin"] {
+            v.push(home.join(d));
+        }
+    }
+    v
+}
+
+/// Find a provider's executable: absolute paths as-is, else PATH, else the usual install locations.
+pub fn resolve_command(cmd: &str) -> Result<PathBuf, LaunchError> {
+    let p = Path::new(cmd);
+    if p.is_absolute() || cmd.contains('/') {
+        use std::os::unix::fs::PermissionsExt;
+        return match std::fs::metadata(p) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(p.to_path_buf()),
+            _ => Err(LaunchError::NotFound { command: cmd.into(), hint: "the path does not name an executable file".into() }),
+        };
+    }
+    if let Ok(found) = which::which(cmd) {
+        return Ok(found);
+    }
+    let paths = std::env::join_paths(extra_dirs()).unwrap_or_default();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    which::which_in(cmd, Some(paths), cwd).map_err(|_| LaunchError::NotFound {
+        command: cmd.into(),
+        hint: "install it, or set the provider's command to an absolute path in settings".into(),
+    })
 }
 
 /// A running child: its own process group (pgid == pid).
@@ -76,22 +233,269 @@ pub struct RunningChild {
     pub log_task: tokio::task::JoinHandle<()>,
 }
 
+fn write_private(path: &Path, contents: &str) -> Result<(), LaunchError> {
+    crate::paths::write_atomic(path, contents.as_bytes(), 0o600).map_err(|e| LaunchError::Io { path: path.display().to_string(), message: e.to_string() })
+}
+
 /// Write the plan's files, spawn with `process_group(0)`, pipe stdout+stderr through the redactor into `log_path`,
 /// write the prompt to stdin and close it.
+///
+/// Output is relayed by the coordinator (that is what keeps secrets out of the log even if an agent prints
+/// them). If the coordinator dies the relay dies with it; after a restart the engine stops such orphans
+/// (group kill) from the state file, so no run ever continues unlogged.
 pub async fn spawn(plan: &LaunchPlan, log_path: &Path, redactor: &crate::redact::Redactor) -> Result<RunningChild, LaunchError> {
-    let _ = (plan, log_path, redactor);
-    todo!()
+    use std::process::Stdio;
+    use tokio::io::AsyncWriteExt;
+    let program = resolve_command(&plan.program)?;
+    if !plan.cwd.is_dir() {
+        std::fs::create_dir_all(&plan.cwd).map_err(|e| LaunchError::Io { path: plan.cwd.display().to_string(), message: e.to_string() })?;
+    }
+    for f in &plan.files {
+        write_private(&f.path, &f.contents)?;
+    }
+    let io = |e: std::io::Error| LaunchError::Io { path: log_path.display().to_string(), message: e.to_string() };
+    let mut log = tokio::fs::OpenOptions::new().create(true).append(true).open(log_path).await.map_err(io)?;
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.args(&plan.args)
+        .current_dir(&plan.cwd)
+        .envs(plan.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LaunchError::NotFound { command: plan.program.clone(), hint: "install it, or set an absolute path in settings".into() },
+        _ => LaunchError::Spawn { command: plan.program.clone(), message: e.to_string() },
+    })?;
+    let pid = child.id().unwrap_or(0);
+    let header = format!(
+        "[agentpm] {} start pid={pid} cwd={} command={} {}\n",
+        chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"),
+        plan.cwd.display(),
+        program.display(),
+        shell_words::join(&plan.args)
+    );
+    let _ = log.write_all(redactor.redact(&header).as_bytes()).await;
+    // The prompt goes to stdin from a task: a child that never reads stdin cannot block us.
+    if let Some(mut stdin) = child.stdin.take() {
+        let prompt = plan.stdin.clone();
+        tokio::spawn(async move {
+            let _ = stdin.write_all(prompt.as_bytes()).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>), child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)].into_iter().flatten() {
+        let tx = tx.clone();
+        tokio::spawn(relay_lines(pipe, tx));
+    }
+    drop(tx);
+    let redactor = redactor.clone();
+    let log_task = tokio::spawn(write_log(rx, log, redactor));
+    Ok(RunningChild { pid, child, log_task })
+}
+
+/// Reads a pipe line by line (partial lines flushed at EOF or when very long) and forwards them.
+async fn relay_lines(pipe: Box<dyn tokio::io::AsyncRead + Send + Unpin>, tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut r = tokio::io::BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if tx.send(std::mem::take(&mut line)).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn write_log(mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, mut log: tokio::fs::File, redactor: crate::redact::Redactor) {
+    use tokio::io::AsyncWriteExt;
+    while let Some(line) = rx.recv().await {
+        let text = String::from_utf8_lossy(&line);
+        let masked = redactor.redact(&text);
+        if log.write_all(masked.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = log.flush().await;
+}
+
+fn group_alive(pgid: i32) -> bool {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
 }
 
 /// SIGTERM the group, wait up to `grace` for the group to be gone, then SIGKILL the group.
 pub async fn stop_group(pgid: u32, grace: std::time::Duration) {
-    let _ = (pgid, grace);
-    todo!()
+    use nix::sys::signal::{killpg, Signal};
+    let pg = pgid as i32;
+    if pg <= 1 {
+        return; // never signal init's group or "every process"
+    }
+    let pid = nix::unistd::Pid::from_raw(pg);
+    if killpg(pid, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        if !group_alive(pg) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = killpg(pid, Signal::SIGKILL);
 }
 
 /// Remove the plan's temp files after a run.
 pub fn cleanup(plan: &LaunchPlan) {
     for f in plan.files.iter().filter(|f| f.temp) {
         let _ = std::fs::remove_file(&f.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProviderSettings;
+
+    fn req(kind: &str, address: &str) -> LaunchRequest {
+        LaunchRequest {
+            agent_id: "agt_a".into(),
+            project_id: "prj_1".into(),
+            working_dir: PathBuf::from("/work/p"),
+            provider_name: kind.into(),
+            provider: ProviderSettings { command: kind.into(), args: vec!["--x".into()], model: None, kind: Some(kind.into()) },
+            kind: kind.into(),
+            model: Some("m-1".into()),
+            kick_command: None,
+            server_address: address.into(),
+            passkey: "PASSKEY-123456".into(),
+            coordinator_token: Some("TOKEN-abcdef".into()),
+            task_id: Some("tsk_1".into()),
+            debug: true,
+            log_path: PathBuf::from("/logs/agt_a/20260101_000000_000.log"),
+            context_dir: None,
+            base_prompt: None,
+        }
+    }
+
+    #[test]
+    fn no_secret_in_argv_files_or_prompt_for_any_kind_or_transport() {
+        for kind in ["claude", "gemini", "codex", "custom"] {
+            for addr in ["/tmp/mcp.sock", "http://pm:8080/mcp"] {
+                let p = plan(&req(kind, addr)).unwrap();
+                for secret in ["PASSKEY-123456", "TOKEN-abcdef"] {
+                    assert!(!p.program.contains(secret) && p.args.iter().all(|a| !a.contains(secret)), "{kind} {addr}: {p:?}");
+                    assert!(p.files.iter().all(|f| !f.contents.contains(secret)), "{kind} {addr}: {:?}", p.files);
+                    assert!(!p.stdin.contains(secret));
+                }
+                assert!(p.env.iter().any(|(k, v)| k == "AGENT_PASSKEY" && v == "PASSKEY-123456"));
+                let token_in_env = p.env.iter().any(|(k, _)| k == TOKEN_ENV);
+                assert_eq!(token_in_env, addr.starts_with("http"), "{kind} {addr}");
+            }
+        }
+    }
+
+    #[test]
+    fn claude_gets_mcp_config_model_and_stdin_prompt() {
+        let p = plan(&req("claude", "/tmp/mcp.sock")).unwrap();
+        let i = p.args.iter().position(|a| a == "--mcp-config").unwrap();
+        assert!(p.args[i + 1].ends_with(".mcp.json"));
+        assert!(p.files[0].contents.contains("\"-U\""));
+        assert!(p.args.windows(2).any(|w| w == ["--model", "m-1"]));
+        assert_eq!(p.args.last().unwrap(), "-p");
+        assert!(p.stdin.contains("get_next_action"));
+        let h = plan(&req("claude", "http://pm:8080/mcp")).unwrap();
+        assert!(h.files[0].contents.contains("${AGENTPM_COORDINATOR_TOKEN}"));
+    }
+
+    #[test]
+    fn gemini_uses_settings_file_and_short_model_flag() {
+        let p = plan(&req("gemini", "/tmp/mcp.sock")).unwrap();
+        assert!(p.files[0].path.ends_with(".gemini/settings.json"));
+        assert!(p.args.windows(2).any(|w| w == ["-m", "m-1"]));
+        assert!(p.args.contains(&"--include-directories".to_string()));
+    }
+
+    #[test]
+    fn kick_command_is_split_and_bad_quotes_refused() {
+        let mut r = req("claude", "/tmp/mcp.sock");
+        r.kick_command = Some("my-agent --flag 'two words'".into());
+        let p = plan(&r).unwrap();
+        assert_eq!(p.program, "my-agent");
+        assert_eq!(p.args, vec!["--flag", "two words"]);
+        r.kick_command = Some("my-agent 'oops".into());
+        let e = plan(&r).unwrap_err().to_string();
+        assert!(e.contains("unbalanced quotes"), "{e}");
+    }
+
+    #[test]
+    fn base_prompt_substitutes_working_dir() {
+        let mut r = req("custom", "/tmp/mcp.sock");
+        r.base_prompt = Some("work in {working_dir}".into());
+        assert_eq!(plan(&r).unwrap().stdin, "work in /work/p");
+    }
+
+    #[test]
+    fn missing_command_is_a_clear_error() {
+        let e = resolve_command("surely-not-a-real-command-xyz").unwrap_err();
+        assert!(matches!(e, LaunchError::NotFound { .. }));
+    }
+
+    #[tokio::test]
+    async fn stop_group_kills_grandchildren() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.log");
+        let p = LaunchPlan {
+            program: "sh".into(),
+            args: vec!["-c".into(), "sleep 600 & echo grandchild $!; sleep 600".into()],
+            env: vec![],
+            cwd: dir.path().into(),
+            stdin: String::new(),
+            files: vec![],
+        };
+        let mut child = spawn(&p, &log, &crate::redact::Redactor::default()).await.unwrap();
+        let mut gc = 0;
+        for _ in 0..100 {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(n) = text.split("grandchild ").nth(1).and_then(|r| r.trim().split_whitespace().next()).and_then(|n| n.parse::<i32>().ok()) {
+                gc = n;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(gc > 0, "no grandchild pid");
+        stop_group(child.pid, std::time::Duration::from_secs(2)).await;
+        let _ = child.child.wait().await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let alive = std::fs::read_to_string(format!("/proc/{gc}/stat")).map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z')).unwrap_or(false);
+        assert!(!alive, "grandchild {gc} survived");
+    }
+
+    #[tokio::test]
+    async fn output_is_redacted_into_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.log");
+        let r = crate::redact::Redactor::default();
+        r.add("PASSKEY-123456");
+        let p = LaunchPlan {
+            program: "sh".into(),
+            args: vec!["-c".into(), "read line; echo \"got $line and $AGENT_PASSKEY\"; echo err $AGENT_PASSKEY >&2".into()],
+            env: vec![("AGENT_PASSKEY".into(), "PASSKEY-123456".into())],
+            cwd: dir.path().into(),
+            stdin: "hello\n".into(),
+            files: vec![],
+        };
+        let mut c = spawn(&p, &log, &r).await.unwrap();
+        c.child.wait().await.unwrap();
+        c.log_task.await.unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("got hello and ********"), "{text}");
+        assert!(!text.contains("PASSKEY-123456"), "{text}");
     }
 }

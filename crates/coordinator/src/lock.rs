@@ -1,4 +1,5 @@
-//! Single-instance lock per settings file, with stale-lock takeover. OWNER: process helper.
+//! Single-instance lock per settings file, with stale-lock takeover.
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,12 +15,108 @@ pub struct InstanceLock {
     pub path: PathBuf,
     /// Set when a stale lock (dead pid) was taken over: a message naming the old pid/host.
     pub took_over: Option<String>,
+    file: Option<std::fs::File>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Info {
+    pid: u32,
+    host: String,
+    started: String,
+    config: String,
+}
+
+fn runtime_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("agentpm-coordinator"),
+        None => std::env::temp_dir().join(format!("agentpm-coordinator-{}", nix::unistd::getuid())),
+    }
+}
+
+/// FNV-1a: a stable, dependency-free name for the lock of one config path.
+fn key(config: &Path) -> String {
+    let canon = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in canon.to_string_lossy().bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
 }
 
 impl InstanceLock {
     /// Lock keyed by the canonical path of `config` (the settings file or YAML in use).
     pub fn acquire(config: &Path) -> Result<InstanceLock, LockError> {
-        let _ = config;
-        todo!()
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = runtime_dir();
+        let io = |p: &Path, e: std::io::Error| LockError::Io { path: p.display().to_string(), message: e.to_string() };
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| io(&dir, e))?;
+        let path = dir.join(format!("coordinator-{}.lock", key(config)));
+        let info_path = path.with_extension("info");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| io(&path, e))?;
+        let old: Option<Info> = std::fs::read_to_string(&info_path).ok().and_then(|t| serde_json::from_str(&t).ok());
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let i = old.unwrap_or_default();
+                return Err(LockError::Held { config: config.display().to_string(), pid: i.pid, host: i.host, started: i.started });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&path, e)),
+        }
+        // The OS lock died with its holder; an info file left behind names who that was.
+        let took_over = old.map(|i| format!("took over a stale lock from pid {} on {} (started {}); that coordinator did not exit cleanly", i.pid, i.host, i.started));
+        let info = Info {
+            pid: std::process::id(),
+            host: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            started: chrono::Local::now().to_rfc3339(),
+            config: config.display().to_string(),
+        };
+        let mut f = std::fs::File::create(&info_path).map_err(|e| io(&info_path, e))?;
+        let _ = f.write_all(serde_json::to_string(&info).unwrap_or_default().as_bytes());
+        Ok(InstanceLock { path, took_over, file: Some(file) })
+    }
+}
+
+impl Drop for InstanceLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.path.with_extension("info"));
+        if let Some(f) = self.file.take() {
+            let _ = f.unlock();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_acquire_fails_and_names_the_holder() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("settings.json");
+        std::fs::write(&cfg, "{}").unwrap();
+        let first = InstanceLock::acquire(&cfg).unwrap();
+        match InstanceLock::acquire(&cfg) {
+            Err(LockError::Held { pid, .. }) => assert_eq!(pid, std::process::id()),
+            other => panic!("expected Held, got {:?}", other.map(|_| ())),
+        }
+        let other_cfg = d.path().join("other.json");
+        std::fs::write(&other_cfg, "{}").unwrap();
+        assert!(InstanceLock::acquire(&other_cfg).is_ok(), "different configs must not conflict");
+        drop(first);
+        assert!(InstanceLock::acquire(&cfg).is_ok());
+    }
+
+    #[test]
+    fn stale_info_is_reported_on_takeover() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("s.json");
+        std::fs::write(&cfg, "{}").unwrap();
+        let l = InstanceLock::acquire(&cfg).unwrap();
+        let info = l.path.with_extension("info");
+        let saved = std::fs::read_to_string(&info).unwrap().replace(&format!("\"pid\":{}", std::process::id()), "\"pid\":4242");
+        drop(l);
+        std::fs::write(&info, saved).unwrap();
+        let l = InstanceLock::acquire(&cfg).unwrap();
+        assert!(l.took_over.as_deref().unwrap_or("").contains("4242"), "{:?}", l.took_over);
     }
 }

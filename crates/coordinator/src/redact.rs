@@ -1,12 +1,17 @@
-//! Masking of known secrets in every log line, error and status text. OWNER: secrets helper.
+//! Masking of known secrets in every log line, error and status text.
 
+use std::io::Write;
 use std::sync::{Arc, RwLock};
+
+/// What a masked secret looks like.
+pub const MASK: &str = "********";
 
 /// A shared, growing set of secrets to mask. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Redactor(Arc<RwLock<Vec<String>>>);
 
 impl Redactor {
+    /// Remember a secret. Very short values are ignored: masking "ab" everywhere would garble text.
     pub fn add(&self, secret: &str) {
         if secret.len() < 4 {
             return;
@@ -14,18 +19,24 @@ impl Redactor {
         let mut v = self.0.write().unwrap();
         if !v.iter().any(|s| s == secret) {
             v.push(secret.to_string());
+            // Longest first, so a secret containing another is masked whole.
             v.sort_by_key(|s| std::cmp::Reverse(s.len()));
         }
     }
+
     pub fn redact(&self, text: &str) -> String {
         let v = self.0.read().unwrap();
         let mut out = text.to_string();
         for s in v.iter() {
             if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "********");
+                out = out.replace(s.as_str(), MASK);
             }
         }
         out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.read().unwrap().is_empty()
     }
 }
 
@@ -33,4 +44,120 @@ impl Redactor {
 pub fn global() -> &'static Redactor {
     static G: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
     G.get_or_init(Redactor::default)
+}
+
+/// For display: never any part of the value, only that it exists.
+pub fn mask(value: &str) -> String {
+    if value.is_empty() {
+        String::new()
+    } else {
+        format!("•••• ({} characters)", value.chars().count())
+    }
+}
+
+/// A `MakeWriter` that masks every formatted line before it reaches the sink.
+#[derive(Clone)]
+pub struct RedactingWriter<W: Clone> {
+    inner: W,
+    redactor: Redactor,
+}
+
+impl<W: Clone> RedactingWriter<W> {
+    pub fn new(inner: W, redactor: Redactor) -> Self {
+        RedactingWriter { inner, redactor }
+    }
+}
+
+/// One formatted event, buffered and masked on drop.
+pub struct RedactingLine<W: Write> {
+    buf: Vec<u8>,
+    inner: W,
+    redactor: Redactor,
+}
+
+impl<W: Write> Write for RedactingLine<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> Drop for RedactingLine<W> {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.buf);
+        let _ = self.inner.write_all(self.redactor.redact(&text).as_bytes());
+        let _ = self.inner.flush();
+    }
+}
+
+impl<'a, W> tracing_subscriber::fmt::MakeWriter<'a> for RedactingWriter<W>
+where
+    W: tracing_subscriber::fmt::MakeWriter<'a> + Clone,
+{
+    type Writer = RedactingLine<W::Writer>;
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingLine { buf: Vec::new(), inner: self.inner.make_writer(), redactor: self.redactor.clone() }
+    }
+}
+
+/// Logging to stderr through the global redactor; `RUST_LOG` overrides the level.
+pub fn init_tracing(debug: bool, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if debug { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let writer = RedactingWriter::new(std::io::stderr, global().clone());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn masks_longest_first() {
+        let r = Redactor::default();
+        r.add("abcd");
+        r.add("abcdefgh");
+        assert_eq!(r.redact("x abcdefgh y abcd"), format!("x {MASK} y {MASK}"));
+        r.add("ab"); // too short: ignored
+        assert_eq!(r.redact("ab"), "ab");
+    }
+
+    #[test]
+    fn tracing_output_is_masked_in_debug_too() {
+        let sink = Sink::default();
+        let r = Redactor::default();
+        r.add("pk-very-secret");
+        let s = sink.clone();
+        let writer = RedactingWriter::new(move || s.clone(), r);
+        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_writer(writer).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(passkey = "pk-very-secret", "spawning with pk-very-secret");
+        });
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(out.contains("spawning with"), "{out}");
+        assert!(!out.contains("pk-very-secret"), "{out}");
+    }
+
+    #[test]
+    fn mask_shows_no_part_of_the_value() {
+        assert!(!mask("secret").contains("se"));
+    }
 }

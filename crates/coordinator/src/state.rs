@@ -30,8 +30,18 @@ pub struct PersistedState {
 impl PersistedState {
     /// Missing or unreadable file → default (a corrupt file is moved aside to `state.json.corrupt`).
     pub fn load(path: &Path) -> PersistedState {
-        let _ = path;
-        todo!()
+        match std::fs::read_to_string(path) {
+            Ok(text) => match serde_json::from_str(&text) {
+                Ok(s) => s,
+                Err(e) => {
+                    let aside = path.with_extension("json.corrupt");
+                    tracing::warn!("{} is corrupt ({e}); moved to {} and starting fresh", path.display(), aside.display());
+                    let _ = std::fs::rename(path, &aside);
+                    PersistedState::default()
+                }
+            },
+            Err(_) => PersistedState::default(),
+        }
     }
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         crate::paths::write_atomic(path, serde_json::to_string_pretty(self).unwrap().as_bytes(), 0o600)
@@ -40,12 +50,57 @@ impl PersistedState {
 
 /// Start time of a process (Linux: field 22 of /proc/<pid>/stat), None if it is gone.
 pub fn process_start_time(pid: u32) -> Option<u64> {
-    let _ = pid;
-    todo!()
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may itself contain spaces and parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')))
+        .unwrap_or(false)
 }
 
 /// True when `rec` still names a live process of ours (pid alive and start time matches when known).
 pub fn is_alive(rec: &ChildRecord) -> bool {
-    let _ = rec;
-    todo!()
+    if rec.pid <= 1 || nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.pid as i32), None).is_err() {
+        return false;
+    }
+    if is_zombie(rec.pid) {
+        return false;
+    }
+    match (rec.proc_start, process_start_time(rec.pid)) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+#[allow(dead_code)]
+fn _unused(_: PathBuf, _: UnixMs, _: Cooldowns) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_state_is_moved_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state.json");
+        std::fs::write(&p, "{not json").unwrap();
+        assert_eq!(PersistedState::load(&p), PersistedState::default());
+        assert!(d.path().join("state.json.corrupt").exists());
+    }
+
+    #[test]
+    fn liveness_checks_start_time() {
+        let me = std::process::id();
+        let start = process_start_time(me);
+        assert!(start.is_some());
+        let rec = ChildRecord { pid: me, pgid: me, agent_id: "a".into(), project_id: "p".into(), task_id: None, started_at: 0, log_path: PathBuf::new(), proc_start: start };
+        assert!(is_alive(&rec));
+        assert!(!is_alive(&ChildRecord { proc_start: start.map(|s| s + 1), ..rec.clone() }), "recycled pid taken for ours");
+        assert!(!is_alive(&ChildRecord { pid: 999_999_999, ..rec }));
+    }
 }

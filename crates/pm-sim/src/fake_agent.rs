@@ -1,0 +1,261 @@
+//! A stand-in for an AI coding CLI. It reads its prompt from stdin (or argv, as the Python coordinator passes
+//! it), authenticates with the passkey from its environment, completes one work item and exits.
+//!
+//! Modes (flags, env `FAKE_AGENT_MODE`, or the server's `sim_behavior`, which wins): succeed, `--fail`,
+//! `--quota`, `--hang`, `--grandchild` (spawns `sleep 600` in its process group, then hangs), `--leak`
+//! (prints its passkey: a misbehaving agent whose log must still be clean), `--work-ms N`.
+
+use serde_json::{json, Value};
+use std::io::Read;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Mode {
+    Succeed,
+    Fail(String),
+    Quota(String),
+    Hang,
+    Grandchild,
+    Leak,
+}
+
+struct Opts {
+    mode: Mode,
+    work_ms: u64,
+    mcp_config: Option<String>,
+}
+
+fn parse(args: &[String]) -> Opts {
+    let mut o = Opts { mode: Mode::Succeed, work_ms: 200, mcp_config: None };
+    if let Ok(m) = std::env::var("FAKE_AGENT_MODE") {
+        o.mode = mode_from(&m, None);
+    }
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--fail" => o.mode = Mode::Fail("Error: simulated failure".into()),
+            "--quota" => o.mode = Mode::Quota("TerminalQuotaError: quota will reset after 0m5s".into()),
+            "--hang" => o.mode = Mode::Hang,
+            "--grandchild" => o.mode = Mode::Grandchild,
+            "--leak" => o.mode = Mode::Leak,
+            "--work-ms" => o.work_ms = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.work_ms),
+            "--mcp-config" => o.mcp_config = it.next().cloned(),
+            // Flags of real CLIs that take a value: skip the value.
+            "--model" | "-m" | "--add-dir" | "--debug-file" | "--max-turns" | "--include-directories" => {
+                it.next();
+            }
+            _ => {}
+        }
+    }
+    o
+}
+
+fn mode_from(name: &str, message: Option<&str>) -> Mode {
+    match name {
+        "fail" => Mode::Fail(message.unwrap_or("Error: simulated failure").into()),
+        "quota" => Mode::Quota(message.unwrap_or("TerminalQuotaError: quota will reset after 0m5s").into()),
+        "hang" => Mode::Hang,
+        "grandchild" => Mode::Grandchild,
+        "leak" => Mode::Leak,
+        _ => Mode::Succeed,
+    }
+}
+
+/// Where the server is: the claude-style `--mcp-config` file, else `AGENTPM_SERVER`.
+fn server_address(o: &Opts) -> Result<(String, Option<String>), String> {
+    if let Some(path) = &o.mcp_config {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("bad MCP config: {e}"))?;
+        let e = &v["mcpServers"]["agent-pm"];
+        if let Some(url) = e["url"].as_str() {
+            let auth = e["headers"]["Authorization"].as_str().map(expand_env);
+            return Ok((url.to_string(), auth.map(|a| a.trim_start_matches("Bearer ").to_string())));
+        }
+        if let Some(sock) = e["args"].as_array().and_then(|a| a.last()).and_then(Value::as_str) {
+            return Ok((sock.to_string(), None));
+        }
+        return Err("MCP config has no agent-pm server".into());
+    }
+    let addr = std::env::var("AGENTPM_SERVER").map_err(|_| "no --mcp-config and no AGENTPM_SERVER".to_string())?;
+    Ok((addr, std::env::var("AGENTPM_COORDINATOR_TOKEN").ok()))
+}
+
+/// `${VAR}` → its value (as Claude Code does for MCP config headers).
+fn expand_env(s: &str) -> String {
+    let mut out = s.to_string();
+    while let Some(start) = out.find("${") {
+        let Some(end) = out[start..].find('}') else { break };
+        let var = &out[start + 2..start + end];
+        let val = std::env::var(var).unwrap_or_default();
+        out.replace_range(start..start + end + 1, &val);
+    }
+    out
+}
+
+enum Conn {
+    Unix(BufReader<tokio::net::UnixStream>),
+    Http { client: reqwest::Client, url: String, bearer: Option<String> },
+}
+
+impl Conn {
+    async fn call(&mut self, id: &mut u64, tool: &str, args: Value) -> Result<Value, String> {
+        *id += 1;
+        let req = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": tool, "arguments": args}, "id": *id});
+        let env: Value = match self {
+            Conn::Unix(s) => {
+                let mut line = serde_json::to_vec(&req).unwrap();
+                line.push(b'\n');
+                s.get_mut().write_all(&line).await.map_err(|e| e.to_string())?;
+                let mut buf = String::new();
+                s.read_line(&mut buf).await.map_err(|e| e.to_string())?;
+                serde_json::from_str(&buf).map_err(|e| format!("bad reply to {tool}: {e}"))?
+            }
+            Conn::Http { client, url, bearer } => {
+                let mut r = client.post(url.as_str()).json(&req);
+                if let Some(b) = bearer {
+                    r = r.bearer_auth(b);
+                }
+                let resp = r.send().await.map_err(|e| e.to_string())?;
+                if !resp.status().is_success() {
+                    return Err(format!("{tool}: HTTP {}", resp.status()));
+                }
+                resp.json().await.map_err(|e| e.to_string())?
+            }
+        };
+        let result = &env["result"];
+        let text = result["content"][0]["text"].as_str().unwrap_or("");
+        if result["isError"].as_bool() == Some(true) {
+            return Err(format!("{tool}: {text}"));
+        }
+        Ok(serde_json::from_str(text).unwrap_or_else(|_| json!({"text": text})))
+    }
+}
+
+/// The whole CLI; returns the exit code.
+pub fn run(args: Vec<String>) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(main(args))
+}
+
+async fn main(args: Vec<String>) -> i32 {
+    let mut o = parse(&args);
+    // Read the prompt (stdin is closed by the coordinator after writing it).
+    let prompt = tokio::task::spawn_blocking(|| {
+        let mut s = String::new();
+        let _ = std::io::stdin().read_to_string(&mut s);
+        s
+    });
+    let prompt = tokio::time::timeout(Duration::from_secs(5), prompt).await.ok().and_then(Result::ok).unwrap_or_default();
+    println!("fake-agent: received a prompt of {} bytes", prompt.len());
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let (agent, passkey, project) = (env("AGENT_ID"), env("AGENT_PASSKEY"), env("PROJECT_ID"));
+    let (address, bearer) = match server_address(&o) {
+        Ok(a) => a,
+        Err(e) => {
+            println!("Error: {e}");
+            return 2;
+        }
+    };
+    let mut conn = if address.starts_with("http") {
+        Conn::Http { client: reqwest::Client::new(), url: address.clone(), bearer }
+    } else {
+        match tokio::net::UnixStream::connect(&address).await {
+            Ok(s) => Conn::Unix(BufReader::new(s)),
+            Err(e) => {
+                println!("Error: cannot connect to {address}: {e}");
+                return 2;
+            }
+        }
+    };
+    let mut id = 0u64;
+    let auth = match conn.call(&mut id, "authenticate", json!({"agent_id": agent, "passkey": passkey, "project_id": project, "pid": std::process::id()})).await {
+        Ok(v) => v,
+        Err(e) => {
+            println!("Error: {e}");
+            return 1;
+        }
+    };
+    if auth["success"].as_bool() != Some(true) {
+        println!("Error: authentication failed: {}", auth["error"].as_str().unwrap_or("unknown"));
+        return 1;
+    }
+    let session = auth["session_token"].as_str().unwrap_or("").to_string();
+    if let Some(b) = auth.get("sim_behavior").filter(|b| b["mode"].as_str().is_some_and(|m| m != "succeed")) {
+        o.mode = mode_from(b["mode"].as_str().unwrap_or(""), b["message"].as_str());
+    }
+    if let Some(ms) = auth["sim_behavior"]["work_ms"].as_u64() {
+        o.work_ms = ms;
+    }
+    println!("fake-agent: authenticated as {agent} on {project}");
+    match &o.mode {
+        Mode::Fail(msg) => {
+            println!("working…");
+            println!("{msg}");
+            return 1;
+        }
+        Mode::Quota(msg) => {
+            println!("{msg}");
+            return 1;
+        }
+        Mode::Hang => loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        },
+        Mode::Grandchild => {
+            match std::process::Command::new("sleep").arg("600").spawn() {
+                Ok(c) => println!("grandchild pid {}", c.id()),
+                Err(e) => println!("Error: cannot spawn a grandchild: {e}"),
+            }
+            loop {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        }
+        Mode::Leak => println!("my passkey is {passkey} (an agent should never print this)"),
+        Mode::Succeed => {}
+    }
+    let s = json!(session);
+    let _ = conn.call(&mut id, "report_model", json!({"session_token": s, "provider": "fake", "model_id": env("AGENTPM_MODEL")})).await;
+    let task = conn.call(&mut id, "get_my_task", json!({"session_token": s})).await.ok().and_then(|v| v["task"]["id"].as_str().map(str::to_string));
+    let Some(task) = task else {
+        println!("fake-agent: no task; logging out");
+        let _ = conn.call(&mut id, "logout", json!({"session_token": s})).await;
+        return 0;
+    };
+    let exl = conn.call(&mut id, "report_execution_start", json!({"session_token": s, "task_id": task})).await.ok().and_then(|v| v["execution_log_id"].as_str().map(str::to_string));
+    println!("fake-agent: working on {task} for {} ms", o.work_ms);
+    tokio::time::sleep(Duration::from_millis(o.work_ms)).await;
+    println!("fake-agent: {task} done");
+    if let Some(exl) = exl {
+        let _ = conn.call(&mut id, "report_execution_complete", json!({"session_token": s, "execution_log_id": exl, "exit_code": 0, "duration_seconds": o.work_ms as f64 / 1000.0})).await;
+    }
+    if let Err(e) = conn.call(&mut id, "report_completed", json!({"session_token": s, "result": "success"})).await {
+        println!("Error: report_completed failed: {e}");
+        return 1;
+    }
+    let _ = conn.call(&mut id, "logout", json!({"session_token": s})).await;
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignores_real_cli_flags_and_reads_modes() {
+        let o = parse(&["--dangerously-skip-permissions".into(), "--model".into(), "x".into(), "-p".into(), "--quota".into(), "--work-ms".into(), "7".into()]);
+        assert!(matches!(o.mode, Mode::Quota(_)));
+        assert_eq!(o.work_ms, 7);
+    }
+
+    #[test]
+    fn expands_env_in_headers() {
+        std::env::set_var("FAKE_AGENT_T", "abc");
+        assert_eq!(expand_env("Bearer ${FAKE_AGENT_T}"), "Bearer abc");
+    }
+}
