@@ -463,7 +463,7 @@ mod tests {
         let mut gc = 0;
         for _ in 0..100 {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(n) = text.split("grandchild ").nth(1).and_then(|r| r.trim().split_whitespace().next()).and_then(|n| n.parse::<i32>().ok()) {
+            if let Some(n) = text.lines().find_map(|l| l.strip_prefix("grandchild ")).and_then(|n| n.trim().parse::<i32>().ok()) {
                 gc = n;
                 break;
             }
