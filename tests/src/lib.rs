@@ -156,3 +156,24 @@ pub fn pid_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A venv with the Python coordinator, aiagent-runner 0.1.13 from PyPI (plus aiohttp, which 0.1.13 imports
+/// at module load), created once under the target dir and reused. Returns its python.
+pub fn python_venv() -> Result<PathBuf, String> {
+    use std::process::Command;
+    let dir = bin("agentpm-coordinator").parent().unwrap().join("py-aiagent-runner-0.1.13");
+    let py = dir.join("bin/python");
+    let ok = py.exists() && Command::new(&py).args(["-c", "import aiagent_runner, aiohttp"]).status().map(|s| s.success()).unwrap_or(false);
+    if !ok {
+        eprintln!("creating {} with aiagent-runner==0.1.13 from PyPI…", dir.display());
+        let s = Command::new("python3").args(["-m", "venv", "--clear"]).arg(&dir).status().map_err(|e| e.to_string())?;
+        if !s.success() {
+            return Err("python3 -m venv failed (install python3-venv)".into());
+        }
+        let s = Command::new(dir.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check", "aiagent-runner==0.1.13", "aiohttp"]).status().map_err(|e| e.to_string())?;
+        if !s.success() {
+            return Err("pip install aiagent-runner==0.1.13 aiohttp failed (is PyPI reachable?)".into());
+        }
+    }
+    Ok(py)
+}

@@ -105,11 +105,16 @@ where
 
 /// Logging to stderr through the global redactor; `RUST_LOG` overrides the level.
 pub fn init_tracing(debug: bool, json: bool) {
+    init_tracing_at(if debug { "debug" } else { "info" }, json);
+}
+
+/// Same, with an explicit default level (`RUST_LOG` still wins).
+pub fn init_tracing_at(default: &str, json: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let default = if debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let writer = RedactingWriter::new(std::io::stderr, global().clone());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false).with_ansi(std::io::stderr().is_terminal());
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 

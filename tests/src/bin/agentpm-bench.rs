@@ -4,7 +4,7 @@
 //!
 //! Usage: cargo run --release -p agentpm-e2e --bin agentpm-bench -- [--reps N] [--no-python] [--quick] [--json-out FILE]
 
-use agentpm_e2e::bin;
+use agentpm_e2e::{bin, python_venv};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -156,25 +156,6 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     s.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let idx = ((p / 100.0) * (s.len() - 1) as f64).round() as usize;
     s[idx.min(s.len() - 1)]
-}
-
-/// A venv with aiagent-runner 0.1.13 (and aiohttp, which 0.1.13 imports at module load), reused across runs.
-fn python_venv() -> Result<PathBuf, String> {
-    let dir = bin("agentpm-coordinator").parent().unwrap().join("bench-venv");
-    let py = dir.join("bin/python");
-    let ok = py.exists() && Command::new(&py).args(["-c", "import aiagent_runner, aiohttp"]).status().map(|s| s.success()).unwrap_or(false);
-    if !ok {
-        eprintln!("creating {} with aiagent-runner==0.1.13 from PyPI…", dir.display());
-        let s = Command::new("python3").args(["-m", "venv"]).arg(&dir).status().map_err(|e| e.to_string())?;
-        if !s.success() {
-            return Err("python3 -m venv failed (install python3-venv)".into());
-        }
-        let s = Command::new(dir.join("bin/pip")).args(["install", "-q", "aiagent-runner==0.1.13", "aiohttp"]).status().map_err(|e| e.to_string())?;
-        if !s.success() {
-            return Err("pip install aiagent-runner==0.1.13 failed (is PyPI reachable?)".into());
-        }
-    }
-    Ok(py)
 }
 
 struct Env {

@@ -110,7 +110,13 @@ fn main() -> ExitCode {
         return ExitCode::from(pm_sim::fake_agent::run(args[2..].to_vec()).clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
-    coordinator::redact::init_tracing(cli.verbose, cli.json);
+    // The demo shows its own progress line: keep the engine's log to warnings there.
+    let level = match (&cli.cmd, cli.verbose) {
+        (_, true) => "debug",
+        (Cmd::Demo { .. }, false) => "warn",
+        _ => "info",
+    };
+    coordinator::redact::init_tracing_at(level, cli.json);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
