@@ -38,11 +38,17 @@ pub struct RigOptions {
     pub wrong_token: bool,
     /// Extra fake-agent args.
     pub agent_args: Vec<String>,
+    /// Provider conventions for the fake agent: "custom" (default) or "claude"/"gemini" (context dirs, MCP config).
+    pub kind: String,
+    /// Change settings before the engine starts.
+    pub tweak: Option<fn(&mut Settings)>,
+    /// Agents whose passkey is *not* put into the store.
+    pub without_passkey: Vec<String>,
 }
 
 impl Default for RigOptions {
     fn default() -> Self {
-        RigOptions { agents: 2, projects: 2, items: 1, max_concurrent: 3, work_ms: 100, http: false, exit_tool: pm_sim::ExitTool::Both, wrong_token: false, agent_args: vec![] }
+        RigOptions { agents: 2, projects: 2, items: 1, max_concurrent: 3, work_ms: 100, http: false, exit_tool: pm_sim::ExitTool::Both, wrong_token: false, agent_args: vec![], kind: "custom".into(), tweak: None, without_passkey: vec![] }
     }
 }
 
@@ -68,11 +74,16 @@ impl Rig {
         };
         let mut args = vec!["--work-ms".to_string(), o.work_ms.to_string()];
         args.extend(o.agent_args.clone());
-        settings.providers.insert("fake".into(), ProviderSettings { command: bin("fake-agent").display().to_string(), args, model: None, kind: Some("custom".into()) });
+        settings.providers.insert("fake".into(), ProviderSettings { command: bin("fake-agent").display().to_string(), args, model: None, kind: Some(o.kind.clone()) });
         let store = Arc::new(MemoryStore::new());
         for id in sim.agent_ids() {
             settings.agents.insert(id.clone(), AgentSettings { enabled: true, provider: Some("fake".into()), ..Default::default() });
-            store.set(&secrets::agent_account(&id), &sim.passkey(&id)).unwrap();
+            if !o.without_passkey.contains(&id) {
+                store.set(&secrets::agent_account(&id), &sim.passkey(&id)).unwrap();
+            }
+        }
+        if let Some(t) = o.tweak {
+            t(&mut settings);
         }
         let token = if o.wrong_token { "wrong-token-value".to_string() } else { sim.coordinator_token() };
         store.set(secrets::TOKEN_ACCOUNT, &token).unwrap();

@@ -1,8 +1,238 @@
-//! Agent context directory (CLAUDE.md / GEMINI.md from the profile's system prompt, skills from zip archives).
-//! OWNER: process helper (issue 8).
+//! Agent context directory (protocol doc §5.4): the provider's instruction file from the agent's system
+//! prompt, and its skills from zip archives, under `<working_dir>/.aiagent/agents/<agent_id>/`.
 
-/// Placeholder until the context module lands.
-pub fn prepare(working_dir: &std::path::Path, agent_id: &str, kind: &str, profile: &crate::pm::AgentProfile) -> Result<std::path::PathBuf, String> {
-    let _ = (agent_id, kind, profile);
-    Ok(working_dir.to_path_buf())
+use crate::pm::AgentProfile;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+/// Caps for one skill archive: a hostile or broken archive cannot fill the disk.
+const MAX_SKILL_BYTES: u64 = 50 * 1024 * 1024;
+const MAX_SKILL_ENTRIES: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+fn io(p: &Path, e: std::io::Error) -> ContextError {
+    ContextError::Io { path: p.display().to_string(), message: e.to_string() }
+}
+
+/// Write the context for claude/gemini and return the directory the agent should run in; other providers
+/// run in the working directory itself.
+pub fn prepare(working_dir: &Path, agent_id: &str, kind: &str, profile: &AgentProfile) -> Result<PathBuf, ContextError> {
+    let config_name = match kind {
+        "claude" => ".claude",
+        "gemini" => ".gemini",
+        _ => return Ok(working_dir.to_path_buf()),
+    };
+    crate::paths::validate_id(agent_id).map_err(|e| ContextError::Invalid(format!("agent id {agent_id:?}: {e}")))?;
+    let aiagent = working_dir.join(".aiagent");
+    std::fs::create_dir_all(&aiagent).map_err(|e| io(&aiagent, e))?;
+    ensure_gitignore(&aiagent.join(".gitignore"))?;
+    let ctx = aiagent.join("agents").join(agent_id);
+    let cfg = ctx.join(config_name);
+    std::fs::create_dir_all(&cfg).map_err(|e| io(&cfg, e))?;
+    let wd = working_dir.display();
+    let prompt = if profile.system_prompt.trim().is_empty() { "(no system prompt is set for this agent)" } else { profile.system_prompt.trim() };
+    let instructions = format!(
+        "# Agent Context\n\n{prompt}\n\n---\n\n## Working directory\n\nThe project lives in `{wd}`. Work there, using absolute paths.\n\n## Restrictions\n\nDo not create, change or delete anything under `{wd}/.aiagent/`: it belongs to the coordinator.\n"
+    );
+    let file = cfg.join(if kind == "claude" { "CLAUDE.md" } else { "GEMINI.md" });
+    std::fs::write(&file, instructions).map_err(|e| io(&file, e))?;
+    if kind == "claude" {
+        let settings = serde_json::json!({"permissions": {"additionalDirectories": [wd.to_string()]}});
+        let p = cfg.join("settings.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&settings).unwrap_or_default()).map_err(|e| io(&p, e))?;
+    }
+    write_skills(&cfg.join("skills"), profile)?;
+    Ok(ctx)
+}
+
+fn ensure_gitignore(path: &Path) -> Result<(), ContextError> {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let missing: Vec<&str> = ["logs/", "agents/"].into_iter().filter(|l| !existing.lines().any(|x| x.trim() == *l)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut text = existing;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("# AI Agent PM - auto-generated\n");
+    for m in missing {
+        text.push_str(m);
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| io(path, e))
+}
+
+/// Regenerate `skills/` from the profile: wiped first, removed when there are no skills.
+fn write_skills(dir: &Path, profile: &AgentProfile) -> Result<(), ContextError> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| io(dir, e))?;
+    }
+    if profile.skills.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    for skill in &profile.skills {
+        if crate::paths::validate_id(&skill.directory_name).is_err() {
+            tracing::warn!("skipping skill {:?}: unsafe directory name {:?}", skill.name, skill.directory_name);
+            continue;
+        }
+        if let Err(e) = extract_skill(dir, &skill.directory_name, &skill.archive_base64) {
+            tracing::warn!("skill {:?} not installed: {e}", skill.name);
+            let d = dir.join(&skill.directory_name);
+            let _ = std::fs::create_dir_all(&d);
+            let _ = std::fs::write(d.join("EXTRACTION_ERROR.txt"), format!("This skill could not be installed: {e}\n"));
+        }
+    }
+    Ok(())
+}
+
+/// A zip entry's path, if it is a plain relative path under `top/` (no absolute paths, no `..`).
+fn safe_entry_path(name: &str, top: &str) -> Option<PathBuf> {
+    let p = Path::new(name);
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(x) => out.push(x),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    out.starts_with(top).then_some(out)
+}
+
+/// Extract one skill archive into `dir` (entries carry their own top folder = `top`).
+pub fn extract_skill(dir: &Path, top: &str, archive_base64: &str) -> Result<Vec<PathBuf>, String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(archive_base64.trim()).map_err(|e| format!("archive is not base64: {e}"))?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("archive is not a zip: {e}"))?;
+    if zip.len() > MAX_SKILL_ENTRIES {
+        return Err(format!("archive has {} entries (limit {MAX_SKILL_ENTRIES})", zip.len()));
+    }
+    // Check every entry before writing anything: a bad archive installs nothing.
+    let mut plan = Vec::new();
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let f = zip.by_index(i).map_err(|e| e.to_string())?;
+        let name = f.name().to_string();
+        if f.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000) {
+            return Err(format!("entry {name:?} is a symbolic link"));
+        }
+        let rel = safe_entry_path(&name, top).ok_or_else(|| format!("entry {name:?} would be written outside {top}/"))?;
+        total += f.size();
+        if total > MAX_SKILL_BYTES {
+            return Err(format!("archive unpacks to more than {} MiB", MAX_SKILL_BYTES / 1024 / 1024));
+        }
+        plan.push((i, rel, f.is_dir()));
+    }
+    let mut written = Vec::new();
+    for (i, rel, is_dir) in plan {
+        let target = dir.join(&rel);
+        if is_dir {
+            std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        let mut f = zip.by_index(i).map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        // `take` guards against entries whose declared size lies.
+        (&mut f).take(MAX_SKILL_BYTES + 1).read_to_end(&mut buf).map_err(|e| e.to_string())?;
+        if buf.len() as u64 > MAX_SKILL_BYTES {
+            return Err("entry larger than the size limit".into());
+        }
+        std::fs::write(&target, buf).map_err(|e| e.to_string())?;
+        written.push(target);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pm::Skill;
+    use std::io::Write;
+
+    pub fn zip_of(entries: &[(&str, &str)], symlink: Option<&str>) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, body) in entries {
+            w.start_file(*name, opts).unwrap();
+            w.write_all(body.as_bytes()).unwrap();
+        }
+        if let Some(s) = symlink {
+            w.add_symlink(s, "/etc/passwd", opts).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    fn b64(b: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    fn skill(dir: &str, zip: &[u8]) -> Skill {
+        Skill { id: "s".into(), name: dir.into(), directory_name: dir.into(), archive_base64: b64(zip) }
+    }
+
+    #[test]
+    fn writes_instructions_settings_and_skills() {
+        let d = tempfile::tempdir().unwrap();
+        let profile = AgentProfile {
+            id: "agt_a".into(),
+            name: "A".into(),
+            system_prompt: "You are the tester.".into(),
+            skills: vec![
+                skill("webapp-testing", &zip_of(&[("webapp-testing/SKILL.md", "# Web"), ("webapp-testing/scripts/run.sh", "echo")], None)),
+                skill("docs", &zip_of(&[("docs/SKILL.md", "# Docs")], None)),
+            ],
+        };
+        let ctx = prepare(d.path(), "agt_a", "claude", &profile).unwrap();
+        assert_eq!(ctx, d.path().join(".aiagent/agents/agt_a"));
+        let md = std::fs::read_to_string(ctx.join(".claude/CLAUDE.md")).unwrap();
+        assert!(md.contains("You are the tester.") && md.contains(".aiagent/"));
+        assert!(ctx.join(".claude/skills/webapp-testing/scripts/run.sh").exists());
+        assert!(ctx.join(".claude/skills/docs/SKILL.md").exists());
+        let gi = std::fs::read_to_string(d.path().join(".aiagent/.gitignore")).unwrap();
+        assert!(gi.contains("logs/") && gi.contains("agents/"));
+        // Regenerated every spawn: no skills → no skills dir; other files survive.
+        prepare(d.path(), "agt_a", "claude", &AgentProfile::default()).unwrap();
+        assert!(!ctx.join(".claude/skills").exists());
+        assert!(ctx.join(".claude/settings.json").exists());
+        assert_eq!(prepare(d.path(), "agt_a", "custom", &profile).unwrap(), d.path());
+    }
+
+    #[test]
+    fn hostile_archives_write_nothing_outside() {
+        let d = tempfile::tempdir().unwrap();
+        let bad = [
+            zip_of(&[("evil/SKILL.md", "ok"), ("evil/../../escaped.txt", "x")], None),
+            zip_of(&[("/tmp/abs-escape.txt", "x")], None),
+            zip_of(&[("evil/SKILL.md", "ok")], Some("evil/link")),
+            zip_of(&[("other-dir/SKILL.md", "x")], None),
+        ];
+        for z in &bad {
+            let profile = AgentProfile { skills: vec![skill("evil", z)], ..Default::default() };
+            let ctx = prepare(d.path(), "agt_a", "claude", &profile).unwrap();
+            let skills = ctx.join(".claude/skills");
+            assert!(skills.join("evil/EXTRACTION_ERROR.txt").exists());
+            assert!(!skills.join("evil/SKILL.md").exists(), "partial install of a bad archive");
+        }
+        assert!(!d.path().join(".aiagent/agents/escaped.txt").exists());
+        assert!(!d.path().join("escaped.txt").exists());
+        assert!(!Path::new("/tmp/abs-escape.txt").exists());
+        // Unsafe names never become directories.
+        let profile = AgentProfile { skills: vec![skill("../up", &zip_of(&[("../up/x", "x")], None))], ..Default::default() };
+        prepare(d.path(), "agt_a", "gemini", &profile).unwrap();
+        assert!(!d.path().join(".aiagent/agents/agt_a/up").exists());
+        assert!(prepare(d.path(), "../../etc", "claude", &profile).is_err());
+    }
 }

@@ -1213,8 +1213,8 @@ async fn upload_log(t: UploadTarget, execution_log_id: String, info: InstanceInf
     tracing::warn!(agent = %info.agent_id, "log upload gave up; the server keeps the local path {}", info.log_path.display());
 }
 
-/// How often the server's dynamic configuration is fetched again.
-const REMOTE_CONFIG_EVERY: Duration = Duration::from_secs(60);
+/// The server's dynamic configuration is fetched again every this many polling intervals (at least 5 s).
+const REMOTE_CONFIG_EVERY_TICKS: u32 = 5;
 
 impl Supervisor {
     fn upload_target(&self) -> Option<UploadTarget> {
@@ -1236,7 +1236,8 @@ impl Supervisor {
     fn maybe_fetch_remote_config(&mut self) {
         let Some(base) = rest_base(&self.settings.server_address()) else { return };
         let Some(token) = self.token.clone() else { return };
-        if self.remote_config_at.is_some_and(|t| t.elapsed() < REMOTE_CONFIG_EVERY) {
+        let every = (Duration::from_secs(self.settings.polling_interval_secs) * REMOTE_CONFIG_EVERY_TICKS).max(Duration::from_secs(5));
+        if self.remote_config_at.is_some_and(|t| t.elapsed() < every) {
             return;
         }
         self.remote_config_at = Some(Instant::now());
