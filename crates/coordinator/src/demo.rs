@@ -43,6 +43,8 @@ impl Demo {
         };
         let mut cfg = pm_sim::SimConfig::new(workload, opts.dir.join("projects"));
         cfg.socket_path = Some(socket.clone());
+        // Predictable demo passkeys, so a user can try "Set passkey" in the app.
+        cfg.passkeys = (1..=opts.agents).map(|i| (format!("agt_{i:02}"), format!("demo-agt_{i:02}"))).collect();
         let sim = pm_sim::Simulator::start(cfg).await?;
         let mut settings = Settings { server: Some(socket.display().to_string()), log_dir: Some(opts.dir.join("logs")), demo: true, ..Settings::default() };
         settings.providers.insert(

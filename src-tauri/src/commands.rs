@@ -1,0 +1,138 @@
+//! The invoke surface of the window. Thin: each command calls `AppCore` (unit-tested in state.rs).
+
+use crate::state::{AppCore, AppView, FieldError, RunFile};
+use coordinator::config::Settings;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tauri::{AppHandle, State};
+use tauri_plugin_autostart::ManagerExt;
+use tauri_plugin_opener::OpenerExt;
+
+type Core<'a> = State<'a, Arc<AppCore>>;
+
+#[tauri::command]
+pub async fn app_state(core: Core<'_>) -> Result<AppView, String> {
+    Ok(core.view().await)
+}
+
+#[tauri::command]
+pub async fn save_settings(app: AppHandle, core: Core<'_>, settings: Settings) -> Result<AppView, FieldError> {
+    let demo = settings.demo;
+    let login = settings.launch_at_login;
+    let demo_changed = core.save_settings(settings).await?;
+    let autolaunch = app.autolaunch();
+    let current = autolaunch.is_enabled().unwrap_or(false);
+    if login != current {
+        let r = if login { autolaunch.enable() } else { autolaunch.disable() };
+        if let Err(e) = r {
+            tracing::warn!("launch at login not changed: {e}");
+        }
+    }
+    if demo_changed {
+        crate::restart_engine(&app, core.inner().clone(), demo).await.map_err(|e| FieldError { field: "demo".into(), message: e })?;
+    }
+    Ok(core.view().await)
+}
+
+#[tauri::command]
+pub async fn set_agent(core: Core<'_>, agent_id: String, enabled: bool, provider: Option<String>) -> Result<(), String> {
+    core.set_agent(&agent_id, enabled, provider).await
+}
+
+#[tauri::command]
+pub async fn add_agent(core: Core<'_>, agent_id: String) -> Result<(), String> {
+    core.add_agent(agent_id.trim()).await
+}
+
+#[tauri::command]
+pub async fn remove_agent(core: Core<'_>, agent_id: String) -> Result<(), String> {
+    core.remove_agent(&agent_id).await
+}
+
+/// Stores the value in the Keychain (platform store); it never comes back to the UI.
+#[tauri::command]
+pub async fn set_passkey(core: Core<'_>, agent_id: String, value: String) -> Result<(), String> {
+    core.set_passkey(&agent_id, &value).await
+}
+
+#[tauri::command]
+pub async fn delete_passkey(core: Core<'_>, agent_id: String) -> Result<bool, String> {
+    core.delete_secret(coordinator::secrets::agent_account(&agent_id)).await
+}
+
+#[tauri::command]
+pub async fn set_token(core: Core<'_>, value: String) -> Result<(), String> {
+    core.set_token(&value).await
+}
+
+#[tauri::command]
+pub async fn delete_token(core: Core<'_>) -> Result<bool, String> {
+    core.delete_secret(coordinator::secrets::TOKEN_ACCOUNT.to_string()).await
+}
+
+#[tauri::command]
+pub async fn coordinator_start(core: Core<'_>) -> Result<(), String> {
+    core.engine().await.ok_or("the engine is not running")?.start().await;
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn coordinator_stop(core: Core<'_>) -> Result<(), String> {
+    core.engine().await.ok_or("the engine is not running")?.stop().await;
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn stop_instance(core: Core<'_>, id: u64) -> Result<bool, String> {
+    Ok(core.engine().await.ok_or("the engine is not running")?.stop_instance(id).await)
+}
+
+#[tauri::command]
+pub async fn list_runs(core: Core<'_>, agent_id: String) -> Result<Vec<RunFile>, String> {
+    Ok(core.list_runs(&agent_id).await)
+}
+
+#[tauri::command]
+pub async fn read_log(core: Core<'_>, path: PathBuf, max_bytes: Option<u64>) -> Result<String, String> {
+    core.read_log(&path, max_bytes.unwrap_or(256 * 1024)).await
+}
+
+/// Open a run log in the default app.
+#[tauri::command]
+pub async fn open_log(app: AppHandle, core: Core<'_>, path: PathBuf) -> Result<(), String> {
+    let p = core.checked_log_path(&path).await?;
+    app.opener().open_path(p.display().to_string(), None::<&str>).map_err(|e| e.to_string())
+}
+
+/// Show a run log (or an agent's log folder) in Finder / the file manager.
+#[tauri::command]
+pub async fn reveal_log(app: AppHandle, core: Core<'_>, path: PathBuf) -> Result<(), String> {
+    let p = core.checked_log_path(&path).await?;
+    app.opener().reveal_item_in_dir(p).map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+pub async fn test_provider(command: String) -> Result<String, String> {
+    crate::state::test_provider(&command)
+}
+
+#[tauri::command]
+pub async fn run_doctor(core: Core<'_>) -> Result<Vec<coordinator::doctor::Check>, String> {
+    Ok(core.doctor().await)
+}
+
+#[tauri::command]
+pub async fn import_config(core: Core<'_>, path: PathBuf, scrub: bool) -> Result<coordinator::import::ImportReport, String> {
+    core.import(&path, scrub).await
+}
+
+#[tauri::command]
+pub async fn set_demo(app: AppHandle, core: Core<'_>, on: bool) -> Result<AppView, String> {
+    let mut s = core.view().await.saved;
+    s.demo = on;
+    if on || core.settings_path.exists() {
+        core.save_settings(s).await.map_err(|e| e.message)?;
+    }
+    crate::restart_engine(&app, core.inner().clone(), on).await?;
+    Ok(core.view().await)
+}

@@ -1,0 +1,198 @@
+//! AgentPM Coordinator, the menu-bar app: wires plugins, the tray, the window and the engine.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod state;
+mod tray;
+
+use coordinator::api::Event as EngineEvent;
+use state::AppCore;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tauri::{AppHandle, Emitter, Manager};
+use tauri_plugin_notification::NotificationExt;
+
+fn show_window(app: &AppHandle) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+pub fn on_menu(app: &AppHandle, id: &str) {
+    let app = app.clone();
+    let core = app.state::<Arc<AppCore>>().inner().clone();
+    let id = id.to_string();
+    tauri::async_runtime::spawn(async move {
+        match id.as_str() {
+            "open" => show_window(&app),
+            "start" => {
+                if let Some(e) = core.engine().await {
+                    e.start().await;
+                }
+            }
+            "stop" => {
+                if let Some(e) = core.engine().await {
+                    e.stop().await;
+                }
+            }
+            "quit" => {
+                // Stop agents cleanly (group TERM, grace, KILL, exits reported) before leaving.
+                core.shutdown().await;
+                app.exit(0);
+            }
+            other => {
+                use tauri_plugin_opener::OpenerExt;
+                let root = core.view().await.log_root;
+                if let Some(agent) = other.strip_prefix("log:") {
+                    if let Some(latest) = coordinator::logs::list_runs(&root, agent).into_iter().next() {
+                        let _ = app.opener().open_path(latest.display().to_string(), None::<&str>);
+                    }
+                } else if let Some(agent) = other.strip_prefix("dir:") {
+                    if let Ok(dir) = coordinator::paths::join_id(&root, agent) {
+                        let _ = std::fs::create_dir_all(&dir);
+                        let _ = app.opener().open_path(dir.display().to_string(), None::<&str>);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// (Re)start the engine and forward its snapshots to the window and tray, and its events to notifications.
+pub async fn restart_engine(app: &AppHandle, core: Arc<AppCore>, demo: bool) -> Result<(), String> {
+    let engine = core.start_engine(demo).await.map_err(|e| format!("{e:#}"))?;
+    let generation = core.generation.load(Ordering::SeqCst);
+    let (app1, core1, mut snaps) = (app.clone(), core.clone(), engine.subscribe());
+    tauri::async_runtime::spawn(async move {
+        let mut last_sig = String::new();
+        loop {
+            if core1.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            let s = snaps.borrow_and_update().clone();
+            let _ = app1.emit("snapshot", &s);
+            let sig = tray::signature(&s);
+            if sig != last_sig {
+                tray::update(&app1, &s);
+                last_sig = sig;
+            }
+            if snaps.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let (app2, mut events) = (app.clone(), engine.events());
+    tauri::async_runtime::spawn(async move {
+        while let Ok(ev) = events.recv().await {
+            let _ = app2.emit("engine-event", &ev);
+            let text = match &ev {
+                EngineEvent::InstanceExited { instance, exit_code: Some(c), error } if *c != 0 => {
+                    Some(format!("{} failed on {}: {}", instance.agent_id, instance.project_id, error.clone().unwrap_or_default()))
+                }
+                EngineEvent::SpawnFailed { agent_id, error, .. } => Some(format!("{agent_id} could not start: {error}")),
+                EngineEvent::CooldownStarted { agent_id, reason, until } if reason == "quota" => {
+                    Some(format!("{agent_id} hit a quota; cooling down {} min", (until - coordinator::api::now_ms()).max(0) / 60000))
+                }
+                EngineEvent::ServerUnreachable { error, .. } => Some(format!("PM server unreachable: {error}")),
+                _ => None,
+            };
+            if let Some(body) = text {
+                let _ = app2.notification().builder().title("AgentPM Coordinator").body(body).show();
+            }
+        }
+    });
+    Ok(())
+}
+
+fn main() {
+    // Demo mode re-executes this binary as a fake agent: no extra binary to ship.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--fake-agent") {
+        std::process::exit(pm_sim::fake_agent::run(args[2..].to_vec()));
+    }
+    let demo_flag = args.iter().any(|a| a == "--demo");
+    let show_flag = args.iter().any(|a| a == "--show");
+    coordinator::redact::init_tracing(false, false);
+
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| args[0].clone());
+    let core = match AppCore::new(coordinator::paths::settings_path(), Arc::new(coordinator::secrets::KeyringStore::new()), vec![exe, "--fake-agent".into()]) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            // A bad settings file is never overwritten: say what is wrong and stop.
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let started = std::time::Instant::now();
+
+    tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| show_window(app)))
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, None))
+        .manage(core.clone())
+        .invoke_handler(tauri::generate_handler![
+            commands::app_state,
+            commands::save_settings,
+            commands::set_agent,
+            commands::add_agent,
+            commands::remove_agent,
+            commands::set_passkey,
+            commands::delete_passkey,
+            commands::set_token,
+            commands::delete_token,
+            commands::coordinator_start,
+            commands::coordinator_stop,
+            commands::stop_instance,
+            commands::list_runs,
+            commands::read_log,
+            commands::open_log,
+            commands::reveal_log,
+            commands::test_provider,
+            commands::run_doctor,
+            commands::import_config,
+            commands::set_demo,
+            window_ready,
+        ])
+        .setup(move |app| {
+            // Menu-bar app on macOS: no Dock icon (Info.plist also sets LSUIElement for the bundle).
+            #[cfg(target_os = "macos")]
+            app.set_activation_policy(tauri::ActivationPolicy::Accessory);
+            tray::create(app.handle())?;
+            app.manage(StartedAt(started));
+            let demo = demo_flag || tauri::async_runtime::block_on(core.view()).saved.demo;
+            let first_run = core.first_run();
+            let handle = app.handle().clone();
+            let c = core.clone();
+            tauri::async_runtime::spawn(async move {
+                if let Err(e) = restart_engine(&handle, c, demo).await {
+                    tracing::error!("engine did not start: {e}");
+                }
+            });
+            if first_run || demo_flag || show_flag {
+                show_window(app.handle());
+            }
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the window keeps the app (and the agents) running in the menu bar.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .run(tauri::generate_context!())
+        .expect("error while running the app");
+}
+
+struct StartedAt(std::time::Instant);
+
+/// Called by the page once it has rendered: logs the cold start time (launch → window ready).
+#[tauri::command]
+fn window_ready(started: tauri::State<'_, StartedAt>) -> f64 {
+    let ms = started.0.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!("window ready {ms:.0} ms after launch");
+    ms
+}

@@ -1,0 +1,97 @@
+//! The tray (menu-bar) icon and its menu: status, start/stop, a submenu per agent, open window, quit.
+
+use coordinator::api::{AgentState, Snapshot};
+use tauri::image::Image;
+use tauri::menu::{Menu, MenuBuilder, MenuItem, SubmenuBuilder};
+use tauri::tray::{TrayIcon, TrayIconBuilder};
+use tauri::{AppHandle, Wry};
+
+pub const TRAY_ID: &str = "main";
+
+const ICON_IDLE: &[u8] = include_bytes!("../../icons/tray-idle.png");
+const ICON_RUNNING: &[u8] = include_bytes!("../../icons/tray-running.png");
+const ICON_ERROR: &[u8] = include_bytes!("../../icons/tray-error.png");
+
+fn state_text(s: &AgentState) -> String {
+    match s {
+        AgentState::Idle => "idle".into(),
+        AgentState::Running { instances } => format!("running ({instances})"),
+        AgentState::Cooldown { until, reason } => {
+            let left = (until - coordinator::api::now_ms()).max(0) / 1000;
+            format!("cooling down {}m{:02}s ({reason})", left / 60, left % 60)
+        }
+        AgentState::NoPasskey => "no passkey".into(),
+        AgentState::Disabled => "disabled".into(),
+        AgentState::Error { .. } => "error".into(),
+    }
+}
+
+/// Which icon fits the picture: error when the server is unreachable or an agent failed.
+fn icon_for(s: &Snapshot) -> &'static [u8] {
+    let error = (s.running && !s.server.reachable && s.server.last_error.is_some()) || s.agents.iter().any(|a| matches!(a.state, AgentState::Error { .. }));
+    if error {
+        ICON_ERROR
+    } else if !s.instances.is_empty() {
+        ICON_RUNNING
+    } else {
+        ICON_IDLE
+    }
+}
+
+/// A string that changes exactly when the menu must be rebuilt (cheap to compare on every snapshot).
+pub fn signature(s: &Snapshot) -> String {
+    let mut sig = s.summary();
+    for a in &s.agents {
+        sig.push('|');
+        sig.push_str(&a.agent_id);
+        sig.push(':');
+        sig.push_str(&state_text(&a.state));
+    }
+    sig.push_str(if s.running { "|on" } else { "|off" });
+    sig
+}
+
+pub fn build_menu(app: &AppHandle, s: &Snapshot) -> tauri::Result<Menu<Wry>> {
+    let status = MenuItem::with_id(app, "status", s.summary(), false, None::<&str>)?;
+    let start = MenuItem::with_id(app, "start", "Start coordinator", !s.running, None::<&str>)?;
+    let stop = MenuItem::with_id(app, "stop", "Stop coordinator", s.running, None::<&str>)?;
+    let mut b = MenuBuilder::new(app).item(&status).separator().item(&start).item(&stop).separator();
+    for a in &s.agents {
+        let sub = SubmenuBuilder::new(app, format!("{} — {}", a.agent_id, state_text(&a.state)))
+            .item(&MenuItem::with_id(app, format!("log:{}", a.agent_id), "Open latest log", a.last_log_path.is_some() || matches!(a.state, AgentState::Running { .. }), None::<&str>)?)
+            .item(&MenuItem::with_id(app, format!("dir:{}", a.agent_id), "Open log folder", true, None::<&str>)?)
+            .build()?;
+        b = b.item(&sub);
+    }
+    if !s.agents.is_empty() {
+        b = b.separator();
+    }
+    b.item(&MenuItem::with_id(app, "open", "Open window…", true, None::<&str>)?)
+        .item(&MenuItem::with_id(app, "quit", "Quit AgentPM Coordinator", true, None::<&str>)?)
+        .build()
+}
+
+pub fn create(app: &AppHandle) -> tauri::Result<TrayIcon> {
+    let menu = build_menu(app, &Snapshot::default())?;
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(Image::from_bytes(ICON_IDLE)?)
+        // macOS tints template images for light and dark menu bars.
+        .icon_as_template(true)
+        .tooltip("AgentPM Coordinator")
+        .menu(&menu)
+        .show_menu_on_left_click(true)
+        .on_menu_event(|app, ev| crate::on_menu(app, ev.id.as_ref()))
+        .build(app)
+}
+
+pub fn update(app: &AppHandle, s: &Snapshot) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
+    if let Ok(menu) = build_menu(app, s) {
+        let _ = tray.set_menu(Some(menu));
+    }
+    if let Ok(img) = Image::from_bytes(icon_for(s)) {
+        let _ = tray.set_icon(Some(img));
+        let _ = tray.set_icon_as_template(true);
+    }
+    let _ = tray.set_tooltip(Some(format!("AgentPM Coordinator — {}", s.summary())));
+}

@@ -1,0 +1,325 @@
+// AgentPM Coordinator window: plain JS, no bundler. Talks to the Rust side through Tauri commands and events.
+"use strict";
+const { invoke } = window.__TAURI__.core;
+const { listen } = window.__TAURI__.event;
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs = {}, ...kids) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  return e;
+};
+
+let view = null;      // AppView from the backend
+let snap = null;      // latest Snapshot
+let page = "instances";
+
+function showPage(name) {
+  page = name;
+  document.querySelectorAll(".page").forEach((p) => p.classList.add("hidden"));
+  $(`#page-${name}`).classList.remove("hidden");
+  document.querySelectorAll("#nav button").forEach((b) => b.classList.toggle("active", b.dataset.page === name));
+  if (name === "agents") renderAgents();
+  if (name === "providers") renderProviders();
+  if (name === "settings") renderSettings();
+  if (name === "logs") renderLogAgents();
+  if (name === "welcome") runDoctor();
+}
+
+function fmtDuration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h ? `${h}h ${m}m` : m ? `${m}m ${String(r).padStart(2, "0")}s` : `${r}s`;
+}
+
+function stateText(st) {
+  switch (st.kind) {
+    case "idle": return ["idle", ""];
+    case "running": return [`running (${st.instances})`, "ok"];
+    case "cooldown": return [`cooling down until ${new Date(st.until).toLocaleTimeString()} (${st.reason})`, "warn"];
+    case "no_passkey": return ["no passkey", "bad"];
+    case "disabled": return ["disabled", ""];
+    case "error": return [`error: ${st.message}`, "bad"];
+    default: return [st.kind, ""];
+  }
+}
+
+// ---------- status line and instances ----------
+function renderStatus() {
+  if (!snap) return;
+  const parts = [`${snap.instances.length} running`];
+  const cooling = snap.agents.filter((a) => a.state.kind === "cooldown").length;
+  if (cooling) parts.push(`${cooling} cooling down`);
+  parts.push(!snap.running ? "stopped" : snap.server.reachable ? "server OK" : "server unreachable");
+  $("#status-line").textContent = (view && view.demo ? "Demo · " : "") + parts.join(" · ");
+  $("#toggle-run").textContent = snap.running ? "Stop" : "Start";
+  const banner = $("#banner");
+  const problems = [];
+  if (snap.running && !snap.server.reachable && snap.server.unreachable_since) {
+    problems.push(`PM server unreachable since ${new Date(snap.server.unreachable_since).toLocaleTimeString()}: ${snap.server.last_error || ""}`);
+  }
+  if (snap.secret_store_error) problems.push(snap.secret_store_error);
+  banner.textContent = problems.join(" — ");
+  banner.classList.toggle("hidden", problems.length === 0);
+}
+
+function renderInstances() {
+  if (!snap) return;
+  const tbody = $("#instances-table tbody");
+  tbody.replaceChildren(...snap.instances.map((i) => el("tr", { "data-testid": `instance-${i.agent_id}-${i.project_id}` },
+    el("td", {}, i.agent_id),
+    el("td", {}, i.project_id),
+    el("td", {}, i.provider + (i.model ? ` / ${i.model}` : "")),
+    el("td", {}, i.pid),
+    el("td", { class: "elapsed", "data-start": i.started_at }, fmtDuration(Date.now() - i.started_at)),
+    el("td", {}, el("a", { onclick: () => openLogPage(i.agent_id, i.log_path) }, "view")),
+    el("td", {}, el("button", { class: "small", onclick: () => invoke("stop_instance", { id: i.id }) }, "Stop")),
+  )));
+  $("#instances-table").classList.toggle("hidden", snap.instances.length === 0);
+  $("#instances-empty").classList.toggle("hidden", snap.instances.length > 0);
+  const errs = snap.last_errors.slice(-8).reverse();
+  $("#errors").replaceChildren(...(errs.length ? errs.map((e) => el("li", {}, `${new Date(e.at).toLocaleTimeString()} ${e.agent_id ? e.agent_id + ": " : ""}${e.message}`)) : [el("li", {}, "None.")]));
+}
+
+setInterval(() => {
+  document.querySelectorAll("td.elapsed").forEach((td) => (td.textContent = fmtDuration(Date.now() - Number(td.dataset.start))));
+}, 1000);
+
+// ---------- agents ----------
+function renderAgents() {
+  if (!view) return;
+  const s = view.settings;
+  const byId = Object.fromEntries((snap ? snap.agents : []).map((a) => [a.agent_id, a]));
+  $("#demo-hint").textContent = view.demo_hint || "";
+  $("#demo-hint").classList.toggle("hidden", !view.demo_hint);
+  const ids = Object.keys(s.agents);
+  $("#agents-empty").classList.toggle("hidden", ids.length > 0);
+  $("#agents-table").classList.toggle("hidden", ids.length === 0);
+  const providers = Object.keys(s.providers);
+  $("#agents-table tbody").replaceChildren(...ids.map((id) => {
+    const a = s.agents[id];
+    const st = byId[id];
+    const [text, cls] = st ? stateText(st.state) : ["…", ""];
+    const has = st ? st.has_passkey : false;
+    const pkCell = el("td", {}, el("span", { class: `pill ${has ? "ok" : "bad"}`, "data-testid": `passkey-state-${id}` }, has ? "present" : "missing"), " ",
+      el("button", { class: "small", "data-testid": `set-passkey-${id}`, onclick: (ev) => editPasskey(id, ev.target.closest("td")) }, has ? "Replace" : "Set"),
+      has ? el("button", { class: "small", onclick: async () => { await invoke("delete_passkey", { agentId: id }); await refresh(); } }, "Remove") : "");
+    const sel = el("select", { "data-testid": `provider-${id}`, onchange: (ev) => invoke("set_agent", { agentId: id, enabled: a.enabled, provider: ev.target.value || null }).then(refresh, alertErr) },
+      el("option", { value: "" }, "as the server says"), ...providers.map((p) => el("option", { value: p, selected: a.provider === p }, p)));
+    return el("tr", { "data-testid": `agent-${id}` },
+      el("td", {}, el("input", { type: "checkbox", "data-testid": `enable-${id}`, checked: a.enabled, onchange: (ev) => invoke("set_agent", { agentId: id, enabled: ev.target.checked, provider: a.provider || null }).then(refresh, alertErr) })),
+      el("td", {}, el("b", {}, id)),
+      el("td", {}, el("span", { class: `pill ${cls}`, "data-testid": `state-${id}` }, text)),
+      pkCell,
+      el("td", {}, sel),
+      el("td", {}, el("button", { class: "small", onclick: () => invoke("list_runs", { agentId: id }).then((r) => openLogPage(id, r[0] && r[0].path)) }, "Logs")));
+  }));
+}
+
+function editPasskey(id, td) {
+  const input = el("input", { type: "password", placeholder: "passkey", "data-testid": `passkey-input-${id}`, autocomplete: "off" });
+  const save = el("button", { class: "small primary", "data-testid": `passkey-save-${id}` }, "Save");
+  const err = el("span", { class: "err" });
+  save.onclick = async () => {
+    try {
+      await invoke("set_passkey", { agentId: id, value: input.value });
+      input.value = "";
+      await refresh();
+    } catch (e) { err.textContent = e; }
+  };
+  td.replaceChildren(input, " ", save, err);
+  input.focus();
+}
+
+// ---------- providers ----------
+let providerDraft = null;
+function renderProviders() {
+  if (!view) return;
+  providerDraft = JSON.parse(JSON.stringify(view.saved.providers));
+  drawProviders();
+}
+function drawProviders() {
+  $("#providers").replaceChildren(...Object.entries(providerDraft).map(([name, p]) => {
+    const field = (key, label, value, width) => el("input", { value: value ?? "", placeholder: label, title: label, style: `width:${width}px`, "data-testid": `prov-${name}-${key}`,
+      oninput: (ev) => { const v = ev.target.value; if (key === "args") p.args = v.trim() ? v.trim().split(/\s+/) : []; else p[key] = v.trim() === "" && key !== "command" ? null : v; } });
+    const result = el("span", { class: "small", "data-testid": `prov-${name}-result` });
+    return el("div", { class: "provider" },
+      el("div", { class: "row" }, el("b", {}, name),
+        field("command", "command", p.command, 220), field("args", "arguments", (p.args || []).join(" "), 320), field("model", "model (optional)", p.model, 160),
+        el("button", { class: "small", "data-testid": `prov-${name}-test`, onclick: async () => {
+          try { result.textContent = "found: " + (await invoke("test_provider", { command: p.command })); result.className = "small pill ok"; }
+          catch (e) { result.textContent = String(e); result.className = "small pill bad"; }
+        } }, "Test"), result));
+  }));
+}
+
+// ---------- settings ----------
+function renderSettings() {
+  if (!view) return;
+  const s = view.saved;
+  $("#set-server").value = s.server || "";
+  $("#set-polling").value = s.polling_interval_secs;
+  $("#set-max").value = s.max_concurrent;
+  $("#set-logdir").value = s.log_dir || "";
+  $("#set-root").value = s.root_agent_id || "";
+  $("#set-debug").checked = s.debug;
+  $("#set-login").checked = s.launch_at_login;
+  $("#set-demo").checked = view.demo;
+  $("#settings-path").textContent = view.settings_path;
+  $("#token-state").textContent = view.token_present ? "token stored" : "no token";
+  $("#token-state").className = `pill ${view.token_present ? "ok" : "warn"}`;
+  clearErrors();
+}
+
+function clearErrors() {
+  document.querySelectorAll("#settings-form .err").forEach((e) => (e.textContent = ""));
+  document.querySelectorAll("#settings-form input").forEach((e) => e.classList.remove("invalid"));
+  $("#settings-msg").textContent = "";
+}
+
+function showFieldError(field, message) {
+  const span = $(`#err-${CSS.escape(field)}`) || $("#err-");
+  span.textContent = message;
+  const input = document.querySelector(`#settings-form [name="${field}"]`);
+  if (input) input.classList.add("invalid");
+}
+
+async function saveSettings(ev) {
+  ev.preventDefault();
+  clearErrors();
+  const s = JSON.parse(JSON.stringify(view.saved));
+  const whole = (id, field) => {
+    const raw = $(id).value.trim();
+    if (!/^\d+$/.test(raw)) { showFieldError(field, `"${raw}" is not a whole number`); return null; }
+    return Number(raw);
+  };
+  const p = whole("#set-polling", "polling_interval_secs");
+  const m = whole("#set-max", "max_concurrent");
+  if (p === null || m === null) return;
+  s.polling_interval_secs = p;
+  s.max_concurrent = m;
+  s.server = $("#set-server").value.trim() || null;
+  s.log_dir = $("#set-logdir").value.trim() || null;
+  s.root_agent_id = $("#set-root").value.trim() || null;
+  s.debug = $("#set-debug").checked;
+  s.launch_at_login = $("#set-login").checked;
+  s.demo = $("#set-demo").checked;
+  try {
+    view = await invoke("save_settings", { settings: s });
+    $("#settings-msg").textContent = "Saved.";
+    renderSettings();
+    $("#settings-msg").textContent = "Saved.";
+  } catch (e) {
+    if (e && typeof e === "object" && "field" in e) showFieldError(e.field, e.message);
+    else showFieldError("", String(e));
+  }
+}
+
+// ---------- logs ----------
+let logPath = null;
+async function renderLogAgents(selectAgent) {
+  if (!view) return;
+  const agents = Object.keys(view.settings.agents);
+  const cur = selectAgent || $("#log-agent").value || agents[0];
+  $("#log-agent").replaceChildren(...agents.map((a) => el("option", { value: a, selected: a === cur }, a)));
+  await renderRuns();
+}
+async function renderRuns(selectPath) {
+  const agent = $("#log-agent").value;
+  if (!agent) { $("#log-view").textContent = "No agents yet."; return; }
+  const runs = await invoke("list_runs", { agentId: agent });
+  const cur = selectPath || logPath || (runs[0] && runs[0].path);
+  $("#log-run").replaceChildren(...runs.map((r) => el("option", { value: r.path, selected: r.path === cur }, `${r.name} (${Math.ceil(r.bytes / 1024)} KB)`)));
+  logPath = runs.some((r) => r.path === cur) ? cur : runs[0] && runs[0].path;
+  if (!runs.length) $("#log-view").textContent = `${agent} has no run logs yet.`;
+  await showLog();
+}
+async function showLog() {
+  if (!logPath) return;
+  try {
+    const text = await invoke("read_log", { path: logPath, maxBytes: 262144 });
+    const v = $("#log-view");
+    const atBottom = v.scrollTop + v.clientHeight >= v.scrollHeight - 20;
+    v.textContent = text || "(empty so far)";
+    if (atBottom) v.scrollTop = v.scrollHeight;
+  } catch (e) { $("#log-view").textContent = String(e); }
+}
+async function openLogPage(agent, path) {
+  logPath = path || null;
+  showPage("logs");
+  await renderLogAgents(agent);
+}
+setInterval(() => { if (page === "logs" && $("#log-follow").checked) showLog(); }, 1000);
+
+// ---------- welcome ----------
+async function runDoctor() {
+  const checks = await invoke("run_doctor");
+  $("#doctor").replaceChildren(...checks.map((c) => el("li", {}, el("span", { class: `pill ${c.ok ? "ok" : "bad"}` }, c.ok ? "OK" : "Needs attention"), " ", `${c.name}: ${c.detail}`, c.hint ? el("span", { class: "fix" }, c.hint) : "")));
+}
+
+async function importYaml(path) {
+  const out = $("#import-result");
+  out.textContent = "Importing…";
+  try {
+    const r = await invoke("import_config", { path, scrub: $("#import-scrub").checked });
+    const line = (label, list) => el("div", { "data-testid": `import-${label.split(" ")[0].toLowerCase()}` }, el("b", {}, label + ": "), list.length ? list.join(", ") : "—");
+    out.replaceChildren(
+      line("Moved into the Keychain", r.moved), line("Already there", r.unchanged), line("Conflicts (kept the stored one)", r.conflicts), line("Without a passkey", r.missing),
+      r.backup ? el("div", {}, `The file no longer contains passkeys; backup: ${r.backup}`) : "",
+      ...r.warnings.map((w) => el("div", { class: "muted" }, w)),
+      el("div", { class: "row" }, el("button", { class: "primary", "data-testid": "import-done", onclick: async () => { await refresh(); showPage("agents"); } }, "Show agents")));
+    await refresh();
+  } catch (e) { out.textContent = String(e); }
+}
+
+function alertErr(e) { $("#banner").textContent = String(e); $("#banner").classList.remove("hidden"); }
+
+async function refresh() {
+  view = await invoke("app_state");
+  snap = view.snapshot;
+  renderStatus();
+  renderInstances();
+  if (page === "agents") renderAgents();
+}
+
+async function main() {
+  document.querySelectorAll("#nav button").forEach((b) => b.addEventListener("click", () => showPage(b.dataset.page)));
+  $("#settings-form").addEventListener("submit", saveSettings);
+  $("#toggle-run").addEventListener("click", () => invoke(snap && snap.running ? "coordinator_stop" : "coordinator_start"));
+  $("#add-agent").addEventListener("click", async () => { try { await invoke("add_agent", { agentId: $("#new-agent").value }); $("#new-agent").value = ""; await refresh(); } catch (e) { alertErr(e); } });
+  $("#add-provider").addEventListener("click", () => { const n = $("#new-provider").value.trim(); if (n && !providerDraft[n]) { providerDraft[n] = { command: "", args: [], model: null, kind: "custom" }; drawProviders(); } $("#new-provider").value = ""; });
+  $("#save-providers").addEventListener("click", async () => {
+    const s = JSON.parse(JSON.stringify(view.saved)); s.providers = providerDraft;
+    try { view = await invoke("save_settings", { settings: s }); $("#providers-msg").textContent = "Saved."; }
+    catch (e) { $("#providers-msg").textContent = e.message || String(e); $("#providers-msg").style.color = "var(--bad)"; }
+  });
+  $("#token-save").addEventListener("click", async () => { try { await invoke("set_token", { value: $("#token-input").value }); $("#token-input").value = ""; await refresh(); renderSettings(); } catch (e) { alertErr(e); } });
+  $("#token-remove").addEventListener("click", async () => { await invoke("delete_token"); await refresh(); renderSettings(); });
+  $("#log-agent").addEventListener("change", () => { logPath = null; renderRuns(); });
+  $("#log-run").addEventListener("change", (ev) => { logPath = ev.target.value; showLog(); });
+  $("#log-open").addEventListener("click", () => logPath && invoke("open_log", { path: logPath }).catch(alertErr));
+  $("#log-reveal").addEventListener("click", () => logPath && invoke("reveal_log", { path: logPath }).catch(alertErr));
+  $("#import-btn").addEventListener("click", () => importYaml($("#import-path").value.trim()));
+  $("#demo-btn").addEventListener("click", async () => { try { view = await invoke("set_demo", { on: true }); await refresh(); showPage("agents"); } catch (e) { alertErr(e); } });
+
+  await listen("snapshot", (ev) => { snap = ev.payload; renderStatus(); renderInstances(); if (page === "agents") renderAgents(); });
+  // Dropping a YAML file on the window imports it.
+  try {
+    window.__TAURI__.webview.getCurrentWebview().onDragDropEvent((ev) => {
+      const p = ev.payload;
+      document.body.classList.toggle("drop", p.type === "over" || p.type === "enter");
+      if (p.type === "drop" && p.paths && p.paths.length) { showPage("welcome"); $("#import-path").value = p.paths[0]; importYaml(p.paths[0]); }
+    });
+  } catch (_) { /* older webviews: the path field still works */ }
+
+  await refresh();
+  showPage(view.first_run ? "welcome" : "instances");
+  invoke("window_ready");
+}
+
+main().catch((e) => { document.body.prepend(el("pre", { class: "banner" }, "The window failed to start: " + e)); });
