@@ -91,8 +91,9 @@ setInterval(() => {
 }, 1000);
 
 // ---------- agents ----------
+let editing = null; // agent whose passkey field is open: live updates must not wipe what is being typed
 function renderAgents() {
-  if (!view) return;
+  if (!view || editing) return;
   const s = view.settings;
   const byId = Object.fromEntries((snap ? snap.agents : []).map((a) => [a.agent_id, a]));
   $("#demo-hint").textContent = view.demo_hint || "";
@@ -124,15 +125,21 @@ function renderAgents() {
 function editPasskey(id, td) {
   const input = el("input", { type: "password", placeholder: "passkey", "data-testid": `passkey-input-${id}`, autocomplete: "off" });
   const save = el("button", { class: "small primary", "data-testid": `passkey-save-${id}` }, "Save");
+  const cancel = el("button", { class: "small" }, "Cancel");
   const err = el("span", { class: "err" });
+  editing = id;
   save.onclick = async () => {
     try {
       await invoke("set_passkey", { agentId: id, value: input.value });
       input.value = "";
+      editing = null;
       await refresh();
+      renderAgents();
     } catch (e) { err.textContent = e; }
   };
-  td.replaceChildren(input, " ", save, err);
+  cancel.onclick = () => { editing = null; renderAgents(); };
+  input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") save.click(); if (ev.key === "Escape") cancel.click(); });
+  td.replaceChildren(input, " ", save, " ", cancel, err);
   input.focus();
 }
 
@@ -319,7 +326,7 @@ async function main() {
 
   await refresh();
   showPage(view.first_run ? "welcome" : "instances");
-  invoke("window_ready");
+  window.__readyMs = await invoke("window_ready");
 }
 
 main().catch((e) => { document.body.prepend(el("pre", { class: "banner" }, "The window failed to start: " + e)); });

@@ -112,6 +112,12 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--fake-agent") {
         std::process::exit(pm_sim::fake_agent::run(args[2..].to_vec()));
     }
+    // `--data-dir DIR` moves settings, state and logs (tests, portable setups), like AGENTPM_DATA_DIR.
+    if let Some(i) = args.iter().position(|a| a == "--data-dir") {
+        if let Some(dir) = args.get(i + 1) {
+            std::env::set_var(coordinator::paths::DATA_DIR_ENV, dir);
+        }
+    }
     let demo_flag = args.iter().any(|a| a == "--demo");
     let show_flag = args.iter().any(|a| a == "--show");
     coordinator::redact::init_tracing(false, false);

@@ -1,0 +1,233 @@
+//! The real app under Xvfb, driven through WebDriver (tauri-driver + WebKitWebDriver).
+//! scripts/app-e2e starts Xvfb, a D-Bus session with gnome-keyring and tauri-driver, then runs this with
+//! AGENTPM_APP_E2E=1 and WEBDRIVER_URL. Screenshots go to docs/screenshots/.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Session {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Session {
+    async fn new(app: &Path, args: &[&str]) -> Session {
+        let url = std::env::var("WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:4444".into());
+        let http = reqwest::Client::new();
+        let caps = json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app.display().to_string(), "args": args}}}});
+        let v: Value = http.post(format!("{url}/session")).json(&caps).send().await.expect("webdriver reachable").json().await.unwrap();
+        let id = v["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {v}")).to_string();
+        Session { http, base: format!("{url}/session/{id}") }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn find(&self, css: &str) -> Option<String> {
+        let v = self.post("/element", json!({"using": "css selector", "value": css})).await;
+        v["value"][ELEMENT].as_str().map(str::to_string)
+    }
+
+    /// Wait until the selector exists and is displayed.
+    async fn wait(&self, css: &str, timeout: Duration) -> String {
+        let t = Instant::now();
+        loop {
+            if let Some(e) = self.find(css).await {
+                let shown: Value = self.http.get(format!("{}/element/{e}/displayed", self.base)).send().await.unwrap().json().await.unwrap();
+                if shown["value"].as_bool() == Some(true) {
+                    return e;
+                }
+            }
+            assert!(t.elapsed() < timeout, "{css} did not appear within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.wait(css, Duration::from_secs(15)).await;
+        self.post(&format!("/element/{e}/click"), json!({})).await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        match self.find(css).await {
+            Some(e) => {
+                let v: Value = self.http.get(format!("{}/element/{e}/text", self.base)).send().await.unwrap().json().await.unwrap();
+                v["value"].as_str().unwrap_or("").to_string()
+            }
+            None => String::new(),
+        }
+    }
+
+    async fn wait_text(&self, css: &str, needle: &str, timeout: Duration) -> String {
+        let t = Instant::now();
+        loop {
+            let text = self.text(css).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(t.elapsed() < timeout, "{css} never contained {needle:?}; last text: {text:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.wait(css, Duration::from_secs(15)).await;
+        self.post(&format!("/element/{e}/clear"), json!({})).await;
+        self.post(&format!("/element/{e}/value"), json!({"text": text})).await;
+    }
+
+    async fn exec(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({"script": script, "args": []})).await["value"].clone()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let v: Value = self.http.get(format!("{}/screenshot", self.base)).send().await.unwrap().json().await.unwrap();
+        let png = base64::engine::general_purpose::STANDARD.decode(v["value"].as_str().unwrap_or("")).expect("screenshot");
+        let dir = screenshots_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn close(self) {
+        let _ = self.http.delete(&self.base).send().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn screenshots_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}
+
+fn app() -> PathBuf {
+    agentpm_e2e::bin("agentpm-coordinator-app")
+}
+
+fn rss_mb(name: &str) -> Option<f64> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.split('\0').next().is_some_and(|c| c.ends_with(name)) && !cmd.contains("--fake-agent") {
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+            return Some(kb / 1024.0);
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn app_end_to_end() {
+    if std::env::var("AGENTPM_APP_E2E").as_deref() != Ok("1") {
+        eprintln!("SKIPPED: run scripts/app-e2e (it starts Xvfb and tauri-driver and sets AGENTPM_APP_E2E=1)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let demo_dir = tmp.path().join("demo-data");
+    let demo_dir_s = demo_dir.display().to_string();
+
+    // 1. Demo mode: enable the disabled agent, give it its passkey, watch its instance come and go.
+    let s = Session::new(&app(), &["--demo", "--data-dir", &demo_dir_s]).await;
+    s.wait_text("#status-line", "Demo", Duration::from_secs(30)).await;
+    let mut ready = Value::Null;
+    for _ in 0..50 {
+        ready = s.exec("return window.__readyMs || null").await;
+        if !ready.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("cold start to window ready: {ready} ms");
+    s.click("#nav-agents").await;
+    s.wait("[data-testid=enable-agt_03]", Duration::from_secs(10)).await;
+    s.wait_text("[data-testid=passkey-state-agt_03]", "missing", Duration::from_secs(10)).await;
+    s.click("[data-testid=enable-agt_03]").await;
+    s.click("[data-testid=set-passkey-agt_03]").await;
+    s.type_into("[data-testid=passkey-input-agt_03]", "demo-agt_03").await;
+    s.click("[data-testid=passkey-save-agt_03]").await;
+    s.wait_text("[data-testid=passkey-state-agt_03]", "present", Duration::from_secs(10)).await;
+    s.screenshot("agents").await;
+    s.click("#nav-instances").await;
+    s.wait("tr[data-testid^=instance-agt_03]", Duration::from_secs(30)).await;
+    s.screenshot("instances").await;
+    // It disappears once its work is done (all of agt_03's items).
+    let t = Instant::now();
+    let mut gone_since: Option<Instant> = None;
+    loop {
+        let present = s.find("tr[data-testid^=instance-agt_03]").await.is_some();
+        match (present, gone_since) {
+            (false, None) => gone_since = Some(Instant::now()),
+            (true, _) => gone_since = None,
+            (false, Some(g)) if g.elapsed() > Duration::from_secs(4) => break,
+            _ => {}
+        }
+        assert!(t.elapsed() < Duration::from_secs(90), "agt_03's instances never went away");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    s.click("#nav-agents").await;
+    s.wait_text("[data-testid=state-agt_03]", "idle", Duration::from_secs(15)).await;
+    // Its log, in the Logs page.
+    s.click("#nav-logs").await;
+    s.exec("const a = document.querySelector('#log-agent'); a.value = 'agt_03'; a.dispatchEvent(new Event('change')); return true").await;
+    s.wait_text("#log-view", "fake-agent: authenticated as agt_03", Duration::from_secs(15)).await;
+    let log = s.text("#log-view").await;
+    assert!(!log.contains("demo-agt_03"), "the passkey is shown in the log");
+    s.screenshot("logs").await;
+    // Providers page with a working "Test".
+    s.click("#nav-providers").await;
+    s.click("[data-testid=prov-claude-test]").await;
+    s.wait_text("[data-testid=prov-claude-result]", "claude", Duration::from_secs(10)).await;
+    s.screenshot("providers").await;
+    // Settings: a valid change is saved; an invalid one shows the inline error and saves nothing.
+    s.click("#nav-settings").await;
+    s.type_into("#set-polling", "7").await;
+    s.click("#save-settings").await;
+    s.wait_text("#settings-msg", "Saved", Duration::from_secs(10)).await;
+    s.type_into("#set-max", "0").await;
+    s.click("#save-settings").await;
+    let err = s.wait_text("#err-max_concurrent", "not valid", Duration::from_secs(10)).await;
+    println!("inline error: {err}");
+    s.screenshot("settings-invalid").await;
+    let saved = std::fs::read_to_string(demo_dir.join("coordinator/settings.json")).unwrap();
+    assert!(saved.contains("\"max_concurrent\": 3") && saved.contains("\"polling_interval_secs\": 7"), "{saved}");
+    s.close().await;
+
+    // 2. Restart: the setting is still there.
+    let s = Session::new(&app(), &["--demo", "--data-dir", &demo_dir_s]).await;
+    s.wait_text("#status-line", "Demo", Duration::from_secs(30)).await;
+    s.click("#nav-settings").await;
+    let v = s.exec("return document.querySelector('#set-polling').value").await;
+    assert_eq!(v, json!("7"), "polling interval not persisted across restarts");
+    s.screenshot("settings").await;
+    s.close().await;
+
+    // 3. First run: the welcome view, then import a YAML and see its agents with passkeys present.
+    let fresh = tmp.path().join("fresh-data");
+    let s = Session::new(&app(), &["--data-dir", &fresh.display().to_string()]).await;
+    s.wait("#page-welcome", Duration::from_secs(30)).await;
+    s.wait_text("#doctor", "PM server", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    if let Some(mb) = rss_mb("agentpm-coordinator-app") {
+        println!("idle app RSS: {mb:.1} MB");
+    }
+    s.screenshot("welcome").await;
+    let yaml = tmp.path().join("coordinator.yaml");
+    std::fs::write(&yaml, "polling_interval: 10\nmax_concurrent: 2\nagents:\n  agt_imported_a:\n    passkey: imported-secret-aaaa\n  agt_imported_b:\n    passkey: imported-secret-bbbb\n").unwrap();
+    s.type_into("#import-path", &yaml.display().to_string()).await;
+    s.click("#import-btn").await;
+    let moved = s.wait_text("[data-testid=import-moved]", "agt_imported_b", Duration::from_secs(20)).await;
+    assert!(moved.contains("agt_imported_a"), "{moved}");
+    s.screenshot("import").await;
+    s.click("[data-testid=import-done]").await;
+    s.wait_text("[data-testid=passkey-state-agt_imported_a]", "present", Duration::from_secs(15)).await;
+    s.wait_text("[data-testid=passkey-state-agt_imported_b]", "present", Duration::from_secs(15)).await;
+    let settings = std::fs::read_to_string(fresh.join("coordinator/settings.json")).unwrap();
+    assert!(!settings.contains("imported-secret"), "a passkey reached settings.json");
+    s.screenshot("agents-imported").await;
+    s.close().await;
+}
+
