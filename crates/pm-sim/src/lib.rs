@@ -61,7 +61,7 @@ pub struct Simulator {
     pub(crate) model: Arc<Mutex<model::Model>>,
     socket: Option<PathBuf>,
     http: Option<SocketAddr>,
-    stop: Arc<tokio::sync::watch::Sender<bool>>,
+    stop: Arc<Mutex<tokio::sync::watch::Sender<bool>>>,
 }
 
 impl Simulator {
@@ -80,7 +80,7 @@ impl Simulator {
         if let Some(addr) = cfg.http_addr {
             http = Some(http::serve(addr, model.clone(), stop_rx.clone()).await?);
         }
-        Ok(Simulator { model, socket, http, stop: Arc::new(stop_tx) })
+        Ok(Simulator { model, socket, http, stop: Arc::new(Mutex::new(stop_tx)) })
     }
 
     fn m(&self) -> std::sync::MutexGuard<'_, model::Model> {
@@ -166,9 +166,33 @@ impl Simulator {
     pub fn add_items(&self, agent_id: &str, project_id: &str, n: usize) {
         self.m().add_items(agent_id, project_id, n);
     }
+    /// Simulate a server crash: stop listening, drop every connection, remove the socket. State is kept.
+    pub async fn stop_listening(&self) {
+        let _ = self.stop.lock().unwrap_or_else(|p| p.into_inner()).send(true);
+        if let Some(p) = &self.socket {
+            let _ = std::fs::remove_file(p);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    /// The server is back (same state, same socket path).
+    pub async fn resume_listening(&self) -> anyhow::Result<()> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = tx;
+        if let Some(p) = &self.socket {
+            unix::serve(p, self.model.clone(), rx).await?;
+        }
+        Ok(())
+    }
+
+    /// Extra raw entries appended to `list_active_projects_with_agents` (hostile ids and paths in tests).
+    pub fn set_extra_projects(&self, projects: Vec<serde_json::Value>) {
+        self.m().extra_projects = projects;
+    }
+
     /// Stop listening and remove the socket. Open connections are closed.
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.lock().unwrap_or_else(|p| p.into_inner()).send(true);
         if let Some(p) = &self.socket {
             let _ = std::fs::remove_file(p);
         }

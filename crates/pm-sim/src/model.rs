@@ -151,6 +151,7 @@ pub struct Model {
     pub base_prompt: Option<String>,
     pub remote_polling: u64,
     pub remote_max_concurrent: usize,
+    pub extra_projects: Vec<Value>,
     started: Instant,
     completed: usize,
     start_answers: usize,
@@ -241,6 +242,7 @@ impl Model {
             base_prompt: None,
             remote_polling: 10,
             remote_max_concurrent: 3,
+            extra_projects: Vec::new(),
             started: Instant::now(),
             completed: 0,
             start_answers: 0,
@@ -385,11 +387,12 @@ impl Model {
     }
 
     fn list_projects(&self) -> Value {
-        let projects: Vec<Value> = self
+        let mut projects: Vec<Value> = self
             .projects
             .iter()
             .map(|p| json!({"project_id": p, "project_name": format!("Project {p}"), "working_directory": self.work_dirs[p].display().to_string(), "agents": self.agents}))
             .collect();
+        projects.extend(self.extra_projects.iter().cloned());
         json!({"projects": projects})
     }
 

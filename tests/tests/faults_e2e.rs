@@ -1,0 +1,184 @@
+//! Fault injection against the simulator: the server dies, stalls or talks garbage; the coordinator is
+//! SIGKILLed; an agent always hits its quota; the server sends hostile ids and paths; a working dir or a
+//! provider is missing. Each test prints one line for the closing note's table ("FAULT| …").
+
+use agentpm_e2e::*;
+use coordinator::api::AgentState;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_killed_and_restarted_mid_run_loses_no_work() {
+    let rig = Rig::start(RigOptions { agents: 3, projects: 2, items: 3, max_concurrent: 3, work_ms: 400, ..Default::default() }).await;
+    assert!(rig.sim.wait_until(Duration::from_secs(30), |s| s.completed_items >= 4).await);
+    rig.sim.stop_listening().await;
+    rig.wait_snapshot(Duration::from_secs(20), |s| !s.server.reachable).await.expect("outage noticed");
+    tokio::time::sleep(Duration::from_secs(3)).await; // agents finish and exit while the server is down
+    let back = Instant::now();
+    rig.sim.resume_listening().await.unwrap();
+    rig.wait_snapshot(Duration::from_secs(30), |s| s.server.reachable).await.expect("recovered");
+    let recovery = back.elapsed();
+    assert!(rig.wait_done(Duration::from_secs(90)).await, "work lost after the outage: {:?}", rig.sim.stats());
+    let st = rig.sim.stats();
+    assert_eq!(st.completed_items, 18, "work items lost");
+    assert!(rig.sim.violations().is_empty(), "{:?}", rig.sim.violations());
+    println!("FAULT| server killed and restarted | recovered {:.1} s after restart | spawns {} | lost {}", recovery.as_secs_f64(), rig.engine.snapshot().counters.spawns, 18 - st.completed_items);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_garbage_replies_time_out_and_recover() {
+    let rig = Rig::start(RigOptions { agents: 2, projects: 1, items: 4, work_ms: 200, ..Default::default() }).await;
+    assert!(rig.sim.wait_until(Duration::from_secs(30), |s| s.completed_items >= 1).await);
+    // The real server drops lines it cannot parse without replying: every call must time out, not hang.
+    rig.sim.set_faults(pm_sim::Faults { drop_replies: true, ..Default::default() });
+    let s = rig.wait_snapshot(Duration::from_secs(40), |s| s.server.last_error.as_deref().is_some_and(|e| e.contains("no reply"))).await;
+    assert!(s.is_some(), "timeouts not reported: {:?}", rig.engine.snapshot().server);
+    rig.sim.set_faults(pm_sim::Faults { garbage_replies: true, ..Default::default() });
+    let s = rig.wait_snapshot(Duration::from_secs(40), |s| s.server.last_error.as_deref().is_some_and(|e| e.contains("bad reply") || e.contains("not JSON"))).await;
+    assert!(s.is_some(), "garbage not reported: {:?}", rig.engine.snapshot().server);
+    rig.sim.set_faults(pm_sim::Faults { delay_ms: 150, ..Default::default() });
+    let t = Instant::now();
+    assert!(rig.wait_done(Duration::from_secs(90)).await, "no recovery: {:?}", rig.sim.stats());
+    assert!(rig.sim.violations().is_empty(), "{:?}", rig.sim.violations());
+    println!("FAULT| silent server, then garbage, then slow (150 ms) | drained {:.1} s after the server answered again | spawns {} | lost 0", t.elapsed().as_secs_f64(), rig.engine.snapshot().counters.spawns);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_agent_spawns_are_bounded_by_the_cooldown_not_the_poll_interval() {
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 1, ..Default::default() }).await;
+    let agent = rig.sim.agent_ids()[0].clone();
+    rig.sim.set_agent_behavior(&agent, pm_sim::AgentBehavior::Quota { message: "TerminalQuotaError: quota will reset after 0m4s".into() });
+    let window = Duration::from_secs(16);
+    tokio::time::sleep(window).await;
+    let snap = rig.engine.snapshot();
+    let spawns = snap.counters.spawns;
+    // Poll interval 1 s would allow ~16 spawns; a 4.4 s cooldown allows about 4.
+    assert!((2..=5).contains(&spawns), "spawns in {window:?}: {spawns}");
+    let cooling = snap.agents.iter().any(|a| matches!(&a.state, AgentState::Cooldown { reason, .. } if reason == "quota"));
+    assert!(cooling || spawns >= 2, "quota cooldown not shown: {:?}", snap.agents);
+    println!("FAULT| agent always over quota (reset 4 s) | cooldown 4.4 s per failure | spawns {spawns} in 16 s at poll 1 s | lost 0 (item stays pending)");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_ids_missing_dirs_and_missing_providers_are_contained() {
+    let rig = Rig::start(RigOptions { agents: 3, projects: 2, items: 1, ..Default::default() }).await;
+    let agents = rig.sim.agent_ids();
+    let projects = rig.sim.project_ids();
+    let long = "p".repeat(300);
+    rig.sim.set_extra_projects(vec![
+        serde_json::json!({"project_id": "../../etc", "working_directory": "/etc", "agents": agents}),
+        serde_json::json!({"project_id": "/abs/path", "working_directory": "/tmp", "agents": agents}),
+        serde_json::json!({"project_id": long, "working_directory": "/tmp", "agents": agents}),
+        serde_json::json!({"project_id": "prj_ünï", "working_directory": "/tmp", "agents": agents}),
+    ]);
+    // A start with a hostile task id for one pair, a vanished working dir for one project.
+    rig.sim.set_pair_script(&agents[0], &projects[0], pm_sim::PairScript::Action(serde_json::json!({"action": "start", "task_id": "../../../tmp/x", "provider": "fake"})));
+    let gone = std::fs::canonicalize(rig.dir.path().join("projects").join(&projects[1])).unwrap();
+    std::fs::remove_dir_all(&gone).unwrap();
+    let snap = rig
+        .wait_snapshot(Duration::from_secs(30), |s| {
+            s.last_errors.iter().any(|e| e.message.contains("unsafe task id")) && s.last_errors.iter().any(|e| e.message.contains("does not exist"))
+        })
+        .await;
+    assert!(snap.is_some(), "errors not reported: {:?}", rig.engine.snapshot().last_errors);
+    // The other pairs still ran: agents 2 and 3 on project 1.
+    assert!(rig.sim.wait_until(Duration::from_secs(30), |s| s.completed_items >= 2).await, "{:?}", rig.sim.stats());
+    for c in rig.sim.calls() {
+        let p = c.args["project_id"].as_str().unwrap_or("");
+        assert!(!(c.tool == "get_agent_action" && (p.contains("..") || p.starts_with('/') || p.len() > 128 || !p.is_ascii())), "asked about a hostile project id {p:?}");
+    }
+    let logs = rig.dir.path().join("logs");
+    for e in std::fs::read_dir(&logs).unwrap().flatten() {
+        assert!(agents.iter().any(|a| e.file_name() == a.as_str()), "unexpected log dir {:?}", e.path());
+    }
+    assert!(!std::path::Path::new("/tmp/x.log").exists());
+    // The missing working dir was reported to the server too (visible in the agent's chat).
+    assert!(rig.sim.stats().agent_errors.iter().any(|e| e.2.contains("does not exist")));
+    println!("FAULT| hostile ids (../../etc, /abs, 300 chars, unicode), hostile task id, missing working dir | refused and reported, other pairs ran | spawns {} | lost 0", rig.engine.snapshot().counters.spawns);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_provider_command_backs_off_instead_of_storming() {
+    fn broken(s: &mut coordinator::config::Settings) {
+        s.providers.get_mut("fake").unwrap().command = "/nonexistent/agent-cli".into();
+        s.error_protection.default_cooldown_secs = 60;
+    }
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 1, tweak: Some(broken), ..Default::default() }).await;
+    let snap = rig.wait_snapshot(Duration::from_secs(20), |s| s.last_errors.iter().any(|e| e.message.contains("/nonexistent/agent-cli"))).await.expect("spawn error reported");
+    assert!(snap.last_errors.iter().any(|e| e.message.contains("not found")), "{:?}", snap.last_errors);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let starts = rig.sim.stats().start_answers;
+    assert_eq!(starts, 1, "the pair was asked again during its cooldown");
+    let cooling = rig.engine.snapshot().agents.iter().any(|a| matches!(a.state, AgentState::Cooldown { .. }));
+    assert!(cooling);
+    println!("FAULT| provider command missing | reported, 60 s backoff | spawn attempts 1 in 6 s | lost 0");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_coordinator_leaves_no_orphan_and_no_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let workload = pm_sim::Workload { projects: 1, agents: 3, items_per_pair: 1, provider: "claude".into(), model: None };
+    let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));
+    cfg.socket_path = Some(dir.path().join("mcp.sock"));
+    cfg.max_concurrent = Some(3);
+    let sim = pm_sim::Simulator::start(cfg).await.unwrap();
+    let ids = sim.agent_ids();
+    for a in &ids {
+        sim.set_agent_behavior(a, pm_sim::AgentBehavior::SpawnGrandchild);
+    }
+    let mut yaml = format!(
+        "polling_interval: 1\nmax_concurrent: 3\nmcp_socket_path: {}\ncoordinator_token: {}\nai_providers:\n  claude:\n    cli_command: {}\nagents:\n",
+        sim.socket_path().unwrap().display(),
+        sim.coordinator_token(),
+        bin("fake-agent").display()
+    );
+    for id in &ids {
+        yaml.push_str(&format!("  {id}:\n    passkey: \"{}\"\n", sim.passkey(id)));
+    }
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let data = dir.path().join("data");
+    let spawn = || Command::new(bin("agentpm-coordinator")).args(["run", "--config"]).arg(&path).env("AGENTPM_DATA_DIR", &data).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut first = spawn();
+    assert!(sim.wait_until(Duration::from_secs(30), |s| s.live_processes == 3).await, "{:?}", sim.stats());
+    // Wait until every grandchild exists too, then kill the coordinator hard.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pids: Vec<i32> = std::fs::read_dir(data.join("agent_logs"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+        .flat_map(|t| t.lines().filter_map(|l| l.strip_prefix("grandchild pid ").and_then(|p| p.trim().parse().ok())).collect::<Vec<i32>>())
+        .collect();
+    assert_eq!(pids.len(), 3, "grandchildren: {pids:?}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(pids.iter().all(|p| pid_alive(*p)), "orphans should still be alive right after the crash");
+    for a in &ids {
+        sim.set_agent_behavior(a, pm_sim::AgentBehavior::Succeed);
+    }
+    let t = Instant::now();
+    let mut second = spawn();
+    let mut all_dead = false;
+    while t.elapsed() < Duration::from_secs(20) {
+        if pids.iter().all(|p| !pid_alive(*p)) {
+            all_dead = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cleanup = t.elapsed();
+    assert!(all_dead, "orphaned process trees survived the restart");
+    let done = sim.wait_until(Duration::from_secs(60), |s| s.remaining_items == 0).await;
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(second.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = second.wait();
+    assert!(done, "{:?}", sim.stats());
+    assert!(sim.violations().is_empty(), "duplicate or overload after the restart: {:?}", sim.violations());
+    println!("FAULT| coordinator SIGKILLed with 3 agents (+3 grandchildren) | orphans stopped {:.1} s after restart | spawns {} | lost 0", cleanup.as_secs_f64(), sim.stats().authentications_ok);
+    sim.shutdown().await;
+}
