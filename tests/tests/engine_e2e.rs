@@ -148,3 +148,60 @@ async fn passkey_never_in_argv_or_logs() {
     }
     rig.stop().await;
 }
+
+/// A store that is "locked" until unlocked (like a Keychain that denied access, or no Secret Service yet).
+struct LockedStore {
+    inner: coordinator::secrets::MemoryStore,
+    locked: std::sync::atomic::AtomicBool,
+}
+
+impl coordinator::secrets::SecretStore for LockedStore {
+    fn get(&self, a: &str) -> Result<Option<String>, coordinator::secrets::SecretError> {
+        if self.locked.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(coordinator::secrets::SecretError::Unavailable("the keychain is locked (test)".into()));
+        }
+        self.inner.get(a)
+    }
+    fn set(&self, a: &str, v: &str) -> Result<(), coordinator::secrets::SecretError> {
+        self.inner.set(a, v)
+    }
+    fn delete(&self, a: &str) -> Result<bool, coordinator::secrets::SecretError> {
+        self.inner.delete(a)
+    }
+    fn list(&self) -> Result<Vec<String>, coordinator::secrets::SecretError> {
+        self.inner.list()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_secret_store_is_reported_and_retried_never_bypassed() {
+    use coordinator::secrets::SecretStore;
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 1, ..Default::default() }).await;
+    // A second engine on the same simulator, whose store starts locked.
+    let store = std::sync::Arc::new(LockedStore { inner: coordinator::secrets::MemoryStore::new(), locked: true.into() });
+    for a in rig.sim.agent_ids() {
+        store.set(&coordinator::secrets::agent_account(&a), &rig.sim.passkey(&a)).unwrap();
+    }
+    store.set(coordinator::secrets::TOKEN_ACCOUNT, &rig.sim.coordinator_token()).unwrap();
+    rig.engine.stop().await;
+    let engine = coordinator::engine::Engine::launch(coordinator::engine::EngineConfig {
+        settings: rig.settings.clone(),
+        settings_path: rig.dir.path().join("settings2.json"),
+        state_path: None,
+        secrets: store.clone(),
+        redactor: coordinator::redact::global().clone(),
+        autostart: true,
+    });
+    let mut rx = engine.subscribe();
+    let t = std::time::Instant::now();
+    while rx.borrow_and_update().secret_store_error.is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10), "locked store not reported");
+        let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
+    }
+    assert!(engine.snapshot().secret_store_error.unwrap().contains("locked"));
+    assert_eq!(rig.sim.stats().start_answers, 0, "started an agent without its passkey");
+    store.locked.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(rig.sim.wait_until(Duration::from_secs(30), |s| s.remaining_items == 0).await, "no retry after unlock: {:?}", rig.sim.stats());
+    engine.shutdown().await;
+    rig.stop().await;
+}
