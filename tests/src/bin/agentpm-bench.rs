@@ -249,7 +249,7 @@ fn cycle_times(calls: &[pm_sim::CallRecord]) -> Vec<f64> {
     let mut start: Option<f64> = None;
     let mut last: Option<f64> = None;
     for c in calls {
-        let at = c.at_ms as f64;
+        let at = c.at_us as f64 / 1000.0;
         if c.tool == "health_check" {
             if let (Some(s), Some(l)) = (start, last) {
                 out.push(l - s);
@@ -312,13 +312,13 @@ async fn reaction_once(items: usize) -> Value {
     let mut exit_at: Option<f64> = None;
     for c in &calls {
         if c.tool == "logout" {
-            exit_at = Some(c.at_ms as f64);
+            exit_at = Some(c.at_us as f64 / 1000.0);
         } else if c.tool == "authenticate" {
             // The next run of the pair has started (authenticate follows the spawn by the agent's start-up).
         } else if c.tool == "get_agent_action" {
             // The answer's start time is recorded when the call arrives; the spawn follows within spawn_ms.
             if let Some(x) = exit_at.take() {
-                gaps.push(c.at_ms as f64 - x);
+                gaps.push(c.at_us as f64 / 1000.0 - x);
             }
         }
     }
