@@ -753,6 +753,10 @@ impl Supervisor {
                     let _ = tx.send(Msg::Exited { id, code });
                 });
                 self.instances.insert(id, Instance { info, plan: s.plan, stopping: false });
+                if !self.running {
+                    // The spawn raced a stop: it must not outlive the coordinator's stop.
+                    self.stop_instance(id);
+                }
                 self.persist();
             }
         }
