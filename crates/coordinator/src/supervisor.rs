@@ -785,7 +785,14 @@ impl Supervisor {
         let ep = self.settings.error_protection.clone();
         let tx = self.tx.clone();
         // Reading the log tail is file I/O: off the loop.
+        let stopped = inst.stopping;
         tokio::task::spawn_blocking(move || {
+            // A closing line, so a log read later says how the run ended.
+            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+                use std::io::Write;
+                let how = if stopped { " (stopped by the coordinator)" } else { "" };
+                let _ = writeln!(f, "[agentpm] {} exit code={}{how}", chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"), code.map_or("?".into(), |c| c.to_string()));
+            }
             let (error, quota_secs) = if failed {
                 let tail = crate::logs::read_tail(&log, 64 * 1024);
                 let error = crate::exit::extract_error(&tail);
