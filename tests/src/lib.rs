@@ -192,3 +192,45 @@ pub fn python_venv() -> Result<PathBuf, String> {
     }
     Ok(py)
 }
+
+/// A simulator on a Unix socket in `dir` that names "claude" as provider (the Python coordinator's default),
+/// for tests that run a coordinator *process* from a YAML file.
+pub async fn socket_sim(dir: &Path, agents: usize, projects: usize, items: usize, max_concurrent: Option<usize>, exit_tool: pm_sim::ExitTool) -> pm_sim::Simulator {
+    let workload = pm_sim::Workload { projects, agents, items_per_pair: items, provider: "claude".into(), model: None };
+    let mut cfg = pm_sim::SimConfig::new(workload, dir.join("projects"));
+    cfg.socket_path = Some(dir.join("mcp.sock"));
+    cfg.max_concurrent = max_concurrent;
+    cfg.exit_tool = exit_tool;
+    pm_sim::Simulator::start(cfg).await.unwrap()
+}
+
+/// The Python coordinator's YAML for `sim` (plain passkeys; the fake agent as the `claude` provider). Both
+/// coordinators read it unchanged.
+pub fn python_yaml(sim: &pm_sim::Simulator, polling: u64, max_concurrent: usize, fake_args: &[&str]) -> String {
+    let args: Vec<String> = fake_args.iter().map(|a| format!("\"{a}\"")).collect();
+    let mut yaml = format!(
+        "polling_interval: {polling}\nmax_concurrent: {max_concurrent}\nmcp_socket_path: {}\ncoordinator_token: {}\ndebug_mode: false\nai_providers:\n  claude:\n    cli_command: {}\n    cli_args: [{}]\nagents:\n",
+        sim.socket_path().unwrap().display(),
+        sim.coordinator_token(),
+        bin("fake-agent").display(),
+        args.join(", ")
+    );
+    for id in sim.agent_ids() {
+        yaml.push_str(&format!("  {id}:\n    passkey: \"{}\"\n", sim.passkey(&id)));
+    }
+    yaml
+}
+
+/// SIGTERM a child and wait for it (SIGKILL after `timeout`). Returns its status and whether it obeyed.
+pub fn sigterm_and_wait(child: &mut std::process::Child, timeout: Duration) -> (std::process::ExitStatus, bool) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if let Ok(Some(s)) = child.try_wait() {
+            return (s, true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    (child.wait().unwrap(), false)
+}

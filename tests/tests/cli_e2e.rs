@@ -2,7 +2,7 @@
 
 use agentpm_e2e::*;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn cli() -> Command {
     let mut c = Command::new(bin("agentpm-coordinator"));
@@ -61,11 +61,7 @@ fn demo_drains_and_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_with_python_yaml_and_env_passkeys_then_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let workload = pm_sim::Workload { projects: 1, agents: 2, items_per_pair: 2, provider: "claude".into(), model: None };
-    let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));
-    cfg.socket_path = Some(dir.path().join("mcp.sock"));
-    cfg.max_concurrent = Some(2);
-    let sim = pm_sim::Simulator::start(cfg).await.unwrap();
+    let sim = socket_sim(dir.path(), 2, 1, 2, Some(2), pm_sim::ExitTool::Both).await;
     let ids = sim.agent_ids();
     // The Python coordinator's own format: `${VAR}` passkeys and token, a claude provider that is our fake agent.
     let yaml = format!(
@@ -91,15 +87,8 @@ async fn run_with_python_yaml_and_env_passkeys_then_sigterm() {
     let done = sim.wait_until(Duration::from_secs(60), |s| s.remaining_items == 0).await;
     // Let the last exits be reported, then ask it to stop.
     sim.wait_until(Duration::from_secs(10), |s| s.exit_reports >= 4).await;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "coordinator did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (status, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(20));
+    assert!(obeyed, "coordinator did not exit after SIGTERM");
     let out = child.wait_with_output().unwrap();
     assert!(done, "work not drained: {:?}\n{}", sim.stats(), String::from_utf8_lossy(&out.stderr));
     assert!(status.success(), "{status:?}");

@@ -122,24 +122,12 @@ async fn missing_provider_command_backs_off_instead_of_storming() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_coordinator_leaves_no_orphan_and_no_duplicate() {
     let dir = tempfile::tempdir().unwrap();
-    let workload = pm_sim::Workload { projects: 1, agents: 3, items_per_pair: 1, provider: "claude".into(), model: None };
-    let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));
-    cfg.socket_path = Some(dir.path().join("mcp.sock"));
-    cfg.max_concurrent = Some(3);
-    let sim = pm_sim::Simulator::start(cfg).await.unwrap();
+    let sim = socket_sim(dir.path(), 3, 1, 1, Some(3), pm_sim::ExitTool::Both).await;
     let ids = sim.agent_ids();
     for a in &ids {
         sim.set_agent_behavior(a, pm_sim::AgentBehavior::SpawnGrandchild);
     }
-    let mut yaml = format!(
-        "polling_interval: 1\nmax_concurrent: 3\nmcp_socket_path: {}\ncoordinator_token: {}\nai_providers:\n  claude:\n    cli_command: {}\nagents:\n",
-        sim.socket_path().unwrap().display(),
-        sim.coordinator_token(),
-        bin("fake-agent").display()
-    );
-    for id in &ids {
-        yaml.push_str(&format!("  {id}:\n    passkey: \"{}\"\n", sim.passkey(id)));
-    }
+    let yaml = python_yaml(&sim, 1, 3, &[]);
     let path = dir.path().join("c.yaml");
     std::fs::write(&path, yaml).unwrap();
     let data = dir.path().join("data");
@@ -175,8 +163,7 @@ async fn sigkilled_coordinator_leaves_no_orphan_and_no_duplicate() {
     let cleanup = t.elapsed();
     assert!(all_dead, "orphaned process trees survived the restart");
     let done = sim.wait_until(Duration::from_secs(60), |s| s.remaining_items == 0).await;
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(second.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    let _ = second.wait();
+    sigterm_and_wait(&mut second, Duration::from_secs(20));
     assert!(done, "{:?}", sim.stats());
     assert!(sim.violations().is_empty(), "duplicate or overload after the restart: {:?}", sim.violations());
     println!("FAULT| coordinator SIGKILLed with 3 agents (+3 grandchildren) | orphans stopped {:.1} s after restart | spawns {} | lost 0", cleanup.as_secs_f64(), sim.stats().authentications_ok);

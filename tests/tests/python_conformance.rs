@@ -19,21 +19,9 @@ async fn python_coordinator_drains_a_workload_against_the_simulator() {
         Err(e) => panic!("{e}"),
     };
     let dir = tempfile::tempdir().unwrap();
-    let workload = pm_sim::Workload { projects: 1, agents: 2, items_per_pair: 2, provider: "claude".into(), model: None };
-    let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));
-    cfg.socket_path = Some(dir.path().join("mcp.sock"));
-    cfg.exit_tool = pm_sim::ExitTool::Legacy; // 0.1.13 reports exits with invalidate_session
-    cfg.max_concurrent = Some(2);
-    let sim = pm_sim::Simulator::start(cfg).await.unwrap();
-    let mut yaml = format!(
-        "polling_interval: 1\nmax_concurrent: 2\nmcp_socket_path: {}\ncoordinator_token: {}\nai_providers:\n  claude:\n    cli_command: {}\n    cli_args: [\"--work-ms\", \"100\"]\nagents:\n",
-        sim.socket_path().unwrap().display(),
-        sim.coordinator_token(),
-        bin("fake-agent").display()
-    );
-    for id in sim.agent_ids() {
-        yaml.push_str(&format!("  {id}:\n    passkey: \"{}\"\n", sim.passkey(&id)));
-    }
+    // 0.1.13 reports exits with invalidate_session.
+    let sim = socket_sim(dir.path(), 2, 1, 2, Some(2), pm_sim::ExitTool::Legacy).await;
+    let yaml = python_yaml(&sim, 1, 2, &["--work-ms", "100"]);
     let path = dir.path().join("coordinator.yaml");
     std::fs::write(&path, yaml).unwrap();
     let mut child = Command::new(&py)

@@ -4,7 +4,7 @@
 //!
 //! Usage: cargo run --release -p agentpm-e2e --bin agentpm-bench -- [--reps N] [--no-python] [--quick] [--json-out FILE]
 
-use agentpm_e2e::{bin, python_venv};
+use agentpm_e2e::{bin, python_venv, python_yaml, socket_sim};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -168,20 +168,8 @@ struct Env {
 /// The simulator plus one YAML file in the Python coordinator's format that both coordinators read.
 async fn env(agents: usize, projects: usize, items: usize, max_concurrent: usize, polling: u64, work_ms: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let workload = pm_sim::Workload { projects, agents, items_per_pair: items, provider: "claude".into(), model: None };
-    let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));
-    cfg.socket_path = Some(dir.path().join("mcp.sock"));
-    cfg.max_concurrent = Some(max_concurrent);
-    let sim = pm_sim::Simulator::start(cfg).await.unwrap();
-    let mut yaml = format!(
-        "polling_interval: {polling}\nmax_concurrent: {max_concurrent}\nmcp_socket_path: {}\ncoordinator_token: {}\ndebug_mode: false\nai_providers:\n  claude:\n    cli_command: {}\n    cli_args: [\"--work-ms\", \"{work_ms}\"]\nagents:\n",
-        sim.socket_path().unwrap().display(),
-        sim.coordinator_token(),
-        bin("fake-agent").display()
-    );
-    for id in sim.agent_ids() {
-        yaml.push_str(&format!("  {id}:\n    passkey: \"{}\"\n", sim.passkey(&id)));
-    }
+    let sim = socket_sim(dir.path(), agents, projects, items, Some(max_concurrent), pm_sim::ExitTool::Both).await;
+    let yaml = python_yaml(&sim, polling, max_concurrent, &["--work-ms", &work_ms.to_string()]);
     let path = dir.path().join("coordinator.yaml");
     std::fs::write(&path, yaml).unwrap();
     let data = dir.path().join("data");
@@ -206,16 +194,7 @@ fn start(who: Who, python: Option<&Path>, e: &Env) -> Child {
 }
 
 fn stop(mut child: Child) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(10) {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    agentpm_e2e::sigterm_and_wait(&mut child, Duration::from_secs(10));
 }
 
 async fn drain_once(who: Who, python: Option<&Path>, agents: usize, projects: usize, items: usize) -> Value {
