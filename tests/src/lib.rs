@@ -44,11 +44,13 @@ pub struct RigOptions {
     pub tweak: Option<fn(&mut Settings)>,
     /// Agents whose passkey is *not* put into the store.
     pub without_passkey: Vec<String>,
+    /// The simulator's spawn lease (the real server's is 120 s).
+    pub lease_secs: u64,
 }
 
 impl Default for RigOptions {
     fn default() -> Self {
-        RigOptions { agents: 2, projects: 2, items: 1, max_concurrent: 3, work_ms: 100, http: false, exit_tool: pm_sim::ExitTool::Both, wrong_token: false, agent_args: vec![], kind: "custom".into(), tweak: None, without_passkey: vec![] }
+        RigOptions { agents: 2, projects: 2, items: 1, max_concurrent: 3, work_ms: 100, http: false, exit_tool: pm_sim::ExitTool::Both, wrong_token: false, agent_args: vec![], kind: "custom".into(), tweak: None, without_passkey: vec![], lease_secs: 120 }
     }
 }
 
@@ -63,6 +65,7 @@ impl Rig {
         }
         cfg.exit_tool = o.exit_tool;
         cfg.max_concurrent = Some(o.max_concurrent);
+        cfg.lease = Duration::from_secs(o.lease_secs);
         let sim = pm_sim::Simulator::start(cfg).await.unwrap();
         let server = if o.http { sim.mcp_url().unwrap() } else { sim.socket_path().unwrap().display().to_string() };
         let mut settings = Settings {

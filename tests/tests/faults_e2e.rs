@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_killed_and_restarted_mid_run_loses_no_work() {
-    let rig = Rig::start(RigOptions { agents: 3, projects: 2, items: 3, max_concurrent: 3, work_ms: 400, ..Default::default() }).await;
+    // An agent started just before the outage cannot authenticate, so its pair keeps the server's spawn lease
+    // until it expires (120 s on the real server; 10 s here to keep the test short).
+    let rig = Rig::start(RigOptions { agents: 3, projects: 2, items: 3, max_concurrent: 3, work_ms: 400, lease_secs: 10, ..Default::default() }).await;
     assert!(rig.sim.wait_until(Duration::from_secs(30), |s| s.completed_items >= 4).await);
     rig.sim.stop_listening().await;
     rig.wait_snapshot(Duration::from_secs(20), |s| !s.server.reachable).await.expect("outage noticed");

@@ -125,6 +125,7 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         warned_no_passkey: HashSet::new(),
         server: ServerHealth::default(),
         unreachable_streak: 0,
+        last_outage_at: None,
         exit_tool: None,
         base_prompt: None,
         base_prompt_at: None,
@@ -182,6 +183,9 @@ struct Supervisor {
     warned_no_passkey: HashSet<String>,
     server: ServerHealth,
     unreachable_streak: u32,
+    /// When the server last failed to answer: runs that overlap an outage fail for the server's sake, not
+    /// the agent's, so they do not count towards the agent's backoff.
+    last_outage_at: Option<UnixMs>,
     exit_tool: Option<ExitTool>,
     base_prompt: Option<String>,
     base_prompt_at: Option<Instant>,
@@ -824,7 +828,10 @@ impl Supervisor {
             self.push_error(Some(&info.agent_id), Some(&info.project_id), msg.clone());
             self.agent_errors.insert(info.agent_id.clone(), msg);
             let ep = &self.settings.error_protection;
-            if ep.enabled {
+            let outage = !self.server.reachable || self.last_outage_at.is_some_and(|t| t >= info.started_at);
+            if outage && quota_secs.is_none() {
+                tracing::info!(agent = %info.agent_id, "run failed while the PM server was unreachable; retrying without a backoff once it is back");
+            } else if ep.enabled {
                 let c = self.cooldowns.record_failure(&info.agent_id, quota_secs, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
                 tracing::info!(agent = %info.agent_id, "cooling down for {} s ({})", (c.until - now_ms()) / 1000, c.reason);
                 let _ = self.ev.send(Event::CooldownStarted { agent_id: info.agent_id.clone(), until: c.until, reason: c.reason.clone() });
@@ -883,6 +890,12 @@ impl Supervisor {
                 // Kept in pending_reports (persisted); sent again once the server answers.
                 if e.is_unreachable() {
                     self.server_failed(&e);
+                    // The run most likely failed because the server went away under it (we only learn of the
+                    // outage now): that is no reason to hold the agent back once the server is back.
+                    if self.cooldowns.agents.get(&pair.0).is_some_and(|c| c.reason == "error") {
+                        self.cooldowns.record_success(&pair.0);
+                        self.persist();
+                    }
                 } else {
                     self.push_error(Some(&pair.0), Some(&pair.1), e.to_string());
                     if let Some(pos) = self.pending_reports.iter().position(|p| *p == pair) {
@@ -926,6 +939,7 @@ impl Supervisor {
     fn server_failed(&mut self, e: &PmError) {
         let msg = self.redactor.redact(&e.to_string());
         self.unreachable_streak = self.unreachable_streak.saturating_add(1);
+        self.last_outage_at = Some(now_ms());
         if self.server.reachable || self.server.unreachable_since.is_none() {
             let since = now_ms();
             self.server.unreachable_since = Some(since);
@@ -1123,10 +1137,11 @@ async fn prepare_context(client: Option<&PmClient>, req: &LaunchRequest) -> Opti
     }
 }
 
-/// Exponential backoff with ±20 % jitter, from 0.5 s up to the polling interval (at least 5 s).
+/// Exponential backoff with ±20 % jitter, from 0.5 s up to the polling interval: a down server is not
+/// hammered, and is never checked less often than a healthy one.
 fn backoff_delay(streak: u32, interval: Duration) -> Duration {
     let base = 0.5 * 2f64.powi(streak.saturating_sub(1).min(10) as i32);
-    let cap = interval.as_secs_f64().max(5.0);
+    let cap = interval.as_secs_f64().max(1.0);
     let d = base.min(cap);
     let jitter = 1.0 + (rand::random::<f64>() - 0.5) * 0.4;
     Duration::from_secs_f64(d * jitter)

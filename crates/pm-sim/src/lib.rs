@@ -34,6 +34,8 @@ pub struct SimConfig {
     pub max_concurrent: Option<usize>,
     /// Passkeys per agent; missing ones are random.
     pub passkeys: Vec<(String, String)>,
+    /// The `spawn_started_at` lease (the real server: 120 s).
+    pub lease: Duration,
 }
 
 impl SimConfig {
@@ -47,6 +49,7 @@ impl SimConfig {
             exit_tool: ExitTool::Both,
             max_concurrent: None,
             passkeys: Vec::new(),
+            lease: Duration::from_secs(120),
         }
     }
 }

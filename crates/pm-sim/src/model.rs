@@ -6,8 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// `spawn_started_at` lease (protocol doc §2.4).
-const LEASE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -152,6 +150,8 @@ pub struct Model {
     pub remote_polling: u64,
     pub remote_max_concurrent: usize,
     pub extra_projects: Vec<Value>,
+    /// `spawn_started_at` lease (protocol doc §2.4).
+    lease: Duration,
     started: Instant,
     completed: usize,
     start_answers: usize,
@@ -243,6 +243,7 @@ impl Model {
             remote_polling: 10,
             remote_max_concurrent: 3,
             extra_projects: Vec::new(),
+            lease: cfg.lease,
             started: Instant::now(),
             completed: 0,
             start_answers: 0,
@@ -418,7 +419,7 @@ impl Model {
         let has_session = self.sessions.values().any(|x| x.agent == agent && x.project == project);
         let pair = self.pairs.get_mut(&key).expect("pair exists");
         let has_work = pair.remaining > 0 && !has_session;
-        let spawning = pair.lease.is_some_and(|t| t.elapsed() < LEASE);
+        let spawning = pair.lease.is_some_and(|t| t.elapsed() < self.lease);
         if has_work && spawning {
             return Ok(json!({"action": "hold", "reason": "spawn_in_progress"}));
         }
