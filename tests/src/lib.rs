@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 /// A binary of the workspace, built by `cargo build --workspace` (scripts/test does that first).
 pub fn bin(name: &str) -> PathBuf {
+    // Test binaries live in target/<profile>/deps, the benchmark in target/<profile>.
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let p = dir.join(name);
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace` before the end-to-end tests", p.display());
-    p
+    let dir = exe.parent().expect("exe dir");
+    let candidates = [dir.join(name), dir.parent().map(|d| d.join(name)).unwrap_or_default()];
+    let found = candidates.iter().find(|p| p.exists());
+    assert!(found.is_some(), "{name} is missing next to {}: run `cargo build --workspace` before the end-to-end tests", exe.display());
+    found.unwrap().clone()
 }
 
 /// The simulator plus an in-process engine pointed at it, with real fake-agent children.

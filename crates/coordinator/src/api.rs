@@ -83,6 +83,8 @@ pub struct Counters {
     pub exits_ok: u64,
     pub exits_failed: u64,
     pub ticks: u64,
+    /// `get_agent_action` questions answered with hold (or another no-op).
+    pub asked: u64,
     /// Duration of the last full reconcile cycle, milliseconds.
     pub last_cycle_ms: f64,
 }

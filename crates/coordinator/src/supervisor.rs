@@ -44,6 +44,9 @@ enum Msg {
     SecretsLoaded { passkeys: HashMap<String, Option<String>>, token: Option<String>, error: Option<String> },
     Discovered { cycle: u64, result: Result<Discovery, PmError> },
     Answer { cycle: u64, pair: Pair, running: bool, result: Result<AgentAction, PmError> },
+    /// From an asker: `last` means the asker ended and its slot comes back to the loop.
+    Asked { pair: Pair, result: Result<AgentAction, PmError>, last: bool },
+    AskerIdle,
     Spawned { pair: Pair, result: Result<Spawned, String>, asked_at: Instant },
     Exited { id: u64, code: Option<i32> },
     Analyzed { id: u64, code: Option<i32>, error: Option<String>, quota_secs: Option<u64> },
@@ -111,7 +114,8 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         next_id: 1,
         asking: HashSet::new(),
         checking: HashSet::new(),
-        ask_queue: VecDeque::new(),
+        ask_queue: Arc::new(std::sync::Mutex::new(VecDeque::new())),
+        askers: 0,
         check_queue: VecDeque::new(),
         cycle: 0,
         cycle_started: None,
@@ -126,6 +130,7 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         server: ServerHealth::default(),
         unreachable_streak: 0,
         last_outage_at: None,
+        recent_backoffs: Vec::new(),
         exit_tool: None,
         base_prompt: None,
         base_prompt_at: None,
@@ -165,11 +170,17 @@ struct Supervisor {
     state_tx: watch::Sender<PersistedState>,
     instances: HashMap<u64, Instance>,
     next_id: u64,
-    /// Non-running pairs with a question in flight: each holds a reserved slot.
+    /// Pairs whose `start` is being spawned: each holds a reserved slot.
     asking: HashSet<Pair>,
+    /// Asker tasks: each holds one reserved slot and asks queued pairs one after another until an answer
+    /// needs the loop (start, stop, restart, error) or the queue is empty. Chaining the questions in the
+    /// asker, instead of a hop through the loop per question, is what makes a cycle over 1,000 pairs fast.
+    askers: usize,
     /// Running pairs with a stop/restart check in flight.
     checking: HashSet<Pair>,
-    ask_queue: VecDeque<Pair>,
+    /// Pairs to ask this cycle; only eligible pairs are put in (see `blocked`), and pairs that become
+    /// ineligible are purged.
+    ask_queue: Arc<std::sync::Mutex<VecDeque<Pair>>>,
     check_queue: VecDeque<Pair>,
     cycle: u64,
     cycle_started: Option<Instant>,
@@ -186,6 +197,9 @@ struct Supervisor {
     /// When the server last failed to answer: runs that overlap an outage fail for the server's sake, not
     /// the agent's, so they do not count towards the agent's backoff.
     last_outage_at: Option<UnixMs>,
+    /// Recent error backoffs (agent, when): the engine may learn of an outage only after an agent that
+    /// tripped over it has exited (a silent server costs a full call timeout to notice).
+    recent_backoffs: Vec<(String, UnixMs)>,
     exit_tool: Option<ExitTool>,
     base_prompt: Option<String>,
     base_prompt_at: Option<Instant>,
@@ -270,7 +284,7 @@ impl Supervisor {
             let _ = self.ev.send(Event::Started);
             tracing::info!("coordinator started ({})", self.server.address);
         } else {
-            self.ask_queue.clear();
+            self.queue().clear();
             self.check_queue.clear();
             let _ = self.ev.send(Event::Stopped);
             tracing::info!("coordinator stopped");
@@ -280,6 +294,8 @@ impl Supervisor {
     fn reload(&mut self, s: Settings) {
         let server_changed = s.server_address() != self.settings.server_address();
         self.settings = s;
+        // Agents may have been disabled: questions are queued again from the next cycle.
+        self.queue().clear();
         if server_changed {
             self.server = ServerHealth { address: self.settings.server_address(), ..Default::default() };
             self.exit_tool = None;
@@ -328,6 +344,19 @@ impl Supervisor {
             Msg::SecretsLoaded { passkeys, token, error } => self.secrets_loaded_msg(passkeys, token, error),
             Msg::Discovered { cycle, result } => self.discovered(cycle, result),
             Msg::Answer { cycle, pair, running, result } => self.answered(cycle, pair, running, result),
+            Msg::Asked { pair, result, last } => {
+                if last {
+                    self.askers -= 1;
+                    self.answered(self.cycle, pair, false, result);
+                } else {
+                    self.counters.asked += 1;
+                }
+            }
+            Msg::AskerIdle => {
+                self.askers -= 1;
+                self.dispatch();
+                self.check_cycle_done();
+            }
             Msg::Spawned { pair, result, asked_at } => self.spawned(pair, result, asked_at),
             Msg::Exited { id, code } => self.exited(id, code),
             Msg::Analyzed { id, code, error, quota_secs } => self.analyzed(id, code, error, quota_secs),
@@ -472,24 +501,51 @@ impl Supervisor {
             pairs.rotate_left(r);
             self.rotation = self.rotation.wrapping_add(1);
         }
-        self.ask_queue.clear();
         self.check_queue.clear();
         let running: HashSet<Pair> = self.instances.values().map(|i| (i.info.agent_id.clone(), i.info.project_id.clone())).collect();
+        let mut queue = VecDeque::new();
         for pair in pairs {
             if running.contains(&pair) {
                 self.check_queue.push_back(pair);
-            } else {
-                self.ask_queue.push_back(pair);
+            } else if self.blocked(&pair).is_none() {
+                queue.push_back(pair);
             }
         }
+        *self.queue() = queue;
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Pair>> {
+        self.ask_queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drop an agent's queued questions (it just became ineligible, e.g. a cooldown started).
+    fn purge_queue(&self, agent: &str) {
+        self.queue().retain(|p| p.0 != agent);
     }
 
     fn free_slots(&self) -> usize {
-        self.settings.max_concurrent.saturating_sub(self.instances.len() + self.asking.len())
+        self.settings.max_concurrent.saturating_sub(self.instances.len() + self.asking.len() + self.askers)
     }
 
     fn pair_running(&self, pair: &Pair) -> bool {
         self.instances.values().any(|i| i.info.agent_id == pair.0 && i.info.project_id == pair.1)
+    }
+
+    /// Why a `start` for a pair must not be obeyed (it changed while the question was in flight).
+    fn blocked_for_start(&self, pair: &Pair) -> Option<&'static str> {
+        if self.pair_running(pair) || self.asking.contains(pair) {
+            return Some("already running");
+        }
+        if !self.settings.agents.get(&pair.0).is_some_and(|a| a.enabled) {
+            return Some("agent disabled");
+        }
+        if self.passkeys.get(&pair.0).is_none_or(|p| p.is_none()) {
+            return Some("no passkey");
+        }
+        if self.settings.error_protection.enabled && self.cooldowns.active(&pair.0, now_ms()).is_some() {
+            return Some("agent cooling down");
+        }
+        None
     }
 
     /// Why a pair must not be asked now (None = ask).
@@ -522,13 +578,9 @@ impl Supervisor {
             return;
         }
         let Some(client) = self.client.clone() else { return };
-        while self.free_slots() > 0 {
-            let Some(pair) = self.ask_queue.pop_front() else { break };
-            if self.blocked(&pair).is_some() {
-                continue;
-            }
-            self.asking.insert(pair.clone());
-            self.ask(client.clone(), pair, false);
+        while self.free_slots() > 0 && !self.queue().is_empty() {
+            self.askers += 1;
+            tokio::spawn(asker(client.clone(), self.ask_queue.clone(), self.tx.clone()));
         }
         while self.checking.len() < CHECK_CONCURRENCY {
             let Some(pair) = self.check_queue.pop_front() else { break };
@@ -550,7 +602,7 @@ impl Supervisor {
     }
 
     fn check_cycle_done(&mut self) {
-        if self.ask_queue.is_empty() && self.check_queue.is_empty() && self.asking.is_empty() && self.checking.is_empty() {
+        if self.askers == 0 && self.check_queue.is_empty() && self.asking.is_empty() && self.checking.is_empty() && self.queue().is_empty() {
             if let Some(t) = self.cycle_started.take() {
                 self.counters.last_cycle_ms = t.elapsed().as_secs_f64() * 1000.0;
             }
@@ -567,9 +619,9 @@ impl Supervisor {
                 if !running {
                     self.asking.remove(&pair);
                 }
-                if e.is_unreachable() {
+                if e.is_server_fault() {
                     self.server_failed(&e);
-                    self.ask_queue.clear();
+                    self.queue().clear();
                     self.check_queue.clear();
                 } else {
                     self.push_error(Some(&pair.0), Some(&pair.1), e.to_string());
@@ -581,11 +633,15 @@ impl Supervisor {
                     self.push_error(Some(&pair.0), Some(&pair.1), "server asked to start a pair that is already running; not starting a second instance".into());
                 }
                 "start" => {
-                    if !self.running {
-                        self.asking.remove(&pair);
+                    if let Some(why) = self.blocked_for_start(&pair) {
+                        // Rare: the pair became ineligible while its question was in flight. Tell the server,
+                        // which keeps the lease until it expires.
+                        self.push_error(Some(&pair.0), Some(&pair.1), format!("not starting ({why}); the server's lease for this pair expires in 120 s"));
+                    } else if !self.running {
                         self.push_error(Some(&pair.0), Some(&pair.1), "start answer arrived after the coordinator was stopped; the server lease expires in 120 s".into());
                     } else {
                         // The slot stays reserved (asking) until the spawn finishes.
+                        self.asking.insert(pair.clone());
                         self.start_spawn(pair, action, asked_at);
                     }
                 }
@@ -723,6 +779,7 @@ impl Supervisor {
                 if ep.enabled {
                     let c = self.cooldowns.record_failure(&pair.0, None, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
                     let _ = self.ev.send(Event::CooldownStarted { agent_id: pair.0.clone(), until: c.until, reason: c.reason.clone() });
+                    self.purge_queue(&pair.0);
                 }
                 // The lease was taken: tell the server (visible in the agent's chat), not silently dropped.
                 if let Some(client) = self.client.clone() {
@@ -834,6 +891,10 @@ impl Supervisor {
             } else if ep.enabled {
                 let c = self.cooldowns.record_failure(&info.agent_id, quota_secs, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
                 tracing::info!(agent = %info.agent_id, "cooling down for {} s ({})", (c.until - now_ms()) / 1000, c.reason);
+                self.purge_queue(&info.agent_id);
+                if quota_secs.is_none() {
+                    self.recent_backoffs.push((info.agent_id.clone(), now_ms()));
+                }
                 let _ = self.ev.send(Event::CooldownStarted { agent_id: info.agent_id.clone(), until: c.until, reason: c.reason.clone() });
             }
         }
@@ -881,14 +942,17 @@ impl Supervisor {
                 }
                 self.persist();
                 // React at once: the pair may have more work.
-                if self.running && !self.ask_queue.contains(&pair) {
-                    self.ask_queue.push_front(pair);
+                if self.running && self.blocked(&pair).is_none() {
+                    let mut q = self.queue();
+                    if !q.contains(&pair) {
+                        q.push_front(pair);
+                    }
                 }
                 self.dispatch();
             }
             Err(e) => {
                 // Kept in pending_reports (persisted); sent again once the server answers.
-                if e.is_unreachable() {
+                if e.is_server_fault() {
                     self.server_failed(&e);
                     // The run most likely failed because the server went away under it (we only learn of the
                     // outage now): that is no reason to hold the agent back once the server is back.
@@ -939,7 +1003,15 @@ impl Supervisor {
     fn server_failed(&mut self, e: &PmError) {
         let msg = self.redactor.redact(&e.to_string());
         self.unreachable_streak = self.unreachable_streak.saturating_add(1);
-        self.last_outage_at = Some(now_ms());
+        let now = now_ms();
+        self.last_outage_at = Some(now);
+        // Failures just before we noticed the outage were most likely caused by it: no backoff for those.
+        let recent: Vec<String> = self.recent_backoffs.drain(..).filter(|(_, at)| now - at < 30_000).map(|(a, _)| a).collect();
+        for agent in recent {
+            if self.cooldowns.agents.get(&agent).is_some_and(|c| c.reason == "error") {
+                self.cooldowns.record_success(&agent);
+            }
+        }
         if self.server.reachable || self.server.unreachable_since.is_none() {
             let since = now_ms();
             self.server.unreachable_since = Some(since);
@@ -973,7 +1045,7 @@ impl Supervisor {
         }
         let deadline = Instant::now() + STOP_GRACE + Duration::from_secs(5);
         // Drain messages until every instance is gone and its exit report is done (or the deadline passes).
-        while (!self.instances.is_empty() || !self.asking.is_empty() || self.reports_in_flight()) && Instant::now() < deadline {
+        while (!self.instances.is_empty() || !self.asking.is_empty() || self.askers > 0 || self.reports_in_flight()) && Instant::now() < deadline {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(m)) => {
                     // Late start answers are not acted on while stopping.
@@ -1099,6 +1171,23 @@ impl Supervisor {
             updated_at: now,
         };
         self.snap.send_replace(snap);
+    }
+}
+
+/// One asker: holds a slot and asks queued pairs in turn. Answers that need the loop's decision (start,
+/// stop, restart, errors) end it; `hold` answers are just counted, and it moves on.
+async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<Pair>>>, tx: mpsc::UnboundedSender<Msg>) {
+    loop {
+        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        let Some(pair) = next else {
+            let _ = tx.send(Msg::AskerIdle);
+            return;
+        };
+        let result = client.get_agent_action(&pair.0, &pair.1).await;
+        let last = !matches!(&result, Ok(a) if !matches!(a.action.as_str(), "start" | "stop" | "restart"));
+        if tx.send(Msg::Asked { pair, result, last }).is_err() || last {
+            return;
+        }
     }
 }
 

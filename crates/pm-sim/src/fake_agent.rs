@@ -99,7 +99,15 @@ enum Conn {
 }
 
 impl Conn {
+    /// Like a real MCP client, give up on a server that does not answer.
     async fn call(&mut self, id: &mut u64, tool: &str, args: Value) -> Result<Value, String> {
+        match tokio::time::timeout(Duration::from_secs(5), self.call_once(id, tool, args)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("{tool}: no reply from the server within 5 s")),
+        }
+    }
+
+    async fn call_once(&mut self, id: &mut u64, tool: &str, args: Value) -> Result<Value, String> {
         *id += 1;
         let req = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": tool, "arguments": args}, "id": *id});
         let env: Value = match self {

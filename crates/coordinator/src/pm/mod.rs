@@ -42,6 +42,17 @@ impl PmError {
         matches!(self, PmError::Unreachable { .. } | PmError::Timeout { .. })
     }
 
+    /// True when the fault is the server's (unreachable, silent, garbage, 5xx) rather than an answer about
+    /// this particular call: the whole cycle should back off, not just this pair.
+    pub fn is_server_fault(&self) -> bool {
+        match self {
+            PmError::Unreachable { .. } | PmError::Timeout { .. } | PmError::Protocol { .. } => true,
+            PmError::Http { status, .. } => *status >= 500,
+            PmError::Rpc { code, .. } => *code == -32700 || *code == -32603,
+            PmError::Tool { .. } => false,
+        }
+    }
+
     /// True when the server says it does not know the tool (e.g. `invalidate_session` on a current server,
     /// `report_process_exit` on a 0.1.x-era one).
     pub fn is_unknown_tool(&self) -> bool {
