@@ -45,8 +45,8 @@ enum Msg {
     Discovered { cycle: u64, result: Result<Discovery, PmError> },
     Answer { cycle: u64, pair: Pair, running: bool, result: Result<AgentAction, PmError> },
     /// From an asker: `last` means the asker ended and its slot comes back to the loop.
-    Asked { pair: Pair, result: Result<AgentAction, PmError>, last: bool },
-    AskerIdle,
+    Asked { pair: Pair, result: Result<AgentAction, PmError>, holds: u64 },
+    AskerIdle { holds: u64 },
     Spawned { pair: Pair, result: Result<Spawned, String>, asked_at: Instant },
     Exited { id: u64, code: Option<i32> },
     Analyzed { id: u64, code: Option<i32>, error: Option<String>, quota_secs: Option<u64> },
@@ -344,16 +344,14 @@ impl Supervisor {
             Msg::SecretsLoaded { passkeys, token, error } => self.secrets_loaded_msg(passkeys, token, error),
             Msg::Discovered { cycle, result } => self.discovered(cycle, result),
             Msg::Answer { cycle, pair, running, result } => self.answered(cycle, pair, running, result),
-            Msg::Asked { pair, result, last } => {
-                if last {
-                    self.askers -= 1;
-                    self.answered(self.cycle, pair, false, result);
-                } else {
-                    self.counters.asked += 1;
-                }
-            }
-            Msg::AskerIdle => {
+            Msg::Asked { pair, result, holds } => {
                 self.askers -= 1;
+                self.counters.asked += holds;
+                self.answered(self.cycle, pair, false, result);
+            }
+            Msg::AskerIdle { holds } => {
+                self.askers -= 1;
+                self.counters.asked += holds;
                 self.dispatch();
                 self.check_cycle_done();
             }
@@ -1174,20 +1172,23 @@ impl Supervisor {
     }
 }
 
-/// One asker: holds a slot and asks queued pairs in turn. Answers that need the loop's decision (start,
-/// stop, restart, errors) end it; `hold` answers are just counted, and it moves on.
+/// One asker: holds a slot and asks queued pairs in turn. The first answer that needs the loop's decision
+/// (start, stop, restart, an error) ends it; `hold` answers are only counted, and it moves on.
 async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<Pair>>>, tx: mpsc::UnboundedSender<Msg>) {
+    let mut holds = 0;
     loop {
         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
         let Some(pair) = next else {
-            let _ = tx.send(Msg::AskerIdle);
+            let _ = tx.send(Msg::AskerIdle { holds });
             return;
         };
         let result = client.get_agent_action(&pair.0, &pair.1).await;
-        let last = !matches!(&result, Ok(a) if !matches!(a.action.as_str(), "start" | "stop" | "restart"));
-        if tx.send(Msg::Asked { pair, result, last }).is_err() || last {
-            return;
+        if matches!(&result, Ok(a) if !matches!(a.action.as_str(), "start" | "stop" | "restart")) {
+            holds += 1;
+            continue;
         }
+        let _ = tx.send(Msg::Asked { pair, result, holds });
+        return;
     }
 }
 
