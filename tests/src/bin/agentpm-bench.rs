@@ -42,7 +42,7 @@ fn parse_opts() -> Opts {
     o
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let o = parse_opts();
     let python = if o.python { Some(python_venv().expect("cannot prepare the Python coordinator venv")) } else { None };
