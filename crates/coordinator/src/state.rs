@@ -77,9 +77,6 @@ pub fn is_alive(rec: &ChildRecord) -> bool {
     }
 }
 
-#[allow(dead_code)]
-fn _unused(_: PathBuf, _: UnixMs, _: Cooldowns) {}
-
 #[cfg(test)]
 mod tests {
     use super::*;

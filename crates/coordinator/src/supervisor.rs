@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 /// (agent_id, project_id)
@@ -141,7 +141,6 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         counters: Counters::default(),
         dirty: true,
         publish_at: None,
-        waiters: Vec::new(),
     };
     sup.server.address = sup.settings.server_address();
     let orphans = persisted.children;
@@ -211,8 +210,6 @@ struct Supervisor {
     counters: Counters,
     dirty: bool,
     publish_at: Option<Instant>,
-    /// Callers waiting for all instances to be gone (stop / shutdown).
-    waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl Supervisor {
@@ -392,9 +389,7 @@ impl Supervisor {
             if self.secret_error.as_deref() != Some(e) {
                 tracing::warn!("{e}; will retry in 30 s (secrets are never written to disk instead)");
             }
-            // Retry later: the Keychain may be unlocked, or the Secret Service started.
-            let tx = self.tx.clone();
-            let _ = tx; // retry is driven by begin_cycle below
+            // Retried at the start of every cycle: the Keychain may be unlocked, the Secret Service started.
         }
         self.secret_error = error;
         self.secrets_loaded = true;
@@ -900,7 +895,6 @@ impl Supervisor {
         let remaining = self.instances.values().filter(|i| i.info.agent_id == pair.0 && i.info.project_id == pair.1).count() as u64;
         self.pending_reports.push_back(pair.clone());
         self.persist();
-        self.notify_waiters();
         // Report in order: register log → error → exit. The pair is asked again once the exit is reported.
         if let Some(client) = self.client.clone() {
             let tx = self.tx.clone();
@@ -1058,14 +1052,6 @@ impl Supervisor {
 
     fn reports_in_flight(&self) -> bool {
         self.pending_reports.iter().any(|p| !self.pair_running(p)) && self.server.reachable && self.client.is_some()
-    }
-
-    fn notify_waiters(&mut self) {
-        if self.instances.is_empty() {
-            for w in self.waiters.drain(..) {
-                let _ = w.send(());
-            }
-        }
     }
 
     /// Children recorded by a previous run that crashed: stop them (we cannot re-attach to their output,
@@ -1257,9 +1243,6 @@ async fn state_writer(path: PathBuf, mut rx: watch::Receiver<PersistedState>) {
         .await;
     }
 }
-
-#[allow(dead_code)]
-fn _assert_path(_: &Path) {}
 
 /// Where and how to upload logs (protocol doc §4.2), when enabled.
 #[derive(Clone)]
