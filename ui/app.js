@@ -29,6 +29,7 @@ function showPage(name) {
   if (name === "settings") renderSettings();
   if (name === "logs") renderLogAgents();
   if (name === "welcome") runDoctor();
+  renderStatus();
 }
 
 function fmtDuration(ms) {
@@ -65,7 +66,8 @@ function renderStatus() {
   }
   if (snap.secret_store_error) problems.push(snap.secret_store_error);
   banner.textContent = problems.join(" — ");
-  banner.classList.toggle("hidden", problems.length === 0);
+  // The welcome view explains a missing server in plain words (doctor): no banner on top of it.
+  banner.classList.toggle("hidden", problems.length === 0 || page === "welcome");
 }
 
 function renderInstances() {
@@ -269,15 +271,26 @@ async function runDoctor() {
   $("#doctor").replaceChildren(...checks.map((c) => el("li", {}, el("span", { class: `pill ${c.ok ? "ok" : "bad"}` }, c.ok ? "OK" : "Needs attention"), " ", `${c.name}: ${c.detail}`, c.hint ? el("span", { class: "fix" }, c.hint) : "")));
 }
 
-async function importYaml(path) {
+async function importYaml(path, scrub = false) {
   const out = $("#import-result");
-  out.textContent = "Importing…";
+  if (!path) { out.textContent = "Choose the YAML file first."; return; }
+  out.textContent = scrub ? "Removing the passkeys from the file…" : "Importing…";
   try {
-    const r = await invoke("import_config", { path, scrub: $("#import-scrub").checked });
-    const line = (label, list) => el("div", { "data-testid": `import-${label.split(" ")[0].toLowerCase()}` }, el("b", {}, label + ": "), list.length ? list.join(", ") : "—");
+    const r = await invoke("import_config", { path, scrub });
+    const line = (id, label, list) => el("div", { "data-testid": `import-${id}` }, el("b", {}, label + ": "), list.length ? list.join(", ") : "—");
+    const tokenText = { moved: "moved into the Keychain", unchanged: "already there", conflict: "a different token is already stored (kept it)", missing: "not in the file" }[r.token] || "—";
+    const stored = r.moved.length + r.unchanged.length > 0 || r.token === "moved" || r.token === "unchanged";
+    const scrubRow = r.backup
+      ? el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, `The file no longer contains passkeys. Backup of the original: ${r.backup}`)
+      : stored && r.conflicts.length === 0
+        ? el("div", { class: "row" }, el("span", { class: "muted" }, "The file still holds the passkeys in plain text."),
+            el("button", { "data-testid": "import-scrub", onclick: () => importYaml(path, true) }, "Remove them from the file (keep a backup)"))
+        : "";
     out.replaceChildren(
-      line("Moved into the Keychain", r.moved), line("Already there", r.unchanged), line("Conflicts (kept the stored one)", r.conflicts), line("Without a passkey", r.missing),
-      r.backup ? el("div", {}, `The file no longer contains passkeys; backup: ${r.backup}`) : "",
+      line("moved", "Moved into the Keychain", r.moved), line("unchanged", "Already there", r.unchanged),
+      line("conflicts", "Conflicts (kept the stored one)", r.conflicts), line("missing", "Without a passkey", r.missing),
+      el("div", { "data-testid": "import-token" }, el("b", {}, "Coordinator token: "), tokenText),
+      scrubRow,
       ...r.warnings.map((w) => el("div", { class: "muted" }, w)),
       el("div", { class: "row" }, el("button", { class: "primary", "data-testid": "import-done", onclick: async () => { await refresh(); showPage("agents"); } }, "Show agents")));
     await refresh();
@@ -312,6 +325,14 @@ async function main() {
   $("#log-open").addEventListener("click", () => logPath && invoke("open_log", { path: logPath }).catch(alertErr));
   $("#log-reveal").addEventListener("click", () => logPath && invoke("reveal_log", { path: logPath }).catch(alertErr));
   $("#import-btn").addEventListener("click", () => importYaml($("#import-path").value.trim()));
+  $("#import-path").addEventListener("keydown", (ev) => { if (ev.key === "Enter") importYaml($("#import-path").value.trim()); });
+  $("#import-choose").addEventListener("click", async () => {
+    try {
+      const options = { multiple: false, directory: false, title: "Import coordinator configuration", filters: [{ name: "YAML", extensions: ["yaml", "yml"] }] };
+      const path = window.__TAURI__.dialog ? await window.__TAURI__.dialog.open(options) : await invoke("plugin:dialog|open", { options });
+      if (path) { $("#import-path").value = path; await importYaml(path); }
+    } catch (e) { alertErr(e); }
+  });
   $("#demo-btn").addEventListener("click", async () => { try { view = await invoke("set_demo", { on: true }); await refresh(); showPage("agents"); } catch (e) { alertErr(e); } });
 
   await listen("snapshot", (ev) => { snap = ev.payload; renderStatus(); renderInstances(); if (page === "agents") renderAgents(); });

@@ -107,17 +107,44 @@ fn app() -> PathBuf {
     agentpm_e2e::bin("agentpm-coordinator-app")
 }
 
-fn rss_mb(name: &str) -> Option<f64> {
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.split('\0').next().is_some_and(|c| c.ends_with(name)) && !cmd.contains("--fake-agent") {
-            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
-            let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
-            return Some(kb / 1024.0);
-        }
+/// (pid, ppid, argv) of every process, from /proc.
+fn processes() -> Vec<(u32, u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // Fields after the `(comm)` part; comm may contain spaces.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let ppid = rest.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let cmd = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default()).replace('\0', " ");
+        out.push((pid, ppid, cmd));
     }
-    None
+    out
+}
+
+fn rss_kb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// RSS in MB of the app process under this test's tauri-driver, and of the app plus its WebKit helper
+/// processes (web content, network). `None` when the app cannot be found.
+fn app_rss_mb() -> Option<(f64, f64)> {
+    let driver: u32 = std::env::var("TAURI_DRIVER_PID").ok()?.parse().ok()?;
+    let procs = processes();
+    let mut tree = vec![driver];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(procs.iter().filter(|(_, pp, _)| *pp == p).map(|(c, _, _)| *c));
+        i += 1;
+    }
+    let (app, _, _) = procs.iter().find(|(pid, _, cmd)| tree.contains(pid) && cmd.contains("agentpm-coordinator-app") && !cmd.contains("--fake-agent"))?;
+    let helpers: f64 = procs.iter().filter(|(_, pp, cmd)| pp == app && cmd.contains("WebKit")).map(|(c, _, _)| rss_kb(*c)).sum();
+    let own = rss_kb(*app);
+    Some((own / 1024.0, (own + helpers) / 1024.0))
 }
 
 #[tokio::test]
@@ -131,6 +158,7 @@ async fn app_end_to_end() {
     let demo_dir_s = demo_dir.display().to_string();
 
     // 1. Demo mode: enable the disabled agent, give it its passkey, watch its instance come and go.
+    let launched = Instant::now();
     let s = Session::new(&app(), &["--demo", "--data-dir", &demo_dir_s]).await;
     s.wait_text("#status-line", "Demo", Duration::from_secs(30)).await;
     let mut ready = Value::Null;
@@ -141,7 +169,8 @@ async fn app_end_to_end() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("cold start to window ready: {ready} ms");
+    assert!(ready.is_number(), "the page never reported ready");
+    println!("cold start (app main() -> window rendered): {:.0} ms; WebDriver session request -> window ready: {} ms", ready.as_f64().unwrap_or(0.0), launched.elapsed().as_millis());
     s.click("#nav-agents").await;
     s.wait("[data-testid=enable-agt_03]", Duration::from_secs(10)).await;
     s.wait_text("[data-testid=passkey-state-agt_03]", "missing", Duration::from_secs(10)).await;
@@ -211,8 +240,9 @@ async fn app_end_to_end() {
     s.wait("#page-welcome", Duration::from_secs(30)).await;
     s.wait_text("#doctor", "PM server", Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    if let Some(mb) = rss_mb("agentpm-coordinator-app") {
-        println!("idle app RSS: {mb:.1} MB");
+    match app_rss_mb() {
+        Some((own, total)) => println!("idle app RSS: {own:.1} MB (app process), {total:.1} MB with its WebKit helper processes"),
+        None => println!("idle app RSS: not measured (TAURI_DRIVER_PID unset or app not found)"),
     }
     s.screenshot("welcome").await;
     let yaml = tmp.path().join("coordinator.yaml");
@@ -221,6 +251,13 @@ async fn app_end_to_end() {
     s.click("#import-btn").await;
     let moved = s.wait_text("[data-testid=import-moved]", "agt_imported_b", Duration::from_secs(20)).await;
     assert!(moved.contains("agt_imported_a"), "{moved}");
+    // Offered afterwards: scrub the file, keeping a backup.
+    s.click("[data-testid=import-scrub]").await;
+    s.wait_text("[data-testid=import-scrubbed]", "no longer contains passkeys", Duration::from_secs(20)).await;
+    let scrubbed = std::fs::read_to_string(&yaml).unwrap();
+    assert!(!scrubbed.contains("imported-secret"), "scrubbed file still holds a passkey: {scrubbed}");
+    let backup = std::fs::read_to_string(tmp.path().join("coordinator.yaml.bak")).unwrap();
+    assert!(backup.contains("imported-secret-aaaa"), "the backup is not the original");
     s.screenshot("import").await;
     s.click("[data-testid=import-done]").await;
     s.wait_text("[data-testid=passkey-state-agt_imported_a]", "present", Duration::from_secs(15)).await;
