@@ -266,9 +266,20 @@ async function openLogPage(agent, path) {
 setInterval(() => { if (page === "logs" && $("#log-follow").checked) showLog(); }, 1000);
 
 // ---------- welcome ----------
+// The engine's doctor hints name CLI commands; in the window, point at the place to click instead.
+function appHint(c) {
+  if (c.ok) return null;
+  if (c.name === "coordinator token") return "Paste it under Settings → Coordinator token (AI Agent PM shows it in its coordinator settings).";
+  if (c.name.startsWith("passkey ")) return "Set it on the Agents page.";
+  if (c.name === "agents") return "Import your configuration (next card), or add agents on the Agents page.";
+  return c.hint;
+}
 async function runDoctor() {
   const checks = await invoke("run_doctor");
-  $("#doctor").replaceChildren(...checks.map((c) => el("li", {}, el("span", { class: `pill ${c.ok ? "ok" : "bad"}` }, c.ok ? "OK" : "Needs attention"), " ", `${c.name}: ${c.detail}`, c.hint ? el("span", { class: "fix" }, c.hint) : "")));
+  $("#doctor").replaceChildren(...checks.map((c) => {
+    const hint = appHint(c);
+    return el("li", { "data-testid": `doctor-${c.name.replace(/\W+/g, "-")}` }, el("span", { class: `pill ${c.ok ? "ok" : "bad"}` }, c.ok ? "OK" : "Needs attention"), " ", `${c.name}: ${c.detail}`, hint ? el("span", { class: "fix" }, hint) : "");
+  }));
 }
 
 async function importYaml(path, scrub = false) {
@@ -315,6 +326,8 @@ async function main() {
   $("#add-provider").addEventListener("click", () => { const n = $("#new-provider").value.trim(); if (n && !providerDraft[n]) { providerDraft[n] = { command: "", args: [], model: null, kind: "custom" }; drawProviders(); } $("#new-provider").value = ""; });
   $("#save-providers").addEventListener("click", async () => {
     const s = JSON.parse(JSON.stringify(view.saved)); s.providers = providerDraft;
+    s.demo = view.demo; // saving providers must not switch demo mode on or off
+    $("#providers-msg").style.color = "";
     try { view = await invoke("save_settings", { settings: s }); $("#providers-msg").textContent = "Saved."; }
     catch (e) { $("#providers-msg").textContent = e.message || String(e); $("#providers-msg").style.color = "var(--bad)"; }
   });

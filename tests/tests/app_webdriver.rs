@@ -210,6 +210,17 @@ async fn app_end_to_end() {
     s.click("#nav-providers").await;
     s.click("[data-testid=prov-claude-test]").await;
     s.wait_text("[data-testid=prov-claude-result]", "claude", Duration::from_secs(10)).await;
+    // A custom provider whose command resolves; saved to settings.json.
+    s.type_into("#new-provider", "local-sh").await;
+    s.click("#add-provider").await;
+    s.type_into("[data-testid=prov-local-sh-command]", "sh").await;
+    s.type_into("[data-testid=prov-local-sh-args]", "-c true").await;
+    s.click("[data-testid=prov-local-sh-test]").await;
+    s.wait_text("[data-testid=prov-local-sh-result]", "found: /", Duration::from_secs(10)).await;
+    s.click("#save-providers").await;
+    s.wait_text("#providers-msg", "Saved", Duration::from_secs(10)).await;
+    let saved = std::fs::read_to_string(demo_dir.join("coordinator/settings.json")).unwrap();
+    assert!(saved.contains("\"local-sh\""), "custom provider not saved: {saved}");
     s.screenshot("providers").await;
     // Settings: a valid change is saved; an invalid one shows the inline error and saves nothing.
     s.click("#nav-settings").await;
