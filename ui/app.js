@@ -147,6 +147,7 @@ function editPasskey(id, td) {
 
 // ---------- providers ----------
 let providerDraft = null;
+const providerResults = {}; // last "Test" outcome per provider, kept when the list is redrawn
 function renderProviders() {
   if (!view) return;
   providerDraft = JSON.parse(JSON.stringify(view.saved.providers));
@@ -156,13 +157,15 @@ function drawProviders() {
   $("#providers").replaceChildren(...Object.entries(providerDraft).map(([name, p]) => {
     const field = (key, label, value, width) => el("input", { value: value ?? "", placeholder: label, title: label, style: `width:${width}px`, "data-testid": `prov-${name}-${key}`,
       oninput: (ev) => { const v = ev.target.value; if (key === "args") p.args = v.trim() ? v.trim().split(/\s+/) : []; else p[key] = v.trim() === "" && key !== "command" ? null : v; } });
-    const result = el("span", { class: "small", "data-testid": `prov-${name}-result` });
+    const last = providerResults[name];
+    const result = el("span", { class: last ? `small pill ${last[1]}` : "small", "data-testid": `prov-${name}-result` }, last ? last[0] : "");
+    const show = (text, cls) => { providerResults[name] = [text, cls]; result.textContent = text; result.className = `small pill ${cls}`; };
     return el("div", { class: "provider" },
       el("div", { class: "row" }, el("b", {}, name),
         field("command", "command", p.command, 220), field("args", "arguments", (p.args || []).join(" "), 320), field("model", "model (optional)", p.model, 160),
         el("button", { class: "small", "data-testid": `prov-${name}-test`, onclick: async () => {
-          try { result.textContent = "found: " + (await invoke("test_provider", { command: p.command })); result.className = "small pill ok"; }
-          catch (e) { result.textContent = String(e); result.className = "small pill bad"; }
+          try { show("found: " + (await invoke("test_provider", { command: p.command })), "ok"); }
+          catch (e) { show(String(e), "bad"); }
         } }, "Test"), result));
   }));
 }

@@ -1,6 +1,10 @@
 //! The app's state: the engine handle, the secret store, the settings file, and demo mode.
 //!
 //! Everything here is plain Rust (no Tauri types) so the command logic is unit-tested without a window.
+//!
+//! Settings: the app does not use tauri-plugin-store. It reads and writes the engine's `settings.json`
+//! through `coordinator::config` (same file, schema, validation and atomic 0600 write as the CLI), so the two
+//! can never disagree about a field and an invalid value never reaches disk.
 
 use coordinator::api::Snapshot;
 use coordinator::config::{AgentSettings, ConfigError, Settings};
@@ -205,7 +209,7 @@ impl AppCore {
         Ok(demo_changed)
     }
 
-    fn agents_mut<'a>(inner: &'a mut Inner) -> (&'a mut Settings, bool) {
+    fn agents_mut(inner: &mut Inner) -> (&mut Settings, bool) {
         match inner.demo_settings.as_mut() {
             Some(d) => (d, true),
             None => (&mut inner.saved, false),

@@ -256,6 +256,22 @@ async fn app_end_to_end() {
         None => println!("idle app RSS: not measured (TAURI_DRIVER_PID unset or app not found)"),
     }
     s.screenshot("welcome").await;
+    // Single instance: a second launch hands over to the running app (which shows its window) and exits.
+    let mut second = std::process::Command::new(app()).args(["--data-dir", &fresh.display().to_string()]).spawn().unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = second.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second launch kept running next to the first");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "second launch: {status}");
+    s.wait("#page-welcome", Duration::from_secs(5)).await;
     let yaml = tmp.path().join("coordinator.yaml");
     std::fs::write(&yaml, "polling_interval: 10\nmax_concurrent: 2\nagents:\n  agt_imported_a:\n    passkey: imported-secret-aaaa\n  agt_imported_b:\n    passkey: imported-secret-bbbb\n").unwrap();
     s.type_into("#import-path", &yaml.display().to_string()).await;
