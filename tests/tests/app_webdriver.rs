@@ -292,6 +292,15 @@ async fn app_end_to_end() {
     let settings = std::fs::read_to_string(fresh.join("coordinator/settings.json")).unwrap();
     assert!(!settings.contains("imported-secret"), "a passkey reached settings.json");
     s.screenshot("agents-imported").await;
+    // Dropping a YAML on the window imports it too. The OS drag itself cannot be driven through WebDriver:
+    // emit the webview's drag-drop event (what Tauri sends on a real drop) and check the window's handling.
+    let dropped = tmp.path().join("dropped.yaml");
+    std::fs::write(&dropped, "agents:\n  agt_dropped_c:\n    passkey: dropped-secret-cccc\n").unwrap();
+    let js = format!("window.__TAURI__.event.emit('tauri://drag-drop', {{ paths: [{:?}], position: {{ x: 20, y: 20 }} }}); return true", dropped.display().to_string());
+    s.exec(&js).await;
+    s.wait_text("[data-testid=import-moved]", "agt_dropped_c", Duration::from_secs(20)).await;
+    s.click("[data-testid=import-done]").await;
+    s.wait_text("[data-testid=passkey-state-agt_dropped_c]", "present", Duration::from_secs(15)).await;
     s.close().await;
 }
 
