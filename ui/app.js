@@ -24,7 +24,7 @@ function showPage(name) {
   document.querySelectorAll(".page").forEach((p) => p.classList.add("hidden"));
   $(`#page-${name}`).classList.remove("hidden");
   document.querySelectorAll("#nav button").forEach((b) => b.classList.toggle("active", b.dataset.page === name));
-  if (name === "agents") renderAgents();
+  if (name === "agents") renderAgents(true);
   if (name === "providers") renderProviders();
   if (name === "settings") renderSettings();
   if (name === "logs") renderLogAgents();
@@ -94,8 +94,12 @@ setInterval(() => {
 
 // ---------- agents ----------
 let editing = null; // agent whose passkey field is open: live updates must not wipe what is being typed
-function renderAgents() {
+let agentsSig = "";  // what the table shows; it is rebuilt only when that changes
+function renderAgents(force) {
   if (!view || editing) return;
+  const sig = JSON.stringify([view.settings.agents, Object.keys(view.settings.providers), view.demo_hint, snap && snap.agents]);
+  if (!force && sig === agentsSig) return;
+  agentsSig = sig;
   const s = view.settings;
   const byId = Object.fromEntries((snap ? snap.agents : []).map((a) => [a.agent_id, a]));
   $("#demo-hint").textContent = view.demo_hint || "";
@@ -136,10 +140,10 @@ function editPasskey(id, td) {
       input.value = "";
       editing = null;
       await refresh();
-      renderAgents();
+      renderAgents(true);
     } catch (e) { err.textContent = e; }
   };
-  cancel.onclick = () => { editing = null; renderAgents(); };
+  cancel.onclick = () => { editing = null; renderAgents(true); };
   input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") save.click(); if (ev.key === "Escape") cancel.click(); });
   td.replaceChildren(input, " ", save, " ", cancel, err);
   input.focus();

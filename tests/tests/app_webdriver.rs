@@ -175,7 +175,17 @@ async fn app_end_to_end() {
     s.wait("[data-testid=enable-agt_03]", Duration::from_secs(10)).await;
     s.wait_text("[data-testid=passkey-state-agt_03]", "missing", Duration::from_secs(10)).await;
     s.click("[data-testid=enable-agt_03]").await;
-    s.click("[data-testid=set-passkey-agt_03]").await;
+    // The table is live: retry the click if it landed on a row that was just redrawn.
+    let mut opened = false;
+    for _ in 0..10 {
+        s.click("[data-testid=set-passkey-agt_03]").await;
+        if s.find("[data-testid=passkey-input-agt_03]").await.is_some() {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(opened, "the passkey field never opened");
     s.type_into("[data-testid=passkey-input-agt_03]", "demo-agt_03").await;
     s.click("[data-testid=passkey-save-agt_03]").await;
     s.wait_text("[data-testid=passkey-state-agt_03]", "present", Duration::from_secs(10)).await;
