@@ -29,6 +29,7 @@ function showPage(name) {
   if (name === "settings") renderSettings();
   if (name === "logs") renderLogAgents();
   if (name === "welcome") runDoctor();
+  renderStatus();
 }
 
 function fmtDuration(ms) {
@@ -65,7 +66,8 @@ function renderStatus() {
   }
   if (snap.secret_store_error) problems.push(snap.secret_store_error);
   banner.textContent = problems.join(" — ");
-  banner.classList.toggle("hidden", problems.length === 0);
+  // The welcome view explains a missing server in plain words (doctor): no banner on top of it.
+  banner.classList.toggle("hidden", problems.length === 0 || page === "welcome");
 }
 
 function renderInstances() {
@@ -149,6 +151,7 @@ function editPasskey(id, td) {
 
 // ---------- providers ----------
 let providerDraft = null;
+const providerResults = {}; // last "Test" outcome per provider, kept when the list is redrawn
 function renderProviders() {
   if (!view) return;
   providerDraft = JSON.parse(JSON.stringify(view.saved.providers));
@@ -158,13 +161,15 @@ function drawProviders() {
   $("#providers").replaceChildren(...Object.entries(providerDraft).map(([name, p]) => {
     const field = (key, label, value, width) => el("input", { value: value ?? "", placeholder: label, title: label, style: `width:${width}px`, "data-testid": `prov-${name}-${key}`,
       oninput: (ev) => { const v = ev.target.value; if (key === "args") p.args = v.trim() ? v.trim().split(/\s+/) : []; else p[key] = v.trim() === "" && key !== "command" ? null : v; } });
-    const result = el("span", { class: "small", "data-testid": `prov-${name}-result` });
+    const last = providerResults[name];
+    const result = el("span", { class: last ? `small pill ${last[1]}` : "small", "data-testid": `prov-${name}-result` }, last ? last[0] : "");
+    const show = (text, cls) => { providerResults[name] = [text, cls]; result.textContent = text; result.className = `small pill ${cls}`; };
     return el("div", { class: "provider" },
       el("div", { class: "row" }, el("b", {}, name),
         field("command", "command", p.command, 220), field("args", "arguments", (p.args || []).join(" "), 320), field("model", "model (optional)", p.model, 160),
         el("button", { class: "small", "data-testid": `prov-${name}-test`, onclick: async () => {
-          try { result.textContent = "found: " + (await invoke("test_provider", { command: p.command })); result.className = "small pill ok"; }
-          catch (e) { result.textContent = String(e); result.className = "small pill bad"; }
+          try { show("found: " + (await invoke("test_provider", { command: p.command })), "ok"); }
+          catch (e) { show(String(e), "bad"); }
         } }, "Test"), result));
   }));
 }
@@ -268,20 +273,42 @@ async function openLogPage(agent, path) {
 setInterval(() => { if (page === "logs" && $("#log-follow").checked) showLog(); }, 1000);
 
 // ---------- welcome ----------
+// The engine's doctor hints name CLI commands; in the window, point at the place to click instead.
+function appHint(c) {
+  if (c.ok) return null;
+  if (c.name === "coordinator token") return "Paste it under Settings → Coordinator token (AI Agent PM shows it in its coordinator settings).";
+  if (c.name.startsWith("passkey ")) return "Set it on the Agents page.";
+  if (c.name === "agents") return "Import your configuration (next card), or add agents on the Agents page.";
+  return c.hint;
+}
 async function runDoctor() {
   const checks = await invoke("run_doctor");
-  $("#doctor").replaceChildren(...checks.map((c) => el("li", {}, el("span", { class: `pill ${c.ok ? "ok" : "bad"}` }, c.ok ? "OK" : "Needs attention"), " ", `${c.name}: ${c.detail}`, c.hint ? el("span", { class: "fix" }, c.hint) : "")));
+  $("#doctor").replaceChildren(...checks.map((c) => {
+    const hint = appHint(c);
+    return el("li", { "data-testid": `doctor-${c.name.replace(/\W+/g, "-")}` }, el("span", { class: `pill ${c.ok ? "ok" : "bad"}` }, c.ok ? "OK" : "Needs attention"), " ", `${c.name}: ${c.detail}`, hint ? el("span", { class: "fix" }, hint) : "");
+  }));
 }
 
-async function importYaml(path) {
+async function importYaml(path, scrub = false) {
   const out = $("#import-result");
-  out.textContent = "Importing…";
+  if (!path) { out.textContent = "Choose the YAML file first."; return; }
+  out.textContent = scrub ? "Removing the passkeys from the file…" : "Importing…";
   try {
-    const r = await invoke("import_config", { path, scrub: $("#import-scrub").checked });
-    const line = (label, list) => el("div", { "data-testid": `import-${label.split(" ")[0].toLowerCase()}` }, el("b", {}, label + ": "), list.length ? list.join(", ") : "—");
+    const r = await invoke("import_config", { path, scrub });
+    const line = (id, label, list) => el("div", { "data-testid": `import-${id}` }, el("b", {}, label + ": "), list.length ? list.join(", ") : "—");
+    const tokenText = { moved: "moved into the Keychain", unchanged: "already there", conflict: "a different token is already stored (kept it)", missing: "not in the file" }[r.token] || "—";
+    const stored = r.moved.length + r.unchanged.length > 0 || r.token === "moved" || r.token === "unchanged";
+    const scrubRow = r.backup
+      ? el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, `The file no longer contains passkeys. Backup of the original: ${r.backup}`)
+      : stored && r.conflicts.length === 0
+        ? el("div", { class: "row" }, el("span", { class: "muted" }, "The file still holds the passkeys in plain text."),
+            el("button", { "data-testid": "import-scrub", onclick: () => importYaml(path, true) }, "Remove them from the file (keep a backup)"))
+        : "";
     out.replaceChildren(
-      line("Moved into the Keychain", r.moved), line("Already there", r.unchanged), line("Conflicts (kept the stored one)", r.conflicts), line("Without a passkey", r.missing),
-      r.backup ? el("div", {}, `The file no longer contains passkeys; backup: ${r.backup}`) : "",
+      line("moved", "Moved into the Keychain", r.moved), line("unchanged", "Already there", r.unchanged),
+      line("conflicts", "Conflicts (kept the stored one)", r.conflicts), line("missing", "Without a passkey", r.missing),
+      el("div", { "data-testid": "import-token" }, el("b", {}, "Coordinator token: "), tokenText),
+      scrubRow,
       ...r.warnings.map((w) => el("div", { class: "muted" }, w)),
       el("div", { class: "row" }, el("button", { class: "primary", "data-testid": "import-done", onclick: async () => { await refresh(); showPage("agents"); } }, "Show agents")));
     await refresh();
@@ -306,6 +333,8 @@ async function main() {
   $("#add-provider").addEventListener("click", () => { const n = $("#new-provider").value.trim(); if (n && !providerDraft[n]) { providerDraft[n] = { command: "", args: [], model: null, kind: "custom" }; drawProviders(); } $("#new-provider").value = ""; });
   $("#save-providers").addEventListener("click", async () => {
     const s = JSON.parse(JSON.stringify(view.saved)); s.providers = providerDraft;
+    s.demo = view.demo; // saving providers must not switch demo mode on or off
+    $("#providers-msg").style.color = "";
     try { view = await invoke("save_settings", { settings: s }); $("#providers-msg").textContent = "Saved."; }
     catch (e) { $("#providers-msg").textContent = e.message || String(e); $("#providers-msg").style.color = "var(--bad)"; }
   });
@@ -316,6 +345,14 @@ async function main() {
   $("#log-open").addEventListener("click", () => logPath && invoke("open_log", { path: logPath }).catch(alertErr));
   $("#log-reveal").addEventListener("click", () => logPath && invoke("reveal_log", { path: logPath }).catch(alertErr));
   $("#import-btn").addEventListener("click", () => importYaml($("#import-path").value.trim()));
+  $("#import-path").addEventListener("keydown", (ev) => { if (ev.key === "Enter") importYaml($("#import-path").value.trim()); });
+  $("#import-choose").addEventListener("click", async () => {
+    try {
+      const options = { multiple: false, directory: false, title: "Import coordinator configuration", filters: [{ name: "YAML", extensions: ["yaml", "yml"] }] };
+      const path = window.__TAURI__.dialog ? await window.__TAURI__.dialog.open(options) : await invoke("plugin:dialog|open", { options });
+      if (path) { $("#import-path").value = path; await importYaml(path); }
+    } catch (e) { alertErr(e); }
+  });
   $("#demo-btn").addEventListener("click", async () => { try { view = await invoke("set_demo", { on: true }); await refresh(); showPage("agents"); } catch (e) { alertErr(e); } });
 
   await listen("snapshot", (ev) => { snap = ev.payload; renderStatus(); renderInstances(); if (page === "agents") renderAgents(); });

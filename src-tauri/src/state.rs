@@ -1,6 +1,10 @@
 //! The app's state: the engine handle, the secret store, the settings file, and demo mode.
 //!
 //! Everything here is plain Rust (no Tauri types) so the command logic is unit-tested without a window.
+//!
+//! Settings: the app does not use tauri-plugin-store. It reads and writes the engine's `settings.json`
+//! through `coordinator::config` (same file, schema, validation and atomic 0600 write as the CLI), so the two
+//! can never disagree about a field and an invalid value never reaches disk.
 
 use coordinator::api::Snapshot;
 use coordinator::config::{AgentSettings, ConfigError, Settings};
@@ -205,7 +209,7 @@ impl AppCore {
         Ok(demo_changed)
     }
 
-    fn agents_mut<'a>(inner: &'a mut Inner) -> (&'a mut Settings, bool) {
+    fn agents_mut(inner: &mut Inner) -> (&mut Settings, bool) {
         match inner.demo_settings.as_mut() {
             Some(d) => (d, true),
             None => (&mut inner.saved, false),
@@ -414,6 +418,63 @@ mod tests {
         assert!(c.read_log(&d.path().join("settings.json"), 10).await.is_err());
         assert!(c.read_log(&d.path().join("logs/../settings.json"), 10).await.is_err());
         assert_eq!(c.list_runs("agt_a").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn import_moves_passkeys_lists_agents_and_scrubs_on_request() {
+        let d = tempfile::tempdir().unwrap();
+        let c = core(d.path());
+        assert!(c.first_run());
+        let yaml = d.path().join("coordinator.yaml");
+        std::fs::write(&yaml, "agents:\n  agt_a:\n    passkey: secret-aaaa-1111\n  agt_b:\n    passkey: secret-bbbb-2222\n").unwrap();
+        let r = c.import(&yaml, false).await.unwrap();
+        assert_eq!(r.moved, vec!["agt_a".to_string(), "agt_b".to_string()]);
+        assert!(r.backup.is_none());
+        let view = c.view().await;
+        assert!(view.saved.agents.contains_key("agt_a") && view.saved.agents.contains_key("agt_b"));
+        assert!(!view.first_run);
+        assert_eq!(c.platform_store.get("agent:agt_b").unwrap().as_deref(), Some("secret-bbbb-2222"));
+        let report_json = serde_json::to_string(&r).unwrap();
+        assert!(!report_json.contains("secret-"), "the import report carries a passkey: {report_json}");
+        assert!(!std::fs::read_to_string(d.path().join("settings.json")).unwrap().contains("secret-"));
+        // Second run with scrub: nothing new moved, the file is blanked, the original kept as a backup.
+        let r = c.import(&yaml, true).await.unwrap();
+        assert_eq!(r.unchanged.len(), 2);
+        assert!(!std::fs::read_to_string(&yaml).unwrap().contains("secret-"));
+        assert!(std::fs::read_to_string(r.backup.unwrap()).unwrap().contains("secret-aaaa-1111"));
+        // A missing file is an error in words, not a panic.
+        assert!(c.import(&d.path().join("nope.yaml"), false).await.unwrap_err().contains("nope.yaml"));
+    }
+
+    #[tokio::test]
+    async fn demo_seeds_passkeys_for_all_but_the_last_agent_and_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        // Only this test relies on the data root (the demo dir lives under it).
+        std::env::set_var(coordinator::paths::DATA_DIR_ENV, d.path());
+        let c = core(d.path());
+        c.start_engine(true).await.unwrap();
+        let view = c.view().await;
+        assert!(view.demo && !view.first_run);
+        assert!(view.demo_hint.as_deref().unwrap_or("").contains("demo-<agent id>"));
+        let ids: Vec<_> = view.settings.agents.keys().cloned().collect();
+        assert_eq!(ids.len(), 3);
+        let last = ids.last().unwrap().clone();
+        assert!(!view.settings.agents[&last].enabled, "the last demo agent should wait for the user");
+        let store = { let inner = c.inner.lock().await; AppCore::store_of(&inner, &c.platform_store) };
+        for id in &ids[..2] {
+            assert_eq!(store.get(&secrets::agent_account(id)).unwrap(), Some(format!("demo-{id}")));
+        }
+        assert_eq!(store.get(&secrets::agent_account(&last)).unwrap(), None);
+        // The platform store is untouched by the demo.
+        assert!(c.platform_store.list().unwrap().is_empty());
+        // Trying things out in the demo: enabling the last agent and setting its passkey.
+        c.set_agent(&last, true, None).await.unwrap();
+        c.set_passkey(&last, &format!("demo-{last}")).await.unwrap();
+        assert!(store.get(&secrets::agent_account(&last)).unwrap().is_some());
+        assert!(c.platform_store.list().unwrap().is_empty());
+        assert!(!d.path().join("settings.json").exists(), "demo agent changes reached settings.json");
+        assert!(!serde_json::to_string(&c.view().await).unwrap().contains("demo-agt_01"));
+        c.shutdown().await;
     }
 
     #[test]

@@ -107,17 +107,44 @@ fn app() -> PathBuf {
     agentpm_e2e::bin("agentpm-coordinator-app")
 }
 
-fn rss_mb(name: &str) -> Option<f64> {
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.split('\0').next().is_some_and(|c| c.ends_with(name)) && !cmd.contains("--fake-agent") {
-            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
-            let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
-            return Some(kb / 1024.0);
-        }
+/// (pid, ppid, argv) of every process, from /proc.
+fn processes() -> Vec<(u32, u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // Fields after the `(comm)` part; comm may contain spaces.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let ppid = rest.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let cmd = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default()).replace('\0', " ");
+        out.push((pid, ppid, cmd));
     }
-    None
+    out
+}
+
+fn rss_kb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// RSS in MB of the app process under this test's tauri-driver, and of the app plus its WebKit helper
+/// processes (web content, network). `None` when the app cannot be found.
+fn app_rss_mb() -> Option<(f64, f64)> {
+    let driver: u32 = std::env::var("TAURI_DRIVER_PID").ok()?.parse().ok()?;
+    let procs = processes();
+    let mut tree = vec![driver];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(procs.iter().filter(|(_, pp, _)| *pp == p).map(|(c, _, _)| *c));
+        i += 1;
+    }
+    let (app, _, _) = procs.iter().find(|(pid, _, cmd)| tree.contains(pid) && cmd.contains("agentpm-coordinator-app") && !cmd.contains("--fake-agent"))?;
+    let helpers: f64 = procs.iter().filter(|(_, pp, cmd)| pp == app && cmd.contains("WebKit")).map(|(c, _, _)| rss_kb(*c)).sum();
+    let own = rss_kb(*app);
+    Some((own / 1024.0, (own + helpers) / 1024.0))
 }
 
 #[tokio::test]
@@ -131,6 +158,7 @@ async fn app_end_to_end() {
     let demo_dir_s = demo_dir.display().to_string();
 
     // 1. Demo mode: enable the disabled agent, give it its passkey, watch its instance come and go.
+    let launched = Instant::now();
     let s = Session::new(&app(), &["--demo", "--data-dir", &demo_dir_s]).await;
     s.wait_text("#status-line", "Demo", Duration::from_secs(30)).await;
     let mut ready = Value::Null;
@@ -141,7 +169,8 @@ async fn app_end_to_end() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("cold start to window ready: {ready} ms");
+    assert!(ready.is_number(), "the page never reported ready");
+    println!("cold start (app main() -> window rendered): {:.0} ms; WebDriver session request -> window ready: {} ms", ready.as_f64().unwrap_or(0.0), launched.elapsed().as_millis());
     s.click("#nav-agents").await;
     s.wait("[data-testid=enable-agt_03]", Duration::from_secs(10)).await;
     s.wait_text("[data-testid=passkey-state-agt_03]", "missing", Duration::from_secs(10)).await;
@@ -191,6 +220,17 @@ async fn app_end_to_end() {
     s.click("#nav-providers").await;
     s.click("[data-testid=prov-claude-test]").await;
     s.wait_text("[data-testid=prov-claude-result]", "claude", Duration::from_secs(10)).await;
+    // A custom provider whose command resolves; saved to settings.json.
+    s.type_into("#new-provider", "local-sh").await;
+    s.click("#add-provider").await;
+    s.type_into("[data-testid=prov-local-sh-command]", "sh").await;
+    s.type_into("[data-testid=prov-local-sh-args]", "-c true").await;
+    s.click("[data-testid=prov-local-sh-test]").await;
+    s.wait_text("[data-testid=prov-local-sh-result]", "found: /", Duration::from_secs(10)).await;
+    s.click("#save-providers").await;
+    s.wait_text("#providers-msg", "Saved", Duration::from_secs(10)).await;
+    let saved = std::fs::read_to_string(demo_dir.join("coordinator/settings.json")).unwrap();
+    assert!(saved.contains("\"local-sh\""), "custom provider not saved: {saved}");
     s.screenshot("providers").await;
     // Settings: a valid change is saved; an invalid one shows the inline error and saves nothing.
     s.click("#nav-settings").await;
@@ -221,16 +261,40 @@ async fn app_end_to_end() {
     s.wait("#page-welcome", Duration::from_secs(30)).await;
     s.wait_text("#doctor", "PM server", Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    if let Some(mb) = rss_mb("agentpm-coordinator-app") {
-        println!("idle app RSS: {mb:.1} MB");
+    match app_rss_mb() {
+        Some((own, total)) => println!("idle app RSS: {own:.1} MB (app process), {total:.1} MB with its WebKit helper processes"),
+        None => println!("idle app RSS: not measured (TAURI_DRIVER_PID unset or app not found)"),
     }
     s.screenshot("welcome").await;
+    // Single instance: a second launch hands over to the running app (which shows its window) and exits.
+    let mut second = std::process::Command::new(app()).args(["--data-dir", &fresh.display().to_string()]).spawn().unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = second.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second launch kept running next to the first");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "second launch: {status}");
+    s.wait("#page-welcome", Duration::from_secs(5)).await;
     let yaml = tmp.path().join("coordinator.yaml");
     std::fs::write(&yaml, "polling_interval: 10\nmax_concurrent: 2\nagents:\n  agt_imported_a:\n    passkey: imported-secret-aaaa\n  agt_imported_b:\n    passkey: imported-secret-bbbb\n").unwrap();
     s.type_into("#import-path", &yaml.display().to_string()).await;
     s.click("#import-btn").await;
     let moved = s.wait_text("[data-testid=import-moved]", "agt_imported_b", Duration::from_secs(20)).await;
     assert!(moved.contains("agt_imported_a"), "{moved}");
+    // Offered afterwards: scrub the file, keeping a backup.
+    s.click("[data-testid=import-scrub]").await;
+    s.wait_text("[data-testid=import-scrubbed]", "no longer contains passkeys", Duration::from_secs(20)).await;
+    let scrubbed = std::fs::read_to_string(&yaml).unwrap();
+    assert!(!scrubbed.contains("imported-secret"), "scrubbed file still holds a passkey: {scrubbed}");
+    let backup = std::fs::read_to_string(tmp.path().join("coordinator.yaml.bak")).unwrap();
+    assert!(backup.contains("imported-secret-aaaa"), "the backup is not the original");
     s.screenshot("import").await;
     s.click("[data-testid=import-done]").await;
     s.wait_text("[data-testid=passkey-state-agt_imported_a]", "present", Duration::from_secs(15)).await;
@@ -238,6 +302,15 @@ async fn app_end_to_end() {
     let settings = std::fs::read_to_string(fresh.join("coordinator/settings.json")).unwrap();
     assert!(!settings.contains("imported-secret"), "a passkey reached settings.json");
     s.screenshot("agents-imported").await;
+    // Dropping a YAML on the window imports it too. The OS drag itself cannot be driven through WebDriver:
+    // emit the webview's drag-drop event (what Tauri sends on a real drop) and check the window's handling.
+    let dropped = tmp.path().join("dropped.yaml");
+    std::fs::write(&dropped, "agents:\n  agt_dropped_c:\n    passkey: dropped-secret-cccc\n").unwrap();
+    let js = format!("window.__TAURI__.event.emit('tauri://drag-drop', {{ paths: [{:?}], position: {{ x: 20, y: 20 }} }}); return true", dropped.display().to_string());
+    s.exec(&js).await;
+    s.wait_text("[data-testid=import-moved]", "agt_dropped_c", Duration::from_secs(20)).await;
+    s.click("[data-testid=import-done]").await;
+    s.wait_text("[data-testid=passkey-state-agt_dropped_c]", "present", Duration::from_secs(15)).await;
     s.close().await;
 }
 
