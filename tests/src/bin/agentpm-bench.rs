@@ -3,6 +3,7 @@
 //! table plus JSON. Both coordinators run as separate processes from the *same* YAML file.
 //!
 //! Usage: cargo run --release -p agentpm-e2e --bin agentpm-bench -- [--reps N] [--no-python] [--quick] [--json-out FILE]
+//! [--only drain,scale,reaction,idle]
 
 use agentpm_e2e::{bin, python_venv, python_yaml, socket_sim};
 use serde_json::{json, Value};
@@ -21,10 +22,18 @@ struct Opts {
     python: bool,
     quick: bool,
     json_out: Option<PathBuf>,
+    /// Run only these scenarios (drain, scale, reaction, idle); empty = all.
+    only: Vec<String>,
+}
+
+impl Opts {
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == scenario)
+    }
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { reps: 3, python: true, quick: false, json_out: None };
+    let mut o = Opts { reps: 3, python: true, quick: false, json_out: None, only: Vec::new() };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -32,8 +41,9 @@ fn parse_opts() -> Opts {
             "--no-python" => o.python = false,
             "--quick" => o.quick = true,
             "--json-out" => o.json_out = args.next().map(PathBuf::from),
+            "--only" => o.only = args.next().expect("--only drain,scale,reaction,idle").split(',').map(str::to_string).collect(),
             "-h" | "--help" => {
-                println!("agentpm-bench [--reps N] [--no-python] [--quick] [--json-out FILE]");
+                println!("agentpm-bench [--reps N] [--no-python] [--quick] [--json-out FILE] [--only drain,scale,reaction,idle]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -50,88 +60,96 @@ async fn main() {
     let mut rows: Vec<(String, String, String, String)> = Vec::new(); // scenario, rust, python, ratio
 
     // drain: 4 agents × 5 projects × 3 items, 0.2 s work, max 3, polling 1 s.
-    let (agents, projects, items) = if o.quick { (2, 2, 2) } else { (4, 5, 3) };
-    let mut drain = json!({});
-    for who in [Who::Rust, Who::Python] {
-        if who == Who::Python && python.is_none() {
-            continue;
+    if o.wants("drain") {
+        let (agents, projects, items) = if o.quick { (2, 2, 2) } else { (4, 5, 3) };
+        let mut drain = json!({});
+        for who in [Who::Rust, Who::Python] {
+            if who == Who::Python && python.is_none() {
+                continue;
+            }
+            let mut walls = Vec::new();
+            let mut last = json!({});
+            for rep in 0..o.reps {
+                let r = drain_once(who, python.as_deref(), agents, projects, items).await;
+                eprintln!("drain {who:?} rep {rep}: {r}");
+                walls.push(r["wall_s"].as_f64().unwrap_or(f64::NAN));
+                last = r;
+            }
+            drain[format!("{who:?}").to_lowercase()] = json!({"wall_s_median": median(&walls), "wall_s_all": walls, "last": last});
         }
-        let mut walls = Vec::new();
-        let mut last = json!({});
-        for rep in 0..o.reps {
-            let r = drain_once(who, python.as_deref(), agents, projects, items).await;
-            eprintln!("drain {who:?} rep {rep}: {r}");
-            walls.push(r["wall_s"].as_f64().unwrap_or(f64::NAN));
-            last = r;
-        }
-        drain[format!("{who:?}").to_lowercase()] = json!({"wall_s_median": median(&walls), "wall_s_all": walls, "last": last});
-    }
-    let rw = drain["rust"]["wall_s_median"].as_f64().unwrap_or(f64::NAN);
-    let pw = drain["python"]["wall_s_median"].as_f64();
-    rows.push((
-        format!("drain {agents}×{projects}×{items}, 0.2 s work, max 3, poll 1 s: wall (median of {})", o.reps),
-        format!("{rw:.2} s (spawns {}, violations {})", drain["rust"]["last"]["spawns"], drain["rust"]["last"]["violations"]),
-        pw.map(|p| format!("{p:.2} s (violations {})", drain["python"]["last"]["violations"])).unwrap_or("-".into()),
-        pw.map(|p| format!("{:.1}× faster", p / rw)).unwrap_or("-".into()),
-    ));
-    results.insert("drain".into(), drain);
+        let rw = drain["rust"]["wall_s_median"].as_f64().unwrap_or(f64::NAN);
+        let pw = drain["python"]["wall_s_median"].as_f64();
+        rows.push((
+            format!("drain {agents}×{projects}×{items}, 0.2 s work, max 3, poll 1 s: wall (median of {})", o.reps),
+            format!("{rw:.2} s (spawns {}, violations {})", drain["rust"]["last"]["spawns"], drain["rust"]["last"]["violations"]),
+            pw.map(|p| format!("{p:.2} s (violations {})", drain["python"]["last"]["violations"])).unwrap_or("-".into()),
+            pw.map(|p| format!("{:.1}× faster", p / rw)).unwrap_or("-".into()),
+        ));
+        results.insert("drain".into(), drain);
 
+    }
     // scale: 1,000 idle pairs (200 agents × 5 projects, all hold).
-    let secs = if o.quick { 10 } else { 30 };
-    let mut scale = json!({});
-    for who in [Who::Rust, Who::Python] {
-        if who == Who::Python && python.is_none() {
-            continue;
+    if o.wants("scale") {
+        let secs = if o.quick { 10 } else { 30 };
+        let mut scale = json!({});
+        for who in [Who::Rust, Who::Python] {
+            if who == Who::Python && python.is_none() {
+                continue;
+            }
+            let r = scale_once(who, python.as_deref(), 200, 5, secs).await;
+            eprintln!("scale {who:?}: {r}");
+            scale[format!("{who:?}").to_lowercase()] = r;
         }
-        let r = scale_once(who, python.as_deref(), 200, 5, secs).await;
-        eprintln!("scale {who:?}: {r}");
-        scale[format!("{who:?}").to_lowercase()] = r;
+        let rc = scale["rust"]["cycle_ms_p50"].as_f64().unwrap_or(f64::NAN);
+        let pc = scale["python"]["cycle_ms_p50"].as_f64();
+        rows.push((
+            "scale 1,000 idle pairs: one full cycle p50 / p95".into(),
+            format!("{rc:.1} / {:.1} ms", scale["rust"]["cycle_ms_p95"].as_f64().unwrap_or(f64::NAN)),
+            pc.map(|p| format!("{p:.1} / {:.1} ms", scale["python"]["cycle_ms_p95"].as_f64().unwrap_or(f64::NAN))).unwrap_or("-".into()),
+            pc.map(|p| format!("{:.1}× faster", p / rc)).unwrap_or("-".into()),
+        ));
+        rows.push((
+            format!("scale: CPU seconds over {secs} s / peak RSS"),
+            format!("{:.2} s / {:.1} MB", scale["rust"]["cpu_s"].as_f64().unwrap_or(f64::NAN), scale["rust"]["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)),
+            if pc.is_some() { format!("{:.2} s / {:.1} MB", scale["python"]["cpu_s"].as_f64().unwrap_or(f64::NAN), scale["python"]["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)) } else { "-".into() },
+            if pc.is_some() { format!("{:.1}× less CPU", scale["python"]["cpu_s"].as_f64().unwrap_or(f64::NAN) / scale["rust"]["cpu_s"].as_f64().unwrap_or(f64::NAN)) } else { "-".into() },
+        ));
+        results.insert("scale".into(), scale);
+
     }
-    let rc = scale["rust"]["cycle_ms_p50"].as_f64().unwrap_or(f64::NAN);
-    let pc = scale["python"]["cycle_ms_p50"].as_f64();
-    rows.push((
-        "scale 1,000 idle pairs: one full cycle p50 / p95".into(),
-        format!("{rc:.1} / {:.1} ms", scale["rust"]["cycle_ms_p95"].as_f64().unwrap_or(f64::NAN)),
-        pc.map(|p| format!("{p:.1} / {:.1} ms", scale["python"]["cycle_ms_p95"].as_f64().unwrap_or(f64::NAN))).unwrap_or("-".into()),
-        pc.map(|p| format!("{:.1}× faster", p / rc)).unwrap_or("-".into()),
-    ));
-    rows.push((
-        format!("scale: CPU seconds over {secs} s / peak RSS"),
-        format!("{:.2} s / {:.1} MB", scale["rust"]["cpu_s"].as_f64().unwrap_or(f64::NAN), scale["rust"]["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)),
-        if pc.is_some() { format!("{:.2} s / {:.1} MB", scale["python"]["cpu_s"].as_f64().unwrap_or(f64::NAN), scale["python"]["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)) } else { "-".into() },
-        if pc.is_some() { format!("{:.1}× less CPU", scale["python"]["cpu_s"].as_f64().unwrap_or(f64::NAN) / scale["rust"]["cpu_s"].as_f64().unwrap_or(f64::NAN)) } else { "-".into() },
-    ));
-    results.insert("scale".into(), scale);
-
     // reaction and spawn latency (ours; Python polls, so its reaction is bounded by its tick).
-    let react = reaction_once(if o.quick { 8 } else { 20 }).await;
-    eprintln!("reaction: {react}");
-    rows.push((
-        "reaction: child exit → next spawn of the pair, p50 / p95".into(),
-        format!("{:.1} / {:.1} ms", react["exit_to_spawn_ms_p50"].as_f64().unwrap_or(f64::NAN), react["exit_to_spawn_ms_p95"].as_f64().unwrap_or(f64::NAN)),
-        "≥ polling interval (tick-bound)".into(),
-        "-".into(),
-    ));
-    rows.push((
-        "spawn latency: decision → child running, p50 / p95".into(),
-        format!("{:.2} / {:.2} ms", react["spawn_ms_p50"].as_f64().unwrap_or(f64::NAN), react["spawn_ms_p95"].as_f64().unwrap_or(f64::NAN)),
-        "-".into(),
-        "-".into(),
-    ));
-    results.insert("reaction".into(), react);
+    if o.wants("reaction") {
+        let react = reaction_once(if o.quick { 8 } else { 20 }).await;
+        eprintln!("reaction: {react}");
+        rows.push((
+            "reaction: child exit → next spawn of the pair, p50 / p95".into(),
+            format!("{:.1} / {:.1} ms", react["exit_to_spawn_ms_p50"].as_f64().unwrap_or(f64::NAN), react["exit_to_spawn_ms_p95"].as_f64().unwrap_or(f64::NAN)),
+            "≥ polling interval (tick-bound)".into(),
+            "-".into(),
+        ));
+        rows.push((
+            "spawn latency: decision → child running, p50 / p95".into(),
+            format!("{:.2} / {:.2} ms", react["spawn_ms_p50"].as_f64().unwrap_or(f64::NAN), react["spawn_ms_p95"].as_f64().unwrap_or(f64::NAN)),
+            "-".into(),
+            "-".into(),
+        ));
+        results.insert("reaction".into(), react);
 
+    }
     // idle: 10 agents, nothing to do, default polling interval.
-    let idle_secs = if o.quick { 20 } else { 60 };
-    let idle = idle_once(10, idle_secs).await;
-    eprintln!("idle: {idle}");
-    rows.push((
-        format!("idle: 10 agents for {idle_secs} s (poll 10 s): CPU / RSS"),
-        format!("{:.3} % / {:.1} MB", idle["cpu_percent"].as_f64().unwrap_or(f64::NAN), idle["rss_mb"].as_f64().unwrap_or(f64::NAN)),
-        "-".into(),
-        "-".into(),
-    ));
-    results.insert("idle".into(), idle);
+    if o.wants("idle") {
+        let idle_secs = if o.quick { 20 } else { 60 };
+        let idle = idle_once(10, idle_secs).await;
+        eprintln!("idle: {idle}");
+        rows.push((
+            format!("idle: 10 agents for {idle_secs} s (poll 10 s): CPU / RSS"),
+            format!("{:.3} % / {:.1} MB", idle["cpu_percent"].as_f64().unwrap_or(f64::NAN), idle["rss_mb"].as_f64().unwrap_or(f64::NAN)),
+            "-".into(),
+            "-".into(),
+        ));
+        results.insert("idle".into(), idle);
 
+    }
     println!("\n| scenario | agentpm-coordinator (Rust) | aiagent-runner 0.1.13 (Python) | ratio |");
     println!("|---|---|---|---|");
     for (a, b, c, d) in &rows {

@@ -117,7 +117,10 @@ fn main() -> ExitCode {
         _ => "info",
     };
     coordinator::redact::init_tracing_at(level, cli.json);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One worker: the engine is I/O-bound and its blocking work (files, keyring, zip) runs on the blocking
+    // pool. Measured: a 1,000-pair cycle takes 15 ms with one worker vs 20 ms with two (work stealing
+    // moves every reply's wake-up to the other core) and half the CPU.
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
