@@ -8,6 +8,7 @@ const el = (tag, attrs = {}, ...kids) => {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "class") e.className = v;
+    else if (k === "style") e.style.cssText = v; // CSSOM, which the CSP allows (a style attribute it would not)
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
   }
@@ -15,12 +16,23 @@ const el = (tag, attrs = {}, ...kids) => {
   return e;
 };
 
+// The window's errors go to the app log (tauri-plugin-log), so a broken page leaves a trace in app.log.
+const logToApp = (level, message) =>
+  invoke("plugin:log|log", { level, message: String(message).slice(0, 4000), location: "window" }).catch(() => {});
+window.addEventListener("error", (ev) => logToApp(5, `${ev.message} (${ev.filename}:${ev.lineno})`));
+window.addEventListener("unhandledrejection", (ev) => logToApp(5, `unhandled rejection: ${(ev.reason && ev.reason.stack) || ev.reason}`));
+
+// Window state that is not a setting (last page, chosen log agent): tauri-plugin-store, ui-state.json.
+let uiState = null;
+const remember = (key, value) => { if (uiState) uiState.set(key, value).catch(() => {}); };
+
 let view = null;      // AppView from the backend
 let snap = null;      // latest Snapshot
 let page = "instances";
 
 function showPage(name) {
   page = name;
+  if (name !== "welcome") remember("page", name);
   document.querySelectorAll(".page").forEach((p) => p.classList.add("hidden"));
   $(`#page-${name}`).classList.remove("hidden");
   document.querySelectorAll("#nav button").forEach((b) => b.classList.toggle("active", b.dataset.page === name));
@@ -238,10 +250,11 @@ async function saveSettings(ev) {
 
 // ---------- logs ----------
 let logPath = null;
+let lastLogAgent = null; // from the UI state store
 async function renderLogAgents(selectAgent) {
   if (!view) return;
   const agents = Object.keys(view.settings.agents);
-  const cur = selectAgent || $("#log-agent").value || agents[0];
+  const cur = selectAgent || $("#log-agent").value || (agents.includes(lastLogAgent) ? lastLogAgent : agents[0]);
   $("#log-agent").replaceChildren(...agents.map((a) => el("option", { value: a, selected: a === cur }, a)));
   await renderRuns();
 }
@@ -315,7 +328,7 @@ async function importYaml(path, scrub = false) {
   } catch (e) { out.textContent = String(e); }
 }
 
-function alertErr(e) { $("#banner").textContent = String(e); $("#banner").classList.remove("hidden"); }
+function alertErr(e) { $("#banner").textContent = String(e); $("#banner").classList.remove("hidden"); logToApp(4, e); }
 
 async function refresh() {
   view = await invoke("app_state");
@@ -340,7 +353,7 @@ async function main() {
   });
   $("#token-save").addEventListener("click", async () => { try { await invoke("set_token", { value: $("#token-input").value }); $("#token-input").value = ""; await refresh(); renderSettings(); } catch (e) { alertErr(e); } });
   $("#token-remove").addEventListener("click", async () => { await invoke("delete_token"); await refresh(); renderSettings(); });
-  $("#log-agent").addEventListener("change", () => { logPath = null; renderRuns(); });
+  $("#log-agent").addEventListener("change", () => { logPath = null; remember("logAgent", $("#log-agent").value); renderRuns(); });
   $("#log-run").addEventListener("change", (ev) => { logPath = ev.target.value; showLog(); });
   $("#log-open").addEventListener("click", () => logPath && invoke("open_log", { path: logPath }).catch(alertErr));
   $("#log-reveal").addEventListener("click", () => logPath && invoke("reveal_log", { path: logPath }).catch(alertErr));
@@ -366,8 +379,15 @@ async function main() {
   } catch (_) { /* older webviews: the path field still works */ }
 
   await refresh();
-  showPage(view.first_run ? "welcome" : "instances");
+  let start = "instances";
+  try {
+    uiState = await window.__TAURI__.store.load(view.ui_state_path, { autoSave: 300 });
+    const last = await uiState.get("page");
+    if (typeof last === "string" && document.querySelector(`#page-${last}`)) start = last;
+    lastLogAgent = (await uiState.get("logAgent")) || null;
+  } catch (e) { logToApp(4, `UI state not loaded: ${e}`); } // a damaged ui-state.json only costs the last page
+  showPage(view.first_run ? "welcome" : start);
   window.__readyMs = await invoke("window_ready");
 }
 
-main().catch((e) => { document.body.prepend(el("pre", { class: "banner" }, "The window failed to start: " + e)); });
+main().catch((e) => { logToApp(5, `window failed to start: ${(e && e.stack) || e}`); document.body.prepend(el("pre", { class: "banner" }, "The window failed to start: " + e)); });

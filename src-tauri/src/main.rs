@@ -1,6 +1,7 @@
 //! AgentPM Coordinator, the menu-bar app: wires plugins, the tray, the window and the engine.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod applog;
 mod commands;
 mod state;
 mod tray;
@@ -122,8 +123,6 @@ fn main() {
     }
     let demo_flag = args.iter().any(|a| a == "--demo");
     let show_flag = args.iter().any(|a| a == "--show");
-    coordinator::redact::init_tracing(false, false);
-
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| args[0].clone());
     let core = match AppCore::new(coordinator::paths::settings_path(), Arc::new(coordinator::secrets::KeyringStore::new()), vec![exe, "--fake-agent".into()]) {
         Ok(c) => Arc::new(c),
@@ -134,8 +133,11 @@ fn main() {
         }
     };
 
+    let debug = tauri::async_runtime::block_on(core.view()).saved.debug;
     tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| show_window(app)))
+        .plugin(applog::plugin(coordinator::paths::coordinator_dir(), debug))
+        .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())

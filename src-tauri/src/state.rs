@@ -41,6 +41,8 @@ pub struct AppView {
     pub demo: bool,
     pub first_run: bool,
     pub settings_path: PathBuf,
+    /// Window state that is not a setting (last page, chosen log), kept by the store plugin.
+    pub ui_state_path: PathBuf,
     pub log_root: PathBuf,
     pub token_present: bool,
     pub snapshot: Snapshot,
@@ -176,6 +178,7 @@ impl AppCore {
             demo: inner.demo.is_some(),
             first_run: self.first_run() && inner.demo.is_none(),
             settings_path: self.settings_path.clone(),
+            ui_state_path: self.settings_path.with_file_name("ui-state.json"),
             token_present,
             snapshot: inner.engine.as_ref().map(|e| e.snapshot()).unwrap_or_default(),
             demo_hint: inner.demo.as_ref().map(|_| "Demo mode: a built-in PM server with fake agents. Demo passkeys are demo-<agent id>, e.g. demo-agt_03.".to_string()),

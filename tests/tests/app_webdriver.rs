@@ -246,9 +246,35 @@ async fn app_end_to_end() {
     assert!(saved.contains("\"max_concurrent\": 3") && saved.contains("\"polling_interval_secs\": 7"), "{saved}");
     s.close().await;
 
-    // 2. Restart: the setting is still there.
+    // 2. Restart: the setting is still there, and the window reopens on the page it was left on (UI state in
+    // the store plugin's ui-state.json, next to settings.json).
     let s = Session::new(&app(), &["--demo", "--data-dir", &demo_dir_s]).await;
     s.wait_text("#status-line", "Demo", Duration::from_secs(30)).await;
+    let ui_state = std::fs::read_to_string(demo_dir.join("coordinator/ui-state.json")).unwrap_or_default();
+    assert!(ui_state.contains("\"settings\""), "last page not kept in ui-state.json: {ui_state}");
+    let mut on_settings = false;
+    for _ in 0..50 {
+        if s.exec("return !document.querySelector('#page-settings').classList.contains('hidden')").await == json!(true) {
+            on_settings = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(on_settings, "the window did not reopen on the Settings page");
+    // The window's errors reach the app log (tauri-plugin-log), which never holds a passkey.
+    s.exec("setTimeout(() => { throw new Error('e2e-probe: a window error') }, 0); return true").await;
+    let app_log = demo_dir.join("coordinator/app.log");
+    let t = Instant::now();
+    let log_text = loop {
+        let text = std::fs::read_to_string(&app_log).unwrap_or_default();
+        if text.contains("e2e-probe: a window error") {
+            break text;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the window error never reached {}: {text}", app_log.display());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(log_text.contains("window ready"), "app.log lacks the engine's own lines: {log_text}");
+    assert!(!log_text.contains("demo-agt_03"), "a passkey reached app.log");
     s.click("#nav-settings").await;
     let v = s.exec("return document.querySelector('#set-polling').value").await;
     assert_eq!(v, json!("7"), "polling interval not persisted across restarts");
