@@ -166,15 +166,9 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     hits
 }
 
+/// Alive and not a zombie: the simulator's own check (one implementation for tests and simulator).
 pub fn pid_alive(pid: i32) -> bool {
-    if !std::path::Path::new("/proc/self/stat").exists() {
-        // No procfs (macOS): signal 0 tells whether the pid exists.
-        return nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s.rsplit(')').next().map(|r| !r.trim_start().starts_with('Z')).unwrap_or(false),
-        Err(_) => false,
-    }
+    u32::try_from(pid).is_ok_and(pm_sim::pid_alive)
 }
 
 /// A venv with the Python coordinator, aiagent-runner 0.1.13 from PyPI (plus aiohttp, which 0.1.13 imports

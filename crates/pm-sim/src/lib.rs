@@ -11,7 +11,7 @@ mod model;
 mod unix;
 
 pub use model::{
-    AgentBehavior, CallRecord, ExitTool, Faults, PairScript, SimStats, UploadRecord, Violation, ViolationKind, Workload,
+    pid_alive, AgentBehavior, CallRecord, ExitTool, Faults, PairScript, SimStats, UploadRecord, Violation, ViolationKind, Workload,
 };
 
 use anyhow::Context;
