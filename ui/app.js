@@ -77,6 +77,7 @@ function renderStatus() {
     problems.push(`PM server unreachable since ${new Date(snap.server.unreachable_since).toLocaleTimeString()}: ${snap.server.last_error || ""}`);
   }
   if (snap.secret_store_error) problems.push(snap.secret_store_error);
+  if (view && view.start_error) problems.unshift(view.start_error);
   banner.textContent = problems.join(" — ");
   // The welcome view explains a missing server in plain words (doctor): no banner on top of it.
   banner.classList.toggle("hidden", problems.length === 0 || page === "welcome");
@@ -341,7 +342,7 @@ async function refresh() {
 async function main() {
   document.querySelectorAll("#nav button").forEach((b) => b.addEventListener("click", () => showPage(b.dataset.page)));
   $("#settings-form").addEventListener("submit", saveSettings);
-  $("#toggle-run").addEventListener("click", () => invoke(snap && snap.running ? "coordinator_stop" : "coordinator_start"));
+  $("#toggle-run").addEventListener("click", () => invoke(snap && snap.running ? "coordinator_stop" : "coordinator_start").catch(() => {}).then(refresh));
   $("#add-agent").addEventListener("click", async () => { try { await invoke("add_agent", { agentId: $("#new-agent").value }); $("#new-agent").value = ""; await refresh(); } catch (e) { alertErr(e); } });
   $("#add-provider").addEventListener("click", () => { const n = $("#new-provider").value.trim(); if (n && !providerDraft[n]) { providerDraft[n] = { command: "", args: [], model: null, kind: "custom" }; drawProviders(); } $("#new-provider").value = ""; });
   $("#save-providers").addEventListener("click", async () => {
@@ -368,6 +369,7 @@ async function main() {
   });
   $("#demo-btn").addEventListener("click", async () => { try { view = await invoke("set_demo", { on: true }); await refresh(); showPage("agents"); } catch (e) { alertErr(e); } });
 
+  await listen("engine-stopped", () => refresh());
   await listen("snapshot", (ev) => { snap = ev.payload; renderStatus(); renderInstances(); if (page === "agents") renderAgents(); });
   // Dropping a YAML file on the window imports it.
   try {

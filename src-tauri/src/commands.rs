@@ -71,8 +71,12 @@ pub async fn delete_token(core: Core<'_>) -> Result<bool, String> {
 }
 
 #[tauri::command]
-pub async fn coordinator_start(core: Core<'_>) -> Result<(), String> {
-    core.engine().await.ok_or("the engine is not running")?.start().await;
+pub async fn coordinator_start(app: tauri::AppHandle, core: Core<'_>) -> Result<(), String> {
+    match core.engine().await {
+        Some(e) => e.start().await,
+        // No engine yet (it could not start, e.g. another coordinator held the lock): try again now.
+        None => crate::restart_engine(&app, core.inner().clone(), core.is_demo().await).await?,
+    }
     Ok(())
 }
 

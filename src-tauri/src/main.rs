@@ -28,11 +28,13 @@ pub fn on_menu(app: &AppHandle, id: &str) {
     tauri::async_runtime::spawn(async move {
         match id.as_str() {
             "open" => show_window(&app),
-            "start" => {
-                if let Some(e) = core.engine().await {
-                    e.start().await;
+            "start" => match core.engine().await {
+                Some(e) => e.start().await,
+                None => {
+                    let demo = core.is_demo().await;
+                    let _ = restart_engine(&app, core, demo).await;
                 }
-            }
+            },
             "stop" => {
                 if let Some(e) = core.engine().await {
                     e.stop().await;
@@ -63,7 +65,16 @@ pub fn on_menu(app: &AppHandle, id: &str) {
 
 /// (Re)start the engine and forward its snapshots to the window and tray, and its events to notifications.
 pub async fn restart_engine(app: &AppHandle, core: Arc<AppCore>, demo: bool) -> Result<(), String> {
-    let engine = core.start_engine(demo).await.map_err(|e| format!("{e:#}"))?;
+    let engine = match core.start_engine(demo).await {
+        Ok(e) => e,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tracing::error!("engine did not start: {msg}");
+            tray::show_not_running(app, &msg);
+            let _ = app.emit("engine-stopped", &msg);
+            return Err(msg);
+        }
+    };
     let generation = core.generation.load(Ordering::SeqCst);
     let (app1, core1, mut snaps) = (app.clone(), core.clone(), engine.subscribe());
     tauri::async_runtime::spawn(async move {
@@ -177,9 +188,7 @@ fn main() {
             let handle = app.handle().clone();
             let c = core.clone();
             tauri::async_runtime::spawn(async move {
-                if let Err(e) = restart_engine(&handle, c, demo).await {
-                    tracing::error!("engine did not start: {e}");
-                }
+                let _ = restart_engine(&handle, c, demo).await; // failures are logged and shown
             });
             if first_run || demo_flag || show_flag {
                 show_window(app.handle());

@@ -2,14 +2,18 @@
 //!
 //! Everything here is plain Rust (no Tauri types) so the command logic is unit-tested without a window.
 //!
-//! Settings: the app does not use tauri-plugin-store. It reads and writes the engine's `settings.json`
-//! through `coordinator::config` (same file, schema, validation and atomic 0600 write as the CLI), so the two
-//! can never disagree about a field and an invalid value never reaches disk.
+//! Settings: the app reads and writes the engine's `settings.json` through `coordinator::config` (same file,
+//! schema, validation and atomic 0600 write as the CLI), so the two can never disagree about a field and an
+//! invalid value never reaches disk. tauri-plugin-store keeps only window state (`ui-state.json`).
+//!
+//! The app takes the same single-instance lock as `agentpm-coordinator run` for its settings file: two
+//! coordinators on one settings/state file would each take the other's children for orphans.
 
 use coordinator::api::Snapshot;
 use coordinator::config::{AgentSettings, ConfigError, Settings};
 use coordinator::demo::{Demo, DemoOptions};
 use coordinator::engine::{Engine, EngineConfig};
+use coordinator::lock::InstanceLock;
 use coordinator::secrets::{self, MemoryStore, SecretStore, SharedStore};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -43,6 +47,7 @@ pub struct AppView {
     pub settings_path: PathBuf,
     /// Window state that is not a setting (last page, chosen log), kept by the store plugin.
     pub ui_state_path: PathBuf,
+    pub start_error: Option<String>,
     pub log_root: PathBuf,
     pub token_present: bool,
     pub snapshot: Snapshot,
@@ -63,6 +68,10 @@ struct Inner {
     demo_settings: Option<Settings>,
     demo_store: Option<Arc<MemoryStore>>,
     saved: Settings,
+    /// Held while a (non-demo) engine runs on `settings_path`.
+    lock: Option<InstanceLock>,
+    /// Why the engine is not running (e.g. another coordinator holds the lock); shown in the window.
+    start_error: Option<String>,
 }
 
 pub struct AppCore {
@@ -82,7 +91,7 @@ impl AppCore {
             settings_path,
             platform_store,
             fake_agent,
-            inner: Mutex::new(Inner { engine: None, demo: None, demo_settings: None, demo_store: None, saved }),
+            inner: Mutex::new(Inner { engine: None, demo: None, demo_settings: None, demo_store: None, saved, lock: None, start_error: None }),
             generation: 0.into(),
         })
     }
@@ -125,6 +134,23 @@ impl AppCore {
         }
         inner.demo_settings = None;
         inner.demo_store = None;
+        inner.lock = None; // the old engine is down: release before taking it again
+        inner.start_error = None;
+        if !demo {
+            match InstanceLock::acquire(&self.settings_path) {
+                Ok(l) => {
+                    if let Some(m) = &l.took_over {
+                        tracing::warn!("{m}");
+                    }
+                    inner.lock = Some(l);
+                }
+                Err(e) => {
+                    let msg = format!("Not running: {e}, then press Start.");
+                    inner.start_error = Some(msg.clone());
+                    anyhow::bail!(msg);
+                }
+            }
+        }
         if demo {
             let dir = coordinator::paths::data_root().join("demo");
             let d = Demo::start(DemoOptions { agents: 3, projects: 2, items: 2, work_ms: 1500, dir, fake_agent: self.fake_agent.clone() }).await?;
@@ -149,7 +175,8 @@ impl AppCore {
         let engine = Engine::launch(EngineConfig {
             settings,
             settings_path: self.settings_path.clone(),
-            state_path: if demo { None } else { Some(coordinator::paths::state_path()) },
+            // Beside settings.json (in production exactly `paths::state_path()`).
+            state_path: if demo { None } else { Some(self.settings_path.with_file_name("state.json")) },
             secrets: Self::store_of(&inner, &self.platform_store),
             redactor: coordinator::redact::global().clone(),
             autostart: true,
@@ -179,6 +206,7 @@ impl AppCore {
             first_run: self.first_run() && inner.demo.is_none(),
             settings_path: self.settings_path.clone(),
             ui_state_path: self.settings_path.with_file_name("ui-state.json"),
+            start_error: inner.start_error.clone(),
             token_present,
             snapshot: inner.engine.as_ref().map(|e| e.snapshot()).unwrap_or_default(),
             demo_hint: inner.demo.as_ref().map(|_| "Demo mode: a built-in PM server with fake agents. Demo passkeys are demo-<agent id>, e.g. demo-agt_03.".to_string()),
@@ -361,6 +389,7 @@ impl AppCore {
         if let Some(d) = inner.demo.take() {
             d.sim.shutdown().await;
         }
+        inner.lock = None;
     }
 }
 
@@ -390,6 +419,22 @@ mod tests {
         c.save_settings(s).await.unwrap();
         assert_eq!(Settings::load(&d.path().join("settings.json")).unwrap().polling_interval_secs, 7);
         assert!(!c.first_run());
+    }
+
+    #[tokio::test]
+    async fn a_second_coordinator_on_the_same_settings_is_refused_and_says_who() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (core(d.path()), core(d.path()));
+        a.start_engine(false).await.unwrap();
+        let e = b.start_engine(false).await.err().expect("the second engine started").to_string();
+        assert!(e.contains("another coordinator is already running") && e.contains(&format!("pid {}", std::process::id())), "{e}");
+        assert_eq!(b.view().await.start_error.as_deref(), Some(e.as_str()));
+        assert!(b.engine().await.is_none());
+        // Released when the first one stops.
+        a.shutdown().await;
+        b.start_engine(false).await.unwrap();
+        assert!(b.view().await.start_error.is_none());
+        b.shutdown().await;
     }
 
     #[tokio::test]

@@ -51,8 +51,8 @@ pub fn signature(s: &Snapshot) -> String {
     sig
 }
 
-pub fn build_menu(app: &AppHandle, s: &Snapshot) -> tauri::Result<Menu<Wry>> {
-    let status = MenuItem::with_id(app, "status", s.summary(), false, None::<&str>)?;
+pub fn build_menu(app: &AppHandle, s: &Snapshot, status_text: Option<&str>) -> tauri::Result<Menu<Wry>> {
+    let status = MenuItem::with_id(app, "status", status_text.map(str::to_string).unwrap_or_else(|| s.summary()), false, None::<&str>)?;
     let start = MenuItem::with_id(app, "start", "Start coordinator", !s.running, None::<&str>)?;
     let stop = MenuItem::with_id(app, "stop", "Stop coordinator", s.running, None::<&str>)?;
     let mut b = MenuBuilder::new(app).item(&status).separator().item(&start).item(&stop).separator();
@@ -72,7 +72,7 @@ pub fn build_menu(app: &AppHandle, s: &Snapshot) -> tauri::Result<Menu<Wry>> {
 }
 
 pub fn create(app: &AppHandle) -> tauri::Result<TrayIcon> {
-    let menu = build_menu(app, &Snapshot::default())?;
+    let menu = build_menu(app, &Snapshot::default(), None)?;
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(ICON_IDLE)?)
         // macOS tints template images for light and dark menu bars.
@@ -86,7 +86,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<TrayIcon> {
 
 pub fn update(app: &AppHandle, s: &Snapshot) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
-    if let Ok(menu) = build_menu(app, s) {
+    if let Ok(menu) = build_menu(app, s, None) {
         let _ = tray.set_menu(Some(menu));
     }
     if let Ok(img) = Image::from_bytes(icon_for(s)) {
@@ -94,4 +94,18 @@ pub fn update(app: &AppHandle, s: &Snapshot) {
         let _ = tray.set_icon_as_template(true);
     }
     let _ = tray.set_tooltip(Some(format!("AgentPM Coordinator — {}", s.summary())));
+}
+
+/// The engine could not start (e.g. another coordinator holds the lock): error icon, the reason in the
+/// tooltip, and "Start coordinator" enabled to try again.
+pub fn show_not_running(app: &AppHandle, reason: &str) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
+    if let Ok(menu) = build_menu(app, &Snapshot::default(), Some("Not running: open the window for why")) {
+        let _ = tray.set_menu(Some(menu));
+    }
+    if let Ok(img) = Image::from_bytes(ICON_ERROR) {
+        let _ = tray.set_icon(Some(img));
+        let _ = tray.set_icon_as_template(true);
+    }
+    let _ = tray.set_tooltip(Some(format!("AgentPM Coordinator — {reason}")));
 }

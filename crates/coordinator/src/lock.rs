@@ -35,7 +35,12 @@ fn runtime_dir() -> PathBuf {
 
 /// FNV-1a: a stable, dependency-free name for the lock of one config path.
 fn key(config: &Path) -> String {
-    let canon = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    // Canonical folder + file name: the same key before and after the file exists (the app may lock a
+    // settings.json it has not written yet; the CLI locks it later by another spelling of the path).
+    let canon = match (config.parent().map(std::fs::canonicalize), config.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf()),
+    };
     let mut h: u64 = 0xcbf29ce484222325;
     for b in canon.to_string_lossy().bytes() {
         h = (h ^ b as u64).wrapping_mul(0x100000001b3);
@@ -104,6 +109,18 @@ mod tests {
         assert!(InstanceLock::acquire(&other_cfg).is_ok(), "different configs must not conflict");
         drop(first);
         assert!(InstanceLock::acquire(&cfg).is_ok());
+    }
+
+    #[test]
+    fn key_is_the_same_before_and_after_the_file_exists_and_through_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, d.path().join("link")).unwrap();
+        let before = key(&real.join("settings.json"));
+        std::fs::write(real.join("settings.json"), "{}").unwrap();
+        assert_eq!(before, key(&real.join("settings.json")));
+        assert_eq!(before, key(&d.path().join("link/settings.json")));
     }
 
     #[test]
