@@ -122,6 +122,26 @@ async fn missing_provider_command_backs_off_instead_of_storming() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unwritable_log_dir_is_reported_and_no_agent_runs_blind() {
+    // /dev/null is not a folder, so nothing can be created below it, not even by root.
+    fn unwritable(s: &mut coordinator::config::Settings) {
+        s.log_dir = Some("/dev/null/agent_logs".into());
+        s.error_protection.default_cooldown_secs = 60;
+    }
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 1, tweak: Some(unwritable), ..Default::default() }).await;
+    let snap = rig.wait_snapshot(Duration::from_secs(20), |s| s.last_errors.iter().any(|e| e.message.contains("cannot create a log file under /dev/null/agent_logs"))).await;
+    assert!(snap.is_some(), "log dir failure not reported: {:?}", rig.engine.snapshot().last_errors);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let st = rig.sim.stats();
+    assert_eq!(st.authentications_ok, 0, "an agent ran without a log file");
+    assert_eq!(st.start_answers, 1, "the pair was asked again during its cooldown");
+    assert!(st.agent_errors.iter().any(|(_, _, m)| m.contains("not starting the agent blind")), "the taken lease was not explained to the server: {:?}", st.agent_errors);
+    assert!(rig.engine.snapshot().agents.iter().any(|a| matches!(a.state, AgentState::Cooldown { .. })));
+    println!("FAULT| log dir unwritable | reported to status and server, 60 s backoff, no agent started | spawn attempts 1 in 6 s | lost 0");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_coordinator_leaves_no_orphan_and_no_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let sim = socket_sim(dir.path(), 3, 1, 1, Some(3), pm_sim::ExitTool::Both).await;
