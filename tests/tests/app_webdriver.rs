@@ -322,6 +322,10 @@ async fn app_end_to_end() {
     let backup = std::fs::read_to_string(tmp.path().join("coordinator.yaml.bak")).unwrap();
     assert!(backup.contains("imported-secret-aaaa"), "the backup is not the original");
     s.screenshot("import").await;
+    // The app holds the coordinator lock of its settings file: the CLI refuses to run beside it, naming it.
+    let cli = std::process::Command::new(agentpm_e2e::bin("agentpm-coordinator")).arg("run").env("AGENTPM_DATA_DIR", &fresh).output().unwrap();
+    let err = String::from_utf8_lossy(&cli.stderr);
+    assert!(!cli.status.success() && err.contains("another coordinator is already running"), "the CLI ran beside the app: {} {err}", cli.status);
     s.click("[data-testid=import-done]").await;
     s.wait_text("[data-testid=passkey-state-agt_imported_a]", "present", Duration::from_secs(15)).await;
     s.wait_text("[data-testid=passkey-state-agt_imported_b]", "present", Duration::from_secs(15)).await;

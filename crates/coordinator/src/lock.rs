@@ -35,11 +35,22 @@ fn runtime_dir() -> PathBuf {
 
 /// FNV-1a: a stable, dependency-free name for the lock of one config path.
 fn key(config: &Path) -> String {
-    // Canonical folder + file name: the same key before and after the file exists (the app may lock a
-    // settings.json it has not written yet; the CLI locks it later by another spelling of the path).
-    let canon = match (config.parent().map(std::fs::canonicalize), config.file_name()) {
-        (Some(Ok(dir)), Some(name)) => dir.join(name),
-        _ => std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf()),
+    // The nearest existing ancestor made canonical, plus the rest: the same key before and after the file
+    // (and its folder) exist — the app may lock a settings.json it has not written yet, and the CLI lock it
+    // later by another spelling of the path.
+    let mut existing = config.to_path_buf();
+    let mut rest = Vec::new();
+    let canon = loop {
+        if let Ok(c) = std::fs::canonicalize(&existing) {
+            break rest.iter().rev().fold(c, |acc, part| acc.join(part));
+        }
+        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => break config.to_path_buf(),
+        }
     };
     let mut h: u64 = 0xcbf29ce484222325;
     for b in canon.to_string_lossy().bytes() {
@@ -117,6 +128,9 @@ mod tests {
         let real = d.path().join("real");
         std::fs::create_dir(&real).unwrap();
         std::os::unix::fs::symlink(&real, d.path().join("link")).unwrap();
+        let deep = key(&real.join("not-yet/settings.json"));
+        std::fs::create_dir(real.join("not-yet")).unwrap();
+        assert_eq!(deep, key(&d.path().join("link/not-yet/settings.json")));
         let before = key(&real.join("settings.json"));
         std::fs::write(real.join("settings.json"), "{}").unwrap();
         assert_eq!(before, key(&real.join("settings.json")));
