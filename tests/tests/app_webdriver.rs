@@ -103,8 +103,9 @@ fn screenshots_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
 }
 
+/// The app under test: the workspace's debug build, or `AGENTPM_APP_BIN` (e.g. a release build, to measure it).
 fn app() -> PathBuf {
-    agentpm_e2e::bin("agentpm-coordinator-app")
+    std::env::var_os("AGENTPM_APP_BIN").map(PathBuf::from).unwrap_or_else(|| agentpm_e2e::bin("agentpm-coordinator-app"))
 }
 
 /// (pid, ppid, argv) of every process, from /proc.
@@ -122,16 +123,18 @@ fn processes() -> Vec<(u32, u32, String)> {
     out
 }
 
-fn rss_kb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// A field of /proc/<pid>/smaps_rollup in kB: `Rss:` counts every shared library page the process maps,
+/// `Pss:` shares each page among the processes that map it (what the process really costs).
+fn mem_kb(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok())
+        .and_then(|s| s.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0.0)
 }
 
-/// RSS in MB of the app process under this test's tauri-driver, and of the app plus its WebKit helper
-/// processes (web content, network). `None` when the app cannot be found.
-fn app_rss_mb() -> Option<(f64, f64)> {
+/// (RSS, PSS) in MB of the app process under this test's tauri-driver, and of the app plus its WebKit
+/// helper processes (web content, network). `None` when the app cannot be found.
+fn app_mem_mb() -> Option<[(f64, f64); 2]> {
     let driver: u32 = std::env::var("TAURI_DRIVER_PID").ok()?.parse().ok()?;
     let procs = processes();
     let mut tree = vec![driver];
@@ -142,9 +145,10 @@ fn app_rss_mb() -> Option<(f64, f64)> {
         i += 1;
     }
     let (app, _, _) = procs.iter().find(|(pid, _, cmd)| tree.contains(pid) && cmd.contains("agentpm-coordinator-app") && !cmd.contains("--fake-agent"))?;
-    let helpers: f64 = procs.iter().filter(|(_, pp, cmd)| pp == app && cmd.contains("WebKit")).map(|(c, _, _)| rss_kb(*c)).sum();
-    let own = rss_kb(*app);
-    Some((own / 1024.0, (own + helpers) / 1024.0))
+    let helpers: Vec<u32> = procs.iter().filter(|(_, pp, cmd)| pp == app && cmd.contains("WebKit")).map(|(c, _, _)| *c).collect();
+    let sum = |field: &str| helpers.iter().map(|h| mem_kb(*h, field)).sum::<f64>();
+    let (rss, pss) = (mem_kb(*app, "Rss:"), mem_kb(*app, "Pss:"));
+    Some([(rss / 1024.0, pss / 1024.0), ((rss + sum("Rss:")) / 1024.0, (pss + sum("Pss:")) / 1024.0)])
 }
 
 #[tokio::test]
@@ -287,8 +291,10 @@ async fn app_end_to_end() {
     s.wait("#page-welcome", Duration::from_secs(30)).await;
     s.wait_text("#doctor", "PM server", Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    match app_rss_mb() {
-        Some((own, total)) => println!("idle app RSS: {own:.1} MB (app process), {total:.1} MB with its WebKit helper processes"),
+    match app_mem_mb() {
+        Some([(own, own_pss), (total, total_pss)]) => println!(
+            "idle app RSS: {own:.1} MB (app process), {total:.1} MB with its WebKit helper processes; PSS {own_pss:.1} MB / {total_pss:.1} MB"
+        ),
         None => println!("idle app RSS: not measured (TAURI_DRIVER_PID unset or app not found)"),
     }
     s.screenshot("welcome").await;
