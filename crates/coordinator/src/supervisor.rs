@@ -47,7 +47,8 @@ enum Msg {
     /// From an asker: `last` means the asker ended and its slot comes back to the loop.
     Asked { pair: Pair, result: Result<AgentAction, PmError>, holds: u64 },
     AskerIdle { holds: u64 },
-    Spawned { pair: Pair, result: Result<Spawned, String>, asked_at: Instant },
+    // Boxed: the largest message by far, and every message in the channel is as big as the largest.
+    Spawned { pair: Pair, result: Result<Box<Spawned>, String>, asked_at: Instant },
     Exited { id: u64, code: Option<i32> },
     Analyzed { id: u64, code: Option<i32>, error: Option<String>, quota_secs: Option<u64> },
     Reported { pair: Pair, result: Result<(), PmError>, exit_tool: Option<ExitTool> },
@@ -702,7 +703,7 @@ impl Supervisor {
                 tokio::task::spawn_blocking(move || {
                     crate::logs::prune(&log_root, &agent, retention.max_files_per_agent, retention.max_mb_per_agent * 1024 * 1024, &keep)
                 });
-                Ok(Spawned { info, plan, child })
+                Ok(Box::new(Spawned { info, plan, child }))
             }
             .await;
             let _ = tx.send(Msg::Spawned { pair, result, asked_at });
@@ -758,7 +759,7 @@ impl Supervisor {
         })
     }
 
-    fn spawned(&mut self, pair: Pair, result: Result<Spawned, String>, asked_at: Instant) {
+    fn spawned(&mut self, pair: Pair, result: Result<Box<Spawned>, String>, asked_at: Instant) {
         self.asking.remove(&pair);
         match result {
             Err(e) => {

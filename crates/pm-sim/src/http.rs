@@ -42,22 +42,22 @@ fn message(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({"message": msg}))).into_response()
 }
 
-/// Bearer check shared by every coordinator endpoint.
-fn check_bearer(headers: &HeaderMap, token: &str) -> Result<(), Response> {
+/// Bearer check shared by every coordinator endpoint: the 401 message, if refused.
+fn check_bearer(headers: &HeaderMap, token: &str) -> Result<(), &'static str> {
     let Some(h) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-        return Err(message(StatusCode::UNAUTHORIZED, "Authorization header required"));
+        return Err("Authorization header required");
     };
     match h.strip_prefix("Bearer ") {
         Some(t) if t == token => Ok(()),
-        Some(_) => Err(message(StatusCode::UNAUTHORIZED, "Invalid coordinator token")),
-        None => Err(message(StatusCode::UNAUTHORIZED, "Authorization header required")),
+        Some(_) => Err("Invalid coordinator token"),
+        None => Err("Authorization header required"),
     }
 }
 
 async fn mcp(State(m): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let token = lock(&m).token.clone();
     if let Err(r) = check_bearer(&headers, &token) {
-        return r;
+        return message(StatusCode::UNAUTHORIZED, r);
     }
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return Json(json!({"error": {"code": -32700, "message": "Parse error"}, "jsonrpc": "2.0"})).into_response();
@@ -96,7 +96,7 @@ fn safe_name(name: &str) -> String {
 async fn upload(State(m): State<Shared>, headers: HeaderMap, mut mp: Multipart) -> Response {
     let token = lock(&m).token.clone();
     if let Err(r) = check_bearer(&headers, &token) {
-        return r;
+        return message(StatusCode::UNAUTHORIZED, r);
     }
     {
         let mut g = lock(&m);
@@ -152,7 +152,7 @@ async fn config(State(m): State<Shared>, headers: HeaderMap, Query(q): Query<Has
         (g.token.clone(), g.remote_config(q.get("root_agent_id").map(String::as_str)))
     };
     if let Err(r) = check_bearer(&headers, &token) {
-        return r;
+        return message(StatusCode::UNAUTHORIZED, r);
     }
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     body["server_url"] = json!(format!("http://{host}"));

@@ -123,6 +123,9 @@ struct Session {
     task: Option<String>,
 }
 
+/// An agent's system prompt and its skills as (directory name, zip archive bytes).
+pub type Profile = (String, Vec<(String, Vec<u8>)>);
+
 pub struct Model {
     pub token: String,
     pub agents: Vec<String>,
@@ -145,7 +148,8 @@ pub struct Model {
     pub behaviors: HashMap<String, AgentBehavior>,
     pub scripts: HashMap<(String, String), PairScript>,
     pub faults: Faults,
-    pub profiles: HashMap<String, (String, Vec<(String, Vec<u8>)>)>,
+    /// agent id → its profile (`get_subordinate_profile`).
+    pub profiles: HashMap<String, Profile>,
     pub base_prompt: Option<String>,
     pub remote_polling: u64,
     pub remote_max_concurrent: usize,
@@ -294,9 +298,7 @@ impl Model {
         let method = req.get("method").and_then(Value::as_str).unwrap_or("");
         let reply = |result: Value| Some(json!({"jsonrpc": "2.0", "id": id.clone(), "result": result}));
         let err = |code: i64, msg: String| Some(json!({"jsonrpc": "2.0", "id": id.clone(), "error": {"code": code, "message": msg}}));
-        if id.is_none() {
-            return None; // notification
-        }
+        id.as_ref()?; // a notification gets no reply
         match method {
             "initialize" => reply(json!({
                 "protocolVersion": "2024-11-05",
