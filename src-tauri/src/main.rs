@@ -28,6 +28,13 @@ pub fn on_menu(app: &AppHandle, id: &str) {
     tauri::async_runtime::spawn(async move {
         match id.as_str() {
             "open" => show_window(&app),
+            "applog" => {
+                use tauri_plugin_opener::OpenerExt;
+                let log = coordinator::paths::coordinator_dir().join("app.log");
+                if let Err(e) = app.opener().open_path(log.display().to_string(), None::<&str>) {
+                    tracing::warn!("cannot open {}: {e}", log.display());
+                }
+            }
             "start" => match core.engine().await {
                 Some(e) => e.start().await,
                 None => {

@@ -1,4 +1,5 @@
-//! The tray (menu-bar) icon and its menu: status, start/stop, a submenu per agent, open window, quit.
+//! The tray (menu-bar) icon and its menu: status, start/stop, a submenu per agent, open window, the app's own
+//! log, quit.
 
 use coordinator::api::{AgentState, Snapshot};
 use tauri::image::Image;
@@ -67,6 +68,7 @@ pub fn build_menu(app: &AppHandle, s: &Snapshot, status_text: Option<&str>) -> t
         b = b.separator();
     }
     b.item(&MenuItem::with_id(app, "open", "Open window…", true, None::<&str>)?)
+        .item(&MenuItem::with_id(app, "applog", "Open coordinator log", true, None::<&str>)?)
         .item(&MenuItem::with_id(app, "quit", "Quit AgentPM Coordinator", true, None::<&str>)?)
         .build()
 }
