@@ -7,6 +7,7 @@ mod state;
 mod tray;
 
 use coordinator::api::Event as EngineEvent;
+use coordinator::lock::LockError;
 use state::AppCore;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -79,9 +80,50 @@ pub async fn restart_engine(app: &AppHandle, core: Arc<AppCore>, demo: bool) -> 
             tracing::error!("engine did not start: {msg}");
             tray::show_not_running(app, &msg);
             let _ = app.emit("engine-stopped", &msg);
+            if matches!(e.downcast_ref::<LockError>(), Some(LockError::Held { .. })) {
+                wait_for_lock(app.clone(), core);
+            }
             return Err(msg);
         }
     };
+    wire_engine(app, core, engine);
+    Ok(())
+}
+
+/// Another coordinator (e.g. `agentpm-coordinator run`) holds this settings file: try again every few
+/// seconds and take over once it has stopped, unless the user started something else meanwhile.
+fn wait_for_lock(app: AppHandle, core: Arc<AppCore>) {
+    if core.waiting_for_lock.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tauri::async_runtime::spawn(async move {
+        loop {
+            tokio::time::sleep(LOCK_RETRY).await;
+            if core.engine().await.is_some() || core.is_demo().await {
+                break;
+            }
+            match core.start_engine(false).await {
+                Ok(engine) => {
+                    tracing::info!("the other coordinator stopped; this app's engine took over");
+                    wire_engine(&app, core.clone(), engine);
+                    let _ = app.emit("engine-stopped", ""); // the window refreshes (banner gone)
+                    break;
+                }
+                Err(e) if matches!(e.downcast_ref::<LockError>(), Some(LockError::Held { .. })) => continue,
+                Err(e) => {
+                    tracing::error!("engine did not start: {e:#}");
+                    break;
+                }
+            }
+        }
+        core.waiting_for_lock.store(false, Ordering::SeqCst);
+    });
+}
+
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Forward an engine's snapshots to the window and tray, and its events to notifications.
+fn wire_engine(app: &AppHandle, core: Arc<AppCore>, engine: coordinator::engine::Engine) {
     let generation = core.generation.load(Ordering::SeqCst);
     let (app1, core1, mut snaps) = (app.clone(), core.clone(), engine.subscribe());
     tauri::async_runtime::spawn(async move {
@@ -122,7 +164,6 @@ pub async fn restart_engine(app: &AppHandle, core: Arc<AppCore>, demo: bool) -> 
             }
         }
     });
-    Ok(())
 }
 
 fn main() {

@@ -13,7 +13,7 @@ use coordinator::api::Snapshot;
 use coordinator::config::{AgentSettings, ConfigError, Settings};
 use coordinator::demo::{Demo, DemoOptions};
 use coordinator::engine::{Engine, EngineConfig};
-use coordinator::lock::InstanceLock;
+use coordinator::lock::{InstanceLock, LockError};
 use coordinator::secrets::{self, MemoryStore, SecretStore, SharedStore};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -82,6 +82,8 @@ pub struct AppCore {
     inner: Mutex<Inner>,
     /// Bumped whenever a new engine starts, so watchers of the old one stop.
     pub generation: std::sync::atomic::AtomicU64,
+    /// A task is retrying to start while another coordinator holds the lock (only one such task).
+    pub waiting_for_lock: std::sync::atomic::AtomicBool,
 }
 
 impl AppCore {
@@ -93,6 +95,7 @@ impl AppCore {
             fake_agent,
             inner: Mutex::new(Inner { engine: None, demo: None, demo_settings: None, demo_store: None, saved, lock: None, start_error: None }),
             generation: 0.into(),
+            waiting_for_lock: false.into(),
         })
     }
 
@@ -145,9 +148,11 @@ impl AppCore {
                     inner.lock = Some(l);
                 }
                 Err(e) => {
-                    let msg = format!("Not running: {e}, then press Start.");
-                    inner.start_error = Some(msg.clone());
-                    anyhow::bail!(msg);
+                    inner.start_error = Some(match &e {
+                        LockError::Held { .. } => format!("Not running: {e}. The app starts by itself once that coordinator stops (or press Start)."),
+                        LockError::Io { .. } => format!("Not running: {e}."),
+                    });
+                    return Err(e.into());
                 }
             }
         }
@@ -428,7 +433,7 @@ mod tests {
         a.start_engine(false).await.unwrap();
         let e = b.start_engine(false).await.err().expect("the second engine started").to_string();
         assert!(e.contains("another coordinator is already running") && e.contains(&format!("pid {}", std::process::id())), "{e}");
-        assert_eq!(b.view().await.start_error.as_deref(), Some(e.as_str()));
+        assert!(b.view().await.start_error.is_some_and(|m| m.contains(&e) && m.contains("starts by itself")));
         assert!(b.engine().await.is_none());
         // Released when the first one stops.
         a.shutdown().await;

@@ -348,5 +348,40 @@ async fn app_end_to_end() {
     s.click("[data-testid=import-done]").await;
     s.wait_text("[data-testid=passkey-state-agt_dropped_c]", "present", Duration::from_secs(15)).await;
     s.close().await;
+
+    // 4. The other way round: a CLI coordinator already runs on these settings. The window says so (naming its
+    // pid), and the app takes over by itself once the CLI stops.
+    let shared = tmp.path().join("shared-data");
+    std::fs::create_dir_all(shared.join("coordinator")).unwrap();
+    std::fs::write(shared.join("coordinator/settings.json"), "{}").unwrap();
+    let mut cli = std::process::Command::new(agentpm_e2e::bin("agentpm-coordinator"))
+        .args(["--json", "run"])
+        .env("AGENTPM_DATA_DIR", &shared)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its first JSON line comes after it took the lock.
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(cli.stdout.as_mut().unwrap()), &mut first).unwrap();
+    assert!(first.contains("event"), "{first}");
+    let s = Session::new(&app(), &["--data-dir", &shared.display().to_string(), "--show"]).await;
+    let banner = s.wait_text("#banner", "another coordinator is already running", Duration::from_secs(30)).await;
+    assert!(banner.contains(&format!("pid {}", cli.id())), "{banner}");
+    s.screenshot("lock-held").await;
+    let (status, obeyed) = agentpm_e2e::sigterm_and_wait(&mut cli, Duration::from_secs(20));
+    assert!(obeyed && status.success(), "the CLI did not stop: {status:?}");
+    let t = Instant::now();
+    loop {
+        let text = s.text("#banner").await;
+        let status_line = s.text("#status-line").await;
+        if !text.contains("another coordinator") && !status_line.contains("stopped") {
+            println!("app took over {:.1} s after the CLI stopped", t.elapsed().as_secs_f64());
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "the app did not take over: banner {text:?}, status {status_line:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    s.close().await;
 }
 

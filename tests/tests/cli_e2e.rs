@@ -99,3 +99,30 @@ async fn run_with_python_yaml_and_env_passkeys_then_sigterm() {
     }
     sim.shutdown().await;
 }
+
+/// `run --json | head -1`: when stdout goes away the coordinator stops its agents (whole process groups) and
+/// exits, instead of panicking on the next print and leaving them behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_stdout_stops_the_agents_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = socket_sim(dir.path(), 1, 1, 1, Some(1), pm_sim::ExitTool::Both).await;
+    let yaml = python_yaml(&sim, 1, 1, &["--hang"]);
+    let path = dir.path().join("coordinator.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let mut child = cli().env("AGENTPM_DATA_DIR", dir.path().join("data")).args(["--json", "run", "--config"]).arg(&path).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    assert!(sim.wait_until(Duration::from_secs(30), |s| s.live_processes == 1).await, "the agent never started");
+    drop(child.stdout.take()); // the reader goes away
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "the coordinator kept running with its stdout closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success() && !stderr.contains("panicked"), "{status:?}\n{stderr}");
+    assert!(sim.wait_until(Duration::from_secs(5), |s| s.live_processes == 0).await, "the agent outlived its coordinator");
+    sim.shutdown().await;
+}

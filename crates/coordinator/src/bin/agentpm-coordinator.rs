@@ -237,6 +237,10 @@ async fn run(config: Option<PathBuf>, json: bool, verbose: bool) -> Result<ExitC
             r = snaps.changed() => { if r.is_err() { break; } let s = snaps.borrow_and_update().clone(); view.snapshot(&s); }
             Ok(e) = events.recv() => view.event(&e),
         }
+        if view.closed {
+            eprintln!("stdout was closed");
+            break;
+        }
     }
     view.finish();
     eprintln!("stopping agents…");
@@ -332,6 +336,7 @@ async fn demo(a: DemoArgs, json: bool) -> Result<ExitCode> {
             Ok(e) = events.recv() => view.event(&e),
             _ = tick.tick() => {
                 if demo.sim.all_done() && engine.snapshot().instances.is_empty() { break true; }
+                if view.closed { interrupted = true; break false; }
             }
         }
     };
@@ -353,7 +358,9 @@ async fn demo(a: DemoArgs, json: bool) -> Result<ExitCode> {
         "violations": violations.len(),
         "logs": dir.join("logs").display().to_string(),
     });
-    if json {
+    if view.closed {
+        // Nobody to tell: the exit code says it.
+    } else if json {
         println!("{}", serde_json::json!({"summary": summary}));
     } else {
         println!(
@@ -490,17 +497,30 @@ struct StatusView {
     last_print: Option<Instant>,
     total: Option<usize>,
     completed: Option<usize>,
+    /// stdout was closed (e.g. `run --json | head`): the caller stops the agents cleanly and exits, instead
+    /// of a panic on the next print leaving them behind.
+    closed: bool,
 }
 
 impl StatusView {
+    fn out(&mut self, text: &str) {
+        if self.closed {
+            return;
+        }
+        let mut o = std::io::stdout().lock();
+        if o.write_all(text.as_bytes()).and_then(|_| o.flush()).is_err() {
+            self.closed = true;
+        }
+    }
+
     fn new(json: bool) -> Self {
-        StatusView { json, tty: std::io::stdout().is_terminal(), last_line: String::new(), last_print: None, total: None, completed: None }
+        StatusView { json, tty: std::io::stdout().is_terminal(), last_line: String::new(), last_print: None, total: None, completed: None, closed: false }
     }
 
     fn snapshot(&mut self, s: &Snapshot) {
         if self.json {
             if let Ok(line) = serde_json::to_string(&serde_json::json!({"snapshot": s})) {
-                println!("{line}");
+                self.out(&format!("{line}\n"));
             }
             return;
         }
@@ -516,10 +536,9 @@ impl StatusView {
             return;
         }
         if self.tty {
-            print!("\r\x1b[2K{line}");
-            let _ = std::io::stdout().flush();
+            self.out(&format!("\r\x1b[2K{line}"));
         } else if self.last_print.is_none_or(|t| t.elapsed() > Duration::from_millis(500)) {
-            println!("{line}");
+            self.out(&format!("{line}\n"));
             self.last_print = Some(Instant::now());
         }
         self.last_line = line;
@@ -528,7 +547,7 @@ impl StatusView {
     fn event(&mut self, e: &Event) {
         if self.json {
             if let Ok(line) = serde_json::to_string(&serde_json::json!({"event": e})) {
-                println!("{line}");
+                self.out(&format!("{line}\n"));
             }
             return;
         }
@@ -545,16 +564,14 @@ impl StatusView {
             Event::PasskeyMissing { agent_id } => format!("{agent_id} has no passkey: `agentpm-coordinator passkey set {agent_id}`"),
             _ => return,
         };
-        if self.tty {
-            print!("\r\x1b[2K");
-        }
-        println!("{text}");
+        let clear = if self.tty { "\r\x1b[2K" } else { "" };
+        self.out(&format!("{clear}{text}\n"));
         self.last_line.clear();
     }
 
     fn finish(&mut self) {
         if self.tty && !self.json && !self.last_line.is_empty() {
-            println!();
+            self.out("\n");
         }
     }
 }
