@@ -23,8 +23,9 @@ window.addEventListener("error", (ev) => logToApp(5, `${ev.message} (${ev.filena
 window.addEventListener("unhandledrejection", (ev) => logToApp(5, `unhandled rejection: ${(ev.reason && ev.reason.stack) || ev.reason}`));
 
 // Window state that is not a setting (last page, chosen log agent): tauri-plugin-store, ui-state.json.
+// Saved at once, not debounced: a window closed (or an app killed) right after a click still reopens there.
 let uiState = null;
-const remember = (key, value) => { if (uiState) uiState.set(key, value).catch(() => {}); };
+const remember = (key, value) => { if (uiState) uiState.set(key, value).then(() => uiState.save()).catch(() => {}); };
 
 let view = null;      // AppView from the backend
 let snap = null;      // latest Snapshot
@@ -383,7 +384,7 @@ async function main() {
   await refresh();
   let start = "instances";
   try {
-    uiState = await window.__TAURI__.store.load(view.ui_state_path, { autoSave: 300 });
+    uiState = await window.__TAURI__.store.load(view.ui_state_path, { autoSave: false });
     const last = await uiState.get("page");
     if (typeof last === "string" && document.querySelector(`#page-${last}`)) start = last;
     lastLogAgent = (await uiState.get("logAgent")) || null;

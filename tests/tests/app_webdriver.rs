@@ -84,8 +84,18 @@ impl Session {
         self.post("/execute/sync", json!({"script": script, "args": []})).await["value"].clone()
     }
 
+    /// Screenshot after the window finished starting and painted what the DOM holds now (a capture taken
+    /// right after a DOM change can show the previous frame).
     async fn screenshot(&self, name: &str) {
         use base64::Engine;
+        let t = Instant::now();
+        while self.exec("return window.__readyMs !== undefined").await != json!(true) {
+            assert!(t.elapsed() < Duration::from_secs(20), "the window never finished starting (screenshot {name})");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let js = "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));";
+        self.post("/execute/async", json!({"script": js, "args": []})).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let v: Value = self.http.get(format!("{}/screenshot", self.base)).send().await.unwrap().json().await.unwrap();
         let png = base64::engine::general_purpose::STANDARD.decode(v["value"].as_str().unwrap_or("")).expect("screenshot");
         let dir = screenshots_dir();
@@ -249,13 +259,14 @@ async fn app_end_to_end() {
     let saved = std::fs::read_to_string(demo_dir.join("coordinator/settings.json")).unwrap();
     assert!(saved.contains("\"max_concurrent\": 3") && saved.contains("\"polling_interval_secs\": 7"), "{saved}");
     s.close().await;
+    // The last page was saved when it was opened (read now: the next launch rewrites the file as it starts).
+    let ui_state = std::fs::read_to_string(demo_dir.join("coordinator/ui-state.json")).unwrap_or_default();
+    assert!(ui_state.contains("\"settings\""), "last page not kept in ui-state.json: {ui_state}");
 
     // 2. Restart: the setting is still there, and the window reopens on the page it was left on (UI state in
     // the store plugin's ui-state.json, next to settings.json).
     let s = Session::new(&app(), &["--demo", "--data-dir", &demo_dir_s]).await;
     s.wait_text("#status-line", "Demo", Duration::from_secs(30)).await;
-    let ui_state = std::fs::read_to_string(demo_dir.join("coordinator/ui-state.json")).unwrap_or_default();
-    assert!(ui_state.contains("\"settings\""), "last page not kept in ui-state.json: {ui_state}");
     let mut on_settings = false;
     for _ in 0..50 {
         if s.exec("return !document.querySelector('#page-settings').classList.contains('hidden')").await == json!(true) {
