@@ -304,21 +304,33 @@ async function runDoctor() {
   }));
 }
 
-async function importYaml(path, scrub = false) {
+// Removing the passkeys from the file keeps the import's report (which passkeys moved) and updates only its
+// last line.
+async function scrubYaml(path) {
+  const row = $("#import-scrub-row");
+  row.replaceChildren(el("span", { class: "muted" }, "Removing the passkeys from the file…"));
+  try {
+    const r = await invoke("import_config", { path, scrub: true });
+    row.replaceChildren(r.backup
+      ? el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, `The file no longer contains passkeys. Backup of the original: ${r.backup}`)
+      : el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, "The file holds no passkeys any more (nothing to remove)."));
+    await refresh();
+  } catch (e) { row.replaceChildren(el("div", { class: "bad-text" }, String(e))); }
+}
+
+async function importYaml(path) {
   const out = $("#import-result");
   if (!path) { out.textContent = "Choose the YAML file first."; return; }
-  out.textContent = scrub ? "Removing the passkeys from the file…" : "Importing…";
+  out.textContent = "Importing…";
   try {
-    const r = await invoke("import_config", { path, scrub });
+    const r = await invoke("import_config", { path, scrub: false });
     const line = (id, label, list) => el("div", { "data-testid": `import-${id}` }, el("b", {}, label + ": "), list.length ? list.join(", ") : "—");
     const tokenText = { moved: "moved into the Keychain", unchanged: "already there", conflict: "a different token is already stored (kept it)", missing: "not in the file" }[r.token] || "—";
     const stored = r.moved.length + r.unchanged.length > 0 || r.token === "moved" || r.token === "unchanged";
-    const scrubRow = r.backup
-      ? el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, `The file no longer contains passkeys. Backup of the original: ${r.backup}`)
-      : stored && r.conflicts.length === 0
-        ? el("div", { class: "row" }, el("span", { class: "muted" }, "The file still holds the passkeys in plain text."),
-            el("button", { "data-testid": "import-scrub", onclick: () => importYaml(path, true) }, "Remove them from the file (keep a backup)"))
-        : "";
+    const scrubRow = el("div", { id: "import-scrub-row" }, stored && r.conflicts.length === 0
+      ? el("div", { class: "row" }, el("span", { class: "muted" }, "The file still holds the passkeys in plain text."),
+          el("button", { "data-testid": "import-scrub", onclick: () => scrubYaml(path) }, "Remove them from the file (keep a backup)"))
+      : "");
     out.replaceChildren(
       line("moved", "Moved into the Keychain", r.moved), line("unchanged", "Already there", r.unchanged),
       line("conflicts", "Conflicts (kept the stored one)", r.conflicts), line("missing", "Without a passkey", r.missing),
@@ -359,6 +371,8 @@ async function main() {
   $("#log-run").addEventListener("change", (ev) => { logPath = ev.target.value; showLog(); });
   $("#log-open").addEventListener("click", () => logPath && invoke("open_log", { path: logPath }).catch(alertErr));
   $("#log-reveal").addEventListener("click", () => logPath && invoke("reveal_log", { path: logPath }).catch(alertErr));
+  // The welcome view (setup checks, import, demo) stays reachable after the first run.
+  $("#open-import").addEventListener("click", () => showPage("welcome"));
   $("#import-btn").addEventListener("click", () => importYaml($("#import-path").value.trim()));
   $("#import-path").addEventListener("keydown", (ev) => { if (ev.key === "Enter") importYaml($("#import-path").value.trim()); });
   $("#import-choose").addEventListener("click", async () => {

@@ -146,15 +146,20 @@ fn wire_engine(app: &AppHandle, core: Arc<AppCore>, engine: coordinator::engine:
     });
     let (app2, mut events) = (app.clone(), engine.events());
     tauri::async_runtime::spawn(async move {
+        // A quota failure is announced once, by its cooldown (which the engine sends just before the exit).
+        let mut quota_announced = std::collections::HashSet::new();
         while let Ok(ev) = events.recv().await {
             let _ = app2.emit("engine-event", &ev);
             let text = match &ev {
-                EngineEvent::InstanceExited { instance, exit_code: Some(c), error } if *c != 0 => {
-                    Some(format!("{} failed on {}: {}", instance.agent_id, instance.project_id, error.clone().unwrap_or_default()))
+                // `error` is set for failed runs only: not for a clean exit, nor for one the user stopped.
+                EngineEvent::InstanceExited { instance, error: Some(error), .. } => {
+                    (!quota_announced.remove(&instance.agent_id)).then(|| format!("{} failed on {}: {error}", instance.agent_id, instance.project_id))
                 }
                 EngineEvent::SpawnFailed { agent_id, error, .. } => Some(format!("{agent_id} could not start: {error}")),
                 EngineEvent::CooldownStarted { agent_id, reason, until } if reason == "quota" => {
-                    Some(format!("{agent_id} hit a quota; cooling down {} min", (until - coordinator::api::now_ms()).max(0) / 60000))
+                    quota_announced.insert(agent_id.clone());
+                    let until = chrono::DateTime::from_timestamp_millis(*until).map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string());
+                    Some(format!("{agent_id} hit a quota; cooling down until {}", until.unwrap_or_default()))
                 }
                 EngineEvent::ServerUnreachable { error, .. } => Some(format!("PM server unreachable: {error}")),
                 _ => None,
@@ -169,6 +174,7 @@ fn wire_engine(app: &AppHandle, core: Arc<AppCore>, engine: coordinator::engine:
 fn main() {
     // Cold start is measured from here to the page's first render (`window_ready`).
     let started = std::time::Instant::now();
+    let context = tauri::generate_context!();
     // Demo mode re-executes this binary as a fake agent: no extra binary to ship.
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--fake-agent") {
@@ -186,13 +192,16 @@ fn main() {
     let core = match AppCore::new(coordinator::paths::settings_path(), Arc::new(coordinator::secrets::KeyringStore::new()), vec![exe, "--fake-agent".into()]) {
         Ok(c) => Arc::new(c),
         Err(e) => {
-            // A bad settings file is never overwritten: say what is wrong and stop.
+            // A bad settings file is never overwritten: say what is wrong (in a dialog: an app opened from
+            // Finder has no terminal) and stop.
             eprintln!("error: {e}");
+            settings_error_dialog(context, &e.to_string());
             std::process::exit(2);
         }
     };
 
     let debug = tauri::async_runtime::block_on(core.view()).saved.debug;
+    let exit_core = core.clone();
     tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| show_window(app)))
         .plugin(applog::plugin(coordinator::paths::coordinator_dir(), debug))
@@ -230,6 +239,7 @@ fn main() {
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
             tray::create(app.handle())?;
+            exit_on_signals(app.handle().clone());
             app.manage(StartedAt(started));
             let demo = demo_flag || tauri::async_runtime::block_on(core.view()).saved.demo;
             let first_run = core.first_run();
@@ -250,8 +260,37 @@ fn main() {
                 let _ = window.hide();
             }
         })
-        .run(tauri::generate_context!())
-        .expect("error while running the app");
+        .build(context)
+        .expect("error while building the app")
+        .run(move |_app, event| {
+            // However the app ends (tray Quit, Cmd-Q, logout, SIGTERM), agents are stopped and reported first:
+            // their process groups would otherwise outlive the app unsupervised. A second call is a no-op.
+            if let tauri::RunEvent::Exit = event {
+                tauri::async_runtime::block_on(exit_core.shutdown());
+            }
+        });
+}
+
+/// SIGTERM / SIGINT (logout, `kill`, Ctrl-C in a terminal) end the app like Quit does.
+fn exit_on_signals(app: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::info!("signal received: stopping agents and quitting");
+        app.exit(0);
+    });
+}
+
+/// The settings file cannot be read: show why in a native dialog, then exit (nothing is written).
+fn settings_error_dialog(mut context: tauri::Context<tauri::Wry>, message: &str) {
+    use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
+    let text = format!("{message}\n\nFix or move the file, then open the app again. Nothing was changed.");
+    context.config_mut().app.windows.clear(); // only the dialog, not the main window
+    let app = tauri::Builder::default().plugin(tauri_plugin_dialog::init()).build(context);
+    let Ok(app) = app else { return };
+    app.dialog().message(text).title("AgentPM Coordinator: settings cannot be read").kind(MessageDialogKind::Error).show(|_| std::process::exit(2));
+    app.run(|_, _| {});
 }
 
 struct StartedAt(std::time::Instant);

@@ -72,6 +72,9 @@ struct Inner {
     lock: Option<InstanceLock>,
     /// Why the engine is not running (e.g. another coordinator holds the lock); shown in the window.
     start_error: Option<String>,
+    /// Whether the coordinator token is stored, read once and then kept up to date by set/delete/import:
+    /// every Keychain read may prompt on macOS, and the window asks for the view often.
+    token_present: Option<bool>,
 }
 
 pub struct AppCore {
@@ -93,7 +96,7 @@ impl AppCore {
             settings_path,
             platform_store,
             fake_agent,
-            inner: Mutex::new(Inner { engine: None, demo: None, demo_settings: None, demo_store: None, saved, lock: None, start_error: None }),
+            inner: Mutex::new(Inner { engine: None, demo: None, demo_settings: None, demo_store: None, saved, lock: None, start_error: None, token_present: None }),
             generation: 0.into(),
             waiting_for_lock: false.into(),
         })
@@ -139,6 +142,7 @@ impl AppCore {
         inner.demo_store = None;
         inner.lock = None; // the old engine is down: release before taking it again
         inner.start_error = None;
+        inner.token_present = None; // demo and platform stores differ
         if !demo {
             match InstanceLock::acquire(&self.settings_path) {
                 Ok(l) => {
@@ -200,10 +204,17 @@ impl AppCore {
     }
 
     pub async fn view(&self) -> AppView {
-        let inner = self.inner.lock().await;
+        let mut inner = self.inner.lock().await;
         let settings = Self::effective(&inner);
-        let store = Self::store_of(&inner, &self.platform_store);
-        let token_present = store.get(secrets::TOKEN_ACCOUNT).ok().flatten().is_some();
+        let token_present = match inner.token_present {
+            Some(p) => p,
+            None => {
+                let store = Self::store_of(&inner, &self.platform_store);
+                let p = tokio::task::spawn_blocking(move || store.get(secrets::TOKEN_ACCOUNT)).await.ok().and_then(|r| r.ok()).flatten().is_some();
+                inner.token_present = Some(p);
+                p
+            }
+        };
         AppView {
             log_root: settings.log_root(),
             saved: inner.saved.clone(),
@@ -312,9 +323,13 @@ impl AppCore {
     }
 
     pub async fn delete_secret(&self, account: String) -> Result<bool, String> {
-        let inner = self.inner.lock().await;
+        let mut inner = self.inner.lock().await;
         let store = Self::store_of(&inner, &self.platform_store);
+        let is_token = account == secrets::TOKEN_ACCOUNT;
         let r = tokio::task::spawn_blocking(move || store.delete(&account)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        if is_token {
+            inner.token_present = Some(false);
+        }
         if let Some(e) = &inner.engine {
             e.secrets_changed().await;
         }
@@ -325,11 +340,12 @@ impl AppCore {
         if value.trim().is_empty() {
             return Err("the token is empty: nothing stored".into());
         }
-        let inner = self.inner.lock().await;
+        let mut inner = self.inner.lock().await;
         let store = Self::store_of(&inner, &self.platform_store);
         coordinator::redact::global().add(value);
         let v = value.to_string();
         tokio::task::spawn_blocking(move || store.set(secrets::TOKEN_ACCOUNT, &v)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        inner.token_present = Some(true);
         if let Some(e) = &inner.engine {
             e.secrets_changed().await;
         }
@@ -378,6 +394,7 @@ impl AppCore {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let mut inner = self.inner.lock().await;
+        inner.token_present = None; // the import may have stored one
         inner.saved = Settings::load(&self.settings_path).map_err(|e| e.to_string())?;
         self.apply(&inner).await;
         if let Some(e) = &inner.engine {
@@ -424,6 +441,41 @@ mod tests {
         c.save_settings(s).await.unwrap();
         assert_eq!(Settings::load(&d.path().join("settings.json")).unwrap().polling_interval_secs, 7);
         assert!(!c.first_run());
+    }
+
+    /// Counts reads, to check that the window's frequent view requests do not each hit the Keychain.
+    struct CountingStore(MemoryStore, std::sync::atomic::AtomicUsize);
+    impl coordinator::secrets::SecretStore for CountingStore {
+        fn get(&self, account: &str) -> Result<Option<String>, coordinator::secrets::SecretError> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.get(account)
+        }
+        fn set(&self, account: &str, value: &str) -> Result<(), coordinator::secrets::SecretError> {
+            self.0.set(account, value)
+        }
+        fn delete(&self, account: &str) -> Result<bool, coordinator::secrets::SecretError> {
+            self.0.delete(account)
+        }
+        fn list(&self) -> Result<Vec<String>, coordinator::secrets::SecretError> {
+            self.0.list()
+        }
+    }
+
+    #[tokio::test]
+    async fn token_presence_is_read_once_and_follows_set_and_delete() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Arc::new(CountingStore(MemoryStore::new(), 0.into()));
+        let c = AppCore::new(d.path().join("settings.json"), store.clone(), vec!["/bin/false".into()]).unwrap();
+        for _ in 0..5 {
+            assert!(!c.view().await.token_present);
+        }
+        assert_eq!(store.1.load(std::sync::atomic::Ordering::SeqCst), 1, "the token was read more than once");
+        c.set_token("tok-abcdef").await.unwrap();
+        assert!(c.view().await.token_present);
+        assert_eq!(store.0.get(secrets::TOKEN_ACCOUNT).unwrap().as_deref(), Some("tok-abcdef"));
+        assert!(c.delete_secret(secrets::TOKEN_ACCOUNT.to_string()).await.unwrap());
+        assert!(!c.view().await.token_present);
+        assert_eq!(store.1.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

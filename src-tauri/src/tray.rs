@@ -17,10 +17,11 @@ fn state_text(s: &AgentState) -> String {
     match s {
         AgentState::Idle => "idle".into(),
         AgentState::Running { instances } => format!("running ({instances})"),
-        AgentState::Cooldown { until, reason } => {
-            let left = (until - coordinator::api::now_ms()).max(0) / 1000;
-            format!("cooling down {}m{:02}s ({reason})", left / 60, left % 60)
-        }
+        // A clock time, not a countdown: the menu is only rebuilt when the state changes.
+        AgentState::Cooldown { until, reason } => match chrono::DateTime::from_timestamp_millis(*until) {
+            Some(t) => format!("cooling down until {} ({reason})", t.with_timezone(&chrono::Local).format("%H:%M")),
+            None => format!("cooling down ({reason})"),
+        },
         AgentState::NoPasskey => "no passkey".into(),
         AgentState::Disabled => "disabled".into(),
         AgentState::Error { .. } => "error".into(),
@@ -110,4 +111,42 @@ pub fn show_not_running(app: &AppHandle, reason: &str) {
         let _ = tray.set_icon_as_template(true);
     }
     let _ = tray.set_tooltip(Some(format!("AgentPM Coordinator — {reason}")));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coordinator::api::AgentStatus;
+
+    fn agent(id: &str, state: AgentState) -> AgentStatus {
+        AgentStatus { agent_id: id.into(), enabled: true, has_passkey: true, state, last_exit_code: None, last_log_path: None }
+    }
+
+    #[test]
+    fn icon_follows_errors_then_instances() {
+        let mut s = Snapshot { running: true, ..Default::default() };
+        s.server.reachable = true;
+        assert_eq!(icon_for(&s), ICON_IDLE);
+        s.agents.push(agent("a", AgentState::Error { message: "boom".into() }));
+        assert_eq!(icon_for(&s), ICON_ERROR);
+        s.agents.clear();
+        s.server.reachable = false;
+        s.server.last_error = Some("connection refused".into());
+        assert_eq!(icon_for(&s), ICON_ERROR);
+    }
+
+    #[test]
+    fn cooldown_shows_a_clock_time_and_the_menu_signature_is_stable_while_it_runs() {
+        let until = coordinator::api::now_ms() + 90 * 60_000;
+        let text = state_text(&AgentState::Cooldown { until, reason: "quota".into() });
+        let hhmm = chrono::DateTime::from_timestamp_millis(until).unwrap().with_timezone(&chrono::Local).format("%H:%M").to_string();
+        assert_eq!(text, format!("cooling down until {hhmm} (quota)"));
+        let s = Snapshot { agents: vec![agent("a", AgentState::Cooldown { until, reason: "quota".into() })], ..Default::default() };
+        let first = signature(&s);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(signature(&s), first, "the menu would be rebuilt every second");
+        let mut other = s.clone();
+        other.agents[0].state = AgentState::Idle;
+        assert_ne!(signature(&other), first);
+    }
 }

@@ -334,6 +334,8 @@ async fn app_end_to_end() {
     // Offered afterwards: scrub the file, keeping a backup.
     s.click("[data-testid=import-scrub]").await;
     s.wait_text("[data-testid=import-scrubbed]", "no longer contains passkeys", Duration::from_secs(20)).await;
+    let moved_after = s.text("[data-testid=import-moved]").await;
+    assert!(moved_after.contains("agt_imported_a") && moved_after.contains("agt_imported_b"), "the scrub hid which passkeys moved: {moved_after}");
     let scrubbed = std::fs::read_to_string(&yaml).unwrap();
     assert!(!scrubbed.contains("imported-secret"), "scrubbed file still holds a passkey: {scrubbed}");
     let backup = std::fs::read_to_string(tmp.path().join("coordinator.yaml.bak")).unwrap();
@@ -349,6 +351,9 @@ async fn app_end_to_end() {
     let settings = std::fs::read_to_string(fresh.join("coordinator/settings.json")).unwrap();
     assert!(!settings.contains("imported-secret"), "a passkey reached settings.json");
     s.screenshot("agents-imported").await;
+    // The welcome view (import, setup checks) stays reachable once the app is set up.
+    s.click("[data-testid=open-import]").await;
+    s.wait("#page-welcome", Duration::from_secs(10)).await;
     // Dropping a YAML on the window imports it too. The OS drag itself cannot be driven through WebDriver:
     // emit the webview's drag-drop event (what Tauri sends on a real drop) and check the window's handling.
     let dropped = tmp.path().join("dropped.yaml");
@@ -394,5 +399,34 @@ async fn app_end_to_end() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     s.close().await;
+
+    // 5. SIGTERM (logout, `kill`) ends the app like Quit: running agents are stopped by the coordinator (their
+    // run logs get the closing line saying so), none is left behind.
+    let term_dir = tmp.path().join("term-data");
+    let s = Session::new(&app(), &["--demo", "--data-dir", &term_dir.display().to_string()]).await;
+    s.wait("tr[data-testid^=instance-]", Duration::from_secs(30)).await;
+    let dir_arg = term_dir.display().to_string();
+    let app_pid = processes()
+        .into_iter()
+        .find(|(_, _, cmd)| cmd.contains("agentpm-coordinator-app") && cmd.contains(&dir_arg) && !cmd.contains("--fake-agent"))
+        .map(|(pid, _, _)| pid)
+        .expect("the app process");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let t = Instant::now();
+    while agentpm_e2e::pid_alive(app_pid as i32) {
+        assert!(t.elapsed() < Duration::from_secs(15), "the app did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("app exited {:.1} s after SIGTERM", t.elapsed().as_secs_f64());
+    let left: Vec<_> = processes().into_iter().filter(|(_, _, cmd)| cmd.contains("--fake-agent")).collect();
+    assert!(left.is_empty(), "agents outlived the app: {left:?}");
+    let mut stopped_logs = 0;
+    for agent in std::fs::read_dir(term_dir.join("demo/logs")).unwrap().flatten() {
+        for log in std::fs::read_dir(agent.path()).unwrap().flatten() {
+            stopped_logs += std::fs::read_to_string(log.path()).unwrap_or_default().contains("(stopped by the coordinator)") as usize;
+        }
+    }
+    assert!(stopped_logs > 0, "no run was stopped by the coordinator: the app died without stopping its agents");
+    drop(s);
 }
 

@@ -83,7 +83,7 @@ impl InstanceLock {
         let info = Info {
             pid: std::process::id(),
             host: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
-            started: chrono::Local::now().to_rfc3339(),
+            started: chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
             config: config.display().to_string(),
         };
         let mut f = std::fs::File::create(&info_path).map_err(|e| io(&info_path, e))?;
