@@ -48,11 +48,13 @@ pub struct RigOptions {
     pub without_passkey: Vec<String>,
     /// The simulator's spawn lease (the real server's is 120 s).
     pub lease_secs: u64,
+    /// Runs once the simulator is up, before the engine starts (e.g. to put a passkey into the environment).
+    pub before_engine: Option<fn(&pm_sim::Simulator)>,
 }
 
 impl Default for RigOptions {
     fn default() -> Self {
-        RigOptions { agents: 2, projects: 2, items: 1, max_concurrent: 3, work_ms: 100, http: false, exit_tool: pm_sim::ExitTool::Both, wrong_token: false, agent_args: vec![], kind: "custom".into(), tweak: None, without_passkey: vec![], lease_secs: 120 }
+        RigOptions { agents: 2, projects: 2, items: 1, max_concurrent: 3, work_ms: 100, http: false, exit_tool: pm_sim::ExitTool::Both, wrong_token: false, agent_args: vec![], kind: "custom".into(), tweak: None, without_passkey: vec![], lease_secs: 120, before_engine: None }
     }
 }
 
@@ -89,6 +91,9 @@ impl Rig {
         }
         if let Some(t) = o.tweak {
             t(&mut settings);
+        }
+        if let Some(f) = o.before_engine {
+            f(&sim);
         }
         let token = if o.wrong_token { "wrong-token-value".to_string() } else { sim.coordinator_token() };
         store.set(secrets::TOKEN_ACCOUNT, &token).unwrap();

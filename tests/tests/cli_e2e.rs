@@ -35,6 +35,39 @@ fn bad_yaml_exit_2_and_name_field() {
 }
 
 #[test]
+fn malformed_agents_block_names_the_type_not_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coordinator.yaml");
+    for yaml in ["agents: [agt_a, pk-leak-4242]\n", "agents:\n  agt_a:\n    passkey: [pk-leak-4242]\n"] {
+        std::fs::write(&path, yaml).unwrap();
+        let out = cli().env("AGENTPM_DATA_DIR", dir.path()).args(["run", "--config"]).arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("coordinator.yaml") && err.contains("agents") && err.contains("a list"), "{err}");
+        assert!(!err.contains("pk-leak-4242"), "passkey printed in the error: {err}");
+    }
+}
+
+/// A flow-style entry the line-based scrub cannot rewrite: the scrub refuses, naming the file and the agent,
+/// and changes nothing (it fails before the secret store is touched, so no keyring is needed here).
+#[test]
+fn scrub_that_would_leave_a_secret_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coordinator.yaml");
+    let yaml = "coordinator_token: tok-flow-1\nagents:\n  agt_a: {passkey: pk-flow-7777}\n  agt_b:\n    passkey: pk-block-8888\n";
+    std::fs::write(&path, yaml).unwrap();
+    let data = dir.path().join("data");
+    let out = cli().env("AGENTPM_DATA_DIR", &data).env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-never-used").args(["import-yaml", "--scrub"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("coordinator.yaml") && text.contains("agt_a") && !text.contains("no longer contains secrets"), "{text}");
+    assert!(!text.contains("pk-flow-7777") && !text.contains("pk-block-8888"), "{text}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), yaml);
+    assert!(!dir.path().join("coordinator.yaml.bak").exists());
+    assert!(!data.join("coordinator/settings.json").exists());
+}
+
+#[test]
 fn unknown_settings_field_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("settings.json");

@@ -205,3 +205,99 @@ async fn locked_secret_store_is_reported_and_retried_never_bypassed() {
     engine.shutdown().await;
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_leaving_a_background_process_frees_its_slot_and_reports_its_exit() {
+    // The fake agent leaves `sleep 600 &` holding its stdout/stderr, does its work and exits.
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 1, agent_args: vec!["--orphan".into()], ..Default::default() }).await;
+    let snap = rig.wait_snapshot(Duration::from_secs(20), |s| !s.instances.is_empty()).await.expect("instance started");
+    let log = snap.instances[0].log_path.clone();
+    let orphan = wait_pid(&log, "orphan pid ").await;
+    assert!(rig.wait_done(Duration::from_secs(30)).await, "the run kept its slot after the agent exited: {:?} {:?}", rig.sim.stats(), rig.engine.snapshot().instances);
+    assert!(rig.sim.wait_until(Duration::from_secs(10), |s| s.exit_reports >= 1 && s.log_registrations >= 1).await, "exit not reported: {:?}", rig.sim.stats());
+    for _ in 0..50 {
+        if !pid_alive(orphan) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!pid_alive(orphan), "the background process {orphan} the agent left behind survived");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("done") && text.contains("exit code=0"), "{text}");
+    assert_eq!(rig.engine.snapshot().counters.exits_failed, 0);
+    rig.stop().await;
+}
+
+async fn wait_pid(log: &std::path::Path, prefix: &str) -> i32 {
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = text.split(prefix).nth(1) {
+            let pid: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            if let Ok(p) = pid.parse() {
+                return p;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no `{prefix}` in {}", log.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_do_not_inherit_other_agents_passkeys_or_the_token_from_the_environment() {
+    // Like `passkey: ${AGENT_B_PASSKEY}` in the legacy YAML: the coordinator's environment holds secrets.
+    fn env(sim: &pm_sim::Simulator) {
+        let ids = sim.agent_ids();
+        std::env::set_var("AGENTPM_E2E_OTHER_AGENT_PASSKEY", sim.passkey(&ids[1]));
+        std::env::set_var("MCP_COORDINATOR_TOKEN", sim.coordinator_token());
+    }
+    let rig = Rig::start(RigOptions { agents: 2, projects: 1, items: 1, agent_args: vec!["--print-env".into()], before_engine: Some(env), ..Default::default() }).await;
+    // Each agent still gets (and authenticates with) its own passkey.
+    assert!(rig.wait_done(Duration::from_secs(60)).await, "{:?}", rig.sim.stats());
+    assert_eq!(rig.sim.stats().authentications_failed, 0);
+    let mut seen = 0;
+    for d in std::fs::read_dir(rig.dir.path().join("logs")).unwrap().flatten() {
+        for f in std::fs::read_dir(d.path()).unwrap().flatten() {
+            let text = std::fs::read_to_string(f.path()).unwrap();
+            let line = text.lines().find(|l| l.starts_with("fake-agent env: ")).unwrap_or_else(|| panic!("no env line in {text}"));
+            let names: Vec<&str> = line["fake-agent env: ".len()..].split(' ').collect();
+            assert!(names.contains(&"AGENT_PASSKEY"), "{line}");
+            assert!(!names.contains(&"AGENTPM_E2E_OTHER_AGENT_PASSKEY"), "another agent's passkey reached an agent: {line}");
+            assert!(!names.contains(&"MCP_COORDINATOR_TOKEN"), "the coordinator token reached an agent: {line}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 2);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_never_deletes_the_log_of_a_run_being_started_or_running() {
+    fn one_log(s: &mut coordinator::config::Settings) {
+        s.log_retention.max_files_per_agent = 1;
+    }
+    // One agent in two projects: its two runs start together, each pruning the agent's logs down to one.
+    let rig = Rig::start(RigOptions { agents: 1, projects: 2, items: 2, max_concurrent: 2, work_ms: 1500, tweak: Some(one_log), ..Default::default() }).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut checked = std::collections::HashSet::new();
+    loop {
+        let snap = rig.engine.snapshot();
+        for i in &snap.instances {
+            if !i.log_path.exists() {
+                // A snapshot may lag by a few ms: only a run still listed well after the check counts.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let still = rig.engine.snapshot().instances.iter().any(|j| j.id == i.id);
+                assert!(!still, "the log of running instance {} ({}) was deleted by retention", i.id, i.log_path.display());
+            } else {
+                checked.insert(i.id);
+            }
+        }
+        if rig.sim.stats().remaining_items == 0 && snap.instances.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not drained: {:?}", rig.sim.stats());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(checked.len() >= 4, "runs seen: {checked:?}");
+    assert!(rig.sim.wait_until(Duration::from_secs(10), |s| s.completed_items == 4).await);
+    rig.stop().await;
+}

@@ -133,6 +133,17 @@ fn import_yaml_moves_passkeys_and_scrub_keeps_a_backup() {
     assert_eq!(std::fs::metadata(&bak).unwrap().permissions().mode() & 0o777, 0o600);
     let scrubbed = std::fs::read_to_string(&path).unwrap();
     assert!(!scrubbed.contains("plain-secret-1234"), "{scrubbed}");
+    // `${VAR}` references are not secrets: kept, set or not.
+    for r in ["${IMPORT_TOKEN}", "${IMPORT_PK}", "${IMPORT_UNSET_VAR}"] {
+        assert!(scrubbed.contains(r), "{r} lost: {scrubbed}");
+    }
+    // Scrubbing again finds nothing to do and never overwrites the only copy of the original.
+    let (code, text) = run(&["--scrub"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("already scrubbed") && !text.contains("no longer contains secrets"), "{text}");
+    assert_eq!(std::fs::read_to_string(&bak).unwrap(), yaml);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), scrubbed);
+    assert!(!dir.path().join("coordinator.yaml.bak.1").exists());
     let settings = std::fs::read_to_string(data.join("coordinator/settings.json")).unwrap();
     for s in ["plain-secret-1234", "env-secret-9999", "token-from-env-5678"] {
         assert!(!settings.contains(s));
@@ -143,6 +154,11 @@ fn import_yaml_moves_passkeys_and_scrub_keeps_a_backup() {
     assert!(list.lines().any(|l| l.starts_with("agt_plain") && l.contains("passkey present")), "{list}");
     assert!(list.lines().any(|l| l.starts_with("agt_env") && l.contains("passkey present")), "{list}");
     assert!(list.lines().any(|l| l.starts_with("agt_missing") && l.contains("no passkey")), "{list}");
+    // A coordinator-token conflict blocks like a passkey conflict: exit code 3.
+    set_secret(&data, &service, &["token", "set"], "another-token-0000");
+    let (code, text) = run(&["--scrub"]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("coordinator token:           conflict"), "{text}");
     for id in ["agt_plain", "agt_env"] {
         cli(&data, &service).args(["passkey", "delete", id]).output().unwrap();
     }

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Upper bound for the error-protection cooldowns (one week).
+pub const MAX_COOLDOWN_SECS: u64 = 7 * 24 * 3600;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -251,8 +254,29 @@ impl Settings {
             }
         }
         let ep = &self.error_protection;
+        if ep.default_cooldown_secs == 0 || ep.default_cooldown_secs > MAX_COOLDOWN_SECS {
+            return Err(ConfigError::invalid(file, "error_protection.default_cooldown_secs", ep.default_cooldown_secs, &format!("use a number of seconds from 1 to {MAX_COOLDOWN_SECS}")));
+        }
         if ep.max_cooldown_secs < ep.default_cooldown_secs {
             return Err(ConfigError::invalid(file, "error_protection.max_cooldown_secs", ep.max_cooldown_secs, "must be at least default_cooldown_secs"));
+        }
+        if ep.max_cooldown_secs > MAX_COOLDOWN_SECS {
+            return Err(ConfigError::invalid(file, "error_protection.max_cooldown_secs", ep.max_cooldown_secs, &format!("use at most {MAX_COOLDOWN_SECS} seconds (one week)")));
+        }
+        if let Some(d) = &self.log_dir {
+            if !d.is_absolute() {
+                return Err(ConfigError::invalid(file, "log_dir", format!("{:?}", d.display().to_string()), "use an absolute path (or remove the field for the default)"));
+            }
+        }
+        let lu = &self.log_upload;
+        if !lu.retry_delay_secs.is_finite() || !(0.0..=3600.0).contains(&lu.retry_delay_secs) {
+            return Err(ConfigError::invalid(file, "log_upload.retry_delay_secs", lu.retry_delay_secs, "use a number of seconds from 0 to 3600"));
+        }
+        if lu.retry_count > 100 {
+            return Err(ConfigError::invalid(file, "log_upload.retry_count", lu.retry_count, "use 0 to 100"));
+        }
+        if lu.max_file_size_mb == 0 || lu.max_file_size_mb > 1024 {
+            return Err(ConfigError::invalid(file, "log_upload.max_file_size_mb", lu.max_file_size_mb, "use 1 to 1024 (megabytes)"));
         }
         if let Some(u) = &self.log_upload.server_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -327,6 +351,27 @@ mod tests {
     fn unknown_field_is_rejected() {
         let err = Settings::from_json(r#"{"polling_intervall": 5}"#, Path::new("s.json")).unwrap_err();
         assert!(err.to_string().contains("polling_intervall"), "{err}");
+    }
+
+    #[test]
+    fn log_upload_error_protection_and_log_dir_are_range_checked() {
+        let bad = [
+            (r#"{"log_upload": {"retry_delay_secs": 1e20}}"#, "log_upload.retry_delay_secs", "100000000000000000000"),
+            (r#"{"log_upload": {"retry_delay_secs": -1.0}}"#, "log_upload.retry_delay_secs", "-1"),
+            (r#"{"log_upload": {"retry_count": 100000}}"#, "log_upload.retry_count", "100000"),
+            (r#"{"log_upload": {"max_file_size_mb": 0}}"#, "log_upload.max_file_size_mb", "0"),
+            (r#"{"log_upload": {"max_file_size_mb": 99999999}}"#, "log_upload.max_file_size_mb", "99999999"),
+            (r#"{"error_protection": {"default_cooldown_secs": 0}}"#, "error_protection.default_cooldown_secs", "0"),
+            (r#"{"error_protection": {"default_cooldown_secs": 600, "max_cooldown_secs": 300}}"#, "error_protection.max_cooldown_secs", "300"),
+            (r#"{"error_protection": {"max_cooldown_secs": 99999999999}}"#, "error_protection.max_cooldown_secs", "99999999999"),
+            (r#"{"log_dir": "relative/logs"}"#, "log_dir", "relative/logs"),
+        ];
+        for (json, field, value) in bad {
+            let msg = Settings::from_json(json, Path::new("/tmp/s.json")).unwrap_err().to_string();
+            assert!(msg.contains("/tmp/s.json") && msg.contains(&format!("`{field}`")) && msg.contains(value), "{json}: {msg}");
+        }
+        let ok = r#"{"log_dir": "/var/log/x", "log_upload": {"retry_delay_secs": 0.5, "retry_count": 0, "max_file_size_mb": 10}, "error_protection": {"default_cooldown_secs": 1, "max_cooldown_secs": 1}}"#;
+        Settings::from_json(ok, Path::new("s.json")).unwrap();
     }
 
     #[test]

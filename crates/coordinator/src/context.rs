@@ -132,27 +132,48 @@ pub fn extract_skill(dir: &Path, top: &str, archive_base64: &str) -> Result<Vec<
         }
         plan.push((i, rel, f.is_dir()));
     }
+    // Declared sizes may lie: read everything first, counting the bytes actually read, then write.
+    let contents = read_entries(&mut zip, plan, MAX_SKILL_BYTES)?;
     let mut written = Vec::new();
-    for (i, rel, is_dir) in plan {
+    for (rel, body) in contents {
         let target = dir.join(&rel);
-        if is_dir {
+        let Some(body) = body else {
             std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
             continue;
-        }
+        };
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
-        let mut f = zip.by_index(i).map_err(|e| e.to_string())?;
-        let mut buf = Vec::new();
-        // `take` guards against entries whose declared size lies.
-        (&mut f).take(MAX_SKILL_BYTES + 1).read_to_end(&mut buf).map_err(|e| e.to_string())?;
-        if buf.len() as u64 > MAX_SKILL_BYTES {
-            return Err("entry larger than the size limit".into());
-        }
-        std::fs::write(&target, buf).map_err(|e| e.to_string())?;
+        std::fs::write(&target, body).map_err(|e| e.to_string())?;
         written.push(target);
     }
     Ok(written)
+}
+
+/// Entry paths with their bytes (`None` for directories).
+type EntryContents = Vec<(PathBuf, Option<Vec<u8>>)>;
+
+/// Read the planned entries (index, path, is_dir) into memory; fails once more than `limit` bytes in total
+/// have actually been read, whatever the entries declare. Directories come back as `None`.
+fn read_entries<R: std::io::Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>, plan: Vec<(usize, PathBuf, bool)>, limit: u64) -> Result<EntryContents, String> {
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    for (i, rel, is_dir) in plan {
+        if is_dir {
+            out.push((rel, None));
+            continue;
+        }
+        let f = zip.by_index(i).map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        // At most one byte past what is left of the budget: enough to know it was exceeded.
+        f.take(limit - total + 1).read_to_end(&mut buf).map_err(|e| e.to_string())?;
+        total += buf.len() as u64;
+        if total > limit {
+            return Err(format!("archive unpacks to more than {} bytes ({} MiB)", limit, limit / 1024 / 1024));
+        }
+        out.push((rel, Some(buf)));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -208,6 +229,19 @@ mod tests {
         assert!(!ctx.join(".claude/skills").exists());
         assert!(ctx.join(".claude/settings.json").exists());
         assert_eq!(prepare(d.path(), "agt_a", "custom", &profile).unwrap(), d.path());
+    }
+
+    #[test]
+    fn bytes_actually_read_are_capped_in_total() {
+        let z = zip_of(&[("s/a", &"a".repeat(400)), ("s/b", &"b".repeat(400)), ("s/c", &"c".repeat(400))], None);
+        let plan = |n: usize| (0..n).map(|i| (i, PathBuf::from(format!("s/{i}")), false)).collect::<Vec<_>>();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(z)).unwrap();
+        // Each entry is well under the limit; the running total is not.
+        let e = read_entries(&mut zip, plan(3), 1000).unwrap_err();
+        assert!(e.contains("more than 1000 bytes"), "{e}");
+        let ok = read_entries(&mut zip, plan(2), 1000).unwrap();
+        assert_eq!(ok.iter().map(|(_, b)| b.as_ref().unwrap().len()).sum::<usize>(), 800);
+        assert_eq!(read_entries(&mut zip, plan(3), 1200).unwrap().len(), 3);
     }
 
     #[test]

@@ -56,12 +56,23 @@ pub fn detect_quota(log_text: &str, margin_percent: u32, max_secs: u64) -> Optio
     static EXHAUSTED: OnceLock<regex::Regex> = OnceLock::new();
     static GENERIC: OnceLock<regex::Regex> = OnceLock::new();
     let reset = re(&RESET, r"(?i)quota will reset after (?:(\d+)h)?(\d+)m(\d+)s");
-    let retry = re(&RETRY, r"(?i)(?:retry after|retry-after:|retry in)\s*(\d+)\s*(?:s\b|sec|seconds?)?");
+    // The unit matters: "retry in 2 minutes" is 120 s, not 2 s. No unit = seconds (HTTP Retry-After).
+    let retry = re(
+        &RETRY,
+        r"(?i)(?:retry after|retry-after:|retry in|try again in|try again after)\s*(\d+)\s*(ms\b|millis(?:econds?)?\b|s\b|secs?\b|seconds?\b|m\b|mins?\b|minutes?\b|h\b|hrs?\b|hours?\b)?",
+    );
     let seconds = if let Some(c) = reset.captures(log_text) {
         let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u64>().ok()).unwrap_or(0);
         Some(n(1) * 3600 + n(2) * 60 + n(3))
     } else if let Some(c) = retry.captures(log_text) {
-        c.get(1).and_then(|m| m.as_str().parse::<u64>().ok())
+        let n = c.get(1).and_then(|m| m.as_str().parse::<u64>().ok())?;
+        let unit = c.get(2).map(|u| u.as_str().to_ascii_lowercase()).unwrap_or_default();
+        Some(match unit.as_str() {
+            "ms" | "millis" | "millisecond" | "milliseconds" => n.div_ceil(1000),
+            "m" | "min" | "mins" | "minute" | "minutes" => n.saturating_mul(60),
+            "h" | "hr" | "hrs" | "hour" | "hours" => n.saturating_mul(3600),
+            _ => n,
+        })
     } else if re(&TERMINAL, r"(?i)TerminalQuotaError").is_match(log_text) {
         Some(1800)
     } else if re(&RATE_ERR, r"(?i)RateLimitError").is_match(log_text) {
@@ -94,18 +105,21 @@ pub struct Cooldowns {
 }
 
 impl Cooldowns {
-    /// Record a failed run: quota seconds if detected, else exponential backoff with jitter from
-    /// `default_secs` doubling per consecutive failure, capped at `max_secs`. Returns the new cooldown.
+    /// Record a failed run: exponential backoff with jitter from `default_secs` doubling per consecutive
+    /// failure, capped at `max_secs`. A quota failure waits the quota time, and when quota failures repeat
+    /// (the reset time was wrong, or the agent hits the limit again at once) at least the backoff of the
+    /// previous failure count: max(quota, backoff(n - 1)), so a first quota failure waits exactly the quota
+    /// time and repeated ones back off too. Returns the new cooldown.
     pub fn record_failure(&mut self, agent_id: &str, quota_secs: Option<u64>, default_secs: u64, max_secs: u64, now: UnixMs) -> Cooldown {
         let n = self.agents.get(agent_id).map_or(0, |c| c.consecutive_failures) + 1;
+        // ±20 % jitter so that many agents failing together do not retry together.
+        let backoff = |k: u32| default_secs as f64 * 2f64.powi(k.saturating_sub(1).min(20) as i32) * (1.0 + (rand::random::<f64>() - 0.5) * 0.4);
         let (secs, reason) = match quota_secs {
-            Some(q) => (q.min(max_secs) as f64, "quota"),
-            None => {
-                let base = default_secs as f64 * 2f64.powi((n - 1).min(20) as i32);
-                // ±20 % jitter so that many agents failing together do not retry together.
-                let jitter = 1.0 + (rand::random::<f64>() - 0.5) * 0.4;
-                ((base * jitter).min(max_secs as f64), "error")
+            Some(q) => {
+                let repeated = if n > 1 { backoff(n - 1) } else { 0.0 };
+                ((q as f64).max(repeated).min(max_secs as f64), "quota")
             }
+            None => (backoff(n).min(max_secs as f64), "error"),
         };
         let c = Cooldown { until: now + (secs * 1000.0) as i64, reason: reason.into(), consecutive_failures: n };
         self.agents.insert(agent_id.to_string(), c.clone());
@@ -144,6 +158,50 @@ mod tests {
         assert_eq!(q("RateLimitError\nquota will reset after 10m0s"), Some(660));
         assert_eq!(q("all good"), None);
         assert_eq!(q(""), None);
+    }
+
+    #[test]
+    fn retry_times_honour_their_units() {
+        let q = |t: &str| detect_quota(t, 0, 100_000);
+        assert_eq!(q("Error: rate limited, retry in 2 minutes"), Some(120));
+        assert_eq!(q("retry after 1h"), Some(3600));
+        assert_eq!(q("Please try again in 30m."), Some(1800));
+        assert_eq!(q("try again in 3 hours"), Some(10_800));
+        assert_eq!(q("retry in 90s"), Some(90));
+        assert_eq!(q("retry in 45 sec"), Some(45));
+        assert_eq!(q("Retry after 10 seconds."), Some(10));
+        assert_eq!(q("Retry-After: 30"), Some(30));
+        assert_eq!(q("retry in 1 min"), Some(60));
+        assert_eq!(q("retry after 2 hrs"), Some(7200));
+        assert_eq!(q("retry in 1500ms"), Some(5)); // 2 s, raised to the 5 s floor
+        // A number followed by an unrelated word is seconds, not a unit prefix.
+        assert_eq!(q("retry in 20 more seconds"), Some(20));
+        assert_eq!(q("retry in 7 mango"), Some(7));
+        // The cap still applies.
+        assert_eq!(detect_quota("retry after 5h", 10, 3600), Some(3600));
+    }
+
+    #[test]
+    fn repeated_quota_failures_back_off() {
+        let mut c = Cooldowns::default();
+        // First quota failure: exactly the quota time.
+        let a = c.record_failure("a", Some(5), 60, 3600, 0);
+        assert_eq!(a.until, 5_000);
+        // Second in a row: at least the first backoff step (60 s ± 20 %), not another 5 s.
+        let b = c.record_failure("a", Some(5), 60, 3600, 0);
+        assert!((48_000..=72_000).contains(&b.until), "{}", b.until);
+        let d = c.record_failure("a", Some(5), 60, 3600, 0);
+        assert!((96_000..=144_000).contains(&d.until), "{}", d.until);
+        // A long quota time still wins over a short backoff, and the cap holds.
+        let e = c.record_failure("a", Some(3000), 60, 3600, 0);
+        assert_eq!(e.until, 3_000_000);
+        for _ in 0..10 {
+            c.record_failure("a", Some(5), 60, 3600, 0);
+        }
+        assert!(c.agents["a"].until <= 3_600_000);
+        assert_eq!(c.agents["a"].reason, "quota");
+        c.record_success("a");
+        assert_eq!(c.record_failure("a", Some(5), 60, 3600, 0).until, 5_000);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct ImportReport {
     pub token: Option<String>,
     pub settings_path: PathBuf,
     pub backup: Option<PathBuf>,
+    /// `--scrub` found no secret left in the YAML (nothing written, no backup).
+    pub already_scrubbed: bool,
     pub warnings: Vec<String>,
 }
 
@@ -36,6 +38,9 @@ pub enum ImportError {
     Secrets(#[from] SecretError),
     #[error("{file}: {message}")]
     Io { file: String, message: String },
+    /// `--scrub` could not blank every secret (e.g. a flow-style `agt_a: {passkey: x}` entry).
+    #[error("{file}: cannot remove the secret of {who} automatically{detail}; nothing was imported or scrubbed: move those values to `passkey:` / `coordinator_token:` lines of their own (or remove them by hand) and re-run")]
+    ScrubIncomplete { file: String, who: String, detail: String },
 }
 
 /// Store one secret unless a different one is there (then report a conflict, unless `overwrite`).
@@ -54,6 +59,9 @@ pub fn import_yaml(yaml: &Path, store: &dyn SecretStore, settings_path: &Path, o
     let original = std::fs::read(yaml).map_err(|e| ImportError::Io { file: yaml.display().to_string(), message: e.to_string() })?;
     let text = String::from_utf8(original.clone()).map_err(|_| ImportError::Io { file: yaml.display().to_string(), message: "not UTF-8 text".into() })?;
     let legacy = legacy_yaml::parse(&text, yaml)?;
+    // Plan the scrub first: when it cannot remove every secret, nothing is imported, stored or written.
+    let has_plain = legacy.passkeys.values().any(|p| matches!(p, PasskeySource::Plain(_))) || matches!(legacy.token, Some(PasskeySource::Plain(_)));
+    let scrubbed = if opts.scrub && has_plain { Some(scrubbed_text(yaml, &text)?) } else { None };
     let mut report = ImportReport { settings_path: settings_path.to_path_buf(), warnings: Vec::new(), ..Default::default() };
     for (id, src) in &legacy.passkeys {
         match src.value() {
@@ -89,40 +97,85 @@ pub fn import_yaml(yaml: &Path, store: &dyn SecretStore, settings_path: &Path, o
     }
     settings.server = y.server.or(settings.server);
     settings.root_agent_id = y.root_agent_id.or(settings.root_agent_id);
-    settings.polling_interval_secs = y.polling_interval_secs;
-    settings.max_concurrent = y.max_concurrent;
-    settings.debug = y.debug;
-    settings.error_protection = y.error_protection;
-    if y.log_upload.enabled {
-        settings.log_upload = y.log_upload;
+    // Only what the YAML sets explicitly replaces existing settings (and is pinned: it wins over the
+    // server's dynamic configuration); everything else keeps its settings.json value.
+    let set = |f: &str| y.pinned.iter().any(|p| p == f);
+    if set("polling_interval_secs") {
+        settings.polling_interval_secs = y.polling_interval_secs;
+    }
+    if set("max_concurrent") {
+        settings.max_concurrent = y.max_concurrent;
+    }
+    if set("debug") {
+        settings.debug = y.debug;
+    }
+    if set("log_dir") {
+        settings.log_dir = y.log_dir.clone();
+    }
+    if set("error_protection") {
+        settings.error_protection = y.error_protection.clone();
+    }
+    if set("log_upload") && y.log_upload.enabled {
+        settings.log_upload = y.log_upload.clone();
+    }
+    for f in &y.pinned {
+        if !settings.pinned.contains(f) {
+            settings.pinned.push(f.clone());
+        }
     }
     settings.save(settings_path)?;
 
     if opts.scrub {
-        if !report.conflicts.is_empty() {
-            report.warnings.push("not scrubbed: some passkeys conflict with stored ones (re-run with --overwrite)".into());
+        if report.has_conflicts() {
+            report.warnings.push("not scrubbed: some secrets conflict with stored ones (re-run with --overwrite)".into());
+        } else if let Some(out) = scrubbed {
+            report.backup = Some(scrub(yaml, &original, &out)?);
         } else {
-            report.backup = Some(scrub(yaml, &original, &text)?);
+            report.already_scrubbed = true;
         }
     }
     report.warnings.extend(legacy.warnings.into_iter().filter(|w| !w.contains("plain text")));
     Ok(report)
 }
 
-/// Backup first (byte-exact, 0600), then rewrite the YAML with every secret value blanked, keeping
-/// comments and the rest of each line.
-fn scrub(yaml: &Path, original: &[u8], text: &str) -> Result<PathBuf, ImportError> {
-    let io = |p: &Path, e: std::io::Error| ImportError::Io { file: p.display().to_string(), message: e.to_string() };
-    let mut bak = yaml.as_os_str().to_owned();
-    bak.push(".bak");
-    let bak = PathBuf::from(bak);
-    crate::paths::write_atomic(&bak, original, 0o600).map_err(|e| io(&bak, e))?;
+impl ImportReport {
+    /// A passkey or the coordinator token differs from the stored one (not overwritten).
+    pub fn has_conflicts(&self) -> bool {
+        !self.conflicts.is_empty() || self.token.as_deref() == Some("conflict")
+    }
+}
+
+/// The value part of a `key: value  # comment` line, unquoted.
+fn line_value(rest: &str) -> String {
+    let v = rest.trim();
+    if let Some(q) = v.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        return match v[1..].find(q) {
+            Some(end) => v[1..1 + end].trim().to_string(),
+            None => v.to_string(),
+        };
+    }
+    let v = match v.find(" #") {
+        Some(i) => &v[..i],
+        None => v,
+    };
+    v.trim().to_string()
+}
+
+/// The YAML with every secret value blanked, keeping comments, `${VAR}` references and the rest of each line.
+/// The result is parsed again: if any passkey or the token is still a plain value, this fails naming them.
+fn scrubbed_text(yaml: &Path, text: &str) -> Result<String, ImportError> {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start();
         let key = ["passkey:", "coordinator_token:"].into_iter().find(|k| trimmed.starts_with(k));
         match key {
             Some(k) => {
+                let value = line_value(&trimmed[k.len()..]);
+                let is_ref = value.starts_with("${") && value.ends_with('}');
+                if value.is_empty() || is_ref {
+                    out.push_str(line);
+                    continue;
+                }
                 let indent = &line[..line.len() - trimmed.len()];
                 let nl = if line.ends_with('\n') { "\n" } else { "" };
                 out.push_str(&format!("{indent}{k} \"\"  # moved to the secret store by agentpm-coordinator{nl}"));
@@ -130,6 +183,34 @@ fn scrub(yaml: &Path, original: &[u8], text: &str) -> Result<PathBuf, ImportErro
             None => out.push_str(line),
         }
     }
+    let incomplete = |who: String, detail: String| ImportError::ScrubIncomplete { file: yaml.display().to_string(), who, detail };
+    let check = legacy_yaml::parse(&out, yaml).map_err(|_| incomplete("some entries".into(), " (the rewritten file would not parse)".into()))?;
+    let mut left: Vec<String> = check.passkeys.iter().filter(|(_, p)| matches!(p, PasskeySource::Plain(_))).map(|(id, _)| id.clone()).collect();
+    if matches!(check.token, Some(PasskeySource::Plain(_))) {
+        left.push("coordinator_token".into());
+    }
+    if !left.is_empty() {
+        return Err(incomplete(left.join(", "), String::new()));
+    }
+    Ok(out)
+}
+
+/// Backup first (byte-exact, 0600; an existing backup is never overwritten: `.bak.1`, `.bak.2`, …), then
+/// write the scrubbed YAML.
+fn scrub(yaml: &Path, original: &[u8], out: &str) -> Result<PathBuf, ImportError> {
+    let io = |p: &Path, e: std::io::Error| ImportError::Io { file: p.display().to_string(), message: e.to_string() };
+    let name = |suffix: String| {
+        let mut b = yaml.as_os_str().to_owned();
+        b.push(suffix);
+        PathBuf::from(b)
+    };
+    let mut bak = name(".bak".into());
+    let mut n = 1;
+    while bak.symlink_metadata().is_ok() {
+        bak = name(format!(".bak.{n}"));
+        n += 1;
+    }
+    crate::paths::write_atomic(&bak, original, 0o600).map_err(|e| io(&bak, e))?;
     let mode = std::fs::metadata(yaml).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap_or(0o600);
     crate::paths::write_atomic(yaml, out.as_bytes(), mode).map_err(|e| io(yaml, e))?;
     Ok(bak)
@@ -174,5 +255,77 @@ mod tests {
         let r = import_yaml(&yaml, &store, &settings, &ImportOptions::default()).unwrap();
         assert_eq!(r.missing.len(), 2);
         assert_eq!(store.get("agent:agt_a").unwrap().as_deref(), Some("pk-aaaa1111"));
+    }
+
+    #[test]
+    fn scrub_twice_keeps_the_backup_and_env_references() {
+        std::env::remove_var("IMPORT_UNIT_UNSET");
+        let d = tempfile::tempdir().unwrap();
+        let yaml = d.path().join("c.yaml");
+        std::fs::write(&yaml, YAML).unwrap();
+        let settings = d.path().join("settings.json");
+        let store = MemoryStore::new();
+        let scrub = ImportOptions { scrub: true, overwrite: false };
+        let r = import_yaml(&yaml, &store, &settings, &scrub).unwrap();
+        let bak = r.backup.unwrap();
+        assert_eq!(bak, d.path().join("c.yaml.bak"));
+        let scrubbed = std::fs::read_to_string(&yaml).unwrap();
+        assert!(scrubbed.contains("passkey: ${IMPORT_UNIT_UNSET}"), "unset ${{VAR}} blanked: {scrubbed}");
+        // Second scrub: nothing left to scrub, the backup (the only copy of the original) is untouched.
+        let r = import_yaml(&yaml, &store, &settings, &scrub).unwrap();
+        assert!(r.already_scrubbed && r.backup.is_none());
+        assert_eq!(std::fs::read_to_string(&bak).unwrap(), YAML);
+        assert_eq!(std::fs::read_to_string(&yaml).unwrap(), scrubbed);
+        // A secret is written back into the file: a new numbered backup, never an overwrite.
+        let again = scrubbed.replace("coordinator_token: \"\"", "coordinator_token: tok-abcdef");
+        std::fs::write(&yaml, &again).unwrap();
+        let r = import_yaml(&yaml, &store, &settings, &scrub).unwrap();
+        assert_eq!(r.backup.as_deref(), Some(d.path().join("c.yaml.bak.1").as_path()));
+        assert_eq!(std::fs::read_to_string(&bak).unwrap(), YAML);
+        assert_eq!(std::fs::read_to_string(d.path().join("c.yaml.bak.1")).unwrap(), again);
+        assert!(!std::fs::read_to_string(&yaml).unwrap().contains("tok-abcdef"));
+    }
+
+    #[test]
+    fn token_conflict_blocks_the_scrub() {
+        let d = tempfile::tempdir().unwrap();
+        let yaml = d.path().join("c.yaml");
+        std::fs::write(&yaml, YAML).unwrap();
+        let store = MemoryStore::new();
+        store.set(crate::secrets::TOKEN_ACCOUNT, "another-token").unwrap();
+        let r = import_yaml(&yaml, &store, &d.path().join("s.json"), &ImportOptions { scrub: true, overwrite: false }).unwrap();
+        assert_eq!(r.token.as_deref(), Some("conflict"));
+        assert!(r.has_conflicts() && r.backup.is_none());
+        assert_eq!(std::fs::read_to_string(&yaml).unwrap(), YAML);
+    }
+
+    #[test]
+    fn scrub_that_cannot_remove_a_secret_changes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let yaml = d.path().join("c.yaml");
+        let text = "coordinator_token: tok-1\nagents:\n  agt_a: {passkey: pk-flow-1}\n  agt_b:\n    passkey: pk-b\n";
+        std::fs::write(&yaml, text).unwrap();
+        let settings = d.path().join("s.json");
+        let store = MemoryStore::new();
+        let e = import_yaml(&yaml, &store, &settings, &ImportOptions { scrub: true, overwrite: false }).unwrap_err().to_string();
+        assert!(e.contains("c.yaml") && e.contains("agt_a") && !e.contains("agt_b") && !e.contains("pk-flow-1"), "{e}");
+        assert_eq!(std::fs::read_to_string(&yaml).unwrap(), text);
+        assert!(!d.path().join("c.yaml.bak").exists() && !settings.exists());
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn import_keeps_settings_the_yaml_does_not_set_and_pins_the_ones_it_does() {
+        let d = tempfile::tempdir().unwrap();
+        let settings = d.path().join("s.json");
+        let mut s = Settings { polling_interval_secs: 42, debug: true, ..Settings::default() };
+        s.pinned.push("debug".into());
+        s.save(&settings).unwrap();
+        let yaml = d.path().join("c.yaml");
+        std::fs::write(&yaml, "max_concurrent: 8\n").unwrap();
+        import_yaml(&yaml, &MemoryStore::new(), &settings, &ImportOptions::default()).unwrap();
+        let s = Settings::load(&settings).unwrap();
+        assert_eq!((s.max_concurrent, s.polling_interval_secs, s.debug), (8, 42, true));
+        assert_eq!(s.pinned, vec!["debug", "max_concurrent"]);
     }
 }

@@ -29,6 +29,8 @@ pub struct LaunchRequest {
     pub context_dir: Option<PathBuf>,
     /// Server's `agent_base_prompt`, if any (`{working_dir}` substituted).
     pub base_prompt: Option<String>,
+    /// `working_dir` with symlinks resolved (upstream's `os.path.realpath`), for Gemini's `includeDirectories`.
+    pub real_working_dir: Option<PathBuf>,
 }
 
 /// The pure result: what to exec, with which env and stdin, and which files to write first.
@@ -147,14 +149,24 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
                 args.push("-p".into());
             }
             "gemini" => {
+                // Gemini reads its settings from `<cwd>/.gemini/settings.json`. Without an agent context dir
+                // the cwd is the project itself: never overwrite the user's own Gemini settings.
+                let Some(ctx) = &req.context_dir else {
+                    return Err(LaunchError::Invalid(format!(
+                        "the agent context directory for {} could not be prepared, and Gemini's settings would otherwise overwrite {}/.gemini/settings.json; nothing was started",
+                        req.agent_id, wd
+                    )));
+                };
                 let mut entry = mcp_entry(&req.server_address, has_token, false);
                 entry["trust"] = true.into();
+                let real_wd = req.real_working_dir.as_ref().map_or_else(|| wd.clone(), |p| p.display().to_string());
                 let body = serde_json::json!({
                     "mcpServers": {"agent-pm": entry},
-                    "includeDirectories": [wd],
+                    "includeDirectories": [real_wd],
                     "loadMemoryFromIncludeDirectories": true,
+                    "experimental": {"skills": true},
                 });
-                files.push(PlannedFile { path: cwd.join(".gemini/settings.json"), contents: serde_json::to_string_pretty(&body).unwrap(), temp: false });
+                files.push(PlannedFile { path: ctx.join(".gemini/settings.json"), contents: serde_json::to_string_pretty(&body).unwrap(), temp: false });
                 if let Some(m) = &req.model {
                     args.extend(["-m".to_string(), m.clone()]);
                 }
@@ -191,6 +203,26 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
         env.push((TOKEN_ENV.to_string(), t.clone()));
     }
     Ok(LaunchPlan { program, args, env, cwd, stdin: build_prompt(req), files })
+}
+
+/// The coordinator's token variables (the legacy YAML's `MCP_COORDINATOR_TOKEN`, its `COORDINATOR_TOKEN`
+/// spelling, and our own marker). An agent gets the token only through [`TOKEN_ENV`], set by the plan.
+pub const TOKEN_ENV_VARS: &[&str] = &["MCP_COORDINATOR_TOKEN", "COORDINATOR_TOKEN", TOKEN_ENV];
+
+/// Names of inherited environment variables that must not reach an agent: the token variables and every
+/// variable whose value contains a known secret (e.g. another agent's passkey, referenced as `${VAR}` in the
+/// legacy YAML). The plan's own variables (the agent's `AGENT_PASSKEY`) are set after these are removed.
+pub fn env_to_scrub(vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>, redactor: &crate::redact::Redactor) -> Vec<std::ffi::OsString> {
+    vars.into_iter()
+        .filter(|(k, v)| {
+            if k.to_str().is_some_and(|k| TOKEN_ENV_VARS.contains(&k)) {
+                return true;
+            }
+            let v = v.to_string_lossy();
+            !v.is_empty() && redactor.redact(&v) != v
+        })
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// Usual places for CLIs that an app started from Finder does not have on its PATH.
@@ -256,6 +288,9 @@ pub async fn spawn(plan: &LaunchPlan, log_path: &Path, redactor: &crate::redact:
     let io = |e: std::io::Error| LaunchError::Io { path: log_path.display().to_string(), message: e.to_string() };
     let mut log = tokio::fs::OpenOptions::new().create(true).append(true).open(log_path).await.map_err(io)?;
     let mut cmd = tokio::process::Command::new(&program);
+    for k in env_to_scrub(std::env::vars_os(), redactor) {
+        cmd.env_remove(k);
+    }
     cmd.args(&plan.args)
         .current_dir(&plan.cwd)
         .envs(plan.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -296,21 +331,75 @@ pub async fn spawn(plan: &LaunchPlan, log_path: &Path, redactor: &crate::redact:
     Ok(RunningChild { pid, child, log_task })
 }
 
-/// Reads a pipe line by line (partial lines flushed at EOF or when very long) and forwards them.
-async fn relay_lines(pipe: Box<dyn tokio::io::AsyncRead + Send + Unpin>, tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
-    use tokio::io::AsyncBufReadExt;
-    let mut r = tokio::io::BufReader::new(pipe);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                if tx.send(std::mem::take(&mut line)).await.is_err() {
-                    break;
+/// Longest chunk of agent output held in memory: a longer line is forwarded in pieces of at most this size.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Where to cut a line that reached [`MAX_LINE`] without a newline: after the last whitespace in its second
+/// half (a secret never spans a cut there, so masking per chunk still works), else at a UTF-8 boundary.
+fn cut_point(line: &[u8]) -> usize {
+    if let Some(i) = line[line.len() / 2..].iter().rposition(|b| b.is_ascii_whitespace()) {
+        return line.len() / 2 + i + 1;
+    }
+    let mut end = line.len();
+    // Do not split a multi-byte character: back up over continuation bytes (at most 3) to its start.
+    for back in 1..=3.min(line.len()) {
+        let b = line[line.len() - back];
+        if b & 0xC0 != 0x80 {
+            if b >= 0xC0 {
+                let need = if b >= 0xF0 { 4 } else if b >= 0xE0 { 3 } else { 2 };
+                if back < need {
+                    end = line.len() - back;
                 }
             }
+            break;
         }
+    }
+    if end == 0 {
+        line.len()
+    } else {
+        end
+    }
+}
+
+/// Reads a pipe line by line and forwards the lines; a line longer than [`MAX_LINE`] is forwarded in pieces
+/// (memory stays bounded whatever an agent prints), and a partial last line is flushed at EOF.
+async fn relay_lines(pipe: Box<dyn tokio::io::AsyncRead + Send + Unpin>, tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut r = tokio::io::BufReader::with_capacity(16 * 1024, pipe);
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let (used, complete) = match r.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(buf) => {
+                let room = MAX_LINE - line.len();
+                let take = &buf[..buf.len().min(room)];
+                match take.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        line.extend_from_slice(&take[..=i]);
+                        (i + 1, true)
+                    }
+                    None => {
+                        line.extend_from_slice(take);
+                        (take.len(), false)
+                    }
+                }
+            }
+        };
+        r.consume(used);
+        let chunk = if complete {
+            std::mem::take(&mut line)
+        } else if line.len() >= MAX_LINE {
+            let rest = line.split_off(cut_point(&line));
+            std::mem::replace(&mut line, rest)
+        } else {
+            continue;
+        };
+        if tx.send(chunk).await.is_err() {
+            return;
+        }
+    }
+    if !line.is_empty() {
+        let _ = tx.send(line).await;
     }
 }
 
@@ -379,8 +468,9 @@ mod tests {
             task_id: Some("tsk_1".into()),
             debug: true,
             log_path: PathBuf::from("/logs/agt_a/20260101_000000_000.log"),
-            context_dir: None,
+            context_dir: (kind == "gemini").then(|| PathBuf::from("/ctx/agt_a")),
             base_prompt: None,
+            real_working_dir: None,
         }
     }
 
@@ -420,6 +510,89 @@ mod tests {
         assert!(p.files[0].path.ends_with(".gemini/settings.json"));
         assert!(p.args.windows(2).any(|w| w == ["-m", "m-1"]));
         assert!(p.args.contains(&"--include-directories".to_string()));
+    }
+
+    #[test]
+    fn gemini_settings_enable_skills_use_the_real_dir_and_never_the_projects_own_gemini_dir() {
+        let mut r = req("gemini", "/tmp/mcp.sock");
+        r.real_working_dir = Some(PathBuf::from("/private/work/p"));
+        let p = plan(&r).unwrap();
+        assert_eq!(p.files[0].path, PathBuf::from("/ctx/agt_a/.gemini/settings.json"));
+        let v: serde_json::Value = serde_json::from_str(&p.files[0].contents).unwrap();
+        assert_eq!(v["experimental"]["skills"], serde_json::json!(true));
+        assert_eq!(v["includeDirectories"], serde_json::json!(["/private/work/p"]));
+        assert_eq!(v["loadMemoryFromIncludeDirectories"], serde_json::json!(true));
+        // No context dir: refusing beats overwriting <project>/.gemini/settings.json.
+        r.context_dir = None;
+        let e = plan(&r).unwrap_err().to_string();
+        assert!(e.contains("context directory") && e.contains("/work/p/.gemini/settings.json"), "{e}");
+    }
+
+    #[test]
+    fn token_vars_and_vars_holding_known_secrets_are_scrubbed() {
+        let r = crate::redact::Redactor::default();
+        r.add("OTHER-AGENT-PASSKEY-9");
+        let vars = [("HOME", "/root"), ("MCP_COORDINATOR_TOKEN", "t0k3n"), ("COORDINATOR_TOKEN", "x"), ("AGENT_B_PASSKEY", "OTHER-AGENT-PASSKEY-9"), ("WRAPPED", "pre OTHER-AGENT-PASSKEY-9 post"), ("EMPTY", ""), ("PATH", "/usr/bin")];
+        let gone = env_to_scrub(vars.iter().map(|(k, v)| (k.into(), v.into())), &r);
+        let gone: Vec<String> = gone.into_iter().map(|k| k.into_string().unwrap()).collect();
+        assert_eq!(gone, vec!["MCP_COORDINATOR_TOKEN", "COORDINATOR_TOKEN", "AGENT_B_PASSKEY", "WRAPPED"]);
+    }
+
+    #[tokio::test]
+    async fn child_does_not_inherit_secret_env_but_gets_its_own_passkey() {
+        std::env::set_var("AGENTPM_LAUNCH_TEST_OTHER_PK", "PASSKEY-of-another-agent-77");
+        std::env::set_var("COORDINATOR_TOKEN", "launch-test-token-88");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.log");
+        let r = crate::redact::Redactor::default();
+        r.add("PASSKEY-of-another-agent-77");
+        let p = LaunchPlan {
+            program: "sh".into(),
+            args: vec!["-c".into(), "echo \"other=${AGENTPM_LAUNCH_TEST_OTHER_PK:-unset} token=${COORDINATOR_TOKEN:-unset} own=$AGENT_PASSKEY\"".into()],
+            env: vec![("AGENT_PASSKEY".into(), "own-passkey-1".into())],
+            cwd: dir.path().into(),
+            stdin: String::new(),
+            files: vec![],
+        };
+        let mut c = spawn(&p, &log, &r).await.unwrap();
+        c.child.wait().await.unwrap();
+        c.log_task.await.unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("other=unset token=unset own=own-passkey-1"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_forwarded_in_bounded_pieces() {
+        let secret = "SECRET-abcdef-123456";
+        let mut input = Vec::new();
+        input.extend_from_slice(b"short\n");
+        for i in 0..20_000 {
+            input.extend_from_slice(format!("w{i} {secret} ").as_bytes());
+        }
+        input.extend_from_slice("é".repeat(70_000).as_bytes());
+        input.extend_from_slice(b"\nend");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(std::io::Cursor::new(input.clone()));
+        let relay = tokio::spawn(relay_lines(reader, tx));
+        let mut chunks = Vec::new();
+        while let Some(c) = rx.recv().await {
+            chunks.push(c);
+        }
+        relay.await.unwrap();
+        assert!(chunks.iter().all(|c| c.len() <= MAX_LINE), "a chunk exceeds the cap");
+        assert!(chunks.len() > 4, "{}", chunks.len());
+        assert_eq!(chunks.concat(), input, "output lost or reordered");
+        assert_eq!(chunks[0], b"short\n");
+        assert_eq!(chunks.last().unwrap(), b"end", "partial last line not flushed");
+        // Every piece is valid UTF-8 and masking per piece still catches every secret.
+        let r = crate::redact::Redactor::default();
+        r.add(secret);
+        for c in &chunks {
+            let t = std::str::from_utf8(c).expect("a character was split");
+            assert!(!r.redact(t).contains(secret));
+        }
+        let masked: usize = chunks.iter().map(|c| r.redact(std::str::from_utf8(c).unwrap()).matches(crate::redact::MASK).count()).sum();
+        assert_eq!(masked, 20_000);
     }
 
     #[test]

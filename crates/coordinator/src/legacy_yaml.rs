@@ -48,6 +48,26 @@ fn secret_source(raw: Option<&Value>) -> PasskeySource {
     PasskeySource::Plain(s)
 }
 
+/// A value's YAML type, for messages about fields that may hold secrets (never the value itself).
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// A secret field (passkey, token) must be a string, a number or empty; the error names its type only.
+fn check_secret_type(file: &Path, field: &str, v: Option<&Value>) -> Result<(), ConfigError> {
+    match v {
+        None | Some(Value::Null | Value::String(_) | Value::Number(_)) => Ok(()),
+        Some(other) => Err(ConfigError::invalid(file, field, format!("of type {}", type_name(other)), "use a string (the value itself, or ${VAR})")),
+    }
+}
+
 fn positive(file: &Path, v: &Value, field: &str, max: u64) -> Result<Option<u64>, ConfigError> {
     match v.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -101,7 +121,9 @@ pub fn parse(text: &str, file: &Path) -> Result<LegacyConfig, ConfigError> {
     };
     s.root_agent_id = str_of("root_agent_id");
     if let Some(d) = str_of("log_directory") {
-        s.log_dir = Some(crate::paths::expand_tilde(&d).into());
+        // Relative to the current directory, as the Python coordinator reads it (settings need absolute paths).
+        let p = std::path::PathBuf::from(crate::paths::expand_tilde(&d));
+        s.log_dir = Some(std::path::absolute(&p).unwrap_or(p));
     }
     if let Some(d) = v.get("debug_mode") {
         s.debug = d.as_bool().ok_or_else(|| ConfigError::invalid(file, "debug_mode", d, "use true or false"))?;
@@ -118,9 +140,14 @@ pub fn parse(text: &str, file: &Path) -> Result<LegacyConfig, ConfigError> {
     }
     let mut passkeys = BTreeMap::new();
     if let Some(a) = v.get("agents").filter(|a| !a.is_null()) {
-        let map = a.as_object().ok_or_else(|| ConfigError::invalid(file, "agents", a, "must be a mapping of agent ids"))?;
+            // Never print the value: it may hold passkeys, and none is registered for masking yet.
+        let map = a.as_object().ok_or_else(|| ConfigError::invalid(file, "agents", format!("of type {}", type_name(a)), "must be a mapping of agent ids"))?;
         for (id, cfg) in map {
             crate::paths::validate_id(id).map_err(|e| ConfigError::invalid(file, &format!("agents.{id}"), format!("{id:?}"), &e))?;
+            if !(cfg.is_object() || cfg.is_null()) {
+                return Err(ConfigError::invalid(file, &format!("agents.{id}"), format!("of type {}", type_name(cfg)), "must be a mapping such as `passkey: ${VAR}`"));
+            }
+            check_secret_type(file, &format!("agents.{id}.passkey"), cfg.get("passkey"))?;
             let src = secret_source(cfg.get("passkey"));
             match &src {
                 PasskeySource::Plain(_) => warnings.push(format!(
@@ -135,6 +162,7 @@ pub fn parse(text: &str, file: &Path) -> Result<LegacyConfig, ConfigError> {
             passkeys.insert(id.clone(), src);
         }
     }
+    check_secret_type(file, "coordinator_token", v.get("coordinator_token"))?;
     let token = match v.get("coordinator_token") {
         Some(t) if !t.is_null() => Some(secret_source(Some(t))),
         _ => std::env::var("MCP_COORDINATOR_TOKEN").ok().filter(|t| !t.is_empty()).map(|t| PasskeySource::Env { var: "MCP_COORDINATOR_TOKEN".into(), value: Some(t) }),
@@ -160,6 +188,20 @@ pub fn parse(text: &str, file: &Path) -> Result<LegacyConfig, ConfigError> {
         if let Some(n) = lu.get("retry_delay_seconds").and_then(Value::as_f64) {
             s.log_upload.retry_delay_secs = n;
         }
+    }
+    // Fields the YAML sets explicitly are pinned: they win over the server's dynamic configuration.
+    let explicit = [
+        ("polling_interval", "polling_interval_secs"),
+        ("max_concurrent", "max_concurrent"),
+        ("root_agent_id", "root_agent_id"),
+        ("log_directory", "log_dir"),
+        ("debug_mode", "debug"),
+        ("error_protection", "error_protection"),
+        ("log_upload", "log_upload"),
+    ];
+    s.pinned = explicit.iter().filter(|(k, _)| v.get(*k).is_some_and(|x| !x.is_null())).map(|(_, f)| f.to_string()).collect();
+    if s.server.is_some() {
+        s.pinned.push("server".into());
     }
     s.validate(file)?;
     Ok(LegacyConfig { settings: s, passkeys, token, warnings })
@@ -201,5 +243,30 @@ mod tests {
         let e = parse("max_concurrent: lots\n", Path::new("c.yaml")).unwrap_err().to_string();
         assert!(e.contains("max_concurrent") && e.contains("lots"), "{e}");
         assert!(parse("agents: [1, 2\n", Path::new("c.yaml")).is_err());
+    }
+
+    #[test]
+    fn malformed_secret_fields_name_the_type_never_the_value() {
+        let cases = [
+            ("agents: [agt_a, pk-secret-111]\n", "`agents`", "a list"),
+            ("agents: pk-secret-111\n", "`agents`", "a string"),
+            ("agents:\n  agt_a: pk-secret-111\n", "`agents.agt_a`", "a string"),
+            ("agents:\n  agt_a:\n    passkey: [pk-secret-111]\n", "`agents.agt_a.passkey`", "a list"),
+            ("agents:\n  agt_a:\n    passkey: {v: pk-secret-111}\n", "`agents.agt_a.passkey`", "a mapping"),
+            ("coordinator_token: [pk-secret-111]\n", "`coordinator_token`", "a list"),
+        ];
+        for (y, field, ty) in cases {
+            let e = parse(y, Path::new("/cfg/c.yaml")).unwrap_err().to_string();
+            assert!(e.contains("/cfg/c.yaml") && e.contains(field) && e.contains(ty), "{y}: {e}");
+            assert!(!e.contains("pk-secret-111"), "secret in the error: {e}");
+        }
+    }
+
+    #[test]
+    fn explicit_fields_are_pinned() {
+        let c = parse("max_concurrent: 8\nagents:\n  agt_a: {}\n", Path::new("c.yaml")).unwrap();
+        assert_eq!(c.settings.pinned, vec!["max_concurrent"]);
+        let c = parse("polling_interval: 4\ndebug_mode: true\nmcp_socket_path: /x.sock\n", Path::new("c.yaml")).unwrap();
+        assert_eq!(c.settings.pinned, vec!["polling_interval_secs", "debug", "server"]);
     }
 }

@@ -34,24 +34,29 @@ fn runtime_dir() -> PathBuf {
 }
 
 /// FNV-1a: a stable, dependency-free name for the lock of one config path.
-fn key(config: &Path) -> String {
-    // The nearest existing ancestor made canonical, plus the rest: the same key before and after the file
-    // (and its folder) exist — the app may lock a settings.json it has not written yet, and the CLI lock it
-    // later by another spelling of the path.
+/// The nearest existing ancestor made canonical, plus the rest: the same path before and after the file (and
+/// its folder) exist — the app may lock a settings.json it has not written yet, and the CLI lock it later by
+/// another spelling of the path. Also keys the CLI's state file, so every spelling shares one.
+pub fn canonical_config_path(config: &Path) -> PathBuf {
     let mut existing = config.to_path_buf();
     let mut rest = Vec::new();
-    let canon = loop {
+    loop {
         if let Ok(c) = std::fs::canonicalize(&existing) {
-            break rest.iter().rev().fold(c, |acc, part| acc.join(part));
+            return rest.iter().rev().fold(c, |acc: PathBuf, part| acc.join(part));
         }
         match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
             (Some(name), Some(parent)) => {
                 rest.push(name);
-                existing = parent.to_path_buf();
+                // A relative path with one component has the parent "": resolve it against the cwd.
+                existing = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() };
             }
-            _ => break config.to_path_buf(),
+            _ => return config.to_path_buf(),
         }
-    };
+    }
+}
+
+fn key(config: &Path) -> String {
+    let canon = canonical_config_path(config);
     let mut h: u64 = 0xcbf29ce484222325;
     for b in canon.to_string_lossy().bytes() {
         h = (h ^ b as u64).wrapping_mul(0x100000001b3);

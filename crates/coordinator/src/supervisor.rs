@@ -48,7 +48,9 @@ enum Msg {
     Asked { pair: Pair, result: Result<AgentAction, PmError>, holds: u64 },
     AskerIdle { holds: u64 },
     // Boxed: the largest message by far, and every message in the channel is as big as the largest.
-    Spawned { pair: Pair, result: Result<Box<Spawned>, String>, asked_at: Instant },
+    /// `pair_only`: the failure concerns this (agent, project) pair only (its working dir, its task id), so
+    /// only the pair is held; the agent keeps running in its other projects.
+    Spawned { pair: Pair, result: Result<Box<Spawned>, String>, asked_at: Instant, pair_only: bool },
     Exited { id: u64, code: Option<i32> },
     Analyzed { id: u64, code: Option<i32>, error: Option<String>, quota_secs: Option<u64> },
     Reported { pair: Pair, result: Result<(), PmError>, exit_tool: Option<ExitTool> },
@@ -89,6 +91,37 @@ struct Instance {
     stopping: bool,
 }
 
+/// How long a finished agent's log copy may take once the agent exited: a background process it left
+/// behind (`cmd &`) keeps the pipes open, and the run must not hold its slot forever because of it.
+const LOG_DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// A pair (not the whole agent) that must not be started: its project's working directory is unusable
+/// (`dir`: re-checked every cycle, no lease is taken meanwhile), or a start failed for a pair-specific reason
+/// (held with backoff until `until`).
+struct PairHold {
+    until: UnixMs,
+    failures: u32,
+    message: String,
+    dir: bool,
+}
+
+/// Why a project's working directory cannot be used (checked before asking, so no lease is taken).
+fn working_dir_problem(project: &ProjectInfo) -> Option<String> {
+    let raw = &project.working_directory;
+    let wd = raw.trim();
+    if wd.is_empty() {
+        return Some(format!("project {} has no working directory on the server; set one in AI Agent PM", project.project_id));
+    }
+    let path = Path::new(wd);
+    if !path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) || raw.contains('\0') {
+        return Some(format!("project {} has an unsafe working directory {:?}; it must be an absolute path without `..`", project.project_id, raw));
+    }
+    if !path.is_dir() {
+        return Some(format!("working directory {} of project {} does not exist; create it or fix the project in AI Agent PM", path.display(), project.project_id));
+    }
+    None
+}
+
 pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch::Sender<Snapshot>, ev: broadcast::Sender<Event>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let persisted = cfg.state_path.as_deref().map(PersistedState::load).unwrap_or_default();
@@ -124,6 +157,8 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         next_cycle_at: Instant::now(),
         rotation: 0,
         projects: HashMap::new(),
+        pair_holds: HashMap::new(),
+        live_logs: Arc::new(std::sync::Mutex::new(HashSet::new())),
         cooldowns: persisted.cooldowns.clone(),
         pending_reports: persisted.pending_exit_reports.iter().cloned().collect(),
         reporting: 0,
@@ -188,6 +223,10 @@ struct Supervisor {
     next_cycle_at: Instant,
     rotation: usize,
     projects: HashMap<String, ProjectInfo>,
+    /// Pairs held back for a pair-specific reason (see [`PairHold`]); the agent's other pairs are unaffected.
+    pair_holds: HashMap<Pair, PairHold>,
+    /// Logs of runs being spawned or running: retention never deletes one of these.
+    live_logs: Arc<std::sync::Mutex<HashSet<PathBuf>>>,
     cooldowns: Cooldowns,
     pending_reports: VecDeque<Pair>,
     reporting: usize,
@@ -302,6 +341,8 @@ impl Supervisor {
         // Agents may have been enabled or disabled: re-read secrets (once) and rebuild the client.
         self.load_secrets();
         self.next_cycle_at = Instant::now();
+        // The new settings lack what the server's dynamic configuration added: fetch and apply it again now.
+        self.remote_config_at = None;
         tracing::info!("settings reloaded");
     }
 
@@ -353,7 +394,7 @@ impl Supervisor {
                 self.dispatch();
                 self.check_cycle_done();
             }
-            Msg::Spawned { pair, result, asked_at } => self.spawned(pair, result, asked_at),
+            Msg::Spawned { pair, result, asked_at, pair_only } => self.spawned(pair, result, asked_at, pair_only),
             Msg::Exited { id, code } => self.exited(id, code),
             Msg::Analyzed { id, code, error, quota_secs } => self.analyzed(id, code, error, quota_secs),
             Msg::Reported { pair, result, exit_tool } => self.reported(pair, result, exit_tool),
@@ -472,11 +513,15 @@ impl Supervisor {
     fn build_queues(&mut self, _cycle: u64, projects: Vec<ProjectInfo>) {
         self.projects.clear();
         let mut pairs = Vec::new();
+        let mut seen: HashSet<Pair> = HashSet::new();
         for p in projects {
             if let Err(e) = crate::paths::validate_id(&p.project_id) {
                 self.push_error(None, None, format!("ignoring project with unsafe id {:?}: {e}", p.project_id));
                 continue;
             }
+            // A stat per project per cycle: a missing or unsafe working dir holds this project's pairs
+            // before anyone asks the server (no lease taken), and is reported once per pair.
+            let dir_problem = working_dir_problem(&p);
             for a in &p.agents {
                 let Some(agent) = self.settings.agents.get(a) else { continue };
                 if !agent.enabled {
@@ -485,10 +530,23 @@ impl Supervisor {
                 if crate::paths::validate_id(a).is_err() {
                     continue; // settings validation already rejects these; server data must not create dirs
                 }
-                pairs.push((a.clone(), p.project_id.clone()));
+                let pair = (a.clone(), p.project_id.clone());
+                seen.insert(pair.clone());
+                match &dir_problem {
+                    Some(msg) => self.hold_pair_for_dir(&pair, msg),
+                    None => {
+                        if self.pair_holds.get(&pair).is_some_and(|h| h.dir) {
+                            tracing::info!(agent = %pair.0, project = %pair.1, "working directory usable again");
+                            self.pair_holds.remove(&pair);
+                        }
+                    }
+                }
+                pairs.push(pair);
             }
             self.projects.insert(p.project_id.clone(), p);
         }
+        // Pairs the server no longer lists: forget their directory holds (a timed hold simply expires).
+        self.pair_holds.retain(|pair, h| !h.dir || seen.contains(pair));
         // Rotate the start point so that, with few free slots, every pair gets its turn.
         if !pairs.is_empty() {
             let r = self.rotation % pairs.len();
@@ -506,6 +564,39 @@ impl Supervisor {
             }
         }
         *self.queue() = queue;
+    }
+
+    /// Hold a pair whose project's working directory is unusable; report it once (status and the agent's
+    /// chat), not once per cycle.
+    fn hold_pair_for_dir(&mut self, pair: &Pair, msg: &str) {
+        if self.pair_holds.get(pair).is_some_and(|h| h.dir && h.message == msg) {
+            return;
+        }
+        tracing::warn!(agent = %pair.0, project = %pair.1, "{msg}; not starting this pair until it is fixed");
+        self.push_error(Some(&pair.0), Some(&pair.1), msg.to_string());
+        let failures = self.pair_holds.get(pair).map_or(0, |h| h.failures);
+        self.pair_holds.insert(pair.clone(), PairHold { until: UnixMs::MAX, failures, message: msg.to_string(), dir: true });
+        if let Some(client) = self.client.clone() {
+            let (a, p, m) = (pair.0.clone(), pair.1.clone(), msg.to_string());
+            tokio::spawn(async move {
+                let _ = client.report_agent_error(&a, &p, &format!("Coordinator cannot start the agent in this project: {m}")).await;
+            });
+        }
+    }
+
+    /// Hold one pair with exponential backoff after a pair-specific start failure.
+    fn hold_pair_after_failure(&mut self, pair: &Pair, msg: &str) -> UnixMs {
+        let ep = &self.settings.error_protection;
+        let failures = self.pair_holds.get(pair).map_or(0, |h| h.failures) + 1;
+        let secs = (ep.default_cooldown_secs as f64 * 2f64.powi(failures.saturating_sub(1).min(20) as i32)).min(ep.max_cooldown_secs as f64).max(1.0);
+        let until = now_ms() + (secs * 1000.0) as i64;
+        self.pair_holds.insert(pair.clone(), PairHold { until, failures, message: msg.to_string(), dir: false });
+        self.queue().retain(|p| p != pair);
+        until
+    }
+
+    fn pair_held(&self, pair: &Pair) -> bool {
+        self.pair_holds.get(pair).is_some_and(|h| h.until > now_ms())
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Pair>> {
@@ -539,6 +630,9 @@ impl Supervisor {
         if self.settings.error_protection.enabled && self.cooldowns.active(&pair.0, now_ms()).is_some() {
             return Some("agent cooling down");
         }
+        if self.pair_held(pair) {
+            return Some("this project's last start failed or its working directory is unusable");
+        }
         None
     }
 
@@ -562,6 +656,9 @@ impl Supervisor {
         }
         if self.pending_reports.contains(pair) {
             return Some("exit not yet reported");
+        }
+        if self.pair_held(pair) {
+            return Some("pair held");
         }
         None
     }
@@ -667,8 +764,8 @@ impl Supervisor {
         let tx = self.tx.clone();
         let req = match self.launch_request(&pair, &action) {
             Ok(r) => r,
-            Err(e) => {
-                let _ = tx.send(Msg::Spawned { pair, result: Err(e), asked_at });
+            Err((e, pair_only)) => {
+                let _ = tx.send(Msg::Spawned { pair, result: Err(e), asked_at, pair_only });
                 return;
             }
         };
@@ -676,13 +773,22 @@ impl Supervisor {
         let redactor = self.redactor.clone();
         let retention = self.settings.log_retention.clone();
         let log_root = self.settings.log_root();
-        let keep: Vec<PathBuf> = self.instances.values().map(|i| i.info.log_path.clone()).collect();
+        // The new run's log is live from now on: no retention pass (this one or a concurrent spawn's) may
+        // delete it, nor the log of any other run being spawned or running.
+        let live = self.live_logs.clone();
+        live.lock().unwrap_or_else(|p| p.into_inner()).insert(req.log_path.clone());
+        let own_log = req.log_path.clone();
         let provider_label = req.provider_name.clone();
         tokio::spawn(async move {
             let result = async {
                 let mut req = req;
                 if matches!(req.kind.as_str(), "claude" | "gemini") {
                     req.context_dir = prepare_context(client.as_deref(), &req).await;
+                }
+                if req.kind == "gemini" {
+                    // Upstream resolves symlinks (os.path.realpath) for Gemini's includeDirectories.
+                    let wd = req.working_dir.clone();
+                    req.real_working_dir = tokio::task::spawn_blocking(move || std::fs::canonicalize(wd).ok()).await.ok().flatten();
                 }
                 let plan = launch::plan(&req).map_err(|e| e.to_string())?;
                 let child = launch::spawn(&plan, &req.log_path, &redactor).await.map_err(|e| e.to_string())?;
@@ -698,32 +804,42 @@ impl Supervisor {
                     log_path: req.log_path.clone(),
                     spawn_ms: 0.0,
                 };
-                // Retention runs after the new log exists, never touching running instances' logs.
+                // Retention runs after the new log exists, never touching live logs (read at prune time, so a
+                // concurrent spawn's new log is included).
                 let agent = req.agent_id.clone();
+                let live = live.clone();
                 tokio::task::spawn_blocking(move || {
+                    let keep: Vec<PathBuf> = live.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
                     crate::logs::prune(&log_root, &agent, retention.max_files_per_agent, retention.max_mb_per_agent * 1024 * 1024, &keep)
                 });
                 Ok(Box::new(Spawned { info, plan, child }))
             }
             .await;
-            let _ = tx.send(Msg::Spawned { pair, result, asked_at });
+            if result.is_err() {
+                live.lock().unwrap_or_else(|p| p.into_inner()).remove(&own_log);
+            }
+            let _ = tx.send(Msg::Spawned { pair, result, asked_at, pair_only: false });
         });
     }
 
     /// Everything about a start that can be decided without I/O (and the log file, created here).
-    fn launch_request(&self, pair: &Pair, action: &AgentAction) -> Result<LaunchRequest, String> {
-        let project = self.projects.get(&pair.1).ok_or_else(|| format!("project {} vanished from the server's list", pair.1))?;
-        let wd = project.working_directory.trim();
-        if wd.is_empty() {
-            return Err(format!("project {} has no working directory on the server; set one in AI Agent PM", pair.1));
+    /// Errors say whether they concern only this pair (`true`: its project, its task) or the whole agent.
+    fn launch_request(&self, pair: &Pair, action: &AgentAction) -> Result<LaunchRequest, (String, bool)> {
+        let project = self.projects.get(&pair.1).ok_or_else(|| (format!("project {} vanished from the server's list", pair.1), true))?;
+        // Checked before asking too (build_queues); again here, as the directory may vanish in between.
+        if let Some(problem) = working_dir_problem(project) {
+            return Err((problem, true));
         }
-        let wd = PathBuf::from(wd);
-        if !wd.is_absolute() || wd.components().any(|c| matches!(c, std::path::Component::ParentDir)) || project.working_directory.contains('\0') {
-            return Err(format!("project {} has an unsafe working directory {:?}; it must be an absolute path without `..`", pair.1, project.working_directory));
+        let wd = PathBuf::from(project.working_directory.trim());
+        if let Some(t) = &action.task_id {
+            if crate::paths::validate_id(t).is_err() {
+                return Err((format!("server sent an unsafe task id {t:?}"), true));
+            }
         }
-        if !wd.is_dir() {
-            return Err(format!("working directory {} of project {} does not exist; create it or fix the project in AI Agent PM", wd.display(), pair.1));
-        }
+        self.agent_launch_request(pair, action, wd).map_err(|e| (e, false))
+    }
+
+    fn agent_launch_request(&self, pair: &Pair, action: &AgentAction, wd: PathBuf) -> Result<LaunchRequest, String> {
         let agent = self.settings.agents.get(&pair.0).ok_or_else(|| format!("agent {} is not in settings", pair.0))?;
         let provider_name = agent.provider.clone().or_else(|| action.provider.clone().filter(|p| !p.is_empty())).unwrap_or_else(|| "claude".to_string());
         let provider = self.settings.providers.get(&provider_name).cloned().ok_or_else(|| {
@@ -732,11 +848,6 @@ impl Supervisor {
         let kind = self.settings.provider_kind(&provider_name);
         let model = agent.model.clone().or_else(|| action.model.clone().filter(|m| !m.is_empty())).or_else(|| provider.model.clone());
         let passkey = self.passkeys.get(&pair.0).cloned().flatten().ok_or_else(|| format!("no passkey for agent {}", pair.0))?;
-        if let Some(t) = &action.task_id {
-            if crate::paths::validate_id(t).is_err() {
-                return Err(format!("server sent an unsafe task id {t:?}"));
-            }
-        }
         let log_path = crate::logs::new_run_log(&self.settings.log_root(), &pair.0)
             .map_err(|e| format!("cannot create a log file under {}: {e}; not starting the agent blind", self.settings.log_root().display()))?;
         Ok(LaunchRequest {
@@ -756,21 +867,29 @@ impl Supervisor {
             log_path,
             context_dir: None,
             base_prompt: self.base_prompt.clone(),
+            real_working_dir: None,
         })
     }
 
-    fn spawned(&mut self, pair: Pair, result: Result<Box<Spawned>, String>, asked_at: Instant) {
+    fn spawned(&mut self, pair: Pair, result: Result<Box<Spawned>, String>, asked_at: Instant, pair_only: bool) {
         self.asking.remove(&pair);
         match result {
             Err(e) => {
                 let e = self.redactor.redact(&e);
                 tracing::error!(agent = %pair.0, project = %pair.1, "spawn failed: {e}");
                 self.push_error(Some(&pair.0), Some(&pair.1), format!("spawn failed: {e}"));
-                self.agent_errors.insert(pair.0.clone(), e.clone());
                 let _ = self.ev.send(Event::SpawnFailed { agent_id: pair.0.clone(), project_id: pair.1.clone(), error: e.clone() });
-                // A spawn failure is a failure like any other: back off, never storm.
+                // A spawn failure is a failure like any other: back off, never storm. A pair-specific one
+                // (this project's working dir, this task id) holds only the pair: the agent's other
+                // projects keep running.
+                if pair_only {
+                    let until = self.hold_pair_after_failure(&pair, &e);
+                    tracing::info!(agent = %pair.0, project = %pair.1, "holding this pair for {} s", (until - now_ms()) / 1000);
+                } else {
+                    self.agent_errors.insert(pair.0.clone(), e.clone());
+                }
                 let ep = &self.settings.error_protection;
-                if ep.enabled {
+                if !pair_only && ep.enabled {
                     let c = self.cooldowns.record_failure(&pair.0, None, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
                     let _ = self.ev.send(Event::CooldownStarted { agent_id: pair.0.clone(), until: c.until, reason: c.reason.clone() });
                     self.purge_queue(&pair.0);
@@ -799,8 +918,18 @@ impl Supervisor {
                 let mut child = s.child;
                 tokio::spawn(async move {
                     let status = child.child.wait().await;
-                    // The log is complete once the relay drained the pipes.
-                    let _ = (&mut child.log_task).await;
+                    // The log is complete once the relay drained the pipes, which needs every holder of the
+                    // pipes to close them. A background process the agent left behind (`cmd &`) would keep
+                    // the run "running" forever: after a short grace, stop what is left of its process
+                    // group (the leader is gone; the group id stays valid while members remain).
+                    if tokio::time::timeout(LOG_DRAIN_GRACE, &mut child.log_task).await.is_err() {
+                        tracing::warn!(pid = child.pid, "the agent exited but processes it left behind still hold its output; stopping its process group");
+                        launch::stop_group(child.pid, Duration::from_secs(2)).await;
+                        // Anything that escaped the group (setsid) and still holds the pipes: stop copying.
+                        if tokio::time::timeout(LOG_DRAIN_GRACE, &mut child.log_task).await.is_err() {
+                            child.log_task.abort();
+                        }
+                    }
                     let code = status.ok().and_then(|s| {
                         use std::os::unix::process::ExitStatusExt;
                         s.code().or_else(|| s.signal().map(|sig| 128 + sig))
@@ -866,9 +995,14 @@ impl Supervisor {
         let pair = (info.agent_id.clone(), info.project_id.clone());
         let error = error.map(|e| self.redactor.redact(&e));
         self.last_exit.insert(info.agent_id.clone(), (code, info.log_path.clone()));
+        // The run is over: its log may be pruned by later retention passes.
+        self.live_logs.lock().unwrap_or_else(|p| p.into_inner()).remove(&info.log_path);
         if code == Some(0) || inst.stopping {
             self.counters.exits_ok += 1;
             if code == Some(0) {
+                if self.pair_holds.get(&pair).is_some_and(|h| !h.dir) {
+                    self.pair_holds.remove(&pair);
+                }
                 self.cooldowns.record_success(&info.agent_id);
                 self.agent_errors.remove(&info.agent_id);
             }
@@ -1349,9 +1483,12 @@ impl Supervisor {
         });
     }
 
-    /// Apply the server's configuration live. Rule: a field the user pinned (settings `pinned`) and any agent
-    /// or provider already configured locally win; the server fills in everything else. Passkeys from the
-    /// server go straight into the secret store, never into settings.
+    /// Apply the server's configuration live. Rule: a field the user pinned (settings `pinned`; a YAML config
+    /// or `import-yaml` pins every field the YAML sets) and any agent or provider already configured locally
+    /// win; the server fills in everything else. The server's agents are added only when the local settings
+    /// have no agents at all (a server-driven setup): an agent the user removed locally is never re-added.
+    /// Passkeys from the server go straight into the secret store, never into settings, and only for agents
+    /// that have none stored: a locally stored passkey wins (a differing one is logged once, without values).
     fn remote_config(&mut self, r: Result<crate::pm::RemoteConfig, PmError>) {
         let rc = match r {
             Ok(rc) => rc,
@@ -1382,19 +1519,34 @@ impl Supervisor {
                 }
             }
         }
+        /// Agents whose stored passkey differs from the server's: reported once per agent and process.
+        static CONFLICTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        fn report_conflict(id: &str) {
+            let mut seen = CONFLICTS.lock().unwrap_or_else(|p| p.into_inner());
+            if !seen.iter().any(|s| s == id) {
+                seen.push(id.to_string());
+                tracing::warn!(agent = %id, "the server sends a passkey that differs from the one stored locally; the local one is kept");
+            }
+        }
         let mut to_store = Vec::new();
-        if !pinned("agents") {
-            for (id, passkey) in &rc.agents {
-                if crate::paths::validate_id(id).is_err() {
-                    continue;
-                }
+        let add_agents = !pinned("agents") && self.settings.agents.is_empty();
+        for (id, passkey) in &rc.agents {
+            if crate::paths::validate_id(id).is_err() {
+                continue;
+            }
+            if add_agents {
                 self.settings.agents.entry(id.clone()).or_default();
-                if let Some(pk) = passkey.as_ref().filter(|p| !p.is_empty()) {
-                    self.redactor.add(pk);
-                    crate::redact::global().add(pk);
-                    if self.passkeys.get(id).cloned().flatten().as_deref() != Some(pk.as_str()) {
-                        to_store.push((id.clone(), pk.clone()));
-                    }
+            }
+            if !self.settings.agents.contains_key(id) {
+                continue;
+            }
+            if let Some(pk) = passkey.as_ref().filter(|p| !p.is_empty()) {
+                self.redactor.add(pk);
+                crate::redact::global().add(pk);
+                match self.passkeys.get(id).cloned().flatten() {
+                    Some(local) if local == *pk => {}
+                    Some(_) => report_conflict(id),
+                    None => to_store.push((id.clone(), pk.clone())),
                 }
             }
         }
@@ -1406,8 +1558,17 @@ impl Supervisor {
             let tx = self.tx.clone();
             tokio::task::spawn_blocking(move || {
                 for (id, pk) in to_store {
-                    if let Err(e) = store.set(&secrets::agent_account(&id), &pk) {
-                        tracing::warn!(agent = %id, "cannot store the passkey sent by the server: {e}");
+                    // Only when the store has none: a passkey stored locally (perhaps since the last read) wins.
+                    let account = secrets::agent_account(&id);
+                    match store.get(&account) {
+                        Ok(Some(local)) if local == pk => {}
+                        Ok(Some(_)) => report_conflict(&id),
+                        Ok(None) => {
+                            if let Err(e) = store.set(&account, &pk) {
+                                tracing::warn!(agent = %id, "cannot store the passkey sent by the server: {e}");
+                            }
+                        }
+                        Err(e) => tracing::warn!(agent = %id, "cannot read the secret store; the server's passkey is not stored: {e}"),
                     }
                 }
                 let _ = tx.send(Msg::RemotePasskeysStored);

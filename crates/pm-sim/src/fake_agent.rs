@@ -3,7 +3,9 @@
 //!
 //! Modes (flags, env `FAKE_AGENT_MODE`, or the server's `sim_behavior`, which wins): succeed, `--fail`,
 //! `--quota`, `--hang`, `--grandchild` (spawns `sleep 600` in its process group, then hangs), `--leak`
-//! (prints its passkey: a misbehaving agent whose log must still be clean), `--work-ms N`.
+//! (prints its passkey: a misbehaving agent whose log must still be clean), `--orphan` (leaves a background
+//! `sleep 600` that holds its stdout/stderr, like `cmd &` in a shell, then does its work and exits),
+//! `--print-env` (prints the names of its environment variables), `--work-ms N`.
 
 use serde_json::{json, Value};
 use std::io::Read;
@@ -24,11 +26,16 @@ struct Opts {
     mode: Mode,
     work_ms: u64,
     mcp_config: Option<String>,
+    /// Leave a background process holding stdout/stderr behind, then exit normally.
+    orphan: bool,
+    /// Print the names (never the values) of the environment variables it got.
+    print_env: bool,
 }
 
 fn parse(args: &[String]) -> Opts {
-    let mut o = Opts { mode: Mode::Succeed, work_ms: 200, mcp_config: None };
+    let mut o = Opts { mode: Mode::Succeed, work_ms: 200, mcp_config: None, orphan: false, print_env: false };
     if let Ok(m) = std::env::var("FAKE_AGENT_MODE") {
+        o.orphan = m == "orphan";
         o.mode = mode_from(&m, None);
     }
     let mut it = args.iter();
@@ -39,6 +46,8 @@ fn parse(args: &[String]) -> Opts {
             "--hang" => o.mode = Mode::Hang,
             "--grandchild" => o.mode = Mode::Grandchild,
             "--leak" => o.mode = Mode::Leak,
+            "--orphan" => o.orphan = true,
+            "--print-env" => o.print_env = true,
             "--work-ms" => o.work_ms = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.work_ms),
             "--mcp-config" => o.mcp_config = it.next().cloned(),
             // Flags of real CLIs that take a value: skip the value.
@@ -162,6 +171,18 @@ async fn main(args: Vec<String>) -> i32 {
     });
     let prompt = tokio::time::timeout(Duration::from_secs(5), prompt).await.ok().and_then(Result::ok).unwrap_or_default();
     println!("fake-agent: received a prompt of {} bytes", prompt.len());
+    if o.print_env {
+        let mut names: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+        names.sort();
+        println!("fake-agent env: {}", names.join(" "));
+    }
+    if o.orphan {
+        // Like `cmd &` in a shell: the background process inherits stdout/stderr and outlives us.
+        match std::process::Command::new("sleep").arg("600").stdin(std::process::Stdio::null()).spawn() {
+            Ok(c) => println!("orphan pid {}", c.id()),
+            Err(e) => println!("Error: cannot spawn a background process: {e}"),
+        }
+    }
     let env = |k: &str| std::env::var(k).unwrap_or_default();
     let (agent, passkey, project) = (env("AGENT_ID"), env("AGENT_PASSKEY"), env("PROJECT_ID"));
     let (address, bearer) = match server_address(&o) {
@@ -259,6 +280,8 @@ mod tests {
         let o = parse(&["--dangerously-skip-permissions".into(), "--model".into(), "x".into(), "-p".into(), "--quota".into(), "--work-ms".into(), "7".into()]);
         assert!(matches!(o.mode, Mode::Quota(_)));
         assert_eq!(o.work_ms, 7);
+        let o = parse(&["--orphan".into(), "--print-env".into()]);
+        assert!(o.orphan && o.print_env && o.mode == Mode::Succeed);
     }
 
     #[test]

@@ -107,10 +107,12 @@ async fn upload(State(m): State<Shared>, headers: HeaderMap, mut mp: Multipart) 
     }
     let mut fields = BTreeMap::new();
     let mut file: Option<(Option<String>, Vec<u8>)> = None;
+    let mut content_type = None;
     while let Ok(Some(field)) = mp.next_field().await {
         let name = field.name().unwrap_or("").to_string();
         if name == "log_file" {
             let fname = field.file_name().map(str::to_string);
+            content_type = field.content_type().map(str::to_string);
             match field.bytes().await {
                 Ok(b) => file = Some((fname, b.to_vec())),
                 Err(_) => return message(StatusCode::BAD_REQUEST, "Invalid multipart body"),
@@ -142,13 +144,18 @@ async fn upload(State(m): State<Shared>, headers: HeaderMap, mut mp: Multipart) 
         return message(StatusCode::INTERNAL_SERVER_ERROR, "Failed to save log file");
     }
     let size = bytes.len();
-    lock(&m).uploads.push(UploadRecord { fields: fields.clone(), file_name: fname, bytes: size, stored_at: Some(target.clone()) });
+    {
+        let mut g = lock(&m);
+        g.set_log_file_path(&fields["execution_log_id"], &target.display().to_string());
+        g.uploads.push(UploadRecord { fields: fields.clone(), file_name: fname, bytes: size, stored_at: Some(target.clone()), content_type, data: bytes });
+    }
     Json(json!({"success": true, "execution_log_id": fields["execution_log_id"], "log_file_path": target.display().to_string(), "file_size": size})).into_response()
 }
 
 async fn config(State(m): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
     let (token, mut body) = {
-        let g = lock(&m);
+        let mut g = lock(&m);
+        g.remote_config_fetches += 1;
         (g.token.clone(), g.remote_config(q.get("root_agent_id").map(String::as_str)))
     };
     if let Err(r) = check_bearer(&headers, &token) {

@@ -93,6 +93,10 @@ pub struct UploadRecord {
     pub file_name: Option<String>,
     pub bytes: usize,
     pub stored_at: Option<PathBuf>,
+    /// The `log_file` part's Content-Type.
+    pub content_type: Option<String>,
+    /// The uploaded bytes themselves.
+    pub data: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -109,6 +113,10 @@ pub struct SimStats {
     pub live_processes: usize,
     pub peak_live_processes: usize,
     pub calls: usize,
+    /// execution_log_id → its `log_file_path` (set by an upload or `register_execution_log_file`).
+    pub execution_log_paths: BTreeMap<String, String>,
+    /// `GET /api/coordinator/config` requests received.
+    pub remote_config_fetches: usize,
 }
 
 struct Pair {
@@ -140,6 +148,9 @@ pub struct Model {
     sessions: HashMap<String, Session>,
     /// execution_log_id → (agent, task)
     exec_logs: Vec<(String, String, String)>,
+    /// execution_log_id → log_file_path, as the server's execution log row holds it.
+    exec_log_paths: BTreeMap<String, String>,
+    pub remote_config_fetches: usize,
     /// (pair, pid) of agents that authenticated
     pids: Vec<((String, String), u32)>,
     pub violations: Vec<Violation>,
@@ -235,6 +246,8 @@ impl Model {
             pairs,
             sessions: HashMap::new(),
             exec_logs: Vec::new(),
+            exec_log_paths: BTreeMap::new(),
+            remote_config_fetches: 0,
             pids: Vec::new(),
             violations: Vec::new(),
             calls: Vec::new(),
@@ -280,6 +293,8 @@ impl Model {
             live_processes: live,
             peak_live_processes: self.peak_live,
             calls: self.calls.len(),
+            execution_log_paths: self.exec_log_paths.clone(),
+            remote_config_fetches: self.remote_config_fetches,
         }
     }
 
@@ -537,6 +552,7 @@ impl Model {
         match self.exec_logs.iter().rev().find(|(_, a, t)| a == agent && t == task) {
             Some((id, _, _)) => {
                 self.log_registrations += 1;
+                self.exec_log_paths.insert(id.clone(), path.to_string());
                 json!({"success": true, "execution_log_id": id, "task_id": task, "agent_id": agent, "log_file_path": path})
             }
             None => json!({"success": false, "error": "execution_log_not_found"}),
@@ -555,6 +571,14 @@ impl Model {
             .map(|(i, (dir, zip))| json!({"id": format!("skl_{i}"), "name": dir, "directory_name": dir, "archive_base64": base64::engine::general_purpose::STANDARD.encode(zip)}))
             .collect();
         Ok(json!({"id": agent, "name": format!("Agent {agent}"), "role": "Developer", "type": "ai", "hierarchy_type": "worker", "status": "active", "system_prompt": prompt, "parent_agent_id": null, "ai_type": null, "kick_method": "cli", "max_parallel_tasks": 1, "skills": skills}))
+    }
+
+    /// The upload endpoint stored a log: set the execution log's `log_file_path` (protocol doc §4.2; a
+    /// missing row is silently ignored, as the real server does).
+    pub fn set_log_file_path(&mut self, execution_log_id: &str, path: &str) {
+        if self.exec_logs.iter().any(|(id, _, _)| id == execution_log_id) {
+            self.exec_log_paths.insert(execution_log_id.to_string(), path.to_string());
+        }
     }
 
     /// `GET /api/coordinator/config` body.

@@ -249,9 +249,11 @@ async fn run(config: Option<PathBuf>, json: bool, verbose: bool) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// The settings file's own state file; a YAML config keeps its state beside our settings, keyed by name.
+/// The settings file's own state file; a YAML config keeps its state beside our settings, keyed by name and
+/// by the same canonical path as the instance lock (so every spelling of one file shares one state file).
 fn state_path_for(config: &Path) -> PathBuf {
-    if config == coordinator::paths::settings_path() {
+    let config = coordinator::lock::canonical_config_path(config);
+    if config == coordinator::lock::canonical_config_path(&coordinator::paths::settings_path()) {
         return coordinator::paths::state_path();
     }
     let name = config.file_stem().and_then(|s| s.to_str()).unwrap_or("config");
@@ -482,8 +484,11 @@ fn import_yaml(file: &Path, scrub: bool, overwrite: bool) -> Result<ExitCode> {
     if let Some(b) = &report.backup {
         println!("backup of the original YAML: {} (mode 0600); the YAML no longer contains secrets", b.display());
     }
-    if !report.conflicts.is_empty() {
-        println!("re-run with --overwrite to replace the conflicting passkeys");
+    if report.already_scrubbed {
+        println!("{}: already scrubbed (no secret left in it); nothing rewritten, no backup written", file.display());
+    }
+    if report.has_conflicts() {
+        println!("re-run with --overwrite to replace the conflicting passkeys or token");
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
@@ -573,5 +578,34 @@ impl StatusView {
         if self.tty && !self.json && !self.last_line.is_empty() {
             self.out("\n");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_a_config_shares_one_state_file() {
+        let d = tempfile::tempdir().unwrap();
+        let abs = std::fs::canonicalize(d.path()).unwrap();
+        std::fs::create_dir(abs.join("sub")).unwrap();
+        std::fs::write(abs.join("s.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(&abs, abs.join("link")).unwrap();
+        // A relative spelling of the same file, from the current directory.
+        let cwd = std::env::current_dir().unwrap();
+        let ups = cwd.components().count() - 1;
+        let rel = PathBuf::from("../".repeat(ups)).join(abs.strip_prefix("/").unwrap()).join("s.json");
+        let want = state_path_for(&abs.join("s.json"));
+        for p in [rel, abs.join("sub/../s.json"), abs.join("link/s.json"), abs.join("./s.json")] {
+            assert_eq!(state_path_for(&p), want, "{}", p.display());
+        }
+        // Not created yet: still the same before and after the file exists.
+        let later = abs.join("new/later.json");
+        let before = state_path_for(&abs.join("link/new/later.json"));
+        std::fs::create_dir(abs.join("new")).unwrap();
+        std::fs::write(&later, "{}").unwrap();
+        assert_eq!(state_path_for(&later), before);
+        assert_ne!(state_path_for(&later), want);
     }
 }
