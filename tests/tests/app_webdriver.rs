@@ -300,7 +300,7 @@ async fn app_end_to_end() {
     let fresh = tmp.path().join("fresh-data");
     let s = Session::new(&app(), &["--data-dir", &fresh.display().to_string()]).await;
     s.wait("#page-welcome", Duration::from_secs(30)).await;
-    s.wait_text("#doctor", "PM server", Duration::from_secs(20)).await;
+    s.wait_text("#doctor", "AI Agent PM is not running (no server socket at", Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     match app_mem_mb() {
         Some([(own, own_pss), (total, total_pss)]) => println!(

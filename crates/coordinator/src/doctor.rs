@@ -56,7 +56,14 @@ pub async fn run(settings: &Settings, store: &dyn SecretStore) -> Vec<Check> {
                 } else {
                     format!("start AI Agent PM (its MCP daemon creates {address}), or set `server` in settings to its socket path or http(s)://host:port/mcp URL")
                 };
-                check("PM server", false, crate::redact::global().redact(&e.to_string()), hint)
+                // Plain words first for the usual case (the app is not running); the technical reason after.
+                let detail = crate::redact::global().redact(&e.to_string());
+                let detail = if !is_http && !std::path::Path::new(&address).exists() {
+                    format!("AI Agent PM is not running (no server socket at {address})")
+                } else {
+                    detail
+                };
+                check("PM server", false, detail, hint)
             }
         },
         Err(e) => check("PM server", false, e.to_string(), "fix `server` in settings"),

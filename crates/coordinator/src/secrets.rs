@@ -31,18 +31,12 @@ pub trait SecretStore: Send + Sync {
 
 pub type SharedStore = Arc<dyn SecretStore>;
 
-/// The service name in use: release builds use [`SERVICE`]; debug builds a `.dev` variant so development
-/// never touches a user's real secrets; `AGENTPM_KEYRING_SERVICE` overrides both (tests).
+/// The service name in use: [`SERVICE`] for every build, so a CLI and an app built either way share one set
+/// of secrets; `AGENTPM_KEYRING_SERVICE` moves it elsewhere (tests, experiments).
 pub fn service_name() -> String {
-    if let Ok(s) = std::env::var("AGENTPM_KEYRING_SERVICE") {
-        if !s.is_empty() {
-            return s;
-        }
-    }
-    if cfg!(debug_assertions) {
-        format!("{SERVICE}.dev")
-    } else {
-        SERVICE.to_string()
+    match std::env::var("AGENTPM_KEYRING_SERVICE") {
+        Ok(s) if !s.is_empty() => s,
+        _ => SERVICE.to_string(),
     }
 }
 
