@@ -94,7 +94,7 @@ function renderInstances() {
     el("td", {}, i.pid),
     el("td", { class: "elapsed", "data-start": i.started_at }, fmtDuration(Date.now() - i.started_at)),
     el("td", {}, el("a", { onclick: () => openLogPage(i.agent_id, i.log_path) }, "view")),
-    el("td", {}, el("button", { class: "small", onclick: () => invoke("stop_instance", { id: i.id }) }, "Stop")),
+    el("td", {}, el("button", { class: "small", onclick: () => invoke("stop_instance", { id: i.id }).catch(alertErr) }, "Stop")),
   )));
   $("#instances-table").classList.toggle("hidden", snap.instances.length === 0);
   $("#instances-empty").classList.toggle("hidden", snap.instances.length > 0);

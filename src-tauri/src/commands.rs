@@ -19,15 +19,17 @@ pub async fn app_state(core: Core<'_>) -> Result<AppView, String> {
 pub async fn save_settings(app: AppHandle, core: Core<'_>, settings: Settings) -> Result<AppView, FieldError> {
     let demo = settings.demo;
     let login = settings.launch_at_login;
-    let demo_changed = core.save_settings(settings).await?;
+    // Validate first, then change the login item, then save: a login item the system refused is an inline
+    // error and nothing is saved (the checkbox never claims what is not so).
+    let mut check = settings.clone();
+    check.add_builtin_providers();
+    check.validate(&core.settings_path).map_err(FieldError::from)?;
     let autolaunch = app.autolaunch();
-    let current = autolaunch.is_enabled().unwrap_or(false);
-    if login != current {
+    if login != autolaunch.is_enabled().unwrap_or(false) {
         let r = if login { autolaunch.enable() } else { autolaunch.disable() };
-        if let Err(e) = r {
-            tracing::warn!("launch at login not changed: {e}");
-        }
+        r.map_err(|e| FieldError { field: "launch_at_login".into(), message: format!("the login item could not be changed: {e}") })?;
     }
+    let demo_changed = core.save_settings(settings).await?;
     if demo_changed {
         crate::restart_engine(&app, core.inner().clone(), demo).await.map_err(|e| FieldError { field: "demo".into(), message: e })?;
     }
