@@ -223,14 +223,19 @@ mod tests {
 
     const YAML: &str = "# export\npolling_interval: 7\ncoordinator_token: tok-abcdef\nagents:\n  agt_a:\n    passkey: pk-aaaa1111   # inline comment\n  agt_b:\n    passkey: ${IMPORT_UNIT_UNSET}\n";
 
-    #[test]
-    fn import_is_idempotent_reports_conflicts_and_scrubs_with_backup() {
+    /// A temp dir holding `YAML` as c.yaml, the settings path beside it, and an empty store.
+    fn fixture() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf, MemoryStore) {
         std::env::remove_var("IMPORT_UNIT_UNSET");
         let d = tempfile::tempdir().unwrap();
         let yaml = d.path().join("c.yaml");
         std::fs::write(&yaml, YAML).unwrap();
         let settings = d.path().join("settings.json");
-        let store = MemoryStore::new();
+        (d, yaml, settings, MemoryStore::new())
+    }
+
+    #[test]
+    fn import_is_idempotent_reports_conflicts_and_scrubs_with_backup() {
+        let (_dir, yaml, settings, store) = fixture();
         let r = import_yaml(&yaml, &store, &settings, &ImportOptions::default()).unwrap();
         assert_eq!(r.moved, vec!["agt_a"]);
         assert_eq!(r.missing, vec!["agt_b"]);
@@ -259,12 +264,7 @@ mod tests {
 
     #[test]
     fn scrub_twice_keeps_the_backup_and_env_references() {
-        std::env::remove_var("IMPORT_UNIT_UNSET");
-        let d = tempfile::tempdir().unwrap();
-        let yaml = d.path().join("c.yaml");
-        std::fs::write(&yaml, YAML).unwrap();
-        let settings = d.path().join("settings.json");
-        let store = MemoryStore::new();
+        let (d, yaml, settings, store) = fixture();
         let scrub = ImportOptions { scrub: true, overwrite: false };
         let r = import_yaml(&yaml, &store, &settings, &scrub).unwrap();
         let bak = r.backup.unwrap();
