@@ -159,6 +159,7 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         projects: HashMap::new(),
         pair_holds: HashMap::new(),
         live_logs: Arc::new(std::sync::Mutex::new(HashSet::new())),
+        passkey_conflicts: Arc::new(std::sync::Mutex::new(HashSet::new())),
         cooldowns: persisted.cooldowns.clone(),
         pending_reports: persisted.pending_exit_reports.iter().cloned().collect(),
         reporting: 0,
@@ -227,6 +228,9 @@ struct Supervisor {
     pair_holds: HashMap<Pair, PairHold>,
     /// Logs of runs being spawned or running: retention never deletes one of these.
     live_logs: Arc<std::sync::Mutex<HashSet<PathBuf>>>,
+    /// Agents whose stored passkey differs from the server's, already reported (once per agent): shared with
+    /// the blocking task that stores the server's passkeys.
+    passkey_conflicts: Arc<std::sync::Mutex<HashSet<String>>>,
     cooldowns: Cooldowns,
     pending_reports: VecDeque<Pair>,
     reporting: usize,
@@ -1519,15 +1523,12 @@ impl Supervisor {
                 }
             }
         }
-        /// Agents whose stored passkey differs from the server's: reported once per agent and process.
-        static CONFLICTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-        fn report_conflict(id: &str) {
-            let mut seen = CONFLICTS.lock().unwrap_or_else(|p| p.into_inner());
-            if !seen.iter().any(|s| s == id) {
-                seen.push(id.to_string());
+        let conflicts = self.passkey_conflicts.clone();
+        let report_conflict = move |id: &str| {
+            if conflicts.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string()) {
                 tracing::warn!(agent = %id, "the server sends a passkey that differs from the one stored locally; the local one is kept");
             }
-        }
+        };
         let mut to_store = Vec::new();
         let add_agents = !pinned("agents") && self.settings.agents.is_empty();
         for (id, passkey) in &rc.agents {
