@@ -51,16 +51,11 @@ function fmtDuration(ms) {
   return h ? `${h}h ${m}m` : m ? `${m}m ${String(r).padStart(2, "0")}s` : `${r}s`;
 }
 
-function stateText(st) {
-  switch (st.kind) {
-    case "idle": return ["idle", ""];
-    case "running": return [`running (${st.instances})`, "ok"];
-    case "cooldown": return [`cooling down until ${new Date(st.until).toLocaleTimeString()} (${st.reason})`, "warn"];
-    case "no_passkey": return ["no passkey", "bad"];
-    case "disabled": return ["disabled", ""];
-    case "error": return [`error: ${st.message}`, "bad"];
-    default: return [st.kind, ""];
-  }
+// An agent's state in words comes from the Rust side (status_words.rs, the same words as the tray menu):
+// each snapshot carries `agent_words[agent_id] = {text, tone}`; the tone is the pill's CSS class.
+function stateWords(id) {
+  const w = snap && snap.agent_words && snap.agent_words[id];
+  return w ? [w.text, w.tone === "neutral" ? "" : w.tone] : ["…", ""];
 }
 
 // ---------- status line and instances ----------
@@ -125,7 +120,7 @@ function renderAgents(force) {
   $("#agents-table tbody").replaceChildren(...ids.map((id) => {
     const a = s.agents[id];
     const st = byId[id];
-    const [text, cls] = st ? stateText(st.state) : ["…", ""];
+    const [text, cls] = stateWords(id);
     const has = st ? st.has_passkey : false;
     const pkCell = el("td", {}, el("span", { class: `pill ${has ? "ok" : "bad"}`, "data-testid": `passkey-state-${id}` }, has ? "present" : "missing"), " ",
       el("button", { class: "small", "data-testid": `set-passkey-${id}`, onclick: (ev) => editPasskey(id, ev.target.closest("td")) }, has ? "Replace" : "Set"),

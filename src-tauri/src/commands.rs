@@ -1,6 +1,9 @@
-//! The invoke surface of the window. Thin: each command calls `AppCore` (unit-tested in state.rs).
+//! The invoke surface of the window. Thin: each command calls `AppCore` (unit-tested in state/) or the
+//! engine host. Errors are `AppError`: a field error for the settings form, a message string otherwise.
 
-use crate::state::{AppCore, AppView, FieldError, RunFile};
+use crate::engine_host;
+use crate::error::{AppError, AppResult};
+use crate::state::{AppCore, AppView, LogTarget, RunFile};
 use coordinator::config::Settings;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,134 +14,129 @@ use tauri_plugin_opener::OpenerExt;
 type Core<'a> = State<'a, Arc<AppCore>>;
 
 #[tauri::command]
-pub async fn app_state(core: Core<'_>) -> Result<AppView, String> {
+pub async fn app_state(core: Core<'_>) -> AppResult<AppView> {
     Ok(core.view().await)
 }
 
 #[tauri::command]
-pub async fn save_settings(app: AppHandle, core: Core<'_>, settings: Settings) -> Result<AppView, FieldError> {
+pub async fn save_settings(app: AppHandle, core: Core<'_>, settings: Settings) -> AppResult<AppView> {
     let demo = settings.demo;
     let login = settings.launch_at_login;
     // Validate first, then change the login item, then save: a login item the system refused is an inline
     // error and nothing is saved (the checkbox never claims what is not so).
-    let mut check = settings.clone();
-    check.add_builtin_providers();
-    check.validate(&core.settings_path).map_err(FieldError::from)?;
+    core.check(&settings)?;
     let autolaunch = app.autolaunch();
     if login != autolaunch.is_enabled().unwrap_or(false) {
         let r = if login { autolaunch.enable() } else { autolaunch.disable() };
-        r.map_err(|e| FieldError { field: "launch_at_login".into(), message: format!("the login item could not be changed: {e}") })?;
+        r.map_err(|e| AppError::field("launch_at_login", format!("the login item could not be changed: {e}")))?;
     }
     let demo_changed = core.save_settings(settings).await?;
     if demo_changed {
-        crate::restart_engine(&app, core.inner().clone(), demo).await.map_err(|e| FieldError { field: "demo".into(), message: e })?;
+        engine_host::restart_engine(&app, core.inner().clone(), demo).await.map_err(|e| AppError::field("demo", e))?;
     }
     Ok(core.view().await)
 }
 
 #[tauri::command]
-pub async fn set_agent(core: Core<'_>, agent_id: String, enabled: bool, provider: Option<String>) -> Result<(), String> {
+pub async fn set_agent(core: Core<'_>, agent_id: String, enabled: bool, provider: Option<String>) -> AppResult<()> {
     core.set_agent(&agent_id, enabled, provider).await
 }
 
 #[tauri::command]
-pub async fn add_agent(core: Core<'_>, agent_id: String) -> Result<(), String> {
+pub async fn add_agent(core: Core<'_>, agent_id: String) -> AppResult<()> {
     core.add_agent(agent_id.trim()).await
 }
 
 #[tauri::command]
-pub async fn remove_agent(core: Core<'_>, agent_id: String) -> Result<(), String> {
+pub async fn remove_agent(core: Core<'_>, agent_id: String) -> AppResult<()> {
     core.remove_agent(&agent_id).await
 }
 
 /// Stores the value in the Keychain (platform store); it never comes back to the UI.
 #[tauri::command]
-pub async fn set_passkey(core: Core<'_>, agent_id: String, value: String) -> Result<(), String> {
+pub async fn set_passkey(core: Core<'_>, agent_id: String, value: String) -> AppResult<()> {
     core.set_passkey(&agent_id, &value).await
 }
 
 #[tauri::command]
-pub async fn delete_passkey(core: Core<'_>, agent_id: String) -> Result<bool, String> {
+pub async fn delete_passkey(core: Core<'_>, agent_id: String) -> AppResult<bool> {
     core.delete_secret(coordinator::secrets::agent_account(&agent_id)).await
 }
 
 #[tauri::command]
-pub async fn set_token(core: Core<'_>, value: String) -> Result<(), String> {
+pub async fn set_token(core: Core<'_>, value: String) -> AppResult<()> {
     core.set_token(&value).await
 }
 
 #[tauri::command]
-pub async fn delete_token(core: Core<'_>) -> Result<bool, String> {
+pub async fn delete_token(core: Core<'_>) -> AppResult<bool> {
     core.delete_secret(coordinator::secrets::TOKEN_ACCOUNT.to_string()).await
 }
 
 #[tauri::command]
-pub async fn coordinator_start(app: tauri::AppHandle, core: Core<'_>) -> Result<(), String> {
-    match core.engine().await {
-        Some(e) => e.start().await,
-        // No engine yet (it could not start, e.g. another coordinator held the lock): try again now.
-        None => crate::restart_engine(&app, core.inner().clone(), core.is_demo().await).await?,
-    }
+pub async fn coordinator_start(app: AppHandle, core: Core<'_>) -> AppResult<()> {
+    // No engine yet (it could not start, e.g. another coordinator held the lock): this tries again now.
+    Ok(engine_host::start(&app, core.inner().clone()).await?)
+}
+
+#[tauri::command]
+pub async fn coordinator_stop(core: Core<'_>) -> AppResult<()> {
+    core.running_engine().await?.stop().await;
     Ok(())
 }
 
 #[tauri::command]
-pub async fn coordinator_stop(core: Core<'_>) -> Result<(), String> {
-    core.engine().await.ok_or("the engine is not running")?.stop().await;
-    Ok(())
+pub async fn stop_instance(core: Core<'_>, id: u64) -> AppResult<bool> {
+    Ok(core.running_engine().await?.stop_instance(id).await)
 }
 
 #[tauri::command]
-pub async fn stop_instance(core: Core<'_>, id: u64) -> Result<bool, String> {
-    Ok(core.engine().await.ok_or("the engine is not running")?.stop_instance(id).await)
-}
-
-#[tauri::command]
-pub async fn list_runs(core: Core<'_>, agent_id: String) -> Result<Vec<RunFile>, String> {
+pub async fn list_runs(core: Core<'_>, agent_id: String) -> AppResult<Vec<RunFile>> {
     Ok(core.list_runs(&agent_id).await)
 }
 
 #[tauri::command]
-pub async fn read_log(core: Core<'_>, path: PathBuf, max_bytes: Option<u64>) -> Result<String, String> {
+pub async fn read_log(core: Core<'_>, path: PathBuf, max_bytes: Option<u64>) -> AppResult<String> {
     core.read_log(&path, max_bytes.unwrap_or(256 * 1024)).await
 }
 
 /// Open a run log in the default app.
 #[tauri::command]
-pub async fn open_log(app: AppHandle, core: Core<'_>, path: PathBuf) -> Result<(), String> {
-    let p = core.checked_log_path(&path).await?;
-    app.opener().open_path(p.display().to_string(), None::<&str>).map_err(|e| e.to_string())
+pub async fn open_log(app: AppHandle, core: Core<'_>, path: PathBuf) -> AppResult<()> {
+    let p = core.checked_log_path(&path, LogTarget::RunLog).await?;
+    app.opener().open_path(p.display().to_string(), None::<&str>).map_err(|e| AppError::Message(e.to_string()))
 }
 
 /// Show a run log (or an agent's log folder) in Finder / the file manager.
 #[tauri::command]
-pub async fn reveal_log(app: AppHandle, core: Core<'_>, path: PathBuf) -> Result<(), String> {
-    let p = core.checked_log_path(&path).await?;
-    app.opener().reveal_item_in_dir(p).map_err(|e| e.to_string())
+pub async fn reveal_log(app: AppHandle, core: Core<'_>, path: PathBuf) -> AppResult<()> {
+    let p = core.checked_log_path(&path, LogTarget::RunLogOrAgentDir).await?;
+    app.opener().reveal_item_in_dir(p).map_err(|e| AppError::Message(e.to_string()))
 }
 
 #[tauri::command]
-pub async fn test_provider(command: String) -> Result<String, String> {
+pub async fn test_provider(command: String) -> AppResult<String> {
     crate::state::test_provider(&command)
 }
 
 #[tauri::command]
-pub async fn run_doctor(core: Core<'_>) -> Result<Vec<coordinator::doctor::Check>, String> {
+pub async fn run_doctor(core: Core<'_>) -> AppResult<Vec<coordinator::doctor::Check>> {
     Ok(core.doctor().await)
 }
 
 #[tauri::command]
-pub async fn import_config(core: Core<'_>, path: PathBuf, scrub: bool) -> Result<coordinator::import::ImportReport, String> {
+pub async fn import_config(core: Core<'_>, path: PathBuf, scrub: bool) -> AppResult<coordinator::import::ImportReport> {
     core.import(&path, scrub).await
 }
 
 #[tauri::command]
-pub async fn set_demo(app: AppHandle, core: Core<'_>, on: bool) -> Result<AppView, String> {
+pub async fn set_demo(app: AppHandle, core: Core<'_>, on: bool) -> AppResult<AppView> {
     let mut s = core.view().await.saved;
     s.demo = on;
     if on || core.settings_path.exists() {
-        core.save_settings(s).await.map_err(|e| e.message)?;
+        // The welcome page shows this as a line of text, not under a field.
+        core.save_settings(s).await.map_err(|e| AppError::Message(e.to_string()))?;
     }
-    crate::restart_engine(&app, core.inner().clone(), on).await?;
+    engine_host::restart_engine(&app, core.inner().clone(), on).await?;
     Ok(core.view().await)
 }

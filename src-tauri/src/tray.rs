@@ -13,20 +13,17 @@ const ICON_IDLE: &[u8] = include_bytes!("../../icons/tray-idle.png");
 const ICON_RUNNING: &[u8] = include_bytes!("../../icons/tray-running.png");
 const ICON_ERROR: &[u8] = include_bytes!("../../icons/tray-error.png");
 
+/// The agent's state in the same words as the window (`status_words`), cut to fit a menu item.
 fn state_text(s: &AgentState) -> String {
-    match s {
-        AgentState::Idle => "idle".into(),
-        AgentState::Running { instances } => format!("running ({instances})"),
-        // A clock time, not a countdown: the menu is only rebuilt when the state changes.
-        AgentState::Cooldown { until, reason } => match chrono::DateTime::from_timestamp_millis(*until) {
-            Some(t) => format!("cooling down until {} ({reason})", t.with_timezone(&chrono::Local).format("%H:%M")),
-            None => format!("cooling down ({reason})"),
-        },
-        AgentState::NoPasskey => "no passkey".into(),
-        AgentState::Disabled => "disabled".into(),
-        AgentState::Error { .. } => "error".into(),
+    let text = crate::status_words::words(s).text;
+    match text.char_indices().nth(MENU_TEXT_MAX) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
     }
 }
+
+/// Longer error messages are cut in the menu (the window shows them whole).
+const MENU_TEXT_MAX: usize = 60;
 
 /// Which icon fits the picture: error when the server is unreachable or an agent failed.
 fn icon_for(s: &Snapshot) -> &'static [u8] {
@@ -74,7 +71,8 @@ pub fn build_menu(app: &AppHandle, s: &Snapshot, status_text: Option<&str>) -> t
         .build()
 }
 
-pub fn create(app: &AppHandle) -> tauri::Result<TrayIcon> {
+/// `on_menu` handles a click on a menu item, by its id (`menu::on_menu`).
+pub fn create(app: &AppHandle, on_menu: fn(&AppHandle, &str)) -> tauri::Result<TrayIcon> {
     let menu = build_menu(app, &Snapshot::default(), None)?;
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(ICON_IDLE)?)
@@ -83,7 +81,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<TrayIcon> {
         .tooltip("AgentPM Coordinator")
         .menu(&menu)
         .show_menu_on_left_click(true)
-        .on_menu_event(|app, ev| crate::on_menu(app, ev.id.as_ref()))
+        .on_menu_event(move |app, ev| on_menu(app, ev.id.as_ref()))
         .build(app)
 }
 
@@ -136,12 +134,14 @@ mod tests {
     }
 
     #[test]
-    fn cooldown_shows_a_clock_time_and_the_menu_signature_is_stable_while_it_runs() {
+    fn the_menu_uses_the_window_words_and_its_signature_is_stable_while_a_cooldown_runs() {
         let until = coordinator::api::now_ms() + 90 * 60_000;
-        let text = state_text(&AgentState::Cooldown { until, reason: "quota".into() });
-        let hhmm = chrono::DateTime::from_timestamp_millis(until).unwrap().with_timezone(&chrono::Local).format("%H:%M").to_string();
-        assert_eq!(text, format!("cooling down until {hhmm} (quota)"));
-        let s = Snapshot { agents: vec![agent("a", AgentState::Cooldown { until, reason: "quota".into() })], ..Default::default() };
+        let cooldown = AgentState::Cooldown { until, reason: "quota".into() };
+        assert_eq!(state_text(&cooldown), crate::status_words::words(&cooldown).text);
+        let long = AgentState::Error { message: "x".repeat(200) };
+        assert_eq!(state_text(&long).chars().count(), MENU_TEXT_MAX + 1);
+        assert!(state_text(&long).starts_with("error: xxx") && state_text(&long).ends_with('…'));
+        let s = Snapshot { agents: vec![agent("a", cooldown)], ..Default::default() };
         let first = signature(&s);
         std::thread::sleep(std::time::Duration::from_millis(1100));
         assert_eq!(signature(&s), first, "the menu would be rebuilt every second");
