@@ -84,6 +84,12 @@ impl Session {
         self.post("/execute/sync", json!({"script": script, "args": []})).await["value"].clone()
     }
 
+    /// Invoke a command of the app from the page, as a hostile page could: "ok: <result>" or "err: <error>".
+    async fn invoke(&self, command: &str, args: Value) -> String {
+        let js = format!("const done = arguments[arguments.length - 1]; window.__TAURI__.core.invoke({command:?}, {args}).then((r) => done('ok: ' + JSON.stringify(r)), (e) => done('err: ' + (e.message || e)));");
+        self.post("/execute/async", json!({"script": js, "args": []})).await["value"].as_str().unwrap_or("").to_string()
+    }
+
     /// Screenshot after the window finished starting and painted what the DOM holds now (a capture taken
     /// right after a DOM change can show the previous frame).
     async fn screenshot(&self, name: &str) {
@@ -258,6 +264,19 @@ async fn app_end_to_end() {
     s.screenshot("settings-invalid").await;
     let saved = std::fs::read_to_string(demo_dir.join("coordinator/settings.json")).unwrap();
     assert!(saved.contains("\"max_concurrent\": 3") && saved.contains("\"polling_interval_secs\": 7"), "{saved}");
+    // The window's input is not trusted (issue 15 item 11): `/` as the log folder is a field error and is not
+    // saved, and read_log refuses files that are not run logs below the log folder.
+    s.type_into("#set-max", "3").await;
+    s.type_into("#set-logdir", "/").await;
+    s.click("#save-settings").await;
+    s.wait_text("#err-log_dir", "system folder", Duration::from_secs(10)).await;
+    let saved = std::fs::read_to_string(demo_dir.join("coordinator/settings.json")).unwrap();
+    assert!(!saved.contains("\"log_dir\": \"/\""), "log_dir / was saved: {saved}");
+    let settings_json = demo_dir.join("coordinator/settings.json").display().to_string();
+    for path in ["/etc/passwd", settings_json.as_str()] {
+        let r = s.invoke("read_log", json!({"path": path})).await;
+        assert!(r.starts_with("err: ") && r.contains("not inside the log folder"), "read_log {path}: {r}");
+    }
     s.close().await;
     // The last page was saved when it was opened (read now: the next launch rewrites the file as it starts).
     let ui_state = std::fs::read_to_string(demo_dir.join("coordinator/ui-state.json")).unwrap_or_default();
