@@ -1,6 +1,5 @@
 //! Platform directories (fixed in docs/product.md), id validation, and safe file writes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Environment variable that moves the whole data root (tests, portable setups).
@@ -78,23 +77,10 @@ pub fn join_id(base: &Path, id: &str) -> Result<PathBuf, String> {
     Ok(base.join(id))
 }
 
-/// Write `bytes` to `path` atomically: temp file in the same dir, fsync, rename. Creates parent dirs.
+/// Write `bytes` to `path` atomically: an exclusive temp file in the same dir (never a followed link), fsync,
+/// rename. Creates parent dirs.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(())
+    crate::safe_fs::write_atomic_path(path, bytes, mode)
 }
 
 #[cfg(test)]
