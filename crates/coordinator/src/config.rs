@@ -35,6 +35,9 @@ pub struct Settings {
     pub demo: bool,
     /// Launch the app at login (the app applies it; the engine ignores it).
     pub launch_at_login: bool,
+    /// Accept plain `http://` to a host other than this machine: the coordinator token then crosses the network
+    /// in clear. Off by default; the app shows it as a warning.
+    pub allow_insecure_http: bool,
     /// Fields the user set explicitly; they win over the server's dynamic configuration.
     pub pinned: Vec<String>,
 }
@@ -141,6 +144,7 @@ impl Default for Settings {
             log_upload: LogUpload::default(),
             demo: false,
             launch_at_login: false,
+            allow_insecure_http: false,
             pinned: Vec::new(),
         };
         s.add_builtin_providers();
@@ -225,6 +229,9 @@ impl Settings {
             if s.contains("://") && !(s.starts_with("http://") || s.starts_with("https://")) {
                 return Err(ConfigError::invalid(file, "server", format!("{s:?}"), "only http:// and https:// URLs or socket paths are supported"));
             }
+            if let Err(e) = crate::pm::transport::check_cleartext(s, self.allow_insecure_http) {
+                return Err(ConfigError::invalid(file, "server", format!("{s:?}"), &e));
+            }
         }
         for id in self.agents.keys() {
             if let Err(e) = crate::paths::validate_id(id) {
@@ -281,6 +288,9 @@ impl Settings {
         if let Some(u) = &self.log_upload.server_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(ConfigError::invalid(file, "log_upload.server_url", format!("{u:?}"), "use an http(s):// URL"));
+            }
+            if let Err(e) = crate::pm::transport::check_cleartext(u, self.allow_insecure_http) {
+                return Err(ConfigError::invalid(file, "log_upload.server_url", format!("{u:?}"), &e));
             }
         }
         Ok(())

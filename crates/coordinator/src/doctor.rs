@@ -44,7 +44,7 @@ pub async fn run(settings: &Settings, store: &dyn SecretStore) -> Vec<Check> {
         }
     };
 
-    let server = match crate::pm::PmClient::new(&address, token, Duration::from_secs(3)) {
+    let server = match crate::pm::PmClient::with_options(&address, token, Duration::from_secs(3), settings.allow_insecure_http) {
         Ok(client) => match client.health_check().await {
             Ok(h) if h.status == "ok" => check("PM server", true, format!("{address} answers (status ok)"), ""),
             Ok(h) => check("PM server", false, format!("{address} answers with status {:?}", h.status), "check AI Agent PM's logs"),

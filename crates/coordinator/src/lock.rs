@@ -1,5 +1,4 @@
 //! Single-instance lock per settings file, with stale-lock takeover.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +25,51 @@ struct Info {
     config: String,
 }
 
-fn runtime_dir() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+/// Where locks live: the per-user runtime folder, else a per-user folder in the temp dir. Either must be a real
+/// folder (not a symlink) owned by us and closed to others; `/tmp` is shared, so another user may have created
+/// (or planted a link at) our name first — then we fall back to a folder under our own data root.
+fn lock_dir() -> Result<PathBuf, LockError> {
+    let preferred = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d).join("agentpm-coordinator"),
         None => std::env::temp_dir().join(format!("agentpm-coordinator-{}", nix::unistd::getuid())),
+    };
+    pick_dir(preferred, crate::paths::coordinator_dir().join("locks"))
+}
+
+fn pick_dir(preferred: PathBuf, fallback: PathBuf) -> Result<PathBuf, LockError> {
+    match private_dir(&preferred) {
+        Ok(()) => Ok(preferred),
+        Err(why) => {
+            tracing::warn!("lock folder {} is unsafe ({why}); using {}", preferred.display(), fallback.display());
+            private_dir(&fallback).map_err(|message| LockError::Io { path: fallback.display().to_string(), message })?;
+            Ok(fallback)
+        }
     }
+}
+
+/// Create `dir` (0700) if missing, then check with lstat that it is a folder we own that nobody else can enter.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
+    if meta.file_type().is_symlink() || !meta.is_dir() {
+        return Err("it is a symlink or not a folder".into());
+    }
+    if meta.uid() != nix::unistd::getuid().as_raw() {
+        return Err(format!("it belongs to uid {}, not to us", meta.uid()));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        // Ours but open to others (e.g. an old version's umask): close it rather than give up.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// FNV-1a: a stable, dependency-free name for the lock of one config path.
@@ -67,14 +106,24 @@ fn key(config: &Path) -> String {
 impl InstanceLock {
     /// Lock keyed by the canonical path of `config` (the settings file or YAML in use).
     pub fn acquire(config: &Path) -> Result<InstanceLock, LockError> {
-        use std::os::unix::fs::DirBuilderExt;
-        let dir = runtime_dir();
+        Self::acquire_in(&lock_dir()?, config)
+    }
+
+    fn acquire_in(dir: &Path, config: &Path) -> Result<InstanceLock, LockError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let io = |p: &Path, e: std::io::Error| LockError::Io { path: p.display().to_string(), message: e.to_string() };
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| io(&dir, e))?;
         let path = dir.join(format!("coordinator-{}.lock", key(config)));
         let info_path = path.with_extension("info");
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| io(&path, e))?;
-        let old: Option<Info> = std::fs::read_to_string(&info_path).ok().and_then(|t| serde_json::from_str(&t).ok());
+        // O_NOFOLLOW: a link planted at the lock's name fails instead of truncating or locking its target.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc_o_nofollow())
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        let old: Option<Info> = read_no_follow(&info_path).and_then(|t| serde_json::from_slice(&t).ok());
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -91,10 +140,28 @@ impl InstanceLock {
             started: chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
             config: config.display().to_string(),
         };
-        let mut f = std::fs::File::create(&info_path).map_err(|e| io(&info_path, e))?;
-        let _ = f.write_all(serde_json::to_string(&info).unwrap_or_default().as_bytes());
+        // Temp file + rename: a planted link at the info name is replaced, never followed.
+        crate::safe_fs::write_atomic_path(&info_path, serde_json::to_string(&info).unwrap_or_default().as_bytes(), 0o600)
+            .map_err(|e| io(&info_path, e))?;
         Ok(InstanceLock { path, took_over, file: Some(file) })
     }
+}
+
+fn libc_o_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+/// The info file's bytes, or `None` when missing, unreadable or not a regular file (a link is not read).
+fn read_no_follow(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc_o_nofollow()).open(path).ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    f.by_ref().take(64 * 1024).read_to_end(&mut buf).ok()?;
+    Some(buf)
 }
 
 impl Drop for InstanceLock {
@@ -154,5 +221,51 @@ mod tests {
         std::fs::write(&info, saved).unwrap();
         let l = InstanceLock::acquire(&cfg).unwrap();
         assert!(l.took_over.as_deref().unwrap_or("").contains("4242"), "{:?}", l.took_over);
+    }
+
+    #[test]
+    fn a_folder_of_another_user_or_a_link_is_not_used_for_locks() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        let planted = d.path().join("planted");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let fallback = d.path().join("data/locks");
+        assert_eq!(pick_dir(planted.clone(), fallback.clone()).unwrap(), fallback);
+        // A folder open to others that is ours gets closed, then used.
+        let open = d.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(pick_dir(open.clone(), fallback.clone()).unwrap(), open);
+        assert_eq!(std::fs::metadata(&open).unwrap().permissions().mode() & 0o777, 0o700);
+        if nix::unistd::getuid().is_root() {
+            let theirs = d.path().join("theirs");
+            std::fs::create_dir(&theirs).unwrap();
+            nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            assert_eq!(pick_dir(theirs, fallback.clone()).unwrap(), fallback);
+        }
+    }
+
+    #[test]
+    fn planted_links_at_the_lock_and_info_names_are_never_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("locks");
+        std::fs::create_dir(&dir).unwrap();
+        let cfg = d.path().join("s.json");
+        std::fs::write(&cfg, "{}").unwrap();
+        let victim = d.path().join("victim.txt");
+        std::fs::write(&victim, "precious").unwrap();
+        let lock = dir.join(format!("coordinator-{}.lock", key(&cfg)));
+        std::os::unix::fs::symlink(&victim, lock.with_extension("info")).unwrap();
+        let l = InstanceLock::acquire_in(&dir, &cfg).unwrap();
+        assert!(l.took_over.is_none(), "a link is not read as a stale holder");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(lock.with_extension("info")).unwrap().file_type().is_symlink());
+        drop(l);
+        std::fs::remove_file(&lock).unwrap();
+        std::os::unix::fs::symlink(&victim, &lock).unwrap();
+        assert!(matches!(InstanceLock::acquire_in(&dir, &cfg), Err(LockError::Io { .. })));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 }

@@ -440,7 +440,7 @@ impl Supervisor {
         self.secret_error = error;
         self.secrets_loaded = true;
         self.warned_no_passkey.clear();
-        match PmClient::new(&self.settings.server_address(), self.token.clone(), CALL_TIMEOUT) {
+        match PmClient::with_options(&self.settings.server_address(), self.token.clone(), CALL_TIMEOUT, self.settings.allow_insecure_http) {
             Ok(c) => self.client = Some(Arc::new(c)),
             Err(e) => {
                 self.client = None;

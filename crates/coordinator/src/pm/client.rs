@@ -15,9 +15,15 @@ pub struct PmClient {
 
 impl PmClient {
     /// `token` is the coordinator token (added to every call's arguments and, over HTTP, as Bearer).
+    /// Plain http is allowed only to loopback (see [`super::transport::check_cleartext`]).
     pub fn new(address: &str, token: Option<String>, timeout: Duration) -> Result<PmClient, PmError> {
+        Self::with_options(address, token, timeout, false)
+    }
+
+    pub fn with_options(address: &str, token: Option<String>, timeout: Duration, allow_insecure_http: bool) -> Result<PmClient, PmError> {
         let token = token.filter(|t| !t.is_empty());
-        Ok(PmClient { transport: Transport::for_address(address, token.clone())?, token, timeout, next_id: AtomicU64::new(1) })
+        let transport = Transport::for_address(address, token.clone(), allow_insecure_http)?;
+        Ok(PmClient { transport, token, timeout, next_id: AtomicU64::new(1) })
     }
 
     pub fn address(&self) -> String {

@@ -4,8 +4,23 @@ use super::{LogUploadRequest, PmError, RemoteConfig};
 use serde_json::Value;
 use std::time::Duration;
 
+/// The upload reply is a few fields; the dynamic config a few agents and providers.
+const UPLOAD_REPLY_CAP: usize = 64 * 1024;
+const CONFIG_REPLY_CAP: usize = 1024 * 1024;
+
 fn client(timeout: Duration) -> Result<reqwest::Client, PmError> {
-    reqwest::Client::builder().timeout(timeout).build().map_err(|e| PmError::Protocol { tool: "http".into(), message: e.to_string() })
+    super::transport::http_client(Some(timeout)).map_err(|e| PmError::Protocol { tool: "http".into(), message: e.to_string() })
+}
+
+/// The body as JSON, refused past `cap` bytes; a redirect is an error (never followed: the token rides along).
+async fn capped_json(resp: reqwest::Response, tool: &str, base: &str, cap: usize) -> Result<(u16, Value), PmError> {
+    let status = resp.status().as_u16();
+    if resp.status().is_redirection() {
+        return Err(PmError::Http { tool: tool.into(), status, body: "redirect refused: set the final URL as the server address".into() });
+    }
+    let bytes = super::transport::read_limited(resp, tool, base, cap).await?;
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok((status, body))
 }
 
 fn http_err(tool: &str, base: &str, e: reqwest::Error) -> PmError {
@@ -35,8 +50,7 @@ pub async fn upload_log(base_url: &str, token: &str, req: &LogUploadRequest, max
         .text("original_filename", name);
     let url = format!("{}/api/v1/execution-logs/upload", base_url.trim_end_matches('/'));
     let resp = client(timeout)?.post(&url).bearer_auth(token).multipart(form).send().await.map_err(|e| http_err(tool, base_url, e))?;
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let (status, body) = capped_json(resp, tool, base_url, UPLOAD_REPLY_CAP).await?;
     if status != 200 || body.get("success").and_then(Value::as_bool) != Some(true) {
         let msg = body.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
         return Err(PmError::Http { tool: tool.into(), status, body: crate::redact::global().redact(&msg) });
@@ -53,8 +67,10 @@ pub async fn fetch_remote_config(base_url: &str, token: &str, root_agent_id: Opt
         req = req.query(&[("root_agent_id", r)]);
     }
     let resp = req.send().await.map_err(|e| http_err(tool, base_url, e))?;
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.map_err(|e| PmError::Protocol { tool: tool.into(), message: e.without_url().to_string() })?;
+    let (status, body) = capped_json(resp, tool, base_url, CONFIG_REPLY_CAP).await?;
+    if status == 200 && !body.is_object() {
+        return Err(PmError::Protocol { tool: tool.into(), message: "reply is not a JSON object".into() });
+    }
     if status != 200 {
         let msg = body.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
         return Err(PmError::Http { tool: tool.into(), status, body: msg });
