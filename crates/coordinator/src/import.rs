@@ -32,6 +32,8 @@ pub struct ImportReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    #[error("{file}: {message}; nothing was imported")]
+    Invalid { file: String, message: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("secret store: {0}; nothing was scrubbed")]
@@ -62,6 +64,16 @@ pub fn import_yaml(yaml: &Path, store: &dyn SecretStore, settings_path: &Path, o
     // Plan the scrub first: when it cannot remove every secret, nothing is imported, stored or written.
     let has_plain = legacy.passkeys.values().any(|p| matches!(p, PasskeySource::Plain(_))) || matches!(legacy.token, Some(PasskeySource::Plain(_)));
     let scrubbed = if opts.scrub && has_plain { Some(scrubbed_text(yaml, &text)?) } else { None };
+    // A secret too short to be real (or to be masked in logs) stops the import before anything is stored.
+    let short = legacy
+        .passkeys
+        .iter()
+        .filter_map(|(id, src)| src.value().and_then(|v| secrets::check_secret(&format!("passkey of {id}"), &v).err()))
+        .chain(legacy.token.as_ref().and_then(PasskeySource::value).and_then(|v| secrets::check_secret("coordinator_token", &v).err()))
+        .collect::<Vec<_>>();
+    if !short.is_empty() {
+        return Err(ImportError::Invalid { file: yaml.display().to_string(), message: short.join("; ") });
+    }
     let mut report = ImportReport { settings_path: settings_path.to_path_buf(), warnings: Vec::new(), ..Default::default() };
     for (id, src) in &legacy.passkeys {
         match src.value() {
@@ -297,6 +309,18 @@ mod tests {
         assert_eq!(r.token.as_deref(), Some("conflict"));
         assert!(r.has_conflicts() && r.backup.is_none());
         assert_eq!(std::fs::read_to_string(&yaml).unwrap(), YAML);
+    }
+
+    #[test]
+    fn a_short_passkey_stops_the_import_and_names_the_agent_not_the_value() {
+        let d = tempfile::tempdir().unwrap();
+        let yaml = d.path().join("c.yaml");
+        std::fs::write(&yaml, "coordinator_token: tok-abcdef\nagents:\n  agt_a:\n    passkey: pk-long-enough\n  agt_b:\n    passkey: abc\n").unwrap();
+        let settings = d.path().join("s.json");
+        let store = MemoryStore::new();
+        let e = import_yaml(&yaml, &store, &settings, &ImportOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("c.yaml") && e.contains("agt_b") && e.contains("3 characters") && !e.contains("abc\""), "{e}");
+        assert!(store.list().unwrap().is_empty() && !settings.exists());
     }
 
     #[test]

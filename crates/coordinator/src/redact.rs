@@ -38,6 +38,69 @@ impl Redactor {
     pub fn is_empty(&self) -> bool {
         self.0.read().unwrap().is_empty()
     }
+
+    /// Length in bytes of the longest secret (0 when none).
+    pub fn max_len(&self) -> usize {
+        self.0.read().unwrap().first().map_or(0, String::len)
+    }
+
+    /// Mask `text` and return it with the byte offset up to which it is final: a secret that may continue in
+    /// text not yet seen cannot start before that offset (see [`StreamRedactor`]).
+    fn redact_prefix(&self, text: &str) -> (String, usize) {
+        let v = self.0.read().unwrap();
+        let longest = v.first().map_or(0, String::len);
+        // Past this point a secret could still be incomplete; before it, any match is whole.
+        let mut safe = text.len().saturating_sub(longest.saturating_sub(1));
+        while !text.is_char_boundary(safe) {
+            safe -= 1;
+        }
+        let (mut out, mut i, mut copied) = (String::with_capacity(text.len()), 0, 0);
+        while i < safe {
+            match v.iter().find(|s| text[i..].starts_with(s.as_str())) {
+                Some(s) => {
+                    out.push_str(&text[copied..i]);
+                    out.push_str(MASK);
+                    i += s.len();
+                    copied = i;
+                }
+                None => i += text[i..].chars().next().map_or(1, char::len_utf8),
+            }
+        }
+        let end = i.max(safe);
+        out.push_str(&text[copied..end]);
+        (out, end)
+    }
+}
+
+/// Masks a stream cut into pieces at arbitrary points (long output lines are forwarded in 64 KiB pieces): the
+/// tail of a piece that could be the start of a secret is held back and masked together with the next piece.
+pub struct StreamRedactor {
+    redactor: Redactor,
+    carry: String,
+}
+
+impl StreamRedactor {
+    pub fn new(redactor: Redactor) -> Self {
+        StreamRedactor { redactor, carry: String::new() }
+    }
+
+    /// Masked text that is final. `line_complete`: the piece ends a line (secrets never span a newline).
+    pub fn push(&mut self, piece: &str, line_complete: bool) -> String {
+        if line_complete {
+            let whole = std::mem::take(&mut self.carry) + piece;
+            return self.redactor.redact(&whole);
+        }
+        self.carry.push_str(piece);
+        let (out, end) = self.redactor.redact_prefix(&self.carry);
+        self.carry.drain(..end);
+        out
+    }
+
+    /// Whatever is held back, masked (end of the stream).
+    pub fn finish(&mut self) -> String {
+        let rest = std::mem::take(&mut self.carry);
+        self.redactor.redact(&rest)
+    }
 }
 
 /// The process-wide redactor used by the tracing writer.
@@ -159,6 +222,30 @@ mod tests {
         let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert!(out.contains("spawning with"), "{out}");
         assert!(!out.contains("pk-very-secret"), "{out}");
+    }
+
+    #[test]
+    fn a_secret_cut_between_pieces_is_still_masked() {
+        let r = Redactor::default();
+        r.add("pk-0123456789abcdef");
+        r.add("tok-zz99");
+        let text = format!("{}pk-0123456789abcdef{}tok-zz99 end", "x".repeat(70_000), "é".repeat(10));
+        for cut in [1, 3, 7, 15, 4096, 65_536, 70_003, 70_010] {
+            let mut sr = StreamRedactor::new(r.clone());
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while !rest.is_empty() {
+                let mut n = cut.min(rest.len());
+                while !rest.is_char_boundary(n) {
+                    n += 1;
+                }
+                out.push_str(&sr.push(&rest[..n], false));
+                rest = &rest[n..];
+            }
+            out.push_str(&sr.finish());
+            assert_eq!(out, r.redact(&text), "cut every {cut} bytes");
+            assert!(!out.contains("0123456789") && !out.contains("zz99"));
+        }
     }
 
     #[test]

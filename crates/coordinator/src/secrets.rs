@@ -11,6 +11,21 @@ pub fn agent_account(agent_id: &str) -> String {
     format!("agent:{agent_id}")
 }
 
+/// Shorter passkeys and tokens are refused: they are guessable, and too short to be masked safely in logs.
+pub const MIN_SECRET_LEN: usize = 8;
+
+/// Why `value` cannot be stored as a passkey or token (`what` names it in the message), if it cannot.
+pub fn check_secret(what: &str, value: &str) -> Result<(), String> {
+    let n = value.trim().chars().count();
+    if n == 0 {
+        return Err(format!("the {what} is empty: nothing stored"));
+    }
+    if n < MIN_SECRET_LEN {
+        return Err(format!("the {what} has {n} characters; at least {MIN_SECRET_LEN} are needed (copy the whole value AI Agent PM shows)"));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum SecretError {
     /// No Keychain / Secret Service, or it is locked, or access was denied. Never a reason to use a file.

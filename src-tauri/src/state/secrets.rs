@@ -9,9 +9,7 @@ impl AppCore {
     /// Store a passkey. The value is never returned, logged or kept anywhere else.
     pub async fn set_passkey(&self, agent_id: &str, value: &str) -> AppResult<()> {
         coordinator::paths::validate_id(agent_id).map_err(|e| AppError::Message(format!("agent id {agent_id:?}: {e}")))?;
-        if value.trim().is_empty() {
-            return Err("the passkey is empty: nothing stored".into());
-        }
+        secrets::check_secret("passkey", value).map_err(AppError::Message)?;
         let inner = self.inner.lock().await;
         let store = Self::store_of(&inner, &self.platform_store);
         coordinator::redact::global().add(value);
@@ -38,9 +36,7 @@ impl AppCore {
     }
 
     pub async fn set_token(&self, value: &str) -> AppResult<()> {
-        if value.trim().is_empty() {
-            return Err("the token is empty: nothing stored".into());
-        }
+        secrets::check_secret("token", value).map_err(AppError::Message)?;
         let mut inner = self.inner.lock().await;
         let store = Self::store_of(&inner, &self.platform_store);
         coordinator::redact::global().add(value);
