@@ -77,6 +77,22 @@ pub fn is_alive(rec: &ChildRecord) -> bool {
     }
 }
 
+/// True when the process group `rec` started is still ours to stop, whether or not its leader lives: an agent
+/// killed by a broken pipe leaves its background children running in the group. The kernel never hands out a
+/// pid that is still some group's id, so a live group whose leader is gone is the group we started; a live
+/// leader must also match the recorded start time (a recycled pid is someone else's).
+pub fn group_is_ours(rec: &ChildRecord) -> bool {
+    if rec.pgid <= 1 {
+        return false;
+    }
+    let leader = ChildRecord { pid: rec.pgid, ..rec.clone() };
+    let leader_exists = nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.pgid as i32), None).is_ok() && !is_zombie(rec.pgid);
+    if leader_exists {
+        return rec.pgid != rec.pid || is_alive(&leader);
+    }
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(rec.pgid as i32), None).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +115,31 @@ mod tests {
         assert!(is_alive(&rec));
         assert!(!is_alive(&ChildRecord { proc_start: start.map(|s| s + 1), ..rec.clone() }), "recycled pid taken for ours");
         assert!(!is_alive(&ChildRecord { pid: 999_999_999, ..rec }));
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_leader_died_is_still_stopped() {
+        use std::os::unix::process::CommandExt;
+        // The leader starts a background sleeper in its group and exits at once, as an agent killed by SIGPIPE.
+        let mut leader = std::process::Command::new("sh");
+        leader.args(["-c", "sleep 30 >/dev/null 2>&1 & echo $!"]).process_group(0).stdout(std::process::Stdio::piped());
+        let child = leader.spawn().unwrap();
+        let (pgid, start) = (child.id(), process_start_time(child.id()));
+        let out = child.wait_with_output().unwrap();
+        let sleeper: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let rec = ChildRecord { pid: pgid, pgid, agent_id: "a".into(), project_id: "p".into(), task_id: None, started_at: 0, log_path: PathBuf::new(), proc_start: start };
+        assert!(!is_alive(&rec), "the leader is gone");
+        assert!(group_is_ours(&rec), "its group lives on");
+        crate::launch::stop_group(pgid, std::time::Duration::from_secs(2)).await;
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(sleeper), None).is_err() || is_zombie(sleeper as u32)
+        });
+        assert!(gone, "the background child survived");
+        assert!(!group_is_ours(&rec));
+        // A live process with a different start time at the recorded pid is not ours.
+        let me = std::process::id();
+        let other = ChildRecord { pid: me, pgid: me, proc_start: process_start_time(me).map(|s| s + 7), ..rec };
+        assert!(!group_is_ours(&other));
     }
 }
