@@ -1,0 +1,255 @@
+//! The attack review's findings (issue 15), each against a hostile server or a hostile project folder, with
+//! real coordinator processes or the real engine and real child processes. Each prints one "SECURITY| …"
+//! line for the README's table.
+
+use agentpm_e2e::hostile::{Hostile, Script};
+use agentpm_e2e::*;
+use coordinator::config::{AgentSettings, ProviderSettings, Settings};
+use coordinator::engine::{Engine, EngineConfig};
+use coordinator::redact::Redactor;
+use coordinator::secrets::{self, MemoryStore, SecretStore};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PK_A: &str = "pk-alpha-0123456789abcdef";
+const PK_B: &str = "pk-bravo-fedcba9876543210";
+
+/// A provider that is our own shell script (custom conventions unless `kind` says otherwise).
+fn script_provider(script: &str, kind: &str) -> ProviderSettings {
+    ProviderSettings { command: "/bin/sh".into(), args: vec!["-c".into(), script.into(), "provider".into()], model: None, kind: Some(kind.into()) }
+}
+
+struct Setup {
+    engine: Engine,
+    logs: PathBuf,
+}
+
+/// The real engine pointed at `server`, agents `agt_a` (enabled) and `agt_b` (disabled), both with passkeys.
+fn engine(dir: &Path, server: &str, claude: ProviderSettings, tweak: impl FnOnce(&mut Settings)) -> Setup {
+    let logs = dir.join("logs");
+    let mut settings = Settings { server: Some(server.into()), polling_interval_secs: 1, max_concurrent: 2, log_dir: Some(logs.clone()), ..Settings::default() };
+    settings.providers.insert("claude".into(), claude);
+    settings.agents.insert("agt_a".into(), AgentSettings::default());
+    settings.agents.insert("agt_b".into(), AgentSettings { enabled: false, ..Default::default() });
+    tweak(&mut settings);
+    let store = Arc::new(MemoryStore::new());
+    store.set(&secrets::agent_account("agt_a"), PK_A).unwrap();
+    store.set(&secrets::agent_account("agt_b"), PK_B).unwrap();
+    store.set(secrets::TOKEN_ACCOUNT, "tok-hostile-token-77").unwrap();
+    let engine = Engine::launch(EngineConfig {
+        settings,
+        settings_path: dir.join("settings.json"),
+        state_path: Some(dir.join("state.json")),
+        secrets: store,
+        // Our own redactor: tests in this process must not mask each other's secrets.
+        redactor: Redactor::default(),
+        autostart: true,
+    });
+    Setup { engine, logs }
+}
+
+async fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+fn project(dir: &Path) -> PathBuf {
+    let p = dir.join("project");
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kick_command_from_the_server_never_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let (proj, evil) = (project(d.path()), d.path().join("kick-ran"));
+    let script = Script {
+        project_dir: proj.clone(),
+        agents: vec!["agt_a".into()],
+        first_action: json!({"action": "start", "task_id": "tsk_1", "kick_command": format!("/bin/sh -c 'env > {}'", evil.display())}),
+        always: true,
+        ..Default::default()
+    };
+    let h = Hostile::start(d.path(), script, false).await;
+    let s = engine(d.path(), &h.socket.display().to_string(), script_provider("echo configured >> \"$WORKING_DIRECTORY/configured-ran\"", "custom"), |_| {});
+    assert!(wait_for(Duration::from_secs(15), || proj.join("configured-ran").exists()).await, "the configured provider did not run");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!evil.exists(), "the server's kick_command ran (with the agent's environment)");
+    let reports = s.engine.snapshot().last_errors.iter().filter(|e| e.message.contains("kick_command")).count();
+    assert_eq!(reports, 1, "the ignored kick_command is reported once: {:?}", s.engine.snapshot().last_errors);
+    println!("SECURITY| server sends kick_command | ignored, configured provider ran, reported once | nothing of the server's ran");
+    s.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_command_from_the_dynamic_config_never_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let (proj, evil) = (project(d.path()), d.path().join("config-provider-ran"));
+    let script = Script {
+        project_dir: proj.clone(),
+        agents: vec!["agt_a".into()],
+        first_action: json!({"action": "start", "task_id": "tsk_1", "provider": "evil"}),
+        always: true,
+        remote_config: json!({"ai_providers": {"evil": {"cli_command": "/bin/sh", "cli_args": ["-c", format!("env > {}", evil.display())]}},
+                              "agents": {"agt_a": {"passkey": PK_A}}}),
+    };
+    let h = Hostile::start(d.path(), script, true).await;
+    let url = format!("{}/mcp", h.http.clone().unwrap());
+    let s = engine(d.path(), &url, script_provider("echo claude >> \"$WORKING_DIRECTORY/claude-config-ran\"", "custom"), |_| {});
+    assert!(wait_for(Duration::from_secs(15), || !h.calls_of("GET config").is_empty()).await, "dynamic config never fetched");
+    assert!(wait_for(Duration::from_secs(15), || proj.join("claude-config-ran").exists()).await, "an unknown provider name did not fall back to the claude configuration");
+    // Starts keep coming after the config was read: none of them may run the server's command.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!evil.exists(), "the server's provider command ran");
+    println!("SECURITY| dynamic config adds provider /bin/sh -c … and a start names it | the claude configuration ran instead | nothing of the server's ran");
+    s.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_masked_across_the_64k_cut_and_for_disabled_agents() {
+    let d = tempfile::tempdir().unwrap();
+    let proj = project(d.path());
+    // agt_b is disabled, but its passkey is a secret all the same: the agent prints it (read from a file).
+    std::fs::write(d.path().join("b.txt"), PK_B).unwrap();
+    let printer = format!(
+        "head -c 65530 /dev/zero | tr '\\0' x; printf '%s\\n' \"$AGENT_PASSKEY\"; cat {}; echo; echo done",
+        d.path().join("b.txt").display()
+    );
+    let script = Script { project_dir: proj, agents: vec!["agt_a".into(), "agt_b".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
+    let h = Hostile::start(d.path(), script, false).await;
+    let s = engine(d.path(), &h.socket.display().to_string(), script_provider(&printer, "custom"), |_| {});
+    assert!(wait_for(Duration::from_secs(15), || !files_containing(&s.logs, "done").is_empty()).await, "the agent's run never logged");
+    s.engine.shutdown().await;
+    for pk in [PK_A, PK_B] {
+        let hits = files_containing(d.path(), pk).into_iter().filter(|p| !p.ends_with("b.txt")).collect::<Vec<_>>();
+        assert!(hits.is_empty(), "{pk} on disk in {hits:?}");
+    }
+    assert!(!files_containing(&s.logs, coordinator::redact::MASK).is_empty(), "nothing was masked");
+    println!("SECURITY| agent prints its passkey across the 64 KiB cut, and a disabled agent's passkey | both masked in the log | no secret on disk");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinks_planted_in_the_project_reach_nothing_outside_it() {
+    let d = tempfile::tempdir().unwrap();
+    let proj = project(d.path());
+    let victim = d.path().join("victim");
+    std::fs::create_dir_all(victim.join("skills/precious")).unwrap();
+    std::fs::write(victim.join("skills/precious/SKILL.md"), "keep me").unwrap();
+    std::fs::write(victim.join("CLAUDE.md"), "victim's own").unwrap();
+    std::fs::write(d.path().join("victim-file"), "victim file\n").unwrap();
+    // What a cloned repository can carry.
+    std::fs::create_dir_all(proj.join(".aiagent/agents/agt_a")).unwrap();
+    std::os::unix::fs::symlink(&victim, proj.join(".aiagent/agents/agt_a/.claude")).unwrap();
+    std::os::unix::fs::symlink(d.path().join("victim-file"), proj.join(".aiagent/.gitignore")).unwrap();
+    let script = Script { project_dir: proj.clone(), agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
+    let h = Hostile::start(d.path(), script, false).await;
+    let marker = proj.join("agent-ran");
+    let s = engine(d.path(), &h.socket.display().to_string(), script_provider(&format!("cat >/dev/null; touch {}", marker.display()), "claude"), |_| {});
+    assert!(wait_for(Duration::from_secs(15), || marker.exists() || !s.engine.snapshot().last_errors.is_empty()).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.engine.shutdown().await;
+    assert_eq!(std::fs::read_to_string(victim.join("skills/precious/SKILL.md")).unwrap(), "keep me");
+    assert_eq!(std::fs::read_to_string(victim.join("CLAUDE.md")).unwrap(), "victim's own");
+    assert!(!victim.join("settings.json").exists());
+    assert_eq!(std::fs::read_to_string(d.path().join("victim-file")).unwrap(), "victim file\n");
+    println!("SECURITY| .aiagent/agents/<id>/.claude and .aiagent/.gitignore are symlinks out of the project | refused | victims untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_debug_output_never_rests_on_disk_unmasked() {
+    let d = tempfile::tempdir().unwrap();
+    let proj = project(d.path());
+    // A `claude` that does what Claude Code does with --debug-file: writes its own file, bypassing our log.
+    let fake_claude = "cat >/dev/null; while [ $# -gt 0 ]; do if [ \"$1\" = --debug-file ]; then echo \"debug $AGENT_PASSKEY\" > \"$2\"; fi; shift; done; echo \"stderr-debug $AGENT_PASSKEY\" >&2; echo finished";
+    let script = Script { project_dir: proj, agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
+    let h = Hostile::start(d.path(), script, false).await;
+    let s = engine(d.path(), &h.socket.display().to_string(), script_provider(fake_claude, "claude"), |st| st.debug = true);
+    assert!(wait_for(Duration::from_secs(15), || !files_containing(&s.logs, "finished").is_empty()).await, "the run never logged");
+    s.engine.shutdown().await;
+    let hits = files_containing(d.path(), PK_A);
+    assert!(hits.is_empty(), "passkey on disk in {hits:?}");
+    println!("SECURITY| debug on: claude writes its own debug file | no --debug-file; debug output goes through the masked log | no secret on disk");
+}
+
+fn cli(data: &Path) -> Command {
+    let mut c = Command::new(bin("agentpm-coordinator"));
+    c.env_remove("MCP_COORDINATOR_TOKEN").env("AGENTPM_DATA_DIR", data);
+    c
+}
+
+#[test]
+fn plain_http_to_another_host_is_refused_unless_opted_in() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("settings.json");
+    std::fs::write(&path, r#"{"server": "http://192.0.2.10:8080/mcp"}"#).unwrap();
+    let out = cli(d.path()).args(["run", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("allow_insecure_http") && err.contains("192.0.2.10"), "{err}");
+    println!("SECURITY| server = http:// to another host | refused at load (exit 2) unless allow_insecure_http | token never sent in clear");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_lock_folder_in_tmp_is_not_used() {
+    let d = tempfile::tempdir().unwrap();
+    let tmp = d.path().join("tmp");
+    let victim = d.path().join("victim");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&victim).unwrap();
+    let uid = nix::unistd::getuid();
+    std::os::unix::fs::symlink(&victim, tmp.join(format!("agentpm-coordinator-{uid}"))).unwrap();
+    let script = Script { project_dir: project(d.path()), agents: vec![], first_action: json!({"action": "hold"}), ..Default::default() };
+    let h = Hostile::start(d.path(), script, false).await;
+    let cfg = d.path().join("settings.json");
+    std::fs::write(&cfg, json!({"server": h.socket}).to_string()).unwrap();
+    let mut child = cli(&d.path().join("data")).env_remove("XDG_RUNTIME_DIR").env("TMPDIR", &tmp).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    assert!(wait_for(Duration::from_secs(10), || !h.calls_of("health_check").is_empty()).await, "the coordinator did not start");
+    let (status, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(10));
+    assert!(obeyed && status.success(), "{status:?}");
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0, "lock files written through the planted link");
+    assert!(d.path().join("data/coordinator/locks").is_dir(), "no private fallback lock folder");
+    println!("SECURITY| $TMPDIR/agentpm-coordinator-<uid> planted as a link | not used; lock under the data root | victim folder untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_children_of_a_dead_agent_are_stopped_after_a_coordinator_kill() {
+    let d = tempfile::tempdir().unwrap();
+    let proj = project(d.path());
+    let script = Script { project_dir: proj, agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
+    let h = Hostile::start(d.path(), script, false).await;
+    // The agent leaves a background child and keeps printing: when the coordinator dies, the next print
+    // kills the agent (broken pipe) and only the child remains in the group.
+    let marker = format!("sleep {}", 300 + std::process::id() % 97);
+    let yaml = format!(
+        "polling_interval: 1\nmax_concurrent: 1\nmcp_socket_path: {}\ncoordinator_token: tok-hostile-token-77\nai_providers:\n  claude:\n    cli_command: /bin/sh\n    cli_args: [\"-c\", \"{marker} >/dev/null 2>&1 & while true; do echo tick; sleep 0.1; done\", \"x\"]\nagents:\n  agt_a:\n    passkey: \"{PK_A}\"\n",
+        h.socket.display()
+    );
+    let cfg = d.path().join("coordinator.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let data = d.path().join("data");
+    let spawn = || cli(&data).env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-security").args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let running = || all_cmdlines().iter().any(|c| c.trim() == marker);
+    let mut first = spawn();
+    assert!(wait_for(Duration::from_secs(15), running).await, "the agent never started");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(running(), "the background child should outlive the coordinator until the restart");
+    let mut second = spawn();
+    let stopped = wait_for(Duration::from_secs(15), || !running()).await;
+    let _ = sigterm_and_wait(&mut second, Duration::from_secs(10));
+    if !stopped {
+        let _ = Command::new("pkill").args(["-f", &marker]).status();
+    }
+    assert!(stopped, "the orphaned group survived the restart");
+    println!("SECURITY| coordinator SIGKILLed; agent dies of a broken pipe, its background child lives | the restart stops the whole group (pgid, start-time checked) | no orphan");
+}
