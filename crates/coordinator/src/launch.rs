@@ -1,5 +1,6 @@
 //! What to run (a pure plan from provider settings + server action) and running it in its own process group.
 //! OWNER: process helper. Contract below.
+use crate::config::ProviderKind;
 use std::path::{Path, PathBuf};
 
 /// Everything needed to decide argv/env/stdin/files for one agent run.
@@ -12,8 +13,7 @@ pub struct LaunchRequest {
     /// Provider name (key in settings.providers) and its resolved settings.
     pub provider_name: String,
     pub provider: crate::config::ProviderSettings,
-    /// "claude" | "gemini" | "codex" | "custom"
-    pub kind: String,
+    pub kind: ProviderKind,
     pub model: Option<String>,
     /// Server-sent command line (split with shell-words); overrides the provider.
     pub kick_command: Option<String>,
@@ -131,8 +131,8 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
     let log_dir = req.log_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut files = Vec::new();
     if req.kick_command.is_none() {
-        match req.kind.as_str() {
-            "claude" => {
+        match req.kind {
+            ProviderKind::Claude => {
                 let cfg_path = log_dir.join(format!(".{stem}.mcp.json"));
                 let body = serde_json::json!({"mcpServers": {"agent-pm": mcp_entry(&req.server_address, has_token, true)}});
                 files.push(PlannedFile { path: cfg_path.clone(), contents: serde_json::to_string_pretty(&body).unwrap(), temp: true });
@@ -148,7 +148,7 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
                 // `-p` with no prompt argument: Claude Code reads the prompt from stdin.
                 args.push("-p".into());
             }
-            "gemini" => {
+            ProviderKind::Gemini => {
                 // Gemini reads its settings from `<cwd>/.gemini/settings.json`. Without an agent context dir
                 // the cwd is the project itself: never overwrite the user's own Gemini settings.
                 let Some(ctx) = &req.context_dir else {
@@ -175,7 +175,7 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
                     args.push("--debug".into());
                 }
             }
-            "codex" => {
+            ProviderKind::Codex => {
                 if let Some(m) = &req.model {
                     args.extend(["--model".to_string(), m.clone()]);
                 }
@@ -183,7 +183,7 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
                 args.push("-".into());
             }
             // Custom commands get exactly their configured argv (plus the environment below).
-            _ => {}
+            ProviderKind::Custom => {}
         }
     }
     let mut env = vec![

@@ -3,9 +3,9 @@
 
 use super::eligibility::working_dir_problem;
 use super::health::backoff_delay;
-use super::protocol::{Msg, Pair};
+use super::protocol::{Msg, PairKey};
 use super::Supervisor;
-use crate::pm::{AgentAction, PmClient, PmError, ProjectInfo};
+use crate::pm::{AgentAction, PmClient, PmError, ProjectInfo, ServerAction};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,17 +30,17 @@ pub(super) struct CycleState {
     pub(super) rotation: usize,
     pub(super) projects: HashMap<String, ProjectInfo>,
     /// Pairs whose `start` is being spawned: each holds a reserved slot.
-    pub(super) asking: HashSet<Pair>,
+    pub(super) asking: HashSet<PairKey>,
     /// Asker tasks: each holds one reserved slot and asks queued pairs one after another until an answer
     /// needs the loop (start, stop, restart, error) or the queue is empty. Chaining the questions in the
     /// asker, instead of a hop through the loop per question, is what makes a cycle over 1,000 pairs fast.
     pub(super) askers: usize,
     /// Running pairs with a stop/restart check in flight.
-    pub(super) checking: HashSet<Pair>,
+    pub(super) checking: HashSet<PairKey>,
     /// Pairs to ask this cycle; only eligible pairs are put in (see `blocked`), and pairs that become
     /// ineligible are purged.
-    pub(super) ask_queue: Arc<std::sync::Mutex<VecDeque<Pair>>>,
-    pub(super) check_queue: VecDeque<Pair>,
+    pub(super) ask_queue: Arc<std::sync::Mutex<VecDeque<PairKey>>>,
+    pub(super) check_queue: VecDeque<PairKey>,
 }
 
 impl CycleState {
@@ -129,7 +129,7 @@ impl Supervisor {
     pub(super) fn build_queues(&mut self, _cycle: u64, projects: Vec<ProjectInfo>) {
         self.cycle.projects.clear();
         let mut pairs = Vec::new();
-        let mut seen: HashSet<Pair> = HashSet::new();
+        let mut seen: HashSet<PairKey> = HashSet::new();
         for p in projects {
             if let Err(e) = crate::paths::validate_id(&p.project_id) {
                 self.push_error(None, None, format!("ignoring project with unsafe id {:?}: {e}", p.project_id));
@@ -146,13 +146,13 @@ impl Supervisor {
                 if crate::paths::validate_id(a).is_err() {
                     continue; // settings validation already rejects these; server data must not create dirs
                 }
-                let pair = (a.clone(), p.project_id.clone());
+                let pair = PairKey::new(a, &p.project_id);
                 seen.insert(pair.clone());
                 match &dir_problem {
                     Some(msg) => self.hold_pair_for_dir(&pair, msg),
                     None => {
                         if self.holds.pairs.get(&pair).is_some_and(|h| h.dir) {
-                            tracing::info!(agent = %pair.0, project = %pair.1, "working directory usable again");
+                            tracing::info!(agent = %pair.agent_id, project = %pair.project_id, "working directory usable again");
                             self.holds.pairs.remove(&pair);
                         }
                     }
@@ -170,7 +170,7 @@ impl Supervisor {
             self.cycle.rotation = self.cycle.rotation.wrapping_add(1);
         }
         self.cycle.check_queue.clear();
-        let running: HashSet<Pair> = self.runs.instances.values().map(|i| (i.info.agent_id.clone(), i.info.project_id.clone())).collect();
+        let running: HashSet<PairKey> = self.runs.instances.values().map(|i| PairKey::new(&i.info.agent_id, &i.info.project_id)).collect();
         let mut queue = VecDeque::new();
         for pair in pairs {
             if running.contains(&pair) {
@@ -181,13 +181,13 @@ impl Supervisor {
         }
         *self.queue() = queue;
     }
-    pub(super) fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Pair>> {
+    pub(super) fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<PairKey>> {
         self.cycle.ask_queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Drop an agent's queued questions (it just became ineligible, e.g. a cooldown started).
     pub(super) fn purge_queue(&self, agent: &str) {
-        self.queue().retain(|p| p.0 != agent);
+        self.queue().retain(|p| p.agent_id != agent);
     }
 
     pub(super) fn free_slots(&self) -> usize {
@@ -213,17 +213,17 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn ask(&self, client: Arc<PmClient>, pair: Pair, running: bool) {
+    pub(super) fn ask(&self, client: Arc<PmClient>, pair: PairKey, running: bool) {
         let tx = self.tx.clone();
         let cycle = self.cycle.number;
         tokio::spawn(async move {
-            let result = client.get_agent_action(&pair.0, &pair.1).await;
+            let result = client.get_agent_action(&pair.agent_id, &pair.project_id).await;
             let _ = tx.send(Msg::Answer { cycle, pair, running, result });
         });
     }
 
     /// An asker ended: its slot comes back; an answer that needs a decision is handled like any other.
-    pub(super) fn asker_done(&mut self, asked: Option<(Pair, Result<AgentAction, PmError>)>, holds: u64) {
+    pub(super) fn asker_done(&mut self, asked: Option<(PairKey, Result<AgentAction, PmError>)>, holds: u64) {
         self.cycle.askers -= 1;
         self.status.counters.asked += holds;
         match asked {
@@ -243,7 +243,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn answered(&mut self, _cycle: u64, pair: Pair, running: bool, result: Result<AgentAction, PmError>) {
+    pub(super) fn answered(&mut self, _cycle: u64, pair: PairKey, running: bool, result: Result<AgentAction, PmError>) {
         let asked_at = Instant::now();
         if running {
             self.cycle.checking.remove(&pair);
@@ -258,33 +258,33 @@ impl Supervisor {
                     self.queue().clear();
                     self.cycle.check_queue.clear();
                 } else {
-                    self.push_error(Some(&pair.0), Some(&pair.1), e.to_string());
+                    self.push_error(Some(&pair.agent_id), Some(&pair.project_id), e.to_string());
                 }
             }
-            Ok(action) => match action.action.as_str() {
-                "start" if running => {
+            Ok(action) => match action.action {
+                ServerAction::Start if running => {
                     // We never run two instances of a pair; the lease expires on the server (120 s).
-                    self.push_error(Some(&pair.0), Some(&pair.1), "server asked to start a pair that is already running; not starting a second instance".into());
+                    self.push_error(Some(&pair.agent_id), Some(&pair.project_id), "server asked to start a pair that is already running; not starting a second instance".into());
                 }
-                "start" => {
+                ServerAction::Start => {
                     if let Some(why) = self.blocked_for_start(&pair) {
                         // Rare: the pair became ineligible while its question was in flight. Tell the server,
                         // which keeps the lease until it expires.
-                        self.push_error(Some(&pair.0), Some(&pair.1), format!("not starting ({why}); the server's lease for this pair expires in 120 s"));
+                        self.push_error(Some(&pair.agent_id), Some(&pair.project_id), format!("not starting ({why}); the server's lease for this pair expires in 120 s"));
                     } else if !self.running {
-                        self.push_error(Some(&pair.0), Some(&pair.1), "start answer arrived after the coordinator was stopped; the server lease expires in 120 s".into());
+                        self.push_error(Some(&pair.agent_id), Some(&pair.project_id), "start answer arrived after the coordinator was stopped; the server lease expires in 120 s".into());
                     } else {
                         // The slot stays reserved (asking) until the spawn finishes.
                         self.cycle.asking.insert(pair.clone());
                         self.start_spawn(pair, action, asked_at);
                     }
                 }
-                "stop" | "restart" => {
+                ServerAction::Stop | ServerAction::Restart => {
                     if !running {
                         self.cycle.asking.remove(&pair);
                     }
-                    let ids: Vec<u64> = self.runs.instances.iter().filter(|(_, i)| i.info.agent_id == pair.0 && i.info.project_id == pair.1).map(|(id, _)| *id).collect();
-                    tracing::info!(agent = %pair.0, project = %pair.1, reason = ?action.reason, "server asked to {}", action.action);
+                    let ids: Vec<u64> = self.runs.instances.iter().filter(|(_, i)| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).map(|(id, _)| *id).collect();
+                    tracing::info!(agent = %pair.agent_id, project = %pair.project_id, reason = ?action.reason, "server asked to {}", action.action);
                     // restart = stop now; the exit handling asks again at once and starts it if there is work.
                     for id in ids {
                         self.stop_instance(id);
@@ -304,7 +304,7 @@ impl Supervisor {
 
 /// One asker: holds a slot and asks queued pairs in turn. The first answer that needs the loop's decision
 /// (start, stop, restart, an error) ends it; `hold` answers are only counted, and it moves on.
-async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<Pair>>>, tx: mpsc::UnboundedSender<Msg>) {
+async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<PairKey>>>, tx: mpsc::UnboundedSender<Msg>) {
     let mut holds = 0;
     loop {
         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
@@ -312,8 +312,8 @@ async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<Pair>
             let _ = tx.send(Msg::AskerIdle { holds });
             return;
         };
-        let result = client.get_agent_action(&pair.0, &pair.1).await;
-        if matches!(&result, Ok(a) if !matches!(a.action.as_str(), "start" | "stop" | "restart")) {
+        let result = client.get_agent_action(&pair.agent_id, &pair.project_id).await;
+        if matches!(&result, Ok(a) if !a.action.needs_decision()) {
             holds += 1;
             continue;
         }

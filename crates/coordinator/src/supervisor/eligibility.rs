@@ -1,7 +1,7 @@
 //! Why a pair may or may not be asked or started: agent enabled, passkey, cooldown, pending exit report,
 //! pair holds (unusable working directory, a pair-specific start failure).
 
-use super::protocol::Pair;
+use super::protocol::PairKey;
 use super::Supervisor;
 use crate::api::*;
 use crate::exit::Cooldowns;
@@ -13,7 +13,7 @@ use std::path::Path;
 pub(super) struct Holds {
     pub(super) cooldowns: Cooldowns,
     /// Pairs held back for a pair-specific reason (see [`PairHold`]); the agent's other pairs are unaffected.
-    pub(super) pairs: HashMap<Pair, PairHold>,
+    pub(super) pairs: HashMap<PairKey, PairHold>,
 }
 
 /// A pair (not the whole agent) that must not be started: its project's working directory is unusable
@@ -46,16 +46,16 @@ pub(super) fn working_dir_problem(project: &ProjectInfo) -> Option<String> {
 impl Supervisor {
     /// Hold a pair whose project's working directory is unusable; report it once (status and the agent's
     /// chat), not once per cycle.
-    pub(super) fn hold_pair_for_dir(&mut self, pair: &Pair, msg: &str) {
+    pub(super) fn hold_pair_for_dir(&mut self, pair: &PairKey, msg: &str) {
         if self.holds.pairs.get(pair).is_some_and(|h| h.dir && h.message == msg) {
             return;
         }
-        tracing::warn!(agent = %pair.0, project = %pair.1, "{msg}; not starting this pair until it is fixed");
-        self.push_error(Some(&pair.0), Some(&pair.1), msg.to_string());
+        tracing::warn!(agent = %pair.agent_id, project = %pair.project_id, "{msg}; not starting this pair until it is fixed");
+        self.push_error(Some(&pair.agent_id), Some(&pair.project_id), msg.to_string());
         let failures = self.holds.pairs.get(pair).map_or(0, |h| h.failures);
         self.holds.pairs.insert(pair.clone(), PairHold { until: UnixMs::MAX, failures, message: msg.to_string(), dir: true });
         if let Some(client) = self.client.clone() {
-            let (a, p, m) = (pair.0.clone(), pair.1.clone(), msg.to_string());
+            let (a, p, m) = (pair.agent_id.clone(), pair.project_id.clone(), msg.to_string());
             tokio::spawn(async move {
                 let _ = client.report_agent_error(&a, &p, &format!("Coordinator cannot start the agent in this project: {m}")).await;
             });
@@ -63,35 +63,35 @@ impl Supervisor {
     }
 
     /// Hold one pair with exponential backoff after a pair-specific start failure.
-    pub(super) fn hold_pair_after_failure(&mut self, pair: &Pair, msg: &str) -> UnixMs {
+    pub(super) fn hold_pair_after_failure(&mut self, pair: &PairKey, msg: &str) -> UnixMs {
         let ep = &self.settings.error_protection;
         let failures = self.holds.pairs.get(pair).map_or(0, |h| h.failures) + 1;
-        let secs = (ep.default_cooldown_secs as f64 * 2f64.powi(failures.saturating_sub(1).min(20) as i32)).min(ep.max_cooldown_secs as f64).max(1.0);
+        let secs = crate::backoff::doubling(ep.default_cooldown_secs as f64, failures, 20).min(ep.max_cooldown_secs as f64).max(1.0);
         let until = now_ms() + (secs * 1000.0) as i64;
         self.holds.pairs.insert(pair.clone(), PairHold { until, failures, message: msg.to_string(), dir: false });
         self.queue().retain(|p| p != pair);
         until
     }
 
-    pub(super) fn pair_held(&self, pair: &Pair) -> bool {
+    pub(super) fn pair_held(&self, pair: &PairKey) -> bool {
         self.holds.pairs.get(pair).is_some_and(|h| h.until > now_ms())
     }
-    pub(super) fn pair_running(&self, pair: &Pair) -> bool {
-        self.runs.instances.values().any(|i| i.info.agent_id == pair.0 && i.info.project_id == pair.1)
+    pub(super) fn pair_running(&self, pair: &PairKey) -> bool {
+        self.runs.instances.values().any(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id)
     }
 
     /// Why a `start` for a pair must not be obeyed (it changed while the question was in flight).
-    pub(super) fn blocked_for_start(&self, pair: &Pair) -> Option<&'static str> {
+    pub(super) fn blocked_for_start(&self, pair: &PairKey) -> Option<&'static str> {
         if self.pair_running(pair) || self.cycle.asking.contains(pair) {
             return Some("already running");
         }
-        if !self.settings.agents.get(&pair.0).is_some_and(|a| a.enabled) {
+        if !self.settings.agents.get(&pair.agent_id).is_some_and(|a| a.enabled) {
             return Some("agent disabled");
         }
-        if self.secrets.passkeys.get(&pair.0).is_none_or(|p| p.is_none()) {
+        if self.secrets.passkeys.get(&pair.agent_id).is_none_or(|p| p.is_none()) {
             return Some("no passkey");
         }
-        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.0, now_ms()).is_some() {
+        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, now_ms()).is_some() {
             return Some("agent cooling down");
         }
         if self.pair_held(pair) {
@@ -101,21 +101,21 @@ impl Supervisor {
     }
 
     /// Why a pair must not be asked now (None = ask).
-    pub(super) fn blocked(&mut self, pair: &Pair) -> Option<&'static str> {
+    pub(super) fn blocked(&mut self, pair: &PairKey) -> Option<&'static str> {
         if self.cycle.asking.contains(pair) || self.pair_running(pair) {
             return Some("busy");
         }
-        if !self.settings.agents.get(&pair.0).is_some_and(|a| a.enabled) {
+        if !self.settings.agents.get(&pair.agent_id).is_some_and(|a| a.enabled) {
             return Some("disabled");
         }
-        if self.secrets.passkeys.get(&pair.0).cloned().flatten().is_none() {
-            if self.secrets.warned_no_passkey.insert(pair.0.clone()) {
-                tracing::warn!(agent = %pair.0, "no passkey in the secret store; not starting this agent (set one with `agentpm-coordinator passkey set {}`)", pair.0);
-                let _ = self.ev.send(Event::PasskeyMissing { agent_id: pair.0.clone() });
+        if self.secrets.passkeys.get(&pair.agent_id).cloned().flatten().is_none() {
+            if self.secrets.warned_no_passkey.insert(pair.agent_id.clone()) {
+                tracing::warn!(agent = %pair.agent_id, "no passkey in the secret store; not starting this agent (set one with `agentpm-coordinator passkey set {}`)", pair.agent_id);
+                let _ = self.ev.send(Event::PasskeyMissing { agent_id: pair.agent_id.clone() });
             }
             return Some("no passkey");
         }
-        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.0, now_ms()).is_some() {
+        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, now_ms()).is_some() {
             return Some("cooldown");
         }
         if self.exits.pending.contains(pair) {

@@ -2,9 +2,10 @@
 //! in order (register log, error, exit), keeping unreported exits until the server answers.
 
 use super::log_upload::{register_log, upload_log};
-use super::protocol::{Msg, Pair};
+use super::protocol::{Msg, PairKey};
 use super::Supervisor;
 use crate::api::*;
+use crate::exit::CooldownReason;
 use crate::launch;
 use crate::pm::{PmClient, PmError};
 use std::collections::{HashMap, VecDeque};
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 #[derive(Default)]
 pub(super) struct ExitState {
     /// Exits not yet reported (persisted): the pair is not asked again until its exit is reported.
-    pub(super) pending: VecDeque<Pair>,
+    pub(super) pending: VecDeque<PairKey>,
     pub(super) reporting: usize,
     pub(super) tool: Option<ExitTool>,
     pub(super) last_exit: HashMap<String, (Option<i32>, PathBuf)>,
@@ -69,7 +70,7 @@ impl Supervisor {
     pub(super) fn analyzed(&mut self, id: u64, code: Option<i32>, error: Option<String>, quota_secs: Option<u64>) {
         let Some(inst) = self.runs.instances.remove(&id) else { return };
         let info = inst.info;
-        let pair = (info.agent_id.clone(), info.project_id.clone());
+        let pair = PairKey::new(&info.agent_id, &info.project_id);
         let error = error.map(|e| self.redactor.redact(&e));
         self.exits.last_exit.insert(info.agent_id.clone(), (code, info.log_path.clone()));
         // The run is over: its log may be pruned by later retention passes.
@@ -100,11 +101,11 @@ impl Supervisor {
                 if quota_secs.is_none() {
                     self.health.recent_backoffs.push((info.agent_id.clone(), now_ms()));
                 }
-                let _ = self.ev.send(Event::CooldownStarted { agent_id: info.agent_id.clone(), until: c.until, reason: c.reason.clone() });
+                let _ = self.ev.send(Event::CooldownStarted { agent_id: info.agent_id.clone(), until: c.until, reason: c.reason.to_string() });
             }
         }
         let _ = self.ev.send(Event::InstanceExited { instance: info.clone(), exit_code: code, error: error.clone() });
-        let remaining = self.runs.instances.values().filter(|i| i.info.agent_id == pair.0 && i.info.project_id == pair.1).count() as u64;
+        let remaining = self.runs.instances.values().filter(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).count() as u64;
         self.exits.pending.push_back(pair.clone());
         self.persist();
         // Report in order: register log → error → exit. The pair is asked again once the exit is reported.
@@ -134,7 +135,7 @@ impl Supervisor {
         self.dispatch();
     }
 
-    pub(super) fn reported(&mut self, pair: Pair, result: Result<(), PmError>, exit_tool: Option<ExitTool>) {
+    pub(super) fn reported(&mut self, pair: PairKey, result: Result<(), PmError>, exit_tool: Option<ExitTool>) {
         if exit_tool.is_some() && self.exits.tool != exit_tool {
             self.exits.tool = exit_tool;
             self.health.server.exit_report_tool = exit_tool.map(|t| t.name().to_string());
@@ -160,12 +161,12 @@ impl Supervisor {
                     self.server_failed(&e);
                     // The run most likely failed because the server went away under it (we only learn of the
                     // outage now): that is no reason to hold the agent back once the server is back.
-                    if self.holds.cooldowns.agents.get(&pair.0).is_some_and(|c| c.reason == "error") {
-                        self.holds.cooldowns.record_success(&pair.0);
+                    if self.holds.cooldowns.agents.get(&pair.agent_id).is_some_and(|c| c.reason == CooldownReason::Error) {
+                        self.holds.cooldowns.record_success(&pair.agent_id);
                         self.persist();
                     }
                 } else {
-                    self.push_error(Some(&pair.0), Some(&pair.1), e.to_string());
+                    self.push_error(Some(&pair.agent_id), Some(&pair.project_id), e.to_string());
                     if let Some(pos) = self.exits.pending.iter().position(|p| *p == pair) {
                         self.exits.pending.remove(pos);
                     }
@@ -174,7 +175,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn pending_flushed(&mut self, done: Vec<Pair>, exit_tool: Option<ExitTool>) {
+    pub(super) fn pending_flushed(&mut self, done: Vec<PairKey>, exit_tool: Option<ExitTool>) {
         self.exits.reporting = self.exits.reporting.saturating_sub(1);
         if exit_tool.is_some() {
             self.exits.tool = exit_tool;
@@ -188,7 +189,7 @@ impl Supervisor {
             return;
         }
         // Only pairs with nothing running and no report already in flight.
-        let pending: Vec<Pair> = self.exits.pending.iter().filter(|p| !self.pair_running(p)).cloned().collect();
+        let pending: Vec<PairKey> = self.exits.pending.iter().filter(|p| !self.pair_running(p)).cloned().collect();
         let Some(client) = self.client.clone() else { return };
         self.exits.reporting += 1;
         let tx = self.tx.clone();
@@ -196,15 +197,15 @@ impl Supervisor {
         tokio::spawn(async move {
             let mut done = Vec::new();
             let mut tool = known;
-            for (a, p) in pending {
-                let (r, t) = report_exit(&client, tool, &a, &p, 0).await;
+            for pair in pending {
+                let (r, t) = report_exit(&client, tool, &pair.agent_id, &pair.project_id, 0).await;
                 if t.is_some() {
                     tool = t;
                 }
                 match r {
-                    Ok(()) => done.push((a, p)),
+                    Ok(()) => done.push(pair),
                     Err(e) if e.is_unreachable() => break,
-                    Err(_) => done.push((a, p)), // refused: nothing more we can do
+                    Err(_) => done.push(pair), // refused: nothing more we can do
                 }
             }
             let _ = tx.send(Msg::PendingFlushed { done, exit_tool: tool });

@@ -2,6 +2,7 @@
 
 use super::Supervisor;
 use crate::api::*;
+use crate::exit::CooldownReason;
 use crate::pm::PmError;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ impl Supervisor {
         // Failures just before we noticed the outage were most likely caused by it: no backoff for those.
         let recent: Vec<String> = self.health.recent_backoffs.drain(..).filter(|(_, at)| now - at < 30_000).map(|(a, _)| a).collect();
         for agent in recent {
-            if self.holds.cooldowns.agents.get(&agent).is_some_and(|c| c.reason == "error") {
+            if self.holds.cooldowns.agents.get(&agent).is_some_and(|c| c.reason == CooldownReason::Error) {
                 self.holds.cooldowns.record_success(&agent);
             }
         }
@@ -59,9 +60,6 @@ impl Supervisor {
 /// Exponential backoff with ±20 % jitter, from 0.5 s up to the polling interval: a down server is not
 /// hammered, and is never checked less often than a healthy one.
 pub(super) fn backoff_delay(streak: u32, interval: Duration) -> Duration {
-    let base = 0.5 * 2f64.powi(streak.saturating_sub(1).min(10) as i32);
     let cap = interval.as_secs_f64().max(1.0);
-    let d = base.min(cap);
-    let jitter = 1.0 + (rand::random::<f64>() - 0.5) * 0.4;
-    Duration::from_secs_f64(d * jitter)
+    Duration::from_secs_f64(crate::backoff::jitter(crate::backoff::doubling(0.5, streak, 10).min(cap)))
 }

@@ -22,7 +22,7 @@ mod remote_config;
 mod shutdown;
 mod spawning;
 
-pub use protocol::{EngineConfig, Pair};
+pub use protocol::{EngineConfig, PairKey};
 pub(crate) use protocol::Command;
 use protocol::Msg;
 
@@ -71,7 +71,7 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         cycle: CycleState::new(),
         runs: Runs::default(),
         holds: Holds { cooldowns: persisted.cooldowns.clone(), pairs: HashMap::new() },
-        exits: ExitState { pending: persisted.pending_exit_reports.iter().cloned().collect(), ..Default::default() },
+        exits: ExitState { pending: persisted.pending_exit_reports.iter().cloned().map(PairKey::from).collect(), ..Default::default() },
         health: Health { server, ..Default::default() },
         remote: RemoteState::default(),
         status: Status::new(snap),

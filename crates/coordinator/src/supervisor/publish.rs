@@ -48,7 +48,7 @@ impl Supervisor {
                 proc_start: crate::state::process_start_time(i.info.pid),
             })
             .collect();
-        let st = PersistedState { children, cooldowns: self.holds.cooldowns.clone(), pending_exit_reports: self.exits.pending.iter().cloned().collect() };
+        let st = PersistedState { children, cooldowns: self.holds.cooldowns.clone(), pending_exit_reports: self.exits.pending.iter().cloned().map(<(String, String)>::from).collect() };
         let _ = self.state_tx.send(st);
     }
 
@@ -87,7 +87,7 @@ impl Supervisor {
                 } else if running > 0 {
                     AgentState::Running { instances: running }
                 } else if let Some(c) = self.holds.cooldowns.active(id, now) {
-                    AgentState::Cooldown { until: c.until, reason: c.reason.clone() }
+                    AgentState::Cooldown { until: c.until, reason: c.reason.to_string() }
                 } else if self.secrets.loaded && !has_passkey {
                     AgentState::NoPasskey
                 } else if let Some(e) = self.status.agent_errors.get(id) {

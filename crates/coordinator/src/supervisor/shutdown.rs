@@ -2,6 +2,7 @@
 
 use super::protocol::Msg;
 use super::spawning::STOP_GRACE;
+use super::protocol::PairKey;
 use super::Supervisor;
 use crate::launch;
 use crate::state::ChildRecord;
@@ -47,7 +48,7 @@ impl Supervisor {
                 launch::stop_group(rec.pgid, STOP_GRACE).await;
                 self.push_error(Some(&rec.agent_id), Some(&rec.project_id), format!("stopped orphaned agent pid {} from a previous run", rec.pid));
             }
-            let pair = (rec.agent_id.clone(), rec.project_id.clone());
+            let pair = PairKey::new(&rec.agent_id, &rec.project_id);
             if !self.exits.pending.contains(&pair) {
                 self.exits.pending.push_back(pair);
             }

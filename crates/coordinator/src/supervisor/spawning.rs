@@ -2,9 +2,10 @@
 //! stopping one instance.
 
 use super::eligibility::working_dir_problem;
-use super::protocol::{Msg, Pair};
+use super::protocol::{Msg, PairKey};
 use super::Supervisor;
 use crate::api::*;
+use crate::config::ProviderKind;
 use crate::launch::{self, LaunchPlan, LaunchRequest};
 use crate::pm::{AgentAction, PmClient};
 use std::collections::{HashMap, HashSet};
@@ -48,7 +49,7 @@ const LOG_DRAIN_GRACE: Duration = Duration::from_secs(2);
 impl Supervisor {
     // ----- spawning -----
 
-    pub(super) fn start_spawn(&mut self, pair: Pair, action: AgentAction, asked_at: Instant) {
+    pub(super) fn start_spawn(&mut self, pair: PairKey, action: AgentAction, asked_at: Instant) {
         let tx = self.tx.clone();
         let req = match self.launch_request(&pair, &action) {
             Ok(r) => r,
@@ -70,10 +71,10 @@ impl Supervisor {
         tokio::spawn(async move {
             let result = async {
                 let mut req = req;
-                if matches!(req.kind.as_str(), "claude" | "gemini") {
+                if matches!(req.kind, ProviderKind::Claude | ProviderKind::Gemini) {
                     req.context_dir = prepare_context(client.as_deref(), &req).await;
                 }
-                if req.kind == "gemini" {
+                if req.kind == ProviderKind::Gemini {
                     // Upstream resolves symlinks (os.path.realpath) for Gemini's includeDirectories.
                     let wd = req.working_dir.clone();
                     req.real_working_dir = tokio::task::spawn_blocking(move || std::fs::canonicalize(wd).ok()).await.ok().flatten();
@@ -112,8 +113,8 @@ impl Supervisor {
 
     /// Everything about a start that can be decided without I/O (and the log file, created here).
     /// Errors say whether they concern only this pair (`true`: its project, its task) or the whole agent.
-    pub(super) fn launch_request(&self, pair: &Pair, action: &AgentAction) -> Result<LaunchRequest, (String, bool)> {
-        let project = self.cycle.projects.get(&pair.1).ok_or_else(|| (format!("project {} vanished from the server's list", pair.1), true))?;
+    pub(super) fn launch_request(&self, pair: &PairKey, action: &AgentAction) -> Result<LaunchRequest, (String, bool)> {
+        let project = self.cycle.projects.get(&pair.project_id).ok_or_else(|| (format!("project {} vanished from the server's list", pair.project_id), true))?;
         // Checked before asking too (build_queues); again here, as the directory may vanish in between.
         if let Some(problem) = working_dir_problem(project) {
             return Err((problem, true));
@@ -127,20 +128,20 @@ impl Supervisor {
         self.agent_launch_request(pair, action, wd).map_err(|e| (e, false))
     }
 
-    pub(super) fn agent_launch_request(&self, pair: &Pair, action: &AgentAction, wd: PathBuf) -> Result<LaunchRequest, String> {
-        let agent = self.settings.agents.get(&pair.0).ok_or_else(|| format!("agent {} is not in settings", pair.0))?;
+    pub(super) fn agent_launch_request(&self, pair: &PairKey, action: &AgentAction, wd: PathBuf) -> Result<LaunchRequest, String> {
+        let agent = self.settings.agents.get(&pair.agent_id).ok_or_else(|| format!("agent {} is not in settings", pair.agent_id))?;
         let provider_name = agent.provider.clone().or_else(|| action.provider.clone().filter(|p| !p.is_empty())).unwrap_or_else(|| "claude".to_string());
         let provider = self.settings.providers.get(&provider_name).cloned().ok_or_else(|| {
-            format!("provider {provider_name:?} (asked for agent {}) is not configured; add it under providers in settings", pair.0)
+            format!("provider {provider_name:?} (asked for agent {}) is not configured; add it under providers in settings", pair.agent_id)
         })?;
         let kind = self.settings.provider_kind(&provider_name);
         let model = agent.model.clone().or_else(|| action.model.clone().filter(|m| !m.is_empty())).or_else(|| provider.model.clone());
-        let passkey = self.secrets.passkeys.get(&pair.0).cloned().flatten().ok_or_else(|| format!("no passkey for agent {}", pair.0))?;
-        let log_path = crate::logs::new_run_log(&self.settings.log_root(), &pair.0)
+        let passkey = self.secrets.passkeys.get(&pair.agent_id).cloned().flatten().ok_or_else(|| format!("no passkey for agent {}", pair.agent_id))?;
+        let log_path = crate::logs::new_run_log(&self.settings.log_root(), &pair.agent_id)
             .map_err(|e| format!("cannot create a log file under {}: {e}; not starting the agent blind", self.settings.log_root().display()))?;
         Ok(LaunchRequest {
-            agent_id: pair.0.clone(),
-            project_id: pair.1.clone(),
+            agent_id: pair.agent_id.clone(),
+            project_id: pair.project_id.clone(),
             working_dir: wd,
             provider_name,
             provider,
@@ -159,32 +160,32 @@ impl Supervisor {
         })
     }
 
-    pub(super) fn spawned(&mut self, pair: Pair, result: Result<Box<Spawned>, String>, asked_at: Instant, pair_only: bool) {
+    pub(super) fn spawned(&mut self, pair: PairKey, result: Result<Box<Spawned>, String>, asked_at: Instant, pair_only: bool) {
         self.cycle.asking.remove(&pair);
         match result {
             Err(e) => {
                 let e = self.redactor.redact(&e);
-                tracing::error!(agent = %pair.0, project = %pair.1, "spawn failed: {e}");
-                self.push_error(Some(&pair.0), Some(&pair.1), format!("spawn failed: {e}"));
-                let _ = self.ev.send(Event::SpawnFailed { agent_id: pair.0.clone(), project_id: pair.1.clone(), error: e.clone() });
+                tracing::error!(agent = %pair.agent_id, project = %pair.project_id, "spawn failed: {e}");
+                self.push_error(Some(&pair.agent_id), Some(&pair.project_id), format!("spawn failed: {e}"));
+                let _ = self.ev.send(Event::SpawnFailed { agent_id: pair.agent_id.clone(), project_id: pair.project_id.clone(), error: e.clone() });
                 // A spawn failure is a failure like any other: back off, never storm. A pair-specific one
                 // (this project's working dir, this task id) holds only the pair: the agent's other
                 // projects keep running.
                 if pair_only {
                     let until = self.hold_pair_after_failure(&pair, &e);
-                    tracing::info!(agent = %pair.0, project = %pair.1, "holding this pair for {} s", (until - now_ms()) / 1000);
+                    tracing::info!(agent = %pair.agent_id, project = %pair.project_id, "holding this pair for {} s", (until - now_ms()) / 1000);
                 } else {
-                    self.status.agent_errors.insert(pair.0.clone(), e.clone());
+                    self.status.agent_errors.insert(pair.agent_id.clone(), e.clone());
                 }
                 let ep = &self.settings.error_protection;
                 if !pair_only && ep.enabled {
-                    let c = self.holds.cooldowns.record_failure(&pair.0, None, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
-                    let _ = self.ev.send(Event::CooldownStarted { agent_id: pair.0.clone(), until: c.until, reason: c.reason.clone() });
-                    self.purge_queue(&pair.0);
+                    let c = self.holds.cooldowns.record_failure(&pair.agent_id, None, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
+                    let _ = self.ev.send(Event::CooldownStarted { agent_id: pair.agent_id.clone(), until: c.until, reason: c.reason.to_string() });
+                    self.purge_queue(&pair.agent_id);
                 }
                 // The lease was taken: tell the server (visible in the agent's chat), not silently dropped.
                 if let Some(client) = self.client.clone() {
-                    let (a, p) = pair.clone();
+                    let PairKey { agent_id: a, project_id: p } = pair.clone();
                     tokio::spawn(async move {
                         let _ = client.report_agent_error(&a, &p, &format!("Coordinator could not start the agent: {e}")).await;
                     });
@@ -258,8 +259,8 @@ async fn prepare_context(client: Option<&PmClient>, req: &LaunchRequest) -> Opti
             crate::pm::AgentProfile::default()
         }
     };
-    let (wd, agent, kind) = (req.working_dir.clone(), req.agent_id.clone(), req.kind.clone());
-    match tokio::task::spawn_blocking(move || crate::context::prepare(&wd, &agent, &kind, &profile)).await {
+    let (wd, agent, kind) = (req.working_dir.clone(), req.agent_id.clone(), req.kind);
+    match tokio::task::spawn_blocking(move || crate::context::prepare(&wd, &agent, kind.as_str(), &profile)).await {
         Ok(Ok(dir)) => Some(dir),
         Ok(Err(e)) => {
             tracing::warn!(agent = %req.agent_id, "agent context not written ({e}); using the working directory");
