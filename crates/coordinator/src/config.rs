@@ -73,6 +73,56 @@ pub struct ProviderSettings {
     pub kind: Option<String>,
 }
 
+/// Which argv conventions a provider follows (settings spell it as a string: `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Claude,
+    Gemini,
+    Codex,
+    Custom,
+}
+
+impl ProviderKind {
+    /// The settings spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<ProviderKind> {
+        match s {
+            "claude" => Some(ProviderKind::Claude),
+            "gemini" => Some(ProviderKind::Gemini),
+            "codex" => Some(ProviderKind::Codex),
+            "custom" => Some(ProviderKind::Custom),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Claude => "claude",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Codex => "codex",
+            ProviderKind::Custom => "custom",
+        }
+    }
+}
+
+/// Settings are validated, so an unknown spelling only reaches here from code: it means custom.
+impl From<&str> for ProviderKind {
+    fn from(s: &str) -> ProviderKind {
+        ProviderKind::parse(s).unwrap_or(ProviderKind::Custom)
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ProviderKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ErrorProtection {
@@ -197,11 +247,10 @@ impl Settings {
     }
 
     /// Which argv conventions a provider uses.
-    pub fn provider_kind(&self, name: &str) -> String {
-        match self.providers.get(name).and_then(|p| p.kind.clone()) {
-            Some(k) => k,
-            None if matches!(name, "claude" | "gemini" | "codex") => name.to_string(),
-            None => "custom".to_string(),
+    pub fn provider_kind(&self, name: &str) -> ProviderKind {
+        match self.providers.get(name).and_then(|p| p.kind.as_deref()) {
+            Some(k) => ProviderKind::from(k),
+            None => ProviderKind::from(name),
         }
     }
 
@@ -255,7 +304,7 @@ impl Settings {
                 return Err(ConfigError::invalid(file, &format!("providers.{name}.command"), "\"\"", "give an executable name or absolute path"));
             }
             if let Some(k) = &p.kind {
-                if !matches!(k.as_str(), "claude" | "gemini" | "codex" | "custom") {
+                if ProviderKind::parse(k).is_none() {
                     return Err(ConfigError::invalid(file, &format!("providers.{name}.kind"), format!("{k:?}"), "use claude, gemini, codex or custom"));
                 }
             }

@@ -4,32 +4,11 @@
 
 use crate::api::{Event, Snapshot};
 use crate::config::Settings;
-use crate::redact::Redactor;
-use crate::secrets::SharedStore;
-use std::path::PathBuf;
+use crate::supervisor::protocol::Command;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-/// What the engine needs to run.
-pub struct EngineConfig {
-    pub settings: Settings,
-    /// Where settings live (lock key, messages). Reload does not re-read it: callers pass new settings.
-    pub settings_path: PathBuf,
-    /// Persisted state (running children, cooldowns). `None` = do not persist (unit tests).
-    pub state_path: Option<PathBuf>,
-    pub secrets: SharedStore,
-    pub redactor: Redactor,
-    /// Start coordinating at once (else wait for `start`).
-    pub autostart: bool,
-}
-
-pub(crate) enum Command {
-    Start,
-    Stop(oneshot::Sender<()>),
-    Reload(Box<Settings>),
-    StopInstance(u64, oneshot::Sender<bool>),
-    SecretsChanged,
-    Shutdown(oneshot::Sender<()>),
-}
+// The handle depends on the supervisor's protocol, never the other way round; the public path stays.
+pub use crate::supervisor::protocol::EngineConfig;
 
 /// Cheap to clone; every clone talks to the same supervisor.
 #[derive(Clone)]

@@ -90,11 +90,41 @@ pub fn detect_quota(log_text: &str, margin_percent: u32, max_secs: u64) -> Optio
     Some(with_margin.min(max_secs))
 }
 
+/// Why an agent cools down; serialised as "quota" / "error" (state file, snapshots, events).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CooldownReason {
+    /// The log showed a quota or rate limit: wait the time it names.
+    Quota,
+    /// Any other failure: exponential backoff.
+    Error,
+}
+
+impl CooldownReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CooldownReason::Quota => "quota",
+            CooldownReason::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for CooldownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for CooldownReason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cooldown {
     pub until: UnixMs,
-    /// "quota" or "error"
-    pub reason: String,
+    pub reason: CooldownReason,
     pub consecutive_failures: u32,
 }
 
@@ -113,15 +143,15 @@ impl Cooldowns {
     pub fn record_failure(&mut self, agent_id: &str, quota_secs: Option<u64>, default_secs: u64, max_secs: u64, now: UnixMs) -> Cooldown {
         let n = self.agents.get(agent_id).map_or(0, |c| c.consecutive_failures) + 1;
         // ±20 % jitter so that many agents failing together do not retry together.
-        let backoff = |k: u32| default_secs as f64 * 2f64.powi(k.saturating_sub(1).min(20) as i32) * (1.0 + (rand::random::<f64>() - 0.5) * 0.4);
+        let backoff = |k: u32| crate::backoff::jitter(crate::backoff::doubling(default_secs as f64, k, 20));
         let (secs, reason) = match quota_secs {
             Some(q) => {
                 let repeated = if n > 1 { backoff(n - 1) } else { 0.0 };
-                ((q as f64).max(repeated).min(max_secs as f64), "quota")
+                ((q as f64).max(repeated).min(max_secs as f64), CooldownReason::Quota)
             }
-            None => (backoff(n).min(max_secs as f64), "error"),
+            None => (backoff(n).min(max_secs as f64), CooldownReason::Error),
         };
-        let c = Cooldown { until: now + (secs * 1000.0) as i64, reason: reason.into(), consecutive_failures: n };
+        let c = Cooldown { until: now + (secs * 1000.0) as i64, reason, consecutive_failures: n };
         self.agents.insert(agent_id.to_string(), c.clone());
         c
     }

@@ -3,6 +3,7 @@
 //! No GUI dependency: the Tauri app and the headless CLI both embed [`engine::Engine`].
 
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod context;
 pub mod demo;

@@ -204,7 +204,7 @@ fn parse_projects(tool: &str, v: &Value) -> Result<Vec<ProjectInfo>, PmError> {
 fn parse_action(v: &Value) -> AgentAction {
     let s = |k: &[&str]| str_field(v, k).filter(|x| !x.is_empty());
     AgentAction {
-        action: s(&["action"]).unwrap_or_else(|| "hold".into()),
+        action: s(&["action"]).map_or(ServerAction::Hold, ServerAction::from),
         reason: s(&["reason"]),
         task_id: s(&["task_id", "taskId"]),
         provider: s(&["provider"]),

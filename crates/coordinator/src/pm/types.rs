@@ -21,13 +21,82 @@ pub struct ProjectInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AgentAction {
-    /// "start", "hold", "stop", "restart" or anything else (treated as hold).
-    pub action: String,
+    pub action: ServerAction,
     pub reason: Option<String>,
     pub task_id: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
     pub kick_command: Option<String>,
+}
+
+/// What `get_agent_action` tells us to do with a pair. Anything unknown is kept verbatim and treated as hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ServerAction {
+    Start,
+    Stop,
+    Restart,
+    Hold,
+    Unknown(String),
+}
+
+impl ServerAction {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ServerAction::Start => "start",
+            ServerAction::Stop => "stop",
+            ServerAction::Restart => "restart",
+            ServerAction::Hold => "hold",
+            ServerAction::Unknown(s) => s,
+        }
+    }
+
+    /// Whether the supervisor has to decide something (start, stop, restart); hold and unknown are no-ops.
+    pub fn needs_decision(&self) -> bool {
+        matches!(self, ServerAction::Start | ServerAction::Stop | ServerAction::Restart)
+    }
+}
+
+impl Default for ServerAction {
+    fn default() -> ServerAction {
+        ServerAction::Hold
+    }
+}
+
+impl From<String> for ServerAction {
+    fn from(s: String) -> ServerAction {
+        match s.as_str() {
+            "start" => ServerAction::Start,
+            "stop" => ServerAction::Stop,
+            "restart" => ServerAction::Restart,
+            "hold" => ServerAction::Hold,
+            _ => ServerAction::Unknown(s),
+        }
+    }
+}
+
+impl From<ServerAction> for String {
+    fn from(a: ServerAction) -> String {
+        a.as_str().to_string()
+    }
+}
+
+impl std::fmt::Display for ServerAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ServerAction {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for ServerAction {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -1,0 +1,211 @@
+use super::output::relay_lines;
+use super::*;
+use crate::config::ProviderSettings;
+use std::path::PathBuf;
+
+fn req(kind: &str, address: &str) -> LaunchRequest {
+    LaunchRequest {
+        agent_id: "agt_a".into(),
+        project_id: "prj_1".into(),
+        working_dir: PathBuf::from("/work/p"),
+        provider_name: kind.into(),
+        provider: ProviderSettings { command: kind.into(), args: vec!["--x".into()], model: None, kind: Some(kind.into()) },
+        kind: kind.into(),
+        model: Some("m-1".into()),
+        server_address: address.into(),
+        passkey: "PASSKEY-123456".into(),
+        coordinator_token: Some("TOKEN-abcdef".into()),
+        task_id: Some("tsk_1".into()),
+        debug: true,
+        log_path: PathBuf::from("/logs/agt_a/20260101_000000_000.log"),
+        context_dir: (kind == "gemini").then(|| PathBuf::from("/ctx/agt_a")),
+        base_prompt: None,
+        real_working_dir: None,
+    }
+}
+
+#[test]
+fn no_secret_in_argv_files_or_prompt_for_any_kind_or_transport() {
+    for kind in ["claude", "gemini", "codex", "custom"] {
+        for addr in ["/tmp/mcp.sock", "http://pm:8080/mcp"] {
+            let p = plan(&req(kind, addr)).unwrap();
+            for secret in ["PASSKEY-123456", "TOKEN-abcdef"] {
+                assert!(!p.program.contains(secret) && p.args.iter().all(|a| !a.contains(secret)), "{kind} {addr}: {p:?}");
+                assert!(p.files.iter().all(|f| !f.contents.contains(secret)), "{kind} {addr}: {:?}", p.files);
+                assert!(!p.stdin.contains(secret));
+            }
+            assert!(p.env.iter().any(|(k, v)| k == "AGENT_PASSKEY" && v == "PASSKEY-123456"));
+            let token_in_env = p.env.iter().any(|(k, _)| k == TOKEN_ENV);
+            assert_eq!(token_in_env, addr.starts_with("http"), "{kind} {addr}");
+        }
+    }
+}
+
+#[test]
+fn claude_gets_mcp_config_model_and_stdin_prompt() {
+    let p = plan(&req("claude", "/tmp/mcp.sock")).unwrap();
+    let i = p.args.iter().position(|a| a == "--mcp-config").unwrap();
+    assert!(p.args[i + 1].ends_with(".mcp.json"));
+    assert!(p.files[0].contents.contains("\"-U\""));
+    assert!(p.args.windows(2).any(|w| w == ["--model", "m-1"]));
+    assert_eq!(p.args.last().unwrap(), "-p");
+    assert!(p.stdin.contains("get_next_action"));
+    let h = plan(&req("claude", "http://pm:8080/mcp")).unwrap();
+    assert!(h.files[0].contents.contains("${AGENTPM_COORDINATOR_TOKEN}"));
+}
+
+#[test]
+fn gemini_uses_settings_file_and_short_model_flag() {
+    let p = plan(&req("gemini", "/tmp/mcp.sock")).unwrap();
+    assert!(p.files[0].path.ends_with(".gemini/settings.json"));
+    assert!(p.args.windows(2).any(|w| w == ["-m", "m-1"]));
+    assert!(p.args.contains(&"--include-directories".to_string()));
+}
+
+#[test]
+fn gemini_settings_enable_skills_use_the_real_dir_and_never_the_projects_own_gemini_dir() {
+    let mut r = req("gemini", "/tmp/mcp.sock");
+    r.real_working_dir = Some(PathBuf::from("/private/work/p"));
+    let p = plan(&r).unwrap();
+    assert_eq!(p.files[0].path, PathBuf::from("/ctx/agt_a/.gemini/settings.json"));
+    let v: serde_json::Value = serde_json::from_str(&p.files[0].contents).unwrap();
+    assert_eq!(v["experimental"]["skills"], serde_json::json!(true));
+    assert_eq!(v["includeDirectories"], serde_json::json!(["/private/work/p"]));
+    assert_eq!(v["loadMemoryFromIncludeDirectories"], serde_json::json!(true));
+    // No context dir: refusing beats overwriting <project>/.gemini/settings.json.
+    r.context_dir = None;
+    let e = plan(&r).unwrap_err().to_string();
+    assert!(e.contains("context directory") && e.contains("/work/p/.gemini/settings.json"), "{e}");
+}
+
+#[test]
+fn token_vars_and_vars_holding_known_secrets_are_scrubbed() {
+    let r = crate::redact::Redactor::default();
+    r.add("OTHER-AGENT-PASSKEY-9");
+    let vars = [("HOME", "/root"), ("MCP_COORDINATOR_TOKEN", "t0k3n"), ("COORDINATOR_TOKEN", "x"), ("AGENT_B_PASSKEY", "OTHER-AGENT-PASSKEY-9"), ("WRAPPED", "pre OTHER-AGENT-PASSKEY-9 post"), ("EMPTY", ""), ("PATH", "/usr/bin")];
+    let gone = env_to_scrub(vars.iter().map(|(k, v)| (k.into(), v.into())), &r);
+    let gone: Vec<String> = gone.into_iter().map(|k| k.into_string().unwrap()).collect();
+    assert_eq!(gone, vec!["MCP_COORDINATOR_TOKEN", "COORDINATOR_TOKEN", "AGENT_B_PASSKEY", "WRAPPED"]);
+}
+
+#[tokio::test]
+async fn child_does_not_inherit_secret_env_but_gets_its_own_passkey() {
+    std::env::set_var("AGENTPM_LAUNCH_TEST_OTHER_PK", "PASSKEY-of-another-agent-77");
+    std::env::set_var("COORDINATOR_TOKEN", "launch-test-token-88");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let r = crate::redact::Redactor::default();
+    r.add("PASSKEY-of-another-agent-77");
+    let p = LaunchPlan {
+        program: "sh".into(),
+        args: vec!["-c".into(), "echo \"other=${AGENTPM_LAUNCH_TEST_OTHER_PK:-unset} token=${COORDINATOR_TOKEN:-unset} own=$AGENT_PASSKEY\"".into()],
+        env: vec![("AGENT_PASSKEY".into(), "own-passkey-1".into())],
+        cwd: dir.path().into(),
+        stdin: String::new(),
+        files: vec![],
+    };
+    let mut c = spawn(&p, &log, &r).await.unwrap();
+    c.child.wait().await.unwrap();
+    c.log_task.await.unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("other=unset token=unset own=own-passkey-1"), "{text}");
+}
+
+#[tokio::test]
+async fn long_lines_are_forwarded_in_bounded_pieces() {
+    let secret = "SECRET-abcdef-123456";
+    let mut input = Vec::new();
+    input.extend_from_slice(b"short\n");
+    for i in 0..20_000 {
+        input.extend_from_slice(format!("w{i} {secret} ").as_bytes());
+    }
+    input.extend_from_slice("é".repeat(70_000).as_bytes());
+    input.extend_from_slice(b"\nend");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(std::io::Cursor::new(input.clone()));
+    let relay = tokio::spawn(relay_lines(reader, tx));
+    let mut chunks = Vec::new();
+    while let Some(c) = rx.recv().await {
+        chunks.push(c);
+    }
+    relay.await.unwrap();
+    assert!(chunks.iter().all(|c| c.len() <= MAX_LINE), "a chunk exceeds the cap");
+    assert!(chunks.len() > 4, "{}", chunks.len());
+    assert_eq!(chunks.concat(), input, "output lost or reordered");
+    assert_eq!(chunks[0], b"short\n");
+    assert_eq!(chunks.last().unwrap(), b"end", "partial last line not flushed");
+    // Every piece is valid UTF-8 and masking per piece still catches every secret.
+    let r = crate::redact::Redactor::default();
+    r.add(secret);
+    for c in &chunks {
+        let t = std::str::from_utf8(c).expect("a character was split");
+        assert!(!r.redact(t).contains(secret));
+    }
+    let masked: usize = chunks.iter().map(|c| r.redact(std::str::from_utf8(c).unwrap()).matches(crate::redact::MASK).count()).sum();
+    assert_eq!(masked, 20_000);
+}
+
+#[test]
+fn base_prompt_substitutes_working_dir() {
+    let mut r = req("custom", "/tmp/mcp.sock");
+    r.base_prompt = Some("work in {working_dir}".into());
+    assert_eq!(plan(&r).unwrap().stdin, "work in /work/p");
+}
+
+#[test]
+fn missing_command_is_a_clear_error() {
+    let e = resolve_command("surely-not-a-real-command-xyz").unwrap_err();
+    assert!(matches!(e, LaunchError::NotFound { .. }));
+}
+
+#[tokio::test]
+async fn stop_group_kills_grandchildren() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let p = LaunchPlan {
+        program: "sh".into(),
+        args: vec!["-c".into(), "sleep 600 & echo grandchild $!; sleep 600".into()],
+        env: vec![],
+        cwd: dir.path().into(),
+        stdin: String::new(),
+        files: vec![],
+    };
+    let mut child = spawn(&p, &log, &crate::redact::Redactor::default()).await.unwrap();
+    let mut gc = 0;
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(n) = text.lines().find_map(|l| l.strip_prefix("grandchild ")).and_then(|n| n.trim().parse::<i32>().ok()) {
+            gc = n;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gc > 0, "no grandchild pid");
+    stop_group(child.pid, std::time::Duration::from_secs(2)).await;
+    let _ = child.child.wait().await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let alive = std::fs::read_to_string(format!("/proc/{gc}/stat")).map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z')).unwrap_or(false);
+    assert!(!alive, "grandchild {gc} survived");
+}
+
+#[tokio::test]
+async fn output_is_redacted_into_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let r = crate::redact::Redactor::default();
+    r.add("PASSKEY-123456");
+    let p = LaunchPlan {
+        program: "sh".into(),
+        args: vec!["-c".into(), "read line; echo \"got $line and $AGENT_PASSKEY\"; echo err $AGENT_PASSKEY >&2".into()],
+        env: vec![("AGENT_PASSKEY".into(), "PASSKEY-123456".into())],
+        cwd: dir.path().into(),
+        stdin: "hello\n".into(),
+        files: vec![],
+    };
+    let mut c = spawn(&p, &log, &r).await.unwrap();
+    c.child.wait().await.unwrap();
+    c.log_task.await.unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("got hello and ********"), "{text}");
+    assert!(!text.contains("PASSKEY-123456"), "{text}");
+}

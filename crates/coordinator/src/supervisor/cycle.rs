@@ -1,0 +1,323 @@
+//! The poll cycle: discover projects, queue the eligible pairs, ask the server (askers chain questions,
+//! each holding a reserved slot) and act on the answers.
+
+use super::eligibility::working_dir_problem;
+use super::health::backoff_delay;
+use super::protocol::{Msg, PairKey};
+use super::Supervisor;
+use crate::pm::{AgentAction, PmClient, PmError, ProjectInfo, ServerAction};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Questions about running pairs (stop/restart checks) in flight at once.
+const CHECK_CONCURRENCY: usize = 16;
+/// How long `get_app_settings` is cached (upstream caches it forever; we refresh).
+const APP_SETTINGS_TTL: Duration = Duration::from_secs(300);
+
+pub(super) struct Discovery {
+    pub(super) projects: Vec<ProjectInfo>,
+    pub(super) base_prompt: Option<Option<String>>,
+}
+
+pub(super) struct CycleState {
+    pub(super) number: u64,
+    pub(super) started: Option<Instant>,
+    pub(super) discovering: bool,
+    pub(super) next_at: Instant,
+    pub(super) rotation: usize,
+    pub(super) projects: HashMap<String, ProjectInfo>,
+    /// Pairs whose `start` is being spawned: each holds a reserved slot.
+    pub(super) asking: HashSet<PairKey>,
+    /// Asker tasks: each holds one reserved slot and asks queued pairs one after another until an answer
+    /// needs the loop (start, stop, restart, error) or the queue is empty. Chaining the questions in the
+    /// asker, instead of a hop through the loop per question, is what makes a cycle over 1,000 pairs fast.
+    pub(super) askers: usize,
+    /// Running pairs with a stop/restart check in flight.
+    pub(super) checking: HashSet<PairKey>,
+    /// Pairs to ask this cycle; only eligible pairs are put in (see `blocked`), and pairs that become
+    /// ineligible are purged.
+    pub(super) ask_queue: Arc<std::sync::Mutex<VecDeque<PairKey>>>,
+    pub(super) check_queue: VecDeque<PairKey>,
+}
+
+impl CycleState {
+    pub(super) fn new() -> CycleState {
+        CycleState {
+            number: 0,
+            started: None,
+            discovering: false,
+            next_at: Instant::now(),
+            rotation: 0,
+            projects: HashMap::new(),
+            asking: HashSet::new(),
+            askers: 0,
+            checking: HashSet::new(),
+            ask_queue: Arc::new(std::sync::Mutex::new(VecDeque::new())),
+            check_queue: VecDeque::new(),
+        }
+    }
+}
+
+impl Supervisor {
+    // ----- the cycle -----
+
+    pub(super) fn begin_cycle(&mut self) {
+        let Some(client) = self.client.clone() else {
+            self.cycle.next_at = Instant::now() + Duration::from_secs(self.settings.polling_interval_secs);
+            return;
+        };
+        if self.secrets.error.is_some() {
+            // Retry the store once per cycle; running agents are unaffected.
+            self.load_secrets();
+        }
+        self.maybe_fetch_remote_config();
+        self.cycle.number += 1;
+        self.cycle.discovering = true;
+        self.cycle.started = Some(Instant::now());
+        let cycle = self.cycle.number;
+        let root = self.settings.root_agent_id.clone();
+        let want_settings = self.remote.base_prompt_at.is_none_or(|t| t.elapsed() > APP_SETTINGS_TTL);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let health = client.health_check().await?;
+                if health.status != "ok" {
+                    return Err(PmError::Protocol { tool: "health_check".into(), message: format!("server status is {:?}", health.status) });
+                }
+                let base_prompt = if want_settings {
+                    // Optional tool (absent before HEAD): failure just means "no base prompt".
+                    Some(client.get_app_settings().await.ok().and_then(|s| s.agent_base_prompt).filter(|p| !p.trim().is_empty()))
+                } else {
+                    None
+                };
+                let projects = client.list_active_projects_with_agents(root.as_deref()).await?;
+                Ok(Discovery { projects, base_prompt })
+            }
+            .await;
+            let _ = tx.send(Msg::Discovered { cycle, result });
+        });
+    }
+
+    pub(super) fn discovered(&mut self, cycle: u64, result: Result<Discovery, PmError>) {
+        self.cycle.discovering = false;
+        let interval = Duration::from_secs(self.settings.polling_interval_secs);
+        self.status.counters.ticks += 1;
+        match result {
+            Err(e) => {
+                self.server_failed(&e);
+                let backoff = backoff_delay(self.health.streak, interval);
+                self.cycle.next_at = Instant::now() + backoff;
+            }
+            Ok(d) => {
+                self.server_ok();
+                if let Some(bp) = d.base_prompt {
+                    self.remote.base_prompt = bp;
+                    self.remote.base_prompt_at = Some(Instant::now());
+                }
+                self.cycle.next_at = self.cycle.started.unwrap_or_else(Instant::now) + interval;
+                self.flush_pending_reports();
+                self.build_queues(cycle, d.projects);
+                self.dispatch();
+                self.check_cycle_done();
+            }
+        }
+    }
+
+    pub(super) fn build_queues(&mut self, _cycle: u64, projects: Vec<ProjectInfo>) {
+        self.cycle.projects.clear();
+        let mut pairs = Vec::new();
+        let mut seen: HashSet<PairKey> = HashSet::new();
+        for p in projects {
+            if let Err(e) = crate::paths::validate_id(&p.project_id) {
+                self.push_error(None, None, format!("ignoring project with unsafe id {:?}: {e}", p.project_id));
+                continue;
+            }
+            // A stat per project per cycle: a missing or unsafe working dir holds this project's pairs
+            // before anyone asks the server (no lease taken), and is reported once per pair.
+            let dir_problem = working_dir_problem(&p);
+            for a in &p.agents {
+                let Some(agent) = self.settings.agents.get(a) else { continue };
+                if !agent.enabled {
+                    continue;
+                }
+                if crate::paths::validate_id(a).is_err() {
+                    continue; // settings validation already rejects these; server data must not create dirs
+                }
+                let pair = PairKey::new(a, &p.project_id);
+                seen.insert(pair.clone());
+                match &dir_problem {
+                    Some(msg) => self.hold_pair_for_dir(&pair, msg),
+                    None => {
+                        if self.holds.pairs.get(&pair).is_some_and(|h| h.dir) {
+                            tracing::info!(agent = %pair.agent_id, project = %pair.project_id, "working directory usable again");
+                            self.holds.pairs.remove(&pair);
+                        }
+                    }
+                }
+                pairs.push(pair);
+            }
+            self.cycle.projects.insert(p.project_id.clone(), p);
+        }
+        // Pairs the server no longer lists: forget their directory holds (a timed hold simply expires).
+        self.holds.pairs.retain(|pair, h| !h.dir || seen.contains(pair));
+        // Rotate the start point so that, with few free slots, every pair gets its turn.
+        if !pairs.is_empty() {
+            let r = self.cycle.rotation % pairs.len();
+            pairs.rotate_left(r);
+            self.cycle.rotation = self.cycle.rotation.wrapping_add(1);
+        }
+        self.cycle.check_queue.clear();
+        let running: HashSet<PairKey> = self.runs.instances.values().map(|i| PairKey::new(&i.info.agent_id, &i.info.project_id)).collect();
+        let mut queue = VecDeque::new();
+        for pair in pairs {
+            if running.contains(&pair) {
+                self.cycle.check_queue.push_back(pair);
+            } else if self.blocked(&pair).is_none() {
+                queue.push_back(pair);
+            }
+        }
+        *self.queue() = queue;
+    }
+    pub(super) fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<PairKey>> {
+        self.cycle.ask_queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drop an agent's queued questions (it just became ineligible, e.g. a cooldown started).
+    pub(super) fn purge_queue(&self, agent: &str) {
+        self.queue().retain(|p| p.agent_id != agent);
+    }
+
+    pub(super) fn free_slots(&self) -> usize {
+        self.settings.max_concurrent.saturating_sub(self.runs.instances.len() + self.cycle.asking.len() + self.cycle.askers)
+    }
+    /// Ask as many questions as there are free slots (plus stop/restart checks for running pairs).
+    pub(super) fn dispatch(&mut self) {
+        if !self.running {
+            return;
+        }
+        let Some(client) = self.client.clone() else { return };
+        while self.free_slots() > 0 && !self.queue().is_empty() {
+            self.cycle.askers += 1;
+            tokio::spawn(asker(client.clone(), self.cycle.ask_queue.clone(), self.tx.clone()));
+        }
+        while self.cycle.checking.len() < CHECK_CONCURRENCY {
+            let Some(pair) = self.cycle.check_queue.pop_front() else { break };
+            if !self.pair_running(&pair) || self.cycle.checking.contains(&pair) {
+                continue;
+            }
+            self.cycle.checking.insert(pair.clone());
+            self.ask(client.clone(), pair, true);
+        }
+    }
+
+    pub(super) fn ask(&self, client: Arc<PmClient>, pair: PairKey, running: bool) {
+        let tx = self.tx.clone();
+        let cycle = self.cycle.number;
+        tokio::spawn(async move {
+            let result = client.get_agent_action(&pair.agent_id, &pair.project_id).await;
+            let _ = tx.send(Msg::Answer { cycle, pair, running, result });
+        });
+    }
+
+    /// An asker ended: its slot comes back; an answer that needs a decision is handled like any other.
+    pub(super) fn asker_done(&mut self, asked: Option<(PairKey, Result<AgentAction, PmError>)>, holds: u64) {
+        self.cycle.askers -= 1;
+        self.status.counters.asked += holds;
+        match asked {
+            Some((pair, result)) => self.answered(self.cycle.number, pair, false, result),
+            None => {
+                self.dispatch();
+                self.check_cycle_done();
+            }
+        }
+    }
+
+    pub(super) fn check_cycle_done(&mut self) {
+        if self.cycle.askers == 0 && self.cycle.check_queue.is_empty() && self.cycle.asking.is_empty() && self.cycle.checking.is_empty() && self.queue().is_empty() {
+            if let Some(t) = self.cycle.started.take() {
+                self.status.counters.last_cycle_ms = t.elapsed().as_secs_f64() * 1000.0;
+            }
+        }
+    }
+
+    pub(super) fn answered(&mut self, _cycle: u64, pair: PairKey, running: bool, result: Result<AgentAction, PmError>) {
+        let asked_at = Instant::now();
+        if running {
+            self.cycle.checking.remove(&pair);
+        }
+        match result {
+            Err(e) => {
+                if !running {
+                    self.cycle.asking.remove(&pair);
+                }
+                if e.is_server_fault() {
+                    self.server_failed(&e);
+                    self.queue().clear();
+                    self.cycle.check_queue.clear();
+                } else {
+                    self.push_error(Some(&pair.agent_id), Some(&pair.project_id), e.to_string());
+                }
+            }
+            Ok(action) => match action.action {
+                ServerAction::Start if running => {
+                    // We never run two instances of a pair; the lease expires on the server (120 s).
+                    self.push_error(Some(&pair.agent_id), Some(&pair.project_id), "server asked to start a pair that is already running; not starting a second instance".into());
+                }
+                ServerAction::Start => {
+                    if let Some(why) = self.blocked_for_start(&pair) {
+                        // Rare: the pair became ineligible while its question was in flight. Tell the server,
+                        // which keeps the lease until it expires.
+                        self.push_error(Some(&pair.agent_id), Some(&pair.project_id), format!("not starting ({why}); the server's lease for this pair expires in 120 s"));
+                    } else if !self.running {
+                        self.push_error(Some(&pair.agent_id), Some(&pair.project_id), "start answer arrived after the coordinator was stopped; the server lease expires in 120 s".into());
+                    } else {
+                        // The slot stays reserved (asking) until the spawn finishes.
+                        self.cycle.asking.insert(pair.clone());
+                        self.start_spawn(pair, action, asked_at);
+                    }
+                }
+                ServerAction::Stop | ServerAction::Restart => {
+                    if !running {
+                        self.cycle.asking.remove(&pair);
+                    }
+                    let ids: Vec<u64> = self.runs.instances.iter().filter(|(_, i)| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).map(|(id, _)| *id).collect();
+                    tracing::info!(agent = %pair.agent_id, project = %pair.project_id, reason = ?action.reason, "server asked to {}", action.action);
+                    // restart = stop now; the exit handling asks again at once and starts it if there is work.
+                    for id in ids {
+                        self.stop_instance(id);
+                    }
+                }
+                _ => {
+                    if !running {
+                        self.cycle.asking.remove(&pair);
+                    }
+                }
+            },
+        }
+        self.dispatch();
+        self.check_cycle_done();
+    }
+}
+
+/// One asker: holds a slot and asks queued pairs in turn. The first answer that needs the loop's decision
+/// (start, stop, restart, an error) ends it; `hold` answers are only counted, and it moves on.
+async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<PairKey>>>, tx: mpsc::UnboundedSender<Msg>) {
+    let mut holds = 0;
+    loop {
+        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        let Some(pair) = next else {
+            let _ = tx.send(Msg::AskerIdle { holds });
+            return;
+        };
+        let result = client.get_agent_action(&pair.agent_id, &pair.project_id).await;
+        if matches!(&result, Ok(a) if !a.action.needs_decision()) {
+            holds += 1;
+            continue;
+        }
+        let _ = tx.send(Msg::Asked { pair, result, holds });
+        return;
+    }
+}

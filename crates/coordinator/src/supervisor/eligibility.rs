@@ -1,0 +1,129 @@
+//! Why a pair may or may not be asked or started: agent enabled, passkey, cooldown, pending exit report,
+//! pair holds (unusable working directory, a pair-specific start failure).
+
+use super::protocol::PairKey;
+use super::Supervisor;
+use crate::api::*;
+use crate::exit::Cooldowns;
+use crate::pm::ProjectInfo;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// What blocks pairs: agent-wide cooldowns (persisted) and pair-only holds.
+pub(super) struct Holds {
+    pub(super) cooldowns: Cooldowns,
+    /// Pairs held back for a pair-specific reason (see [`PairHold`]); the agent's other pairs are unaffected.
+    pub(super) pairs: HashMap<PairKey, PairHold>,
+}
+
+/// A pair (not the whole agent) that must not be started: its project's working directory is unusable
+/// (`dir`: re-checked every cycle, no lease is taken meanwhile), or a start failed for a pair-specific reason
+/// (held with backoff until `until`).
+pub(super) struct PairHold {
+    pub(super) until: UnixMs,
+    pub(super) failures: u32,
+    pub(super) message: String,
+    pub(super) dir: bool,
+}
+
+/// Why a project's working directory cannot be used (checked before asking, so no lease is taken).
+pub(super) fn working_dir_problem(project: &ProjectInfo) -> Option<String> {
+    let raw = &project.working_directory;
+    let wd = raw.trim();
+    if wd.is_empty() {
+        return Some(format!("project {} has no working directory on the server; set one in AI Agent PM", project.project_id));
+    }
+    let path = Path::new(wd);
+    if !path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) || raw.contains('\0') {
+        return Some(format!("project {} has an unsafe working directory {:?}; it must be an absolute path without `..`", project.project_id, raw));
+    }
+    if !path.is_dir() {
+        return Some(format!("working directory {} of project {} does not exist; create it or fix the project in AI Agent PM", path.display(), project.project_id));
+    }
+    None
+}
+
+impl Supervisor {
+    /// Hold a pair whose project's working directory is unusable; report it once (status and the agent's
+    /// chat), not once per cycle.
+    pub(super) fn hold_pair_for_dir(&mut self, pair: &PairKey, msg: &str) {
+        if self.holds.pairs.get(pair).is_some_and(|h| h.dir && h.message == msg) {
+            return;
+        }
+        tracing::warn!(agent = %pair.agent_id, project = %pair.project_id, "{msg}; not starting this pair until it is fixed");
+        self.push_error(Some(&pair.agent_id), Some(&pair.project_id), msg.to_string());
+        let failures = self.holds.pairs.get(pair).map_or(0, |h| h.failures);
+        self.holds.pairs.insert(pair.clone(), PairHold { until: UnixMs::MAX, failures, message: msg.to_string(), dir: true });
+        if let Some(client) = self.client.clone() {
+            let (a, p, m) = (pair.agent_id.clone(), pair.project_id.clone(), msg.to_string());
+            tokio::spawn(async move {
+                let _ = client.report_agent_error(&a, &p, &format!("Coordinator cannot start the agent in this project: {m}")).await;
+            });
+        }
+    }
+
+    /// Hold one pair with exponential backoff after a pair-specific start failure.
+    pub(super) fn hold_pair_after_failure(&mut self, pair: &PairKey, msg: &str) -> UnixMs {
+        let ep = &self.settings.error_protection;
+        let failures = self.holds.pairs.get(pair).map_or(0, |h| h.failures) + 1;
+        let secs = crate::backoff::doubling(ep.default_cooldown_secs as f64, failures, 20).min(ep.max_cooldown_secs as f64).max(1.0);
+        let until = now_ms() + (secs * 1000.0) as i64;
+        self.holds.pairs.insert(pair.clone(), PairHold { until, failures, message: msg.to_string(), dir: false });
+        self.queue().retain(|p| p != pair);
+        until
+    }
+
+    pub(super) fn pair_held(&self, pair: &PairKey) -> bool {
+        self.holds.pairs.get(pair).is_some_and(|h| h.until > now_ms())
+    }
+    pub(super) fn pair_running(&self, pair: &PairKey) -> bool {
+        self.runs.instances.values().any(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id)
+    }
+
+    /// Why a `start` for a pair must not be obeyed (it changed while the question was in flight).
+    pub(super) fn blocked_for_start(&self, pair: &PairKey) -> Option<&'static str> {
+        if self.pair_running(pair) || self.cycle.asking.contains(pair) {
+            return Some("already running");
+        }
+        if !self.settings.agents.get(&pair.agent_id).is_some_and(|a| a.enabled) {
+            return Some("agent disabled");
+        }
+        if self.secrets.passkeys.get(&pair.agent_id).is_none_or(|p| p.is_none()) {
+            return Some("no passkey");
+        }
+        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, now_ms()).is_some() {
+            return Some("agent cooling down");
+        }
+        if self.pair_held(pair) {
+            return Some("this project's last start failed or its working directory is unusable");
+        }
+        None
+    }
+
+    /// Why a pair must not be asked now (None = ask).
+    pub(super) fn blocked(&mut self, pair: &PairKey) -> Option<&'static str> {
+        if self.cycle.asking.contains(pair) || self.pair_running(pair) {
+            return Some("busy");
+        }
+        if !self.settings.agents.get(&pair.agent_id).is_some_and(|a| a.enabled) {
+            return Some("disabled");
+        }
+        if self.secrets.passkeys.get(&pair.agent_id).cloned().flatten().is_none() {
+            if self.secrets.warned_no_passkey.insert(pair.agent_id.clone()) {
+                tracing::warn!(agent = %pair.agent_id, "no passkey in the secret store; not starting this agent (set one with `agentpm-coordinator passkey set {}`)", pair.agent_id);
+                let _ = self.ev.send(Event::PasskeyMissing { agent_id: pair.agent_id.clone() });
+            }
+            return Some("no passkey");
+        }
+        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, now_ms()).is_some() {
+            return Some("cooldown");
+        }
+        if self.exits.pending.contains(pair) {
+            return Some("exit not yet reported");
+        }
+        if self.pair_held(pair) {
+            return Some("pair held");
+        }
+        None
+    }
+}

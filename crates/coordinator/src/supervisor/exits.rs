@@ -1,0 +1,228 @@
+//! A run ended: analyse its log (error line, quota), decide cooldowns, and report the exit to the server
+//! in order (register log, error, exit), keeping unreported exits until the server answers.
+
+use super::log_upload::{register_log, upload_log};
+use super::protocol::{Msg, PairKey};
+use super::Supervisor;
+use crate::api::*;
+use crate::exit::CooldownReason;
+use crate::launch;
+use crate::pm::{PmClient, PmError};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+
+/// Exit reports owed to the server and what we know about how to send them.
+#[derive(Default)]
+pub(super) struct ExitState {
+    /// Exits not yet reported (persisted): the pair is not asked again until its exit is reported.
+    pub(super) pending: VecDeque<PairKey>,
+    pub(super) reporting: usize,
+    pub(super) tool: Option<ExitTool>,
+    pub(super) last_exit: HashMap<String, (Option<i32>, PathBuf)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum ExitTool {
+    ReportProcessExit,
+    InvalidateSession,
+}
+
+impl ExitTool {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            ExitTool::ReportProcessExit => "report_process_exit",
+            ExitTool::InvalidateSession => "invalidate_session",
+        }
+    }
+}
+
+impl Supervisor {
+    // ----- exits -----
+
+    pub(super) fn exited(&mut self, id: u64, code: Option<i32>) {
+        let Some(inst) = self.runs.instances.get(&id) else { return };
+        launch::cleanup(&inst.plan);
+        let log = inst.info.log_path.clone();
+        let failed = code != Some(0) && !inst.stopping;
+        let ep = self.settings.error_protection.clone();
+        let tx = self.tx.clone();
+        // Reading the log tail is file I/O: off the loop.
+        let stopped = inst.stopping;
+        tokio::task::spawn_blocking(move || {
+            // A closing line, so a log read later says how the run ended.
+            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+                use std::io::Write;
+                let how = if stopped { " (stopped by the coordinator)" } else { "" };
+                let _ = writeln!(f, "[agentpm] {} exit code={}{how}", chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"), code.map_or("?".into(), |c| c.to_string()));
+            }
+            let (error, quota_secs) = if failed {
+                let tail = crate::logs::read_tail(&log, 64 * 1024);
+                let error = crate::exit::extract_error(&tail);
+                let quota = if ep.quota_detection { crate::exit::detect_quota(&tail, ep.quota_margin_percent, ep.max_cooldown_secs) } else { None };
+                (error.or_else(|| Some(format!("agent exited with code {}", code.map_or("?".into(), |c| c.to_string())))), quota)
+            } else {
+                (None, None)
+            };
+            let _ = tx.send(Msg::Analyzed { id, code, error, quota_secs });
+        });
+    }
+
+    pub(super) fn analyzed(&mut self, id: u64, code: Option<i32>, error: Option<String>, quota_secs: Option<u64>) {
+        let Some(inst) = self.runs.instances.remove(&id) else { return };
+        let info = inst.info;
+        let pair = PairKey::new(&info.agent_id, &info.project_id);
+        let error = error.map(|e| self.redactor.redact(&e));
+        self.exits.last_exit.insert(info.agent_id.clone(), (code, info.log_path.clone()));
+        // The run is over: its log may be pruned by later retention passes.
+        self.runs.live_logs.lock().unwrap_or_else(|p| p.into_inner()).remove(&info.log_path);
+        if code == Some(0) || inst.stopping {
+            self.status.counters.exits_ok += 1;
+            if code == Some(0) {
+                if self.holds.pairs.get(&pair).is_some_and(|h| !h.dir) {
+                    self.holds.pairs.remove(&pair);
+                }
+                self.holds.cooldowns.record_success(&info.agent_id);
+                self.status.agent_errors.remove(&info.agent_id);
+            }
+        } else {
+            self.status.counters.exits_failed += 1;
+            let msg = error.clone().unwrap_or_default();
+            tracing::warn!(agent = %info.agent_id, project = %info.project_id, code = ?code, "agent failed: {msg}");
+            self.push_error(Some(&info.agent_id), Some(&info.project_id), msg.clone());
+            self.status.agent_errors.insert(info.agent_id.clone(), msg);
+            let ep = &self.settings.error_protection;
+            let outage = !self.health.server.reachable || self.health.last_outage_at.is_some_and(|t| t >= info.started_at);
+            if outage && quota_secs.is_none() {
+                tracing::info!(agent = %info.agent_id, "run failed while the PM server was unreachable; retrying without a backoff once it is back");
+            } else if ep.enabled {
+                let c = self.holds.cooldowns.record_failure(&info.agent_id, quota_secs, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
+                tracing::info!(agent = %info.agent_id, "cooling down for {} s ({})", (c.until - now_ms()) / 1000, c.reason);
+                self.purge_queue(&info.agent_id);
+                if quota_secs.is_none() {
+                    self.health.recent_backoffs.push((info.agent_id.clone(), now_ms()));
+                }
+                let _ = self.ev.send(Event::CooldownStarted { agent_id: info.agent_id.clone(), until: c.until, reason: c.reason.to_string() });
+            }
+        }
+        let _ = self.ev.send(Event::InstanceExited { instance: info.clone(), exit_code: code, error: error.clone() });
+        let remaining = self.runs.instances.values().filter(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).count() as u64;
+        self.exits.pending.push_back(pair.clone());
+        self.persist();
+        // Report in order: register log → error → exit. The pair is asked again once the exit is reported.
+        if let Some(client) = self.client.clone() {
+            let tx = self.tx.clone();
+            let known = self.exits.tool;
+            let report_error = if code != Some(0) && !inst.stopping { error } else { None };
+            let upload = self.upload_target();
+            tokio::spawn(async move {
+                if let Some(task) = &info.task_id {
+                    // Register the local path first: it is what the server keeps if an upload fails.
+                    let exec_id = register_log(&client, &info.agent_id, task, &info.log_path).await;
+                    if let (Some(up), Some(exec_id)) = (upload, exec_id) {
+                        // Uploads run on their own and never hold up the supervisor or the exit report.
+                        tokio::spawn(upload_log(up, exec_id, info.clone()));
+                    }
+                }
+                if let Some(msg) = report_error {
+                    if let Err(e) = client.report_agent_error(&info.agent_id, &info.project_id, &msg).await {
+                        tracing::debug!("report_agent_error: {e}");
+                    }
+                }
+                let (result, tool) = report_exit(&client, known, &info.agent_id, &info.project_id, remaining).await;
+                let _ = tx.send(Msg::Reported { pair, result, exit_tool: tool });
+            });
+        }
+        self.dispatch();
+    }
+
+    pub(super) fn reported(&mut self, pair: PairKey, result: Result<(), PmError>, exit_tool: Option<ExitTool>) {
+        if exit_tool.is_some() && self.exits.tool != exit_tool {
+            self.exits.tool = exit_tool;
+            self.health.server.exit_report_tool = exit_tool.map(|t| t.name().to_string());
+        }
+        match result {
+            Ok(()) => {
+                if let Some(pos) = self.exits.pending.iter().position(|p| *p == pair) {
+                    self.exits.pending.remove(pos);
+                }
+                self.persist();
+                // React at once: the pair may have more work.
+                if self.running && self.blocked(&pair).is_none() {
+                    let mut q = self.queue();
+                    if !q.contains(&pair) {
+                        q.push_front(pair);
+                    }
+                }
+                self.dispatch();
+            }
+            Err(e) => {
+                // Kept in pending_reports (persisted); sent again once the server answers.
+                if e.is_server_fault() {
+                    self.server_failed(&e);
+                    // The run most likely failed because the server went away under it (we only learn of the
+                    // outage now): that is no reason to hold the agent back once the server is back.
+                    if self.holds.cooldowns.agents.get(&pair.agent_id).is_some_and(|c| c.reason == CooldownReason::Error) {
+                        self.holds.cooldowns.record_success(&pair.agent_id);
+                        self.persist();
+                    }
+                } else {
+                    self.push_error(Some(&pair.agent_id), Some(&pair.project_id), e.to_string());
+                    if let Some(pos) = self.exits.pending.iter().position(|p| *p == pair) {
+                        self.exits.pending.remove(pos);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn pending_flushed(&mut self, done: Vec<PairKey>, exit_tool: Option<ExitTool>) {
+        self.exits.reporting = self.exits.reporting.saturating_sub(1);
+        if exit_tool.is_some() {
+            self.exits.tool = exit_tool;
+        }
+        self.exits.pending.retain(|p| !done.contains(p));
+        self.persist();
+    }
+
+    pub(super) fn flush_pending_reports(&mut self) {
+        if self.exits.pending.is_empty() || self.exits.reporting > 0 {
+            return;
+        }
+        // Only pairs with nothing running and no report already in flight.
+        let pending: Vec<PairKey> = self.exits.pending.iter().filter(|p| !self.pair_running(p)).cloned().collect();
+        let Some(client) = self.client.clone() else { return };
+        self.exits.reporting += 1;
+        let tx = self.tx.clone();
+        let known = self.exits.tool;
+        tokio::spawn(async move {
+            let mut done = Vec::new();
+            let mut tool = known;
+            for pair in pending {
+                let (r, t) = report_exit(&client, tool, &pair.agent_id, &pair.project_id, 0).await;
+                if t.is_some() {
+                    tool = t;
+                }
+                match r {
+                    Ok(()) => done.push(pair),
+                    Err(e) if e.is_unreachable() => break,
+                    Err(_) => done.push(pair), // refused: nothing more we can do
+                }
+            }
+            let _ = tx.send(Msg::PendingFlushed { done, exit_tool: tool });
+        });
+    }
+}
+
+/// Report an exit with whichever tool the server has: current servers know `report_process_exit`,
+/// 0.1.x-era servers only `invalidate_session`. The first call tells which; the answer is remembered.
+async fn report_exit(client: &PmClient, known: Option<ExitTool>, agent: &str, project: &str, remaining: u64) -> (Result<(), PmError>, Option<ExitTool>) {
+    match known {
+        Some(ExitTool::InvalidateSession) => (client.invalidate_session(agent, project).await, known),
+        Some(ExitTool::ReportProcessExit) => (client.report_process_exit(agent, project, remaining).await, known),
+        None => match client.report_process_exit(agent, project, remaining).await {
+            Err(e) if e.is_unknown_tool() => (client.invalidate_session(agent, project).await, Some(ExitTool::InvalidateSession)),
+            Ok(()) => (Ok(()), Some(ExitTool::ReportProcessExit)),
+            Err(e) => (Err(e), None),
+        },
+    }
+}

@@ -1,0 +1,65 @@
+//! Server reachability: up/down transitions, events, and the retry backoff while it is down.
+
+use super::Supervisor;
+use crate::api::*;
+use crate::exit::CooldownReason;
+use crate::pm::PmError;
+use std::time::Duration;
+
+#[derive(Default)]
+pub(super) struct Health {
+    pub(super) server: ServerHealth,
+    pub(super) streak: u32,
+    /// When the server last failed to answer: runs that overlap an outage fail for the server's sake, not
+    /// the agent's, so they do not count towards the agent's backoff.
+    pub(super) last_outage_at: Option<UnixMs>,
+    /// Recent error backoffs (agent, when): the engine may learn of an outage only after an agent that
+    /// tripped over it has exited (a silent server costs a full call timeout to notice).
+    pub(super) recent_backoffs: Vec<(String, UnixMs)>,
+}
+
+impl Supervisor {
+    // ----- server health -----
+
+    pub(super) fn server_failed(&mut self, e: &PmError) {
+        let msg = self.redactor.redact(&e.to_string());
+        self.health.streak = self.health.streak.saturating_add(1);
+        let now = now_ms();
+        self.health.last_outage_at = Some(now);
+        // Failures just before we noticed the outage were most likely caused by it: no backoff for those.
+        let recent: Vec<String> = self.health.recent_backoffs.drain(..).filter(|(_, at)| now - at < 30_000).map(|(a, _)| a).collect();
+        for agent in recent {
+            if self.holds.cooldowns.agents.get(&agent).is_some_and(|c| c.reason == CooldownReason::Error) {
+                self.holds.cooldowns.record_success(&agent);
+            }
+        }
+        if self.health.server.reachable || self.health.server.unreachable_since.is_none() {
+            let since = now_ms();
+            self.health.server.unreachable_since = Some(since);
+            tracing::warn!("PM server unreachable: {msg}");
+            let _ = self.ev.send(Event::ServerUnreachable { since, error: msg.clone() });
+        }
+        self.health.server.reachable = false;
+        self.health.server.last_error = Some(msg);
+    }
+
+    pub(super) fn server_ok(&mut self) {
+        if !self.health.server.reachable {
+            if let Some(since) = self.health.server.unreachable_since.take() {
+                let after = now_ms() - since;
+                tracing::info!("PM server reachable again after {after} ms");
+                let _ = self.ev.send(Event::ServerReachable { after_ms: after });
+            }
+        }
+        self.health.streak = 0;
+        self.health.server.reachable = true;
+        self.health.server.last_error = None;
+    }
+}
+
+/// Exponential backoff with ±20 % jitter, from 0.5 s up to the polling interval: a down server is not
+/// hammered, and is never checked less often than a healthy one.
+pub(super) fn backoff_delay(streak: u32, interval: Duration) -> Duration {
+    let cap = interval.as_secs_f64().max(1.0);
+    Duration::from_secs_f64(crate::backoff::jitter(crate::backoff::doubling(0.5, streak, 10).min(cap)))
+}

@@ -1,0 +1,131 @@
+//! What the outside sees: the persisted state file, coalesced snapshots, the recent errors.
+
+use super::Supervisor;
+use crate::api::*;
+use crate::state::{ChildRecord, PersistedState};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How many recent errors the snapshot keeps.
+const MAX_ERRORS: usize = 50;
+/// Snapshots are coalesced to at most one per this interval.
+const PUBLISH_EVERY: Duration = Duration::from_millis(50);
+
+pub(super) struct Status {
+    pub(super) snap: watch::Sender<Snapshot>,
+    pub(super) errors: VecDeque<ErrorEntry>,
+    /// Last spawn or run error per agent, shown until a clean run.
+    pub(super) agent_errors: HashMap<String, String>,
+    pub(super) counters: Counters,
+    /// Something changed since the last snapshot.
+    pub(super) dirty: bool,
+    pub(super) publish_at: Option<Instant>,
+}
+
+impl Status {
+    pub(super) fn new(snap: watch::Sender<Snapshot>) -> Status {
+        Status { snap, errors: VecDeque::new(), agent_errors: HashMap::new(), counters: Counters::default(), dirty: true, publish_at: None }
+    }
+}
+
+impl Supervisor {
+    pub(super) fn persist(&mut self) {
+        let children = self
+            .runs
+            .instances
+            .values()
+            .map(|i| ChildRecord {
+                pid: i.info.pid,
+                pgid: i.info.pid,
+                agent_id: i.info.agent_id.clone(),
+                project_id: i.info.project_id.clone(),
+                task_id: i.info.task_id.clone(),
+                started_at: i.info.started_at,
+                log_path: i.info.log_path.clone(),
+                proc_start: crate::state::process_start_time(i.info.pid),
+            })
+            .collect();
+        let st = PersistedState { children, cooldowns: self.holds.cooldowns.clone(), pending_exit_reports: self.exits.pending.iter().cloned().map(<(String, String)>::from).collect() };
+        let _ = self.state_tx.send(st);
+    }
+
+    // ----- snapshot -----
+
+    pub(super) fn push_error(&mut self, agent: Option<&str>, project: Option<&str>, message: String) {
+        let message = self.redactor.redact(&message);
+        self.status.errors.push_back(ErrorEntry { at: now_ms(), agent_id: agent.map(str::to_string), project_id: project.map(str::to_string), message });
+        while self.status.errors.len() > MAX_ERRORS {
+            self.status.errors.pop_front();
+        }
+        self.status.dirty = true;
+    }
+
+    pub(super) fn maybe_schedule_publish(&mut self) {
+        if self.status.dirty && self.status.publish_at.is_none() {
+            self.status.publish_at = Some(Instant::now() + PUBLISH_EVERY);
+        }
+    }
+
+    pub(super) fn publish(&mut self) {
+        self.status.publish_at = None;
+        self.status.dirty = false;
+        let now = now_ms();
+        let mut instances: Vec<InstanceInfo> = self.runs.instances.values().map(|i| i.info.clone()).collect();
+        instances.sort_by_key(|i| i.id);
+        let agents = self
+            .settings
+            .agents
+            .iter()
+            .map(|(id, a)| {
+                let has_passkey = self.secrets.passkeys.get(id).cloned().flatten().is_some();
+                let running = instances.iter().filter(|i| &i.agent_id == id).count();
+                let state = if !a.enabled {
+                    AgentState::Disabled
+                } else if running > 0 {
+                    AgentState::Running { instances: running }
+                } else if let Some(c) = self.holds.cooldowns.active(id, now) {
+                    AgentState::Cooldown { until: c.until, reason: c.reason.to_string() }
+                } else if self.secrets.loaded && !has_passkey {
+                    AgentState::NoPasskey
+                } else if let Some(e) = self.status.agent_errors.get(id) {
+                    AgentState::Error { message: e.clone() }
+                } else {
+                    AgentState::Idle
+                };
+                let (last_exit_code, last_log_path) = match self.exits.last_exit.get(id) {
+                    Some((c, p)) => (*c, Some(p.clone())),
+                    None => (None, None),
+                };
+                AgentStatus { agent_id: id.clone(), enabled: a.enabled, has_passkey, state, last_exit_code, last_log_path }
+            })
+            .collect();
+        let snap = Snapshot {
+            running: self.running,
+            server: self.health.server.clone(),
+            instances,
+            agents,
+            last_errors: self.status.errors.iter().cloned().collect(),
+            secret_store_error: self.secrets.error.clone(),
+            counters: self.status.counters.clone(),
+            updated_at: now,
+        };
+        self.status.snap.send_replace(snap);
+    }
+}
+
+/// Writes the latest persisted state, coalescing bursts; file I/O stays off the supervisor loop.
+pub(super) async fn state_writer(path: PathBuf, mut rx: watch::Receiver<PersistedState>) {
+    while rx.changed().await.is_ok() {
+        let st = rx.borrow_and_update().clone();
+        let p = path.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = st.save(&p) {
+                tracing::warn!("cannot save state to {}: {e}", p.display());
+            }
+        })
+        .await;
+    }
+}
