@@ -253,3 +253,56 @@ async fn background_children_of_a_dead_agent_are_stopped_after_a_coordinator_kil
     assert!(stopped, "the orphaned group survived the restart");
     println!("SECURITY| coordinator SIGKILLed; agent dies of a broken pipe, its background child lives | the restart stops the whole group (pgid, start-time checked) | no orphan");
 }
+
+#[test]
+fn a_short_passkey_is_refused_with_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let mut child = cli(d.path())
+        .env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-never-used")
+        .args(["passkey", "set", "agt_a"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 characters") && err.contains("at least 8"), "{err}");
+    println!("SECURITY| a 3-character passkey | refused (at least 8 characters) | nothing stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_terminal_stops_the_agents_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let script = Script { project_dir: project(d.path()), agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
+    let h = Hostile::start(d.path(), script, false).await;
+    let marker = format!("sleep {}", 400 + std::process::id() % 89);
+    let yaml = format!(
+        "polling_interval: 1\nmax_concurrent: 1\nmcp_socket_path: {}\ncoordinator_token: tok-hostile-token-77\nai_providers:\n  claude:\n    cli_command: /bin/sh\n    cli_args: [\"-c\", \"{marker}\", \"x\"]\nagents:\n  agt_a:\n    passkey: \"{PK_A}\"\n",
+        h.socket.display()
+    );
+    let cfg = d.path().join("coordinator.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let mut child = cli(&d.path().join("data")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let running = || all_cmdlines().iter().any(|c| c.trim() == marker);
+    assert!(wait_for(Duration::from_secs(15), running).await, "the agent never started");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGHUP).unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.is_some_and(|s| s.success()), "SIGHUP did not stop the coordinator cleanly: {status:?}");
+    assert!(!running(), "the agent outlived the coordinator");
+    assert!(!h.calls_of("report_process_exit").is_empty() || !h.calls_of("invalidate_session").is_empty(), "the exit was not reported to the server");
+    println!("SECURITY| SIGHUP (terminal closed) | clean stop: agents stopped and their exits reported | nothing left running");
+}

@@ -230,10 +230,13 @@ async fn run(config: Option<PathBuf>, json: bool, verbose: bool) -> Result<ExitC
     let mut snaps = engine.subscribe();
     let mut events = engine.events();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // The terminal closed: stop the agents cleanly (they log out) instead of dying with them left unlogged.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
+            _ = hup.recv() => break,
             r = snaps.changed() => { if r.is_err() { break; } let s = snaps.borrow_and_update().clone(); view.snapshot(&s); }
             Ok(e) = events.recv() => view.event(&e),
         }
@@ -243,7 +246,8 @@ async fn run(config: Option<PathBuf>, json: bool, verbose: bool) -> Result<ExitC
         }
     }
     view.finish();
-    eprintln!("stopping agents…");
+    // Not eprintln!: after SIGHUP the terminal is gone and a failed write must not abort the clean stop.
+    let _ = writeln!(std::io::stderr(), "stopping agents…");
     tokio::time::timeout(Duration::from_secs(20), engine.shutdown()).await.ok();
     drop(lock);
     Ok(ExitCode::SUCCESS)
@@ -415,9 +419,8 @@ fn read_secret(prompt: &str) -> Result<String> {
         s
     };
     let value = value.trim_end_matches(['\r', '\n']).to_string();
-    if value.trim().is_empty() {
-        anyhow::bail!("empty value: nothing stored");
-    }
+    let what = if prompt.starts_with("Passkey") { "passkey" } else { "token" };
+    coordinator::secrets::check_secret(what, &value).map_err(|e| anyhow::anyhow!(e))?;
     Ok(value)
 }
 
