@@ -11,7 +11,13 @@ pub struct PmClient {
     token: Option<String>,
     timeout: Duration,
     next_id: AtomicU64,
+    /// Bounds calls in flight of every kind (questions, reports, registrations): 30,000 failing projects must
+    /// not open thousands of connections and starve our own health check of file descriptors.
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// Server calls in flight at once, per client.
+pub const MAX_IN_FLIGHT: usize = 64;
 
 impl PmClient {
     /// `token` is the coordinator token (added to every call's arguments and, over HTTP, as Bearer).
@@ -23,7 +29,7 @@ impl PmClient {
     pub fn with_options(address: &str, token: Option<String>, timeout: Duration, allow_insecure_http: bool) -> Result<PmClient, PmError> {
         let token = token.filter(|t| !t.is_empty());
         let transport = Transport::for_address(address, token.clone(), allow_insecure_http)?;
-        Ok(PmClient { transport, token, timeout, next_id: AtomicU64::new(1) })
+        Ok(PmClient { transport, token, timeout, next_id: AtomicU64::new(1), in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT) })
     }
 
     pub fn address(&self) -> String {
@@ -37,6 +43,7 @@ impl PmClient {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let req = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": tool, "arguments": args}, "id": id});
+        let _permit = self.in_flight.acquire().await.map_err(|_| PmError::Protocol { tool: tool.into(), message: "client closed".into() })?;
         let envelope = self.transport.roundtrip(tool, req, self.timeout).await?;
         parse_envelope(tool, &envelope)
     }
@@ -215,6 +222,46 @@ fn parse_action(v: &Value) -> AgentAction {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_in_flight_are_bounded() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("slow.sock");
+        let l = tokio::net::UnixListener::bind(&path).unwrap();
+        let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (n, p) = (now.clone(), peak.clone());
+        tokio::spawn(async move {
+            while let Ok((c, _)) = l.accept().await {
+                let (n, p) = (n.clone(), p.clone());
+                tokio::spawn(async move {
+                    let (r, mut w) = c.into_split();
+                    let mut lines = tokio::io::BufReader::new(r).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let busy = n.fetch_add(1, Ordering::SeqCst) + 1;
+                        p.fetch_max(busy, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        n.fetch_sub(1, Ordering::SeqCst);
+                        let id = serde_json::from_str::<Value>(&line).unwrap()["id"].clone();
+                        let reply = json!({"jsonrpc":"2.0","id":id,"result":{"content":[{"type":"text","text":"{\"success\":true}"}]}});
+                        let _ = w.write_all(format!("{reply}\n").as_bytes()).await;
+                    }
+                });
+            }
+        });
+        let c = Arc::new(PmClient::new(&path.display().to_string(), None, Duration::from_secs(20)).unwrap());
+        let calls: Vec<_> = (0..400).map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.report_agent_error("agt_a", &format!("prj_{i}"), "x").await })
+        }).collect();
+        for h in calls {
+            h.await.unwrap().unwrap();
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(peak <= MAX_IN_FLIGHT && peak > 1, "peak {peak} calls in flight");
+    }
+
     use super::*;
     use proptest::prelude::*;
 
