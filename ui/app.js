@@ -307,7 +307,7 @@ async function scrubYaml(path) {
   try {
     const r = await invoke("import_config", { path, scrub: true });
     row.replaceChildren(r.backup
-      ? el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, `The file no longer contains passkeys. Backup of the original: ${r.backup}`)
+      ? el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, `The file no longer contains passkeys. The backup of the original, ${r.backup}, still does: delete it once you have checked the import.`)
       : el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, "The file holds no passkeys any more (nothing to remove)."));
     await refresh();
   } catch (e) { row.replaceChildren(el("div", { class: "bad-text" }, String(e))); }

@@ -486,6 +486,7 @@ fn import_yaml(file: &Path, scrub: bool, overwrite: bool) -> Result<ExitCode> {
     println!("settings written to {}", report.settings_path.display());
     if let Some(b) = &report.backup {
         println!("backup of the original YAML: {} (mode 0600); the YAML no longer contains secrets", b.display());
+        println!("the backup still holds the passkeys in plain text: once the import is checked, delete it: rm {}", shell_words::quote(&b.display().to_string()));
     }
     if report.already_scrubbed {
         println!("{}: already scrubbed (no secret left in it); nothing rewritten, no backup written", file.display());
