@@ -1,5 +1,7 @@
 //! Shared helpers for the end-to-end tests: locate the built binaries, start the simulator, run the engine.
 
+pub mod bench_server;
+
 use coordinator::api::Snapshot;
 use coordinator::config::{AgentSettings, ProviderSettings, Settings};
 use coordinator::engine::{Engine, EngineConfig};
