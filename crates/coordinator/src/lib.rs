@@ -14,6 +14,7 @@ pub mod launch;
 pub mod legacy_yaml;
 pub mod lock;
 pub mod logs;
+pub mod mcp_bridge;
 pub mod paths;
 pub mod pm;
 pub mod redact;
