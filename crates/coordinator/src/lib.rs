@@ -2,6 +2,7 @@
 //!
 //! No GUI dependency: the Tauri app and the headless CLI both embed [`engine::Engine`].
 
+pub mod agent_cli;
 pub mod api;
 pub mod config;
 pub mod context;

@@ -81,11 +81,19 @@ fn server_address(o: &Opts) -> Result<(String, Option<String>), String> {
             let auth = e["headers"]["Authorization"].as_str().map(expand_env);
             return Ok((url.to_string(), auth.map(|a| a.trim_start_matches("Bearer ").to_string())));
         }
-        if let Some(sock) = e["args"].as_array().and_then(|a| a.last()).and_then(Value::as_str) {
+        // `nc -U <socket>`; our MCP bridge (`... mcp-bridge`) finds the server in the environment instead.
+        if let Some(sock) = e["args"].as_array().and_then(|a| a.last()).and_then(Value::as_str).filter(|a| a.contains('/')) {
             return Ok((sock.to_string(), None));
+        }
+        if e["command"].is_string() {
+            return server_from_env();
         }
         return Err("MCP config has no agent-pm server".into());
     }
+    server_from_env()
+}
+
+fn server_from_env() -> Result<(String, Option<String>), String> {
     let addr = std::env::var("AGENTPM_SERVER").map_err(|_| "no --mcp-config and no AGENTPM_SERVER".to_string())?;
     Ok((addr, std::env::var("AGENTPM_COORDINATOR_TOKEN").ok()))
 }
