@@ -17,6 +17,7 @@ pub mod logs;
 pub mod paths;
 pub mod pm;
 pub mod redact;
+pub mod runs;
 pub mod safe_fs;
 pub mod secrets;
 pub mod state;

@@ -1,0 +1,1 @@
+//! Quota reset times from the provider's own words.
