@@ -1,10 +1,6 @@
 //! Run records: what each agent run did, whether it worked and what it cost (issue 16).
 //!
-//! `parse` turns a provider's JSON event stream into [`events::RunEvent`]s, `record` folds them into a
-//! [`record::RunRecord`], `store` keeps the history in SQLite, `quota` reads reset times from the provider's
-//! own words.
+//! `parse` turns a provider's JSON event stream into [`events::RunEvent`]s. Still to come (issue 16):
+//! the run record, the SQLite run store and quota reset times from the stream.
 pub mod events;
 pub mod parse;
-pub mod quota;
-pub mod record;
-pub mod store;

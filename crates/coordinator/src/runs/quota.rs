@@ -1,1 +1,0 @@
-//! Quota reset times from the provider's own words.

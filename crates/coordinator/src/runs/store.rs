@@ -1,1 +1,0 @@
-//! Run history in SQLite.
