@@ -396,10 +396,10 @@ async fn app_end_to_end() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Its first JSON line comes after it took the lock.
+    // Its first JSON line (a snapshot or an event) comes after it took the lock.
     let mut first = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(cli.stdout.as_mut().unwrap()), &mut first).unwrap();
-    assert!(first.contains("event"), "{first}");
+    assert!(first.starts_with("{\"event\"") || first.starts_with("{\"snapshot\""), "{first}");
     let s = Session::new(&app(), &["--data-dir", &shared.display().to_string(), "--show"]).await;
     let banner = s.wait_text("#banner", "another coordinator is already running", Duration::from_secs(30)).await;
     assert!(banner.contains(&format!("pid {}", cli.id())), "{banner}");
