@@ -180,6 +180,23 @@ async fn claude_debug_output_never_rests_on_disk_unmasked() {
     println!("SECURITY| debug on: claude writes its own debug file | no --debug-file; debug output goes through the masked log | no secret on disk");
 }
 
+/// The Python coordinator's YAML for `agt_a` on the hostile server, its `claude` provider a shell script;
+/// written into `dir`, returns its path.
+fn python_yaml_with_script(dir: &Path, h: &Hostile, script: &str) -> PathBuf {
+    let yaml = format!(
+        "polling_interval: 1\nmax_concurrent: 1\nmcp_socket_path: {}\ncoordinator_token: tok-hostile-token-77\nai_providers:\n  claude:\n    cli_command: /bin/sh\n    cli_args: [\"-c\", \"{script}\", \"x\"]\nagents:\n  agt_a:\n    passkey: \"{PK_A}\"\n",
+        h.socket.display()
+    );
+    let cfg = dir.join("coordinator.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    cfg
+}
+
+/// Some process on this machine runs exactly `cmdline`.
+fn runs(cmdline: &str) -> bool {
+    all_cmdlines().iter().any(|c| c.trim() == cmdline)
+}
+
 fn cli(data: &Path) -> Command {
     let mut c = Command::new(bin("agentpm-coordinator"));
     c.env_remove("MCP_COORDINATOR_TOKEN").env("AGENTPM_DATA_DIR", data);
@@ -229,15 +246,10 @@ async fn background_children_of_a_dead_agent_are_stopped_after_a_coordinator_kil
     // The agent leaves a background child and keeps printing: when the coordinator dies, the next print
     // kills the agent (broken pipe) and only the child remains in the group.
     let marker = format!("sleep {}", 300 + std::process::id() % 97);
-    let yaml = format!(
-        "polling_interval: 1\nmax_concurrent: 1\nmcp_socket_path: {}\ncoordinator_token: tok-hostile-token-77\nai_providers:\n  claude:\n    cli_command: /bin/sh\n    cli_args: [\"-c\", \"{marker} >/dev/null 2>&1 & while true; do echo tick; sleep 0.1; done\", \"x\"]\nagents:\n  agt_a:\n    passkey: \"{PK_A}\"\n",
-        h.socket.display()
-    );
-    let cfg = d.path().join("coordinator.yaml");
-    std::fs::write(&cfg, yaml).unwrap();
+    let cfg = python_yaml_with_script(d.path(), &h, &format!("{marker} >/dev/null 2>&1 & while true; do echo tick; sleep 0.1; done"));
     let data = d.path().join("data");
     let spawn = || cli(&data).env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-security").args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let running = || all_cmdlines().iter().any(|c| c.trim() == marker);
+    let running = || runs(&marker);
     let mut first = spawn();
     assert!(wait_for(Duration::from_secs(15), running).await, "the agent never started");
     first.kill().unwrap();
@@ -280,14 +292,9 @@ async fn closing_the_terminal_stops_the_agents_cleanly() {
     let script = Script { project_dir: project(d.path()), agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
     let h = Hostile::start(d.path(), script, false).await;
     let marker = format!("sleep {}", 400 + std::process::id() % 89);
-    let yaml = format!(
-        "polling_interval: 1\nmax_concurrent: 1\nmcp_socket_path: {}\ncoordinator_token: tok-hostile-token-77\nai_providers:\n  claude:\n    cli_command: /bin/sh\n    cli_args: [\"-c\", \"{marker}\", \"x\"]\nagents:\n  agt_a:\n    passkey: \"{PK_A}\"\n",
-        h.socket.display()
-    );
-    let cfg = d.path().join("coordinator.yaml");
-    std::fs::write(&cfg, yaml).unwrap();
+    let cfg = python_yaml_with_script(d.path(), &h, &marker);
     let mut child = cli(&d.path().join("data")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let running = || all_cmdlines().iter().any(|c| c.trim() == marker);
+    let running = || runs(&marker);
     assert!(wait_for(Duration::from_secs(15), running).await, "the agent never started");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGHUP).unwrap();
     let t = Instant::now();
