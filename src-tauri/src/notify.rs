@@ -26,6 +26,7 @@ impl Notifier {
                 Some(format!("{agent_id} hit a quota; cooling down until {}", crate::status_words::clock(*until).unwrap_or_default()))
             }
             Event::ServerUnreachable { error, .. } => Some(format!("PM server unreachable: {error}")),
+            Event::TokenRejected { .. } => Some("The PM server rejected the coordinator token — set the new one in Settings.".to_string()),
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end tests: locate the built binaries, start the simulator, run the engine.
 
+pub mod bench_server;
 pub mod hostile;
 
 use coordinator::api::Snapshot;
@@ -239,4 +240,68 @@ pub fn sigterm_and_wait(child: &mut std::process::Child, timeout: Duration) -> (
     }
     let _ = child.kill();
     (child.wait().unwrap(), false)
+}
+
+/// The real `agentpm-coordinator` binary running `--json run` on a YAML file; its JSON lines (snapshots and
+/// events) are collected for assertions.
+pub struct CoordinatorProcess {
+    pub child: std::process::Child,
+    pub lines: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CoordinatorProcess {
+    pub fn start(yaml: &Path, data_dir: &Path) -> CoordinatorProcess {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(bin("agentpm-coordinator"))
+            .args(["--json", "run", "--config"])
+            .arg(yaml)
+            .env_remove("MCP_COORDINATOR_TOKEN")
+            .env("AGENTPM_DATA_DIR", data_dir)
+            .env("XDG_DATA_HOME", data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start agentpm-coordinator");
+        let out = child.stdout.take().expect("stdout");
+        let lines: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&l) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        CoordinatorProcess { child, lines, reader: Some(reader) }
+    }
+
+    /// Every `snapshot` printed so far.
+    pub fn snapshots(&self) -> Vec<serde_json::Value> {
+        self.lines.lock().unwrap().iter().filter_map(|v| v.get("snapshot").cloned()).collect()
+    }
+
+    pub fn last_snapshot(&self) -> Option<serde_json::Value> {
+        self.snapshots().pop()
+    }
+
+    /// SIGTERM, wait (SIGKILL after 10 s), and collect the rest of the output.
+    pub fn stop(mut self) -> Vec<serde_json::Value> {
+        sigterm_and_wait(&mut self.child, Duration::from_secs(10));
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for CoordinatorProcess {
+    fn drop(&mut self) {
+        if self.reader.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

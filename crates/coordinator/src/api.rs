@@ -67,6 +67,10 @@ pub struct ServerHealth {
     pub last_error: Option<String>,
     /// Which exit-report tool the server has: "report_process_exit" or "invalidate_session".
     pub exit_report_tool: Option<String>,
+    /// The server answers but refuses our coordinator token: not an outage (no backoff as for one, no
+    /// "unreachable"); the user has to set the new token.
+    #[serde(default)]
+    pub token_rejected: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -85,6 +89,10 @@ pub struct Counters {
     pub ticks: u64,
     /// `get_agent_action` questions answered with hold (or another no-op).
     pub asked: u64,
+    /// `start` answers not obeyed (the pair became ineligible while asked, or we were stopped): each
+    /// blocks the pair on the server for up to 120 s, so each is also shown in `last_errors` with its cause.
+    #[serde(default)]
+    pub leases_lost: u64,
     /// Duration of the last full reconcile cycle, milliseconds.
     pub last_cycle_ms: f64,
 }
@@ -123,6 +131,8 @@ impl Snapshot {
         }
         parts.push(if !self.running {
             "stopped".to_string()
+        } else if self.server.token_rejected {
+            "token rejected — set the new one".to_string()
         } else if self.server.reachable {
             "server OK".to_string()
         } else {
@@ -142,6 +152,8 @@ pub enum Event {
     CooldownStarted { agent_id: String, until: UnixMs, reason: String },
     ServerUnreachable { since: UnixMs, error: String },
     ServerReachable { after_ms: i64 },
+    /// The server refused the coordinator token (once per change of state).
+    TokenRejected { error: String },
     PasskeyMissing { agent_id: String },
     Started,
     Stopped,

@@ -128,20 +128,32 @@ pub struct Cooldown {
     pub consecutive_failures: u32,
 }
 
-/// Per-agent cooldowns; serializable so they survive a restart.
+/// Cooldowns keyed on what failed: a quota is the agent's provider account, so it holds the agent in every
+/// project; a failed run or a local start problem of one project holds only that (agent, project) pair;
+/// an agent-wide local problem (its provider is not configured) holds the agent. Serializable so they
+/// survive a restart (`pairs` is absent in state files of older versions).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Cooldowns {
     pub agents: BTreeMap<String, Cooldown>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pairs: BTreeMap<String, BTreeMap<String, Cooldown>>,
 }
 
 impl Cooldowns {
-    /// Record a failed run: exponential backoff with jitter from `default_secs` doubling per consecutive
-    /// failure, capped at `max_secs`. A quota failure waits the quota time, and when quota failures repeat
-    /// (the reset time was wrong, or the agent hits the limit again at once) at least the backoff of the
-    /// previous failure count: max(quota, backoff(n - 1)), so a first quota failure waits exactly the quota
-    /// time and repeated ones back off too. Returns the new cooldown.
-    pub fn record_failure(&mut self, agent_id: &str, quota_secs: Option<u64>, default_secs: u64, max_secs: u64, now: UnixMs) -> Cooldown {
-        let n = self.agents.get(agent_id).map_or(0, |c| c.consecutive_failures) + 1;
+    /// Record a failure: exponential backoff with jitter from `default_secs` doubling per consecutive
+    /// failure of the same key, capped at `max_secs`. A quota failure (always agent-wide) waits the quota
+    /// time, and when quota failures repeat (the reset time was wrong, or the agent hits the limit again at
+    /// once) at least the backoff of the previous failure count: max(quota, backoff(n - 1)). `project`
+    /// None = an agent-wide error. Returns the new cooldown.
+    pub fn record_failure(&mut self, agent_id: &str, project: Option<&str>, quota_secs: Option<u64>, default_secs: u64, max_secs: u64, now: UnixMs) -> Cooldown {
+        let slot = match (quota_secs, project) {
+            (None, Some(p)) => self.pairs.entry(agent_id.to_string()).or_default().entry(p.to_string()),
+            _ => self.agents.entry(agent_id.to_string()),
+        };
+        let n = match &slot {
+            std::collections::btree_map::Entry::Occupied(o) => o.get().consecutive_failures,
+            _ => 0,
+        } + 1;
         // ±20 % jitter so that many agents failing together do not retry together.
         let backoff = |k: u32| crate::backoff::jitter(crate::backoff::doubling(default_secs as f64, k, 20));
         let (secs, reason) = match quota_secs {
@@ -152,18 +164,53 @@ impl Cooldowns {
             None => (backoff(n).min(max_secs as f64), CooldownReason::Error),
         };
         let c = Cooldown { until: now + (secs * 1000.0) as i64, reason, consecutive_failures: n };
-        self.agents.insert(agent_id.to_string(), c.clone());
+        match slot {
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                o.insert(c.clone());
+            }
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(c.clone());
+            }
+        }
         c
     }
 
-    /// A clean exit clears the agent's cooldown and failure count.
-    pub fn record_success(&mut self, agent_id: &str) {
+    /// A clean run in a project clears that pair's failures and the agent-wide cooldown (its account and
+    /// its setup evidently work).
+    pub fn record_success(&mut self, agent_id: &str, project_id: &str) {
         self.agents.remove(agent_id);
+        self.clear_pair(agent_id, project_id);
     }
 
-    /// The active cooldown, if any (expired ones are not returned; failure count is kept until success).
-    pub fn active(&self, agent_id: &str, now: UnixMs) -> Option<&Cooldown> {
-        self.agents.get(agent_id).filter(|c| c.until > now)
+    /// Forget one pair's error failures (the run failed because the server went away, not the agent).
+    pub fn clear_pair(&mut self, agent_id: &str, project_id: &str) {
+        if let Some(m) = self.pairs.get_mut(agent_id) {
+            m.remove(project_id);
+            if m.is_empty() {
+                self.pairs.remove(agent_id);
+            }
+        }
+    }
+
+    /// What holds this pair now, if anything: the agent-wide cooldown or the pair's own (expired ones are not
+    /// returned; failure counts are kept until a success).
+    pub fn active(&self, agent_id: &str, project_id: &str, now: UnixMs) -> Option<&Cooldown> {
+        let pair = self.pairs.get(agent_id).and_then(|m| m.get(project_id));
+        [self.agents.get(agent_id), pair].into_iter().flatten().filter(|c| c.until > now).max_by_key(|c| c.until)
+    }
+
+    /// For display: the agent-wide cooldown, else the longest of its pairs' (and how many pairs are held).
+    pub fn active_for_agent(&self, agent_id: &str, now: UnixMs) -> Option<(&Cooldown, usize)> {
+        if let Some(c) = self.agents.get(agent_id).filter(|c| c.until > now) {
+            return Some((c, 0));
+        }
+        let held: Vec<&Cooldown> = self.pairs.get(agent_id).into_iter().flat_map(|m| m.values()).filter(|c| c.until > now).collect();
+        held.iter().max_by_key(|c| c.until).map(|c| (*c, held.len()))
+    }
+
+    /// Is the agent cooling down everywhere (an agent-wide cooldown)?
+    pub fn agent_wide(&self, agent_id: &str, now: UnixMs) -> bool {
+        self.agents.get(agent_id).is_some_and(|c| c.until > now)
     }
 }
 
@@ -215,23 +262,25 @@ mod tests {
     fn repeated_quota_failures_back_off() {
         let mut c = Cooldowns::default();
         // First quota failure: exactly the quota time.
-        let a = c.record_failure("a", Some(5), 60, 3600, 0);
+        let a = c.record_failure("a", None, Some(5), 60, 3600, 0);
         assert_eq!(a.until, 5_000);
         // Second in a row: at least the first backoff step (60 s ± 20 %), not another 5 s.
-        let b = c.record_failure("a", Some(5), 60, 3600, 0);
+        let b = c.record_failure("a", None, Some(5), 60, 3600, 0);
         assert!((48_000..=72_000).contains(&b.until), "{}", b.until);
-        let d = c.record_failure("a", Some(5), 60, 3600, 0);
+        let d = c.record_failure("a", None, Some(5), 60, 3600, 0);
         assert!((96_000..=144_000).contains(&d.until), "{}", d.until);
         // A long quota time still wins over a short backoff, and the cap holds.
-        let e = c.record_failure("a", Some(3000), 60, 3600, 0);
+        let e = c.record_failure("a", None, Some(3000), 60, 3600, 0);
         assert_eq!(e.until, 3_000_000);
         for _ in 0..10 {
-            c.record_failure("a", Some(5), 60, 3600, 0);
+            c.record_failure("a", None, Some(5), 60, 3600, 0);
         }
         assert!(c.agents["a"].until <= 3_600_000);
         assert_eq!(c.agents["a"].reason, "quota");
-        c.record_success("a");
-        assert_eq!(c.record_failure("a", Some(5), 60, 3600, 0).until, 5_000);
+        // A quota holds the agent in every project.
+        assert!(c.active("a", "any", 0).is_some() && c.agent_wide("a", 0));
+        c.record_success("a", "any");
+        assert_eq!(c.record_failure("a", None, Some(5), 60, 3600, 0).until, 5_000);
     }
 
     #[test]
@@ -259,19 +308,23 @@ mod tests {
     #[test]
     fn backoff_grows_is_capped_and_cleared() {
         let mut c = Cooldowns::default();
-        let a = c.record_failure("a", None, 60, 3600, 0);
+        let a = c.record_failure("a", Some("p"), None, 60, 3600, 0);
         assert!((48_000..=72_000).contains(&a.until), "{}", a.until);
-        let b = c.record_failure("a", None, 60, 3600, 0);
+        let b = c.record_failure("a", Some("p"), None, 60, 3600, 0);
         assert!((96_000..=144_000).contains(&b.until), "{}", b.until);
         for _ in 0..10 {
-            c.record_failure("a", None, 60, 3600, 0);
+            c.record_failure("a", Some("p"), None, 60, 3600, 0);
         }
-        assert!(c.agents["a"].until <= 3_600_000);
-        assert!(c.active("a", 0).is_some());
-        assert!(c.active("a", 4_000_000).is_none());
-        c.record_success("a");
-        assert!(c.active("a", 0).is_none());
-        let q = c.record_failure("b", Some(660), 60, 3600, 1000);
+        assert!(c.pairs["a"]["p"].until <= 3_600_000);
+        assert!(c.active("a", "p", 0).is_some());
+        // An error in one project holds only that pair.
+        assert!(c.active("a", "other", 0).is_none() && !c.agent_wide("a", 0));
+        assert!(c.active("a", "p", 4_000_000).is_none());
+        c.record_success("a", "p");
+        assert!(c.active("a", "p", 0).is_none());
+        let q = c.record_failure("b", Some("p"), Some(660), 60, 3600, 1000);
         assert_eq!((q.until, q.reason.as_str()), (661_000, "quota"));
+        // The quota went to the agent, not the pair.
+        assert!(c.agents.contains_key("b") && !c.pairs.contains_key("b"));
     }
 }

@@ -5,7 +5,10 @@
 //! `--quota`, `--hang`, `--grandchild` (spawns `sleep 600` in its process group, then hangs), `--leak`
 //! (prints its passkey: a misbehaving agent whose log must still be clean), `--orphan` (leaves a background
 //! `sleep 600` that holds its stdout/stderr, like `cmd &` in a shell, then does its work and exits),
-//! `--print-env` (prints the names of its environment variables), `--work-ms N`.
+//! `--print-env` (prints the names of its environment variables), `--work-ms N`, `--linger-ms N` (after
+//! `logout`, stay alive N ms before exiting, as a real CLI winding down does).
+//! Like a real agent it follows `get_next_action`: a task session does its item, a chat session reads its
+//! messages; both log out. "No valid purpose" (nothing to do) is an instruction to exit, not a failure.
 
 use serde_json::{json, Value};
 use std::io::Read;
@@ -30,10 +33,15 @@ struct Opts {
     orphan: bool,
     /// Print the names (never the values) of the environment variables it got.
     print_env: bool,
+    /// Stay alive this long after `logout`.
+    linger_ms: u64,
 }
 
 fn parse(args: &[String]) -> Opts {
-    let mut o = Opts { mode: Mode::Succeed, work_ms: 200, mcp_config: None, orphan: false, print_env: false };
+    let mut o = Opts { mode: Mode::Succeed, work_ms: 200, mcp_config: None, orphan: false, print_env: false, linger_ms: 0 };
+    if let Some(ms) = std::env::var("FAKE_AGENT_LINGER_MS").ok().and_then(|v| v.parse().ok()) {
+        o.linger_ms = ms;
+    }
     if let Ok(m) = std::env::var("FAKE_AGENT_MODE") {
         o.orphan = m == "orphan";
         o.mode = mode_from(&m, None);
@@ -49,6 +57,7 @@ fn parse(args: &[String]) -> Opts {
             "--orphan" => o.orphan = true,
             "--print-env" => o.print_env = true,
             "--work-ms" => o.work_ms = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.work_ms),
+            "--linger-ms" => o.linger_ms = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.linger_ms),
             "--mcp-config" => o.mcp_config = it.next().cloned(),
             // Flags of real CLIs that take a value: skip the value.
             "--model" | "-m" | "--add-dir" | "--debug-file" | "--max-turns" | "--include-directories" => {
@@ -211,6 +220,10 @@ async fn main(args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    if auth["success"].as_bool() != Some(true) && auth["error"].as_str().is_some_and(|e| e.starts_with("No valid purpose")) {
+        println!("fake-agent: the server has no work for me ({}); exiting", auth["error"].as_str().unwrap_or(""));
+        return 0;
+    }
     if auth["success"].as_bool() != Some(true) {
         println!("Error: authentication failed: {}", auth["error"].as_str().unwrap_or("unknown"));
         return 1;
@@ -221,6 +234,9 @@ async fn main(args: Vec<String>) -> i32 {
     }
     if let Some(ms) = auth["sim_behavior"]["work_ms"].as_u64() {
         o.work_ms = ms;
+    }
+    if let Some(ms) = auth["sim_behavior"]["linger_ms"].as_u64() {
+        o.linger_ms = ms;
     }
     println!("fake-agent: authenticated as {agent} on {project}");
     match &o.mode {
@@ -249,25 +265,70 @@ async fn main(args: Vec<String>) -> i32 {
         Mode::Succeed => {}
     }
     let s = json!(session);
-    let _ = conn.call(&mut id, "report_model", json!({"session_token": s, "provider": "fake", "model_id": env("AGENTPM_MODEL")})).await;
-    let task = conn.call(&mut id, "get_my_task", json!({"session_token": s})).await.ok().and_then(|v| v["task"]["id"].as_str().map(str::to_string));
+    let code = match conn.call(&mut id, "get_next_action", json!({"session_token": s})).await {
+        Ok(next) if next["action"] == "get_pending_messages" => chat(&mut conn, &mut id, &s).await,
+        Ok(next) if next["action"] == "execute" => task(&mut conn, &mut id, &s, &o).await,
+        Ok(next) => {
+            println!("fake-agent: nothing to do ({}); logging out", next["action"].as_str().unwrap_or("?"));
+            0
+        }
+        Err(e) => {
+            println!("Error: {e}");
+            return 1;
+        }
+    };
+    if code != 0 {
+        return code;
+    }
+    if let Err(e) = conn.call(&mut id, "logout", json!({"session_token": s})).await {
+        println!("Error: logout failed: {e}");
+        return 1;
+    }
+    if o.linger_ms > 0 {
+        println!("fake-agent: logged out; exiting in {} ms", o.linger_ms);
+        tokio::time::sleep(Duration::from_millis(o.linger_ms)).await;
+    }
+    0
+}
+
+/// A chat session: read the messages (that is what makes them read), answer once.
+async fn chat(conn: &mut Conn, id: &mut u64, s: &Value) -> i32 {
+    match conn.call(id, "get_pending_messages", json!({"session_token": s})).await {
+        Ok(v) => println!("fake-agent: read {} chat message(s)", v["messages"].as_array().map_or(0, Vec::len)),
+        Err(e) => {
+            println!("Error: {e}");
+            return 1;
+        }
+    }
+    0
+}
+
+/// A task session: one work item, reported like the real prompt asks.
+async fn task(conn: &mut Conn, id: &mut u64, s: &Value, o: &Opts) -> i32 {
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let _ = conn.call(id, "report_model", json!({"session_token": s, "provider": "fake", "model_id": env("AGENTPM_MODEL")})).await;
+    let task = match conn.call(id, "get_my_task", json!({"session_token": s})).await {
+        Ok(v) => v["task"]["id"].as_str().map(str::to_string),
+        Err(e) => {
+            println!("Error: {e}");
+            return 1;
+        }
+    };
     let Some(task) = task else {
         println!("fake-agent: no task; logging out");
-        let _ = conn.call(&mut id, "logout", json!({"session_token": s})).await;
         return 0;
     };
-    let exl = conn.call(&mut id, "report_execution_start", json!({"session_token": s, "task_id": task})).await.ok().and_then(|v| v["execution_log_id"].as_str().map(str::to_string));
+    let exl = conn.call(id, "report_execution_start", json!({"session_token": s, "task_id": task})).await.ok().and_then(|v| v["execution_log_id"].as_str().map(str::to_string));
     println!("fake-agent: working on {task} for {} ms", o.work_ms);
     tokio::time::sleep(Duration::from_millis(o.work_ms)).await;
     println!("fake-agent: {task} done");
     if let Some(exl) = exl {
-        let _ = conn.call(&mut id, "report_execution_complete", json!({"session_token": s, "execution_log_id": exl, "exit_code": 0, "duration_seconds": o.work_ms as f64 / 1000.0})).await;
+        let _ = conn.call(id, "report_execution_complete", json!({"session_token": s, "execution_log_id": exl, "exit_code": 0, "duration_seconds": o.work_ms as f64 / 1000.0})).await;
     }
-    if let Err(e) = conn.call(&mut id, "report_completed", json!({"session_token": s, "result": "success"})).await {
+    if let Err(e) = conn.call(id, "report_completed", json!({"session_token": s, "result": "success"})).await {
         println!("Error: report_completed failed: {e}");
         return 1;
     }
-    let _ = conn.call(&mut id, "logout", json!({"session_token": s})).await;
     0
 }
 

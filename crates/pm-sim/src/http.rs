@@ -1,7 +1,8 @@
 //! HTTP: `POST /mcp` with the Bearer check (protocol doc §1.4), the two coordinator REST endpoints (§4.2
 //! log upload, §4.3 dynamic config) and `GET /health`.
 
-use crate::model::{Model, UploadRecord};
+use crate::model::Model;
+use crate::types::UploadRecord;
 use axum::extract::{DefaultBodyLimit, Multipart, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +26,7 @@ pub async fn serve(addr: SocketAddr, model: Shared, mut stop: watch::Receiver<bo
         .route("/api/v1/execution-logs/upload", post(upload).layer(DefaultBodyLimit::max(15 * 1024 * 1024)))
         .route("/api/coordinator/config", get(config))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/sim/stats", get(stats))
         .with_state(model);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -164,4 +166,19 @@ async fn config(State(m): State<Shared>, headers: HeaderMap, Query(q): Query<Has
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     body["server_url"] = json!(format!("http://{host}"));
     Json(body).into_response()
+}
+
+/// Simulator-only: the counters (`SimStats`) for tests and benchmarks that run the simulator as a process.
+async fn stats(State(m): State<Shared>, headers: HeaderMap) -> Response {
+    let token = lock(&m).token.clone();
+    if let Err(r) = check_bearer(&headers, &token) {
+        return message(StatusCode::UNAUTHORIZED, r);
+    }
+    let (st, violations) = {
+        let mut g = lock(&m);
+        (g.stats(), g.violations.iter().map(|v| format!("{:?}: {}", v.kind, v.detail)).collect::<Vec<_>>())
+    };
+    let mut v = serde_json::to_value(st).unwrap_or_default();
+    v["violations"] = json!(violations);
+    Json(v).into_response()
 }

@@ -1,18 +1,23 @@
 //! A faithful simulator of the AI Agent PM server's coordinator protocol (../shared/docs/pm-protocol.md),
 //! with a scripted workload and a record of protocol violations, plus a fake agent CLI.
 //!
-//! - `model`: the server state and every tool (same result shapes and error texts as the real server);
+//! - `types`: workload, knobs, records and counters;
+//! - `model`: the server state, the envelope and the coordinator tools (same shapes and texts as the real server);
+//! - `sessions`: `authenticate`, sessions per purpose (`task`, `chat`) and the agent tools;
+//! - `tools`: the `tools/list` catalogue (the real server's input schemas);
 //! - `unix` / `http`: the two transports (JSON lines on a Unix socket; `POST /mcp` and the REST endpoints);
 //! - `fake_agent`: an AI CLI stand-in that authenticates, completes one work item and exits.
 
 pub mod fake_agent;
 mod http;
 mod model;
+mod sessions;
+mod tools;
+mod types;
 mod unix;
 
-pub use model::{
-    pid_alive, AgentBehavior, CallRecord, ExitTool, Faults, PairScript, SimStats, UploadRecord, Violation, ViolationKind, Workload,
-};
+pub use model::pid_alive;
+pub use types::{AgentBehavior, CallRecord, ExitTool, Faults, PairScript, Purpose, SimStats, UploadRecord, Violation, ViolationKind, Workload};
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -36,6 +41,8 @@ pub struct SimConfig {
     pub passkeys: Vec<(String, String)>,
     /// The `spawn_started_at` lease (the real server: 120 s).
     pub lease: Duration,
+    /// Human agents `hum_01`… assigned to every project with the same work, but without credentials.
+    pub humans: usize,
 }
 
 impl SimConfig {
@@ -50,6 +57,7 @@ impl SimConfig {
             max_concurrent: None,
             passkeys: Vec::new(),
             lease: Duration::from_secs(120),
+            humans: 0,
         }
     }
 }
@@ -64,6 +72,8 @@ pub struct Simulator {
     pub(crate) model: Arc<Mutex<model::Model>>,
     socket: Option<PathBuf>,
     http: Option<SocketAddr>,
+    /// Set while `stop_listening` is in effect (an outage).
+    down: Arc<std::sync::atomic::AtomicBool>,
     stop: Arc<Mutex<tokio::sync::watch::Sender<bool>>>,
 }
 
@@ -83,7 +93,7 @@ impl Simulator {
         if let Some(addr) = cfg.http_addr {
             http = Some(http::serve(addr, model.clone(), stop_rx.clone()).await?);
         }
-        Ok(Simulator { model, socket, http, stop: Arc::new(Mutex::new(stop_tx)) })
+        Ok(Simulator { model, socket, http, down: Arc::default(), stop: Arc::new(Mutex::new(stop_tx)) })
     }
 
     fn m(&self) -> std::sync::MutexGuard<'_, model::Model> {
@@ -107,6 +117,33 @@ impl Simulator {
     }
     pub fn project_ids(&self) -> Vec<String> {
         self.m().projects.clone()
+    }
+    /// Human agents (listed by the server, no passkey).
+    pub fn human_ids(&self) -> Vec<String> {
+        self.m().humans.clone()
+    }
+    /// The provider `get_agent_action` names for this agent (any string: `openai`, `custom`, …).
+    pub fn set_agent_provider(&self, agent_id: &str, provider: &str) {
+        self.m().agent_providers.insert(agent_id.into(), provider.into());
+    }
+    /// An unread chat message to the agent in the project (chat work).
+    pub fn add_chat_message(&self, agent_id: &str, project_id: &str, text: &str) {
+        self.m().add_chat_message(agent_id, project_id, text);
+    }
+    pub fn is_down(&self) -> bool {
+        self.down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    /// An outage: stop listening `after` from now, come back `length` later (same state, same addresses).
+    pub fn schedule_outage(&self, after: Duration, length: Duration) -> tokio::task::JoinHandle<()> {
+        let sim = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            sim.stop_listening().await;
+            tokio::time::sleep(length).await;
+            if let Err(e) = sim.resume_listening().await {
+                eprintln!("simulator: cannot listen again after the outage: {e:#}");
+            }
+        })
     }
     pub fn passkey(&self, agent_id: &str) -> String {
         self.m().passkeys.get(agent_id).cloned().unwrap_or_default()
@@ -171,6 +208,7 @@ impl Simulator {
     }
     /// Simulate a server crash: stop listening, drop every connection, remove the socket. State is kept.
     pub async fn stop_listening(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = self.stop.lock().unwrap_or_else(|p| p.into_inner()).send(true);
         if let Some(p) = &self.socket {
             let _ = std::fs::remove_file(p);
@@ -183,8 +221,23 @@ impl Simulator {
         let (tx, rx) = tokio::sync::watch::channel(false);
         *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = tx;
         if let Some(p) = &self.socket {
-            unix::serve(p, self.model.clone(), rx).await?;
+            unix::serve(p, self.model.clone(), rx.clone()).await?;
         }
+        if let Some(a) = self.http {
+            // The old listener closes with its graceful shutdown; retry the bind briefly.
+            let mut tries = 0;
+            loop {
+                match http::serve(a, self.model.clone(), rx.clone()).await {
+                    Ok(_) => break,
+                    Err(_) if tries < 50 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 

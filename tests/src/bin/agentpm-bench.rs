@@ -3,7 +3,7 @@
 //! table plus JSON. Both coordinators run as separate processes from the *same* YAML file.
 //!
 //! Usage: cargo run --release -p agentpm-e2e --bin agentpm-bench -- [--reps N] [--no-python] [--quick] [--json-out FILE]
-//! [--only drain,scale,reaction,idle]
+//! [--only drain,scale,reaction,idle,logout,outage]
 
 use agentpm_e2e::{bin, python_venv, python_yaml, socket_sim};
 use serde_json::{json, Value};
@@ -22,7 +22,7 @@ struct Opts {
     python: bool,
     quick: bool,
     json_out: Option<PathBuf>,
-    /// Run only these scenarios (drain, scale, reaction, idle); empty = all.
+    /// Run only these scenarios (drain, scale, reaction, idle, logout, outage); empty = all.
     only: Vec<String>,
 }
 
@@ -41,9 +41,9 @@ fn parse_opts() -> Opts {
             "--no-python" => o.python = false,
             "--quick" => o.quick = true,
             "--json-out" => o.json_out = args.next().map(PathBuf::from),
-            "--only" => o.only = args.next().expect("--only drain,scale,reaction,idle").split(',').map(str::to_string).collect(),
+            "--only" => o.only = args.next().expect("--only drain,scale,reaction,idle,logout,outage").split(',').map(str::to_string).collect(),
             "-h" | "--help" => {
-                println!("agentpm-bench [--reps N] [--no-python] [--quick] [--json-out FILE] [--only drain,scale,reaction,idle]");
+                println!("agentpm-bench [--reps N] [--no-python] [--quick] [--json-out FILE] [--only drain,scale,reaction,idle,logout,outage]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -87,6 +87,39 @@ async fn main() {
         ));
         results.insert("drain".into(), drain);
 
+    }
+    // Issue 13 on the faithful simulator: logout-before-exit drain and outage drain, worst and median.
+    for (name, what) in [("logout", "logout drain 4×5×3, 0.2 s work, exit 0.3 s after logout, max 3: wall"), ("outage", "outage 2×2×5, 0.5 s work, server down 8 s after 3 s: drained after return")] {
+        if !o.wants(name) {
+            continue;
+        }
+        let reps = o.reps.max(5);
+        let mut out = json!({});
+        let mut cells = Vec::new();
+        for who in [Who::Rust, Who::Python] {
+            if who == Who::Python && python.is_none() {
+                cells.push("-".to_string());
+                continue;
+            }
+            let starter = |yaml: &Path, data: &Path| start_yaml(who, python.as_deref(), yaml, data);
+            let (mut xs, mut runs) = (Vec::new(), Vec::new());
+            for rep in 0..reps {
+                let r = if name == "logout" {
+                    agentpm_e2e::bench_server::logout_drain_once(&starter, Duration::from_secs(150)).await
+                } else {
+                    agentpm_e2e::bench_server::outage_drain_once(&starter, Duration::from_secs(90)).await
+                };
+                eprintln!("{name} {who:?} rep {rep}: {r}");
+                xs.push(r[if name == "logout" { "wall_s" } else { "drain_after_back_s" }].as_f64().unwrap_or(f64::NAN));
+                runs.push(r);
+            }
+            let worst = xs.iter().copied().fold(f64::NEG_INFINITY, |a, b| if b.is_nan() { f64::INFINITY } else { a.max(b) });
+            let lost: u64 = runs.iter().map(|r| r["leases"]["starts_lost"].as_u64().unwrap_or(0)).sum();
+            cells.push(format!("median {:.2} s, worst {} ({} start answers lost over {reps} runs)", median(&xs), if worst.is_finite() { format!("{worst:.2} s") } else { "not drained".into() }, lost));
+            out[format!("{who:?}").to_lowercase()] = json!({"median_s": median(&xs), "worst_s": worst, "all_s": xs, "runs": runs});
+        }
+        rows.push((format!("{what} ({reps} runs)"), cells[0].clone(), cells[1].clone(), "-".into()));
+        results.insert(name.into(), out);
     }
     // scale: 1,000 idle pairs (200 agents × 5 projects, all hold).
     if o.wants("scale") {
@@ -195,19 +228,24 @@ async fn env(agents: usize, projects: usize, items: usize, max_concurrent: usize
 }
 
 fn start(who: Who, python: Option<&Path>, e: &Env) -> Child {
+    start_yaml(who, python, &e.yaml, &e.data)
+}
+
+/// A coordinator on any YAML file (the issue-13 scenarios make their own).
+fn start_yaml(who: Who, python: Option<&Path>, yaml: &Path, data: &Path) -> Child {
     let mut c = match who {
         Who::Rust => {
             let mut c = Command::new(bin("agentpm-coordinator"));
-            c.args(["run", "--config"]).arg(&e.yaml);
+            c.args(["run", "--config"]).arg(yaml);
             c
         }
         Who::Python => {
             let mut c = Command::new(python.expect("python"));
-            c.args(["-m", "aiagent_runner", "--coordinator", "-c"]).arg(&e.yaml);
+            c.args(["-m", "aiagent_runner", "--coordinator", "-c"]).arg(yaml);
             c
         }
     };
-    c.env("AGENTPM_DATA_DIR", &e.data).env("XDG_DATA_HOME", &e.data).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null());
+    c.env("AGENTPM_DATA_DIR", data).env("XDG_DATA_HOME", data).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null());
     c.spawn().expect("start coordinator")
 }
 

@@ -570,6 +570,7 @@ impl StatusView {
             }
             Event::ServerUnreachable { error, .. } => format!("server unreachable: {error}"),
             Event::ServerReachable { after_ms } => format!("server reachable again after {:.1} s", *after_ms as f64 / 1000.0),
+            Event::TokenRejected { error } => format!("the server rejected the coordinator token — set the new one (`agentpm-coordinator token set`): {error}"),
             Event::PasskeyMissing { agent_id } => format!("{agent_id} has no passkey: `agentpm-coordinator passkey set {agent_id}`"),
             _ => return,
         };

@@ -51,9 +51,10 @@ impl ServerAction {
         }
     }
 
-    /// Whether the supervisor has to decide something (start, stop, restart); hold and unknown are no-ops.
+    /// Whether the supervisor has to decide something (start, stop); hold, restart (documented as future,
+    /// ignored upstream) and unknown are no-ops.
     pub fn needs_decision(&self) -> bool {
-        matches!(self, ServerAction::Start | ServerAction::Stop | ServerAction::Restart)
+        matches!(self, ServerAction::Start | ServerAction::Stop)
     }
 }
 

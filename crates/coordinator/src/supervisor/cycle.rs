@@ -12,8 +12,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Questions about running pairs (stop/restart checks) in flight at once.
-const CHECK_CONCURRENCY: usize = 16;
+/// Instances of one pair at once: the server runs one session per purpose (`task`, `chat`), so it asks
+/// for a second instance while one runs (§2.4 step 6); more would only come from a confused server.
+pub(super) const MAX_INSTANCES_PER_PAIR: usize = 2;
 /// How long `get_app_settings` is cached (upstream caches it forever; we refresh).
 const APP_SETTINGS_TTL: Duration = Duration::from_secs(300);
 
@@ -35,12 +36,10 @@ pub(super) struct CycleState {
     /// needs the loop (start, stop, restart, error) or the queue is empty. Chaining the questions in the
     /// asker, instead of a hop through the loop per question, is what makes a cycle over 1,000 pairs fast.
     pub(super) askers: usize,
-    /// Running pairs with a stop/restart check in flight.
-    pub(super) checking: HashSet<PairKey>,
     /// Pairs to ask this cycle; only eligible pairs are put in (see `blocked`), and pairs that become
-    /// ineligible are purged.
+    /// ineligible are purged. A running pair is asked like any other, holding a free slot: the answer may
+    /// be `start` for its other purpose, and a `start` is a lease we must be able to obey.
     pub(super) ask_queue: Arc<std::sync::Mutex<VecDeque<PairKey>>>,
-    pub(super) check_queue: VecDeque<PairKey>,
 }
 
 impl CycleState {
@@ -54,9 +53,7 @@ impl CycleState {
             projects: HashMap::new(),
             asking: HashSet::new(),
             askers: 0,
-            checking: HashSet::new(),
             ask_queue: Arc::new(std::sync::Mutex::new(VecDeque::new())),
-            check_queue: VecDeque::new(),
         }
     }
 }
@@ -108,8 +105,9 @@ impl Supervisor {
         match result {
             Err(e) => {
                 self.server_failed(&e);
-                let backoff = backoff_delay(self.health.streak, interval);
-                self.cycle.next_at = Instant::now() + backoff;
+                // A refused token is not an outage: retry at the normal pace (a new token is picked up).
+                let wait = if e.is_auth() { interval } else { backoff_delay(self.health.streak, interval) };
+                self.cycle.next_at = Instant::now() + wait;
             }
             Ok(d) => {
                 self.server_ok();
@@ -147,7 +145,9 @@ impl Supervisor {
                     continue; // settings validation already rejects these; server data must not create dirs
                 }
                 let pair = PairKey::new(a, &p.project_id);
-                seen.insert(pair.clone());
+                if !seen.insert(pair.clone()) {
+                    continue; // listed twice: asked once
+                }
                 match &dir_problem {
                     Some(msg) => self.hold_pair_for_dir(&pair, msg),
                     None => {
@@ -169,13 +169,11 @@ impl Supervisor {
             pairs.rotate_left(r);
             self.cycle.rotation = self.cycle.rotation.wrapping_add(1);
         }
-        self.cycle.check_queue.clear();
-        let running: HashSet<PairKey> = self.runs.instances.values().map(|i| PairKey::new(&i.info.agent_id, &i.info.project_id)).collect();
+        // Pairs with nothing running first: a running pair's question is mostly answered `hold`.
+        let (idle, running): (Vec<PairKey>, Vec<PairKey>) = pairs.into_iter().partition(|p| self.instances_of(p) == 0);
         let mut queue = VecDeque::new();
-        for pair in pairs {
-            if running.contains(&pair) {
-                self.cycle.check_queue.push_back(pair);
-            } else if self.blocked(&pair).is_none() {
+        for pair in idle.into_iter().chain(running) {
+            if self.blocked(&pair).is_none() {
                 queue.push_back(pair);
             }
         }
@@ -193,7 +191,8 @@ impl Supervisor {
     pub(super) fn free_slots(&self) -> usize {
         self.settings.max_concurrent.saturating_sub(self.runs.instances.len() + self.cycle.asking.len() + self.cycle.askers)
     }
-    /// Ask as many questions as there are free slots (plus stop/restart checks for running pairs).
+    /// Ask as many questions as there are free slots: every question holds a slot, so whatever the answer
+    /// (a `start` for an idle pair or for a running pair's other purpose) it can be obeyed at once.
     pub(super) fn dispatch(&mut self) {
         if !self.running {
             return;
@@ -203,23 +202,6 @@ impl Supervisor {
             self.cycle.askers += 1;
             tokio::spawn(asker(client.clone(), self.cycle.ask_queue.clone(), self.tx.clone()));
         }
-        while self.cycle.checking.len() < CHECK_CONCURRENCY {
-            let Some(pair) = self.cycle.check_queue.pop_front() else { break };
-            if !self.pair_running(&pair) || self.cycle.checking.contains(&pair) {
-                continue;
-            }
-            self.cycle.checking.insert(pair.clone());
-            self.ask(client.clone(), pair, true);
-        }
-    }
-
-    pub(super) fn ask(&self, client: Arc<PmClient>, pair: PairKey, running: bool) {
-        let tx = self.tx.clone();
-        let cycle = self.cycle.number;
-        tokio::spawn(async move {
-            let result = client.get_agent_action(&pair.agent_id, &pair.project_id).await;
-            let _ = tx.send(Msg::Answer { cycle, pair, running, result });
-        });
     }
 
     /// An asker ended: its slot comes back; an answer that needs a decision is handled like any other.
@@ -227,7 +209,7 @@ impl Supervisor {
         self.cycle.askers -= 1;
         self.status.counters.asked += holds;
         match asked {
-            Some((pair, result)) => self.answered(self.cycle.number, pair, false, result),
+            Some((pair, result)) => self.answered(pair, result),
             None => {
                 self.dispatch();
                 self.check_cycle_done();
@@ -236,69 +218,57 @@ impl Supervisor {
     }
 
     pub(super) fn check_cycle_done(&mut self) {
-        if self.cycle.askers == 0 && self.cycle.check_queue.is_empty() && self.cycle.asking.is_empty() && self.cycle.checking.is_empty() && self.queue().is_empty() {
+        if self.cycle.askers == 0 && self.cycle.asking.is_empty() && self.queue().is_empty() {
             if let Some(t) = self.cycle.started.take() {
                 self.status.counters.last_cycle_ms = t.elapsed().as_secs_f64() * 1000.0;
             }
         }
     }
 
-    pub(super) fn answered(&mut self, _cycle: u64, pair: PairKey, running: bool, result: Result<AgentAction, PmError>) {
+    /// An answer that needs a decision. Its asker's slot is gone already; a `start` re-reserves one
+    /// (`asking`) until the spawn is done: the asker only stops on such an answer while a slot is free.
+    pub(super) fn answered(&mut self, pair: PairKey, result: Result<AgentAction, PmError>) {
         let asked_at = Instant::now();
-        if running {
-            self.cycle.checking.remove(&pair);
-        }
         match result {
             Err(e) => {
-                if !running {
-                    self.cycle.asking.remove(&pair);
-                }
-                if e.is_server_fault() {
+                if e.is_server_fault() || e.is_auth() {
                     self.server_failed(&e);
                     self.queue().clear();
-                    self.cycle.check_queue.clear();
                 } else {
                     self.push_error(Some(&pair.agent_id), Some(&pair.project_id), e.to_string());
                 }
             }
             Ok(action) => match action.action {
-                ServerAction::Start if running => {
-                    // We never run two instances of a pair; the lease expires on the server (120 s).
-                    self.push_error(Some(&pair.agent_id), Some(&pair.project_id), "server asked to start a pair that is already running; not starting a second instance".into());
-                }
-                ServerAction::Start => {
-                    if let Some(why) = self.blocked_for_start(&pair) {
-                        // Rare: the pair became ineligible while its question was in flight. Tell the server,
-                        // which keeps the lease until it expires.
-                        self.push_error(Some(&pair.agent_id), Some(&pair.project_id), format!("not starting ({why}); the server's lease for this pair expires in 120 s"));
-                    } else if !self.running {
-                        self.push_error(Some(&pair.agent_id), Some(&pair.project_id), "start answer arrived after the coordinator was stopped; the server lease expires in 120 s".into());
-                    } else {
-                        // The slot stays reserved (asking) until the spawn finishes.
+                ServerAction::Start => match self.blocked_for_start(&pair) {
+                    // The pair became ineligible while its question was in flight, or we were stopped: the
+                    // lease is lost (blocked on the server until it expires) — counted and said why.
+                    Some(why) => self.lease_lost(&pair, why),
+                    None => {
                         self.cycle.asking.insert(pair.clone());
                         self.start_spawn(pair, action, asked_at);
                     }
-                }
-                ServerAction::Stop | ServerAction::Restart => {
-                    if !running {
-                        self.cycle.asking.remove(&pair);
-                    }
-                    let ids: Vec<u64> = self.runs.instances.iter().filter(|(_, i)| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).map(|(id, _)| *id).collect();
-                    tracing::info!(agent = %pair.agent_id, project = %pair.project_id, reason = ?action.reason, "server asked to {}", action.action);
-                    // restart = stop now; the exit handling asks again at once and starts it if there is work.
-                    for id in ids {
+                },
+                ServerAction::Stop => {
+                    // Upstream stops the oldest instance of the pair; the current server never sends it.
+                    tracing::info!(agent = %pair.agent_id, project = %pair.project_id, reason = ?action.reason, "server asked to stop");
+                    if let Some(id) = self.runs.instances.iter().filter(|(_, i)| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).map(|(id, _)| *id).min() {
                         self.stop_instance(id);
                     }
                 }
-                _ => {
-                    if !running {
-                        self.cycle.asking.remove(&pair);
-                    }
-                }
+                // `restart` is documented as future and ignored upstream; `hold` and unknown: nothing to do.
+                _ => {}
             },
         }
         self.dispatch();
         self.check_cycle_done();
+    }
+
+    /// A `start` answer we cannot obey: the server holds the pair until its lease expires (120 s).
+    pub(super) fn lease_lost(&mut self, pair: &PairKey, why: &str) {
+        self.status.counters.leases_lost += 1;
+        let msg = format!("not starting ({why}); the server holds this pair for up to 120 s");
+        tracing::warn!(agent = %pair.agent_id, project = %pair.project_id, "{msg}");
+        self.push_error(Some(&pair.agent_id), Some(&pair.project_id), msg);
     }
 }
 

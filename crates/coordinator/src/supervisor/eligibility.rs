@@ -1,6 +1,7 @@
 //! Why a pair may or may not be asked or started: agent enabled, passkey, cooldown, pending exit report,
 //! pair holds (unusable working directory, a pair-specific start failure).
 
+use super::cycle::MAX_INSTANCES_PER_PAIR;
 use super::protocol::PairKey;
 use super::Supervisor;
 use crate::api::*;
@@ -44,8 +45,9 @@ pub(super) fn working_dir_problem(project: &ProjectInfo) -> Option<String> {
 }
 
 impl Supervisor {
-    /// Hold a pair whose project's working directory is unusable; report it once (status and the agent's
-    /// chat), not once per cycle.
+    /// Hold a pair whose project's working directory is unusable; say it once (status, log), not once per
+    /// cycle. Never to the server: a report there becomes chat work, i.e. a paid agent run about a problem
+    /// only the user can fix.
     pub(super) fn hold_pair_for_dir(&mut self, pair: &PairKey, msg: &str) {
         if self.holds.pairs.get(pair).is_some_and(|h| h.dir && h.message == msg) {
             return;
@@ -54,12 +56,6 @@ impl Supervisor {
         self.push_error(Some(&pair.agent_id), Some(&pair.project_id), msg.to_string());
         let failures = self.holds.pairs.get(pair).map_or(0, |h| h.failures);
         self.holds.pairs.insert(pair.clone(), PairHold { until: UnixMs::MAX, failures, message: msg.to_string(), dir: true });
-        if let Some(client) = self.client.clone() {
-            let (a, p, m) = (pair.agent_id.clone(), pair.project_id.clone(), msg.to_string());
-            tokio::spawn(async move {
-                let _ = client.report_agent_error(&a, &p, &format!("Coordinator cannot start the agent in this project: {m}")).await;
-            });
-        }
     }
 
     /// Hold one pair with exponential backoff after a pair-specific start failure.
@@ -77,13 +73,22 @@ impl Supervisor {
         self.holds.pairs.get(pair).is_some_and(|h| h.until > now_ms())
     }
     pub(super) fn pair_running(&self, pair: &PairKey) -> bool {
-        self.runs.instances.values().any(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id)
+        self.instances_of(pair) > 0
+    }
+    pub(super) fn instances_of(&self, pair: &PairKey) -> usize {
+        self.runs.instances.values().filter(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).count()
     }
 
     /// Why a `start` for a pair must not be obeyed (it changed while the question was in flight).
     pub(super) fn blocked_for_start(&self, pair: &PairKey) -> Option<&'static str> {
-        if self.pair_running(pair) || self.cycle.asking.contains(pair) {
-            return Some("already running");
+        if !self.running {
+            return Some("the coordinator was stopped while asking");
+        }
+        if self.cycle.asking.contains(pair) {
+            return Some("an instance of this pair is being started");
+        }
+        if self.instances_of(pair) >= MAX_INSTANCES_PER_PAIR {
+            return Some("this pair already runs an instance per purpose");
         }
         if !self.settings.agents.get(&pair.agent_id).is_some_and(|a| a.enabled) {
             return Some("agent disabled");
@@ -91,7 +96,7 @@ impl Supervisor {
         if self.secrets.passkeys.get(&pair.agent_id).is_none_or(|p| p.is_none()) {
             return Some("no passkey");
         }
-        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, now_ms()).is_some() {
+        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, &pair.project_id, now_ms()).is_some() {
             return Some("agent cooling down");
         }
         if self.pair_held(pair) {
@@ -102,7 +107,7 @@ impl Supervisor {
 
     /// Why a pair must not be asked now (None = ask).
     pub(super) fn blocked(&mut self, pair: &PairKey) -> Option<&'static str> {
-        if self.cycle.asking.contains(pair) || self.pair_running(pair) {
+        if self.cycle.asking.contains(pair) || self.instances_of(pair) >= MAX_INSTANCES_PER_PAIR {
             return Some("busy");
         }
         if !self.settings.agents.get(&pair.agent_id).is_some_and(|a| a.enabled) {
@@ -115,7 +120,7 @@ impl Supervisor {
             }
             return Some("no passkey");
         }
-        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, now_ms()).is_some() {
+        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, &pair.project_id, now_ms()).is_some() {
             return Some("cooldown");
         }
         if self.exits.pending.contains(pair) {

@@ -5,10 +5,13 @@ use super::log_upload::{register_log, upload_log};
 use super::protocol::{Msg, PairKey};
 use super::Supervisor;
 use crate::api::*;
-use crate::exit::CooldownReason;
 use crate::launch;
 use crate::pm::{PmClient, PmError};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+/// How long the health check after a failed run may take before the server counts as down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 use std::path::PathBuf;
 
 /// Exit reports owed to the server and what we know about how to send them.
@@ -19,6 +22,8 @@ pub(super) struct ExitState {
     pub(super) reporting: usize,
     pub(super) tool: Option<ExitTool>,
     pub(super) last_exit: HashMap<String, (Option<i32>, PathBuf)>,
+    /// Pairs whose current failure streak was reported with `report_agent_error` (cleared by a good run).
+    pub(super) reported_streak: HashSet<PairKey>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -46,65 +51,101 @@ impl Supervisor {
         let failed = code != Some(0) && !inst.stopping;
         let ep = self.settings.error_protection.clone();
         let tx = self.tx.clone();
-        // Reading the log tail is file I/O: off the loop.
+        let client = self.client.clone();
         let stopped = inst.stopping;
-        tokio::task::spawn_blocking(move || {
-            // A closing line, so a log read later says how the run ended.
-            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
-                use std::io::Write;
-                let how = if stopped { " (stopped by the coordinator)" } else { "" };
-                let _ = writeln!(f, "[agentpm] {} exit code={}{how}", chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"), code.map_or("?".into(), |c| c.to_string()));
-            }
-            let (error, quota_secs) = if failed {
+        tokio::spawn(async move {
+            // Reading the log tail is file I/O: off the loop.
+            let analysis = tokio::task::spawn_blocking(move || {
+                // A closing line, so a log read later says how the run ended.
+                if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+                    use std::io::Write;
+                    let how = if stopped { " (stopped by the coordinator)" } else { "" };
+                    let _ = writeln!(f, "[agentpm] {} exit code={}{how}", chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"), code.map_or("?".into(), |c| c.to_string()));
+                }
+                if !failed {
+                    return (None, None);
+                }
                 let tail = crate::logs::read_tail(&log, 64 * 1024);
-                let error = crate::exit::extract_error(&tail);
                 let quota = if ep.quota_detection { crate::exit::detect_quota(&tail, ep.quota_margin_percent, ep.max_cooldown_secs) } else { None };
-                (error.or_else(|| Some(format!("agent exited with code {}", code.map_or("?".into(), |c| c.to_string())))), quota)
-            } else {
-                (None, None)
+                (crate::exit::extract_error(&tail), quota)
+            });
+            let (error_line, quota_secs) = analysis.await.unwrap_or((None, None));
+            // An agent whose MCP calls failed exits at once, often before our own next call notices the
+            // outage: ask the server now, so the run is not blamed on the agent.
+            let server_error = match (&client, failed) {
+                (Some(c), true) => match tokio::time::timeout(PROBE_TIMEOUT, c.health_check()).await {
+                    Ok(Ok(h)) if h.status == "ok" => None,
+                    Ok(Ok(h)) => Some(PmError::Protocol { tool: "health_check".into(), message: format!("server status is {:?}", h.status) }),
+                    Ok(Err(e)) => Some(e).filter(|e| e.is_server_fault()),
+                    Err(_) => Some(PmError::Timeout { tool: "health_check".into(), after: PROBE_TIMEOUT }),
+                },
+                _ => None,
             };
-            let _ = tx.send(Msg::Analyzed { id, code, error, quota_secs });
+            let _ = tx.send(Msg::Analyzed { id, code, error_line, quota_secs, server_error });
         });
     }
 
-    pub(super) fn analyzed(&mut self, id: u64, code: Option<i32>, error: Option<String>, quota_secs: Option<u64>) {
+    pub(super) fn analyzed(&mut self, id: u64, code: Option<i32>, error_line: Option<String>, quota_secs: Option<u64>, server_error: Option<PmError>) {
         let Some(inst) = self.runs.instances.remove(&id) else { return };
         let info = inst.info;
         let pair = PairKey::new(&info.agent_id, &info.project_id);
-        let error = error.map(|e| self.redactor.redact(&e));
+        let error_line = error_line.map(|e| self.redactor.redact(&e));
         self.exits.last_exit.insert(info.agent_id.clone(), (code, info.log_path.clone()));
         // The run is over: its log may be pruned by later retention passes.
         self.runs.live_logs.lock().unwrap_or_else(|p| p.into_inner()).remove(&info.log_path);
-        if code == Some(0) || inst.stopping {
+        let failed = code != Some(0) && !inst.stopping;
+        let mut report_error = None;
+        let mut shown_error = None;
+        if !failed {
             self.status.counters.exits_ok += 1;
             if code == Some(0) {
                 if self.holds.pairs.get(&pair).is_some_and(|h| !h.dir) {
                     self.holds.pairs.remove(&pair);
                 }
-                self.holds.cooldowns.record_success(&info.agent_id);
+                self.holds.cooldowns.record_success(&pair.agent_id, &pair.project_id);
                 self.status.agent_errors.remove(&info.agent_id);
+                // A good run ends the failure streak: the next failure is reported again.
+                self.exits.reported_streak.remove(&pair);
             }
         } else {
             self.status.counters.exits_failed += 1;
-            let msg = error.clone().unwrap_or_default();
-            tracing::warn!(agent = %info.agent_id, project = %info.project_id, code = ?code, "agent failed: {msg}");
-            self.push_error(Some(&info.agent_id), Some(&info.project_id), msg.clone());
-            self.status.agent_errors.insert(info.agent_id.clone(), msg);
-            let ep = &self.settings.error_protection;
-            let outage = !self.health.server.reachable || self.health.last_outage_at.is_some_and(|t| t >= info.started_at);
+            if let Some(e) = &server_error {
+                self.server_failed(e);
+            }
+            let msg = error_line.clone().unwrap_or_else(|| format!("agent exited with code {}", code.map_or("?".into(), |c| c.to_string())));
+            shown_error = Some(msg.clone());
+            // Outage-aware attribution: the server is down now, or went down during the run.
+            let outage = server_error.is_some() || !self.health.server.reachable || self.health.last_outage_at.is_some_and(|t| t >= info.started_at);
             if outage && quota_secs.is_none() {
-                tracing::info!(agent = %info.agent_id, "run failed while the PM server was unreachable; retrying without a backoff once it is back");
-            } else if ep.enabled {
-                let c = self.holds.cooldowns.record_failure(&info.agent_id, quota_secs, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
-                tracing::info!(agent = %info.agent_id, "cooling down for {} s ({})", (c.until - now_ms()) / 1000, c.reason);
-                self.purge_queue(&info.agent_id);
-                if quota_secs.is_none() {
-                    self.health.recent_backoffs.push((info.agent_id.clone(), now_ms()));
+                tracing::info!(agent = %info.agent_id, project = %info.project_id, "run failed while the PM server was unreachable ({msg}); not the agent's fault: no cooldown, no report, retried once the server is back");
+                self.push_error(Some(&info.agent_id), Some(&info.project_id), format!("run ended while the PM server was unreachable: {msg}"));
+            } else {
+                tracing::warn!(agent = %info.agent_id, project = %info.project_id, code = ?code, "agent failed: {msg}");
+                self.push_error(Some(&info.agent_id), Some(&info.project_id), msg.clone());
+                self.status.agent_errors.insert(info.agent_id.clone(), msg.clone());
+                let ep = &self.settings.error_protection;
+                if ep.enabled {
+                    // A quota holds the agent everywhere; any other failure only this pair.
+                    let project = quota_secs.is_none().then_some(pair.project_id.as_str());
+                    let c = self.holds.cooldowns.record_failure(&pair.agent_id, project, quota_secs, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
+                    tracing::info!(agent = %info.agent_id, "cooling down for {} s ({})", (c.until - now_ms()) / 1000, c.reason);
+                    match project {
+                        Some(_) => self.queue().retain(|p| *p != pair),
+                        None => self.purge_queue(&pair.agent_id),
+                    }
+                    if quota_secs.is_none() {
+                        self.health.recent_backoffs.push((pair.clone(), now_ms()));
+                    }
+                    let _ = self.ev.send(Event::CooldownStarted { agent_id: info.agent_id.clone(), until: c.until, reason: c.reason.to_string() });
                 }
-                let _ = self.ev.send(Event::CooldownStarted { agent_id: info.agent_id.clone(), until: c.until, reason: c.reason.to_string() });
+                // Upstream reports only a real error line; every report becomes chat work on the server
+                // (one paid run), so it is sent once per failure streak.
+                if error_line.is_some() && self.exits.reported_streak.insert(pair.clone()) {
+                    report_error = error_line.clone();
+                }
             }
         }
-        let _ = self.ev.send(Event::InstanceExited { instance: info.clone(), exit_code: code, error: error.clone() });
+        let _ = self.ev.send(Event::InstanceExited { instance: info.clone(), exit_code: code, error: shown_error });
         let remaining = self.runs.instances.values().filter(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).count() as u64;
         self.exits.pending.push_back(pair.clone());
         self.persist();
@@ -112,7 +153,6 @@ impl Supervisor {
         if let Some(client) = self.client.clone() {
             let tx = self.tx.clone();
             let known = self.exits.tool;
-            let report_error = if code != Some(0) && !inst.stopping { error } else { None };
             let upload = self.upload_target();
             tokio::spawn(async move {
                 if let Some(task) = &info.task_id {
@@ -161,10 +201,8 @@ impl Supervisor {
                     self.server_failed(&e);
                     // The run most likely failed because the server went away under it (we only learn of the
                     // outage now): that is no reason to hold the agent back once the server is back.
-                    if self.holds.cooldowns.agents.get(&pair.agent_id).is_some_and(|c| c.reason == CooldownReason::Error) {
-                        self.holds.cooldowns.record_success(&pair.agent_id);
-                        self.persist();
-                    }
+                    self.holds.cooldowns.clear_pair(&pair.agent_id, &pair.project_id);
+                    self.persist();
                 } else {
                     self.push_error(Some(&pair.agent_id), Some(&pair.project_id), e.to_string());
                     if let Some(pos) = self.exits.pending.iter().position(|p| *p == pair) {

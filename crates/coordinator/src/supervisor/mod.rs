@@ -3,9 +3,11 @@
 //! Everything slow (server calls, spawning, exit analysis) runs in small tasks that report back as
 //! [`Msg`]s, so the loop itself never blocks and reacts to a child's exit at once.
 //!
-//! Leases: a `start` answer sets `spawn_started_at` on the server (a 120 s lease). So we only ask about a
-//! pair when we could start it right now: a free slot is *reserved* for every question in flight, pairs in
-//! cooldown or without a passkey are not asked, and a pair that already runs is only asked for stop/restart.
+//! Leases: a `start` answer sets `spawn_started_at` on the server (a 120 s lease, cleared when the agent
+//! authenticates). So we only ask about a pair when we could start it right now: a free slot is *reserved*
+//! for every question in flight, and pairs in cooldown or without a passkey are not asked. A running pair
+//! is asked too (holding a slot): the server answers `start` for its other purpose (a chat beside a task),
+//! or after the agent logged out but before it exited; either is obeyed as a second instance.
 //!
 //! This file holds the actor (struct, spawn, select loop, dispatch); each concern's state and handlers live
 //! in their own file.
@@ -184,7 +186,6 @@ impl Supervisor {
             tracing::info!("coordinator started ({})", self.health.server.address);
         } else {
             self.queue().clear();
-            self.cycle.check_queue.clear();
             let _ = self.ev.send(Event::Stopped);
             tracing::info!("coordinator stopped");
         }
@@ -215,12 +216,11 @@ impl Supervisor {
         match m {
             Msg::SecretsLoaded { passkeys, token, error } => self.secrets_loaded_msg(passkeys, token, error),
             Msg::Discovered { cycle, result } => self.discovered(cycle, result),
-            Msg::Answer { cycle, pair, running, result } => self.answered(cycle, pair, running, result),
             Msg::Asked { pair, result, holds } => self.asker_done(Some((pair, result)), holds),
             Msg::AskerIdle { holds } => self.asker_done(None, holds),
             Msg::Spawned { pair, result, asked_at, pair_only } => self.spawned(pair, result, asked_at, pair_only),
             Msg::Exited { id, code } => self.exited(id, code),
-            Msg::Analyzed { id, code, error, quota_secs } => self.analyzed(id, code, error, quota_secs),
+            Msg::Analyzed { id, code, error_line, quota_secs, server_error } => self.analyzed(id, code, error_line, quota_secs, server_error),
             Msg::Reported { pair, result, exit_tool } => self.reported(pair, result, exit_tool),
             Msg::RemoteConfig(r) => self.remote_config(r),
             Msg::RemotePasskeysStored => self.load_secrets(),

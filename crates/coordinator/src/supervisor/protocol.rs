@@ -66,7 +66,6 @@ pub(crate) enum Command {
 pub(super) enum Msg {
     SecretsLoaded { passkeys: HashMap<String, Option<String>>, token: Option<String>, error: Option<String> },
     Discovered { cycle: u64, result: Result<Discovery, PmError> },
-    Answer { cycle: u64, pair: PairKey, running: bool, result: Result<AgentAction, PmError> },
     /// From an asker: `last` means the asker ended and its slot comes back to the loop.
     Asked { pair: PairKey, result: Result<AgentAction, PmError>, holds: u64 },
     AskerIdle { holds: u64 },
@@ -75,7 +74,9 @@ pub(super) enum Msg {
     /// only the pair is held; the agent keeps running in its other projects.
     Spawned { pair: PairKey, result: Result<Box<Spawned>, String>, asked_at: Instant, pair_only: bool },
     Exited { id: u64, code: Option<i32> },
-    Analyzed { id: u64, code: Option<i32>, error: Option<String>, quota_secs: Option<u64> },
+    /// A run's log was read (`error_line`: the upstream error line, if any) and, for a failed run, the
+    /// server probed (`server_error`: it is down now).
+    Analyzed { id: u64, code: Option<i32>, error_line: Option<String>, quota_secs: Option<u64>, server_error: Option<PmError> },
     Reported { pair: PairKey, result: Result<(), PmError>, exit_tool: Option<ExitTool> },
     PendingFlushed { done: Vec<PairKey>, exit_tool: Option<ExitTool> },
     RemoteConfig(Result<crate::pm::RemoteConfig, PmError>),

@@ -86,8 +86,9 @@ impl Supervisor {
                     AgentState::Disabled
                 } else if running > 0 {
                     AgentState::Running { instances: running }
-                } else if let Some(c) = self.holds.cooldowns.active(id, now) {
-                    AgentState::Cooldown { until: c.until, reason: c.reason.to_string() }
+                } else if let Some((c, pairs)) = self.holds.cooldowns.active_for_agent(id, now) {
+                    let reason = if pairs > 0 { format!("{} in {pairs} project{}", c.reason, if pairs == 1 { "" } else { "s" }) } else { c.reason.to_string() };
+                    AgentState::Cooldown { until: c.until, reason }
                 } else if self.secrets.loaded && !has_passkey {
                     AgentState::NoPasskey
                 } else if let Some(e) = self.status.agent_errors.get(id) {

@@ -49,7 +49,8 @@ impl Supervisor {
     /// Apply the server's configuration live. Rule: a field the user pinned (settings `pinned`; a YAML config
     /// or `import-yaml` pins every field the YAML sets) and any agent or provider already configured locally
     /// win; the server fills in everything else. The server's agents are added only when the local settings
-    /// have no agents at all (a server-driven setup): an agent the user removed locally is never re-added.
+    /// have no agents at all (a server-driven setup), and only those it sends a passkey for (never a human):
+    /// an agent the user removed locally is never re-added.
     /// Passkeys from the server go straight into the secret store, never into settings, and only for agents
     /// that have none stored: a locally stored passkey wins (a differing one is logged once, without values).
     pub(super) fn remote_config(&mut self, r: Result<crate::pm::RemoteConfig, PmError>) {
@@ -91,13 +92,16 @@ impl Supervisor {
             if crate::paths::validate_id(id).is_err() {
                 continue;
             }
-            if add_agents {
+            let passkey = passkey.as_ref().filter(|p| !p.is_empty());
+            // Without root_agent_id the server lists every agent, humans included (as `{}`, no passkey; it
+            // never checks their type): only an entry with a passkey is an AI agent we can run.
+            if add_agents && passkey.is_some() {
                 self.settings.agents.entry(id.clone()).or_default();
             }
             if !self.settings.agents.contains_key(id) {
                 continue;
             }
-            if let Some(pk) = passkey.as_ref().filter(|p| !p.is_empty()) {
+            if let Some(pk) = passkey {
                 self.redactor.add(pk);
                 crate::redact::global().add(pk);
                 match self.secrets.passkeys.get(id).cloned().flatten() {

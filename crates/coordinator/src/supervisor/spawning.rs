@@ -196,17 +196,13 @@ impl Supervisor {
                 }
                 let ep = &self.settings.error_protection;
                 if !pair_only && ep.enabled {
-                    let c = self.holds.cooldowns.record_failure(&pair.agent_id, None, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
+                    let c = self.holds.cooldowns.record_failure(&pair.agent_id, None, None, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
                     let _ = self.ev.send(Event::CooldownStarted { agent_id: pair.agent_id.clone(), until: c.until, reason: c.reason.to_string() });
                     self.purge_queue(&pair.agent_id);
                 }
-                // The lease was taken: tell the server (visible in the agent's chat), not silently dropped.
-                if let Some(client) = self.client.clone() {
-                    let PairKey { agent_id: a, project_id: p } = pair.clone();
-                    tokio::spawn(async move {
-                        let _ = client.report_agent_error(&a, &p, &format!("Coordinator could not start the agent: {e}")).await;
-                    });
-                }
+                // The lease is lost (the server holds the pair until it expires). A local problem goes to
+                // the user (status, event), never to the server: a report there is chat work, a paid run.
+                self.status.counters.leases_lost += 1;
                 self.persist();
             }
             Ok(s) => {
