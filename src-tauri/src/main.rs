@@ -26,6 +26,10 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--fake-agent") {
         std::process::exit(pm_sim::fake_agent::run(args[2..].to_vec()));
     }
+    // Agents' `agent-pm` MCP server (stdio): the app binary is the bridge, as the CLI binary is.
+    if args.get(1).map(String::as_str) == Some("mcp-bridge") {
+        std::process::exit(coordinator::mcp_bridge::run());
+    }
     // `--data-dir DIR` moves settings, state and logs (tests, portable setups), like AGENTPM_DATA_DIR.
     if let Some(i) = args.iter().position(|a| a == "--data-dir") {
         if let Some(dir) = args.get(i + 1) {

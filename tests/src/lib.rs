@@ -63,6 +63,9 @@ impl Default for RigOptions {
 
 impl Rig {
     pub async fn start(o: RigOptions) -> Rig {
+        // The engine runs inside the test binary: agents' MCP configs must name the real CLI binary as
+        // their `mcp-bridge` (the CLI and the app name themselves).
+        std::env::set_var("AGENTPM_MCP_BRIDGE", bin("agentpm-coordinator"));
         let dir = tempfile::tempdir().unwrap();
         let workload = pm_sim::Workload { projects: o.projects, agents: o.agents, items_per_pair: o.items, provider: "fake".into(), model: Some("fake-1".into()) };
         let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));

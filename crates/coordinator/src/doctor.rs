@@ -70,18 +70,10 @@ pub async fn run(settings: &Settings, store: &dyn SecretStore) -> Vec<Check> {
     };
     out.push(server);
 
-    if !is_http {
-        let nc = crate::launch::resolve_command("nc");
-        out.push(check(
-            "nc (MCP bridge for agents)",
-            nc.is_ok(),
-            match &nc {
-                Ok(p) => format!("found at {}", p.display()),
-                Err(_) => "not found".to_string(),
-            },
-            "agents reach the socket through `nc -U`: install netcat (macOS ships it)",
-        ));
-    }
+    // Agents reach the server through this program's `mcp-bridge` (no `nc` needed any more).
+    let (bridge, _) = crate::mcp_bridge::command();
+    let bridge_ok = std::path::Path::new(&bridge).is_file();
+    out.push(check("MCP bridge for agents", bridge_ok, format!("{bridge} mcp-bridge"), "reinstall the coordinator, or set AGENTPM_MCP_BRIDGE to the agentpm-coordinator binary"));
 
     // Providers that enabled agents would use (plus the built-in default).
     let mut used: std::collections::BTreeSet<String> = settings.agents.values().filter(|a| a.enabled).filter_map(|a| a.provider.clone()).collect();

@@ -2,6 +2,7 @@
 //!
 //! No GUI dependency: the Tauri app and the headless CLI both embed [`engine::Engine`].
 
+pub mod agent_cli;
 pub mod api;
 pub mod backoff;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod launch;
 pub mod legacy_yaml;
 pub mod lock;
 pub mod logs;
+pub mod mcp_bridge;
 pub mod paths;
 pub mod pm;
 pub mod redact;

@@ -81,20 +81,38 @@ fn mode_from(name: &str, message: Option<&str>) -> Mode {
 }
 
 /// Where the server is: the claude-style `--mcp-config` file, else `AGENTPM_SERVER`.
-fn server_address(o: &Opts) -> Result<(String, Option<String>), String> {
+/// Where the agent reaches the PM server, as a real CLI reads its MCP config.
+enum Target {
+    /// A URL (with the Bearer token from the config's headers) or a socket path (`nc -U <socket>`).
+    Direct(String, Option<String>),
+    /// A stdio MCP server to start (our `mcp-bridge`): program, args, extra environment.
+    Stdio(String, Vec<String>, Vec<(String, String)>),
+}
+
+fn server_address(o: &Opts) -> Result<Target, String> {
     if let Some(path) = &o.mcp_config {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
         let v: Value = serde_json::from_str(&text).map_err(|e| format!("bad MCP config: {e}"))?;
         let e = &v["mcpServers"]["agent-pm"];
         if let Some(url) = e["url"].as_str() {
             let auth = e["headers"]["Authorization"].as_str().map(expand_env);
-            return Ok((url.to_string(), auth.map(|a| a.trim_start_matches("Bearer ").to_string())));
+            return Ok(Target::Direct(url.to_string(), auth.map(|a| a.trim_start_matches("Bearer ").to_string())));
         }
-        if let Some(sock) = e["args"].as_array().and_then(|a| a.last()).and_then(Value::as_str) {
-            return Ok((sock.to_string(), None));
+        let args: Vec<String> = e["args"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+        if let Some(cmd) = e["command"].as_str() {
+            if cmd == "nc" {
+                return Ok(Target::Direct(args.last().cloned().unwrap_or_default(), None));
+            }
+            let env = e["env"].as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), expand_env(v.as_str()?)))).collect();
+            return Ok(Target::Stdio(cmd.to_string(), args, env));
         }
         return Err("MCP config has no agent-pm server".into());
     }
+    let (a, t) = server_from_env()?;
+    Ok(Target::Direct(a, t))
+}
+
+fn server_from_env() -> Result<(String, Option<String>), String> {
     let addr = std::env::var("AGENTPM_SERVER").map_err(|_| "no --mcp-config and no AGENTPM_SERVER".to_string())?;
     Ok((addr, std::env::var("AGENTPM_COORDINATOR_TOKEN").ok()))
 }
@@ -113,6 +131,8 @@ fn expand_env(s: &str) -> String {
 
 enum Conn {
     Unix(BufReader<tokio::net::UnixStream>),
+    /// Through a stdio MCP server (the bridge): JSON-RPC lines on its stdin/stdout.
+    Stdio { _child: tokio::process::Child, stdin: tokio::process::ChildStdin, stdout: BufReader<tokio::process::ChildStdout> },
     Http { client: reqwest::Client, url: String, bearer: Option<String> },
 }
 
@@ -136,6 +156,20 @@ impl Conn {
                 let mut buf = String::new();
                 s.read_line(&mut buf).await.map_err(|e| e.to_string())?;
                 serde_json::from_str(&buf).map_err(|e| format!("bad reply to {tool}: {e}"))?
+            }
+            Conn::Stdio { stdin, stdout, .. } => {
+                let mut line = serde_json::to_vec(&req).unwrap();
+                line.push(b'\n');
+                stdin.write_all(&line).await.map_err(|e| e.to_string())?;
+                let mut buf = String::new();
+                if stdout.read_line(&mut buf).await.map_err(|e| e.to_string())? == 0 {
+                    return Err(format!("{tool}: the MCP server closed its output"));
+                }
+                let v: Value = serde_json::from_str(&buf).map_err(|e| format!("bad reply to {tool}: {e}"))?;
+                if let Some(m) = v["error"]["message"].as_str() {
+                    return Err(format!("{tool}: {m}"));
+                }
+                v
             }
             Conn::Http { client, url, bearer } => {
                 let mut r = client.post(url.as_str()).json(&req);
@@ -194,26 +228,41 @@ async fn main(args: Vec<String>) -> i32 {
     }
     let env = |k: &str| std::env::var(k).unwrap_or_default();
     let (agent, passkey, project) = (env("AGENT_ID"), env("AGENT_PASSKEY"), env("PROJECT_ID"));
-    let (address, bearer) = match server_address(&o) {
+    let target = match server_address(&o) {
         Ok(a) => a,
         Err(e) => {
             println!("Error: {e}");
             return 2;
         }
     };
-    let mut conn = if address.starts_with("http") {
-        Conn::Http { client: reqwest::Client::new(), url: address.clone(), bearer }
-    } else {
-        match tokio::net::UnixStream::connect(&address).await {
+    // Through a bridge the credentials are filled in for us (as for a real model, which never sees them).
+    let bridged = matches!(target, Target::Stdio(..));
+    let mut conn = match target {
+        Target::Direct(address, bearer) if address.starts_with("http") => Conn::Http { client: reqwest::Client::new(), url: address.clone(), bearer },
+        Target::Direct(address, _) => match tokio::net::UnixStream::connect(&address).await {
             Ok(s) => Conn::Unix(BufReader::new(s)),
             Err(e) => {
                 println!("Error: cannot connect to {address}: {e}");
                 return 2;
             }
+        },
+        Target::Stdio(cmd, args, env) => {
+            let spawned = tokio::process::Command::new(&cmd).args(&args).envs(env).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).kill_on_drop(true).spawn();
+            match spawned {
+                Ok(mut c) => {
+                    let (stdin, stdout) = (c.stdin.take().expect("piped"), c.stdout.take().expect("piped"));
+                    Conn::Stdio { _child: c, stdin, stdout: BufReader::new(stdout) }
+                }
+                Err(e) => {
+                    println!("Error: cannot start the MCP server {cmd}: {e}");
+                    return 2;
+                }
+            }
         }
     };
     let mut id = 0u64;
-    let auth = match conn.call(&mut id, "authenticate", json!({"agent_id": agent, "passkey": passkey, "project_id": project, "pid": std::process::id()})).await {
+    let creds = if bridged { json!({"pid": std::process::id()}) } else { json!({"agent_id": agent, "passkey": passkey, "project_id": project, "pid": std::process::id()}) };
+    let auth = match conn.call(&mut id, "authenticate", creds).await {
         Ok(v) => v,
         Err(e) => {
             println!("Error: {e}");

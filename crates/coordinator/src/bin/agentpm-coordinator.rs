@@ -109,6 +109,10 @@ fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some("--fake-agent") {
         return ExitCode::from(pm_sim::fake_agent::run(args[2..].to_vec()).clamp(0, 255) as u8);
     }
+    // Agents' `agent-pm` MCP server (stdio); hidden from --help: only MCP configs we write name it.
+    if args.get(1).map(String::as_str) == Some("mcp-bridge") {
+        return ExitCode::from(coordinator::mcp_bridge::run() as u8);
+    }
     let cli = Cli::parse();
     // The demo shows its own progress line: keep the engine's log to warnings there.
     let level = match (&cli.cmd, cli.verbose) {

@@ -1,5 +1,6 @@
 //! The pure plan: from provider settings and the server's answer to argv, env, stdin and the files to write.
 //! No I/O here, so every decision is unit-tested. Contract below.
+use crate::agent_cli;
 use crate::config::ProviderKind;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,10 @@ pub struct LaunchRequest {
     pub base_prompt: Option<String>,
     /// `working_dir` with symlinks resolved (upstream's `os.path.realpath`), for Gemini's `includeDirectories`.
     pub real_working_dir: Option<PathBuf>,
+    /// The agent's `agent-pm` MCP server: program and args of our stdio bridge (`mcp_bridge::command()`).
+    pub bridge_command: Vec<String>,
+    /// Whether the coordinator runs as root (Claude Code then needs `IS_SANDBOX=1`).
+    pub as_root: bool,
 }
 
 /// The pure result: what to exec, with which env and stdin, and which files to write first.
@@ -70,23 +75,8 @@ fn is_http(address: &str) -> bool {
     address.starts_with("http://") || address.starts_with("https://")
 }
 
-/// The `agent-pm` MCP server entry for an agent. The token is referenced, never written.
-fn mcp_entry(address: &str, has_token: bool, typed_http: bool) -> serde_json::Value {
-    if is_http(address) {
-        let mut e = serde_json::json!({"url": address});
-        if typed_http {
-            e["type"] = "http".into();
-        }
-        if has_token {
-            e["headers"] = serde_json::json!({"Authorization": format!("Bearer ${{{TOKEN_ENV}}}")});
-        }
-        e
-    } else {
-        serde_json::json!({"command": "nc", "args": ["-U", address]})
-    }
-}
-
-/// The prompt, in our own words. It never contains a secret: the agent reads them from its environment.
+/// The prompt, in our own words. It never contains a secret, nor tells the model where one is: the MCP
+/// bridge fills in `authenticate`'s credentials.
 pub fn build_prompt(req: &LaunchRequest) -> String {
     let wd = req.working_dir.display().to_string();
     if let Some(bp) = req.base_prompt.as_ref().filter(|p| !p.trim().is_empty()) {
@@ -95,9 +85,8 @@ pub fn build_prompt(req: &LaunchRequest) -> String {
     format!(
         "You are an agent instance started by AI Agent PM's coordinator.\n\
 Your working directory is {wd}. Never modify anything under {wd}/.aiagent/.\n\n\
-1. Your credentials are in the environment variables AGENT_ID, AGENT_PASSKEY and PROJECT_ID. Pass them\n\
-   directly to the `authenticate` tool of the `agent-pm` MCP server (agent_id, passkey, project_id). Do not\n\
-   print, echo or log the passkey.\n\
+1. Call the `authenticate` tool of the `agent-pm` MCP server with no arguments: the server supplies your\n\
+   credentials. Never look for a passkey or token yourself.\n\
 2. Keep the session_token it returns and adopt the system_prompt it returns, if any.\n\
 3. Then loop: call `get_next_action` with your session_token, do exactly what its `instruction` says, and call\n\
    it again. Do not act on a task description directly; the instructions tell you when to report progress,\n\
@@ -117,7 +106,8 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
     }
     let wd = req.working_dir.display().to_string();
     let cwd = req.context_dir.clone().unwrap_or_else(|| req.working_dir.clone());
-    let has_token = req.coordinator_token.is_some();
+    // The bridge sends the token only over HTTP (the socket has no Bearer header).
+    let has_token = req.coordinator_token.is_some() && is_http(&req.server_address);
     let stem = req.log_path.file_stem().and_then(|s| s.to_str()).unwrap_or("run").to_string();
     let log_dir = req.log_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut files = Vec::new();
@@ -125,7 +115,7 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
         match req.kind {
             ProviderKind::Claude => {
                 let cfg_path = log_dir.join(format!(".{stem}.mcp.json"));
-                let body = serde_json::json!({"mcpServers": {"agent-pm": mcp_entry(&req.server_address, has_token, true)}});
+                let body = serde_json::json!({"mcpServers": {agent_cli::SERVER_NAME: agent_cli::bridge_entry(&req.bridge_command, has_token)}});
                 files.push(PlannedFile { path: cfg_path.clone(), contents: serde_json::to_string_pretty(&body).unwrap(), temp: true });
                 args.push("--mcp-config".into());
                 args.push(cfg_path.display().to_string());
@@ -133,6 +123,7 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
                     args.extend(["--model".to_string(), m.clone()]);
                 }
                 args.extend(["--add-dir".to_string(), wd.clone()]);
+                args.extend(agent_cli::claude_output_args(&args));
                 if req.debug {
                     // Not --debug-file: Claude would write that file itself, bypassing redaction. Debug output on
                     // stderr lands in the masked run log.
@@ -150,11 +141,11 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
                         req.agent_id, wd
                     )));
                 };
-                let mut entry = mcp_entry(&req.server_address, has_token, false);
+                let mut entry = agent_cli::bridge_entry(&req.bridge_command, has_token);
                 entry["trust"] = true.into();
                 let real_wd = req.real_working_dir.as_ref().map_or_else(|| wd.clone(), |p| p.display().to_string());
                 let body = serde_json::json!({
-                    "mcpServers": {"agent-pm": entry},
+                    "mcpServers": {agent_cli::SERVER_NAME: entry},
                     "includeDirectories": [real_wd],
                     "loadMemoryFromIncludeDirectories": true,
                     "experimental": {"skills": true},
@@ -169,6 +160,8 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
                 }
             }
             ProviderKind::Codex => {
+                // `codex exec`: the bridge through `-c` overrides (the user's CODEX_HOME stays as it is).
+                args.extend(agent_cli::codex_overrides(&req.bridge_command, has_token));
                 if let Some(m) = &req.model {
                     args.extend(["--model".to_string(), m.clone()]);
                 }
@@ -195,6 +188,7 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
     if let (true, Some(t)) = (is_http(&req.server_address), &req.coordinator_token) {
         env.push((TOKEN_ENV.to_string(), t.clone()));
     }
+    env.extend(agent_cli::run_env(req.kind.as_str(), req.as_root));
     Ok(LaunchPlan { program, args, env, cwd, stdin: build_prompt(req), files })
 }
 

@@ -21,6 +21,8 @@ fn req(kind: &str, address: &str) -> LaunchRequest {
         context_dir: (kind == "gemini").then(|| PathBuf::from("/ctx/agt_a")),
         base_prompt: None,
         real_working_dir: None,
+        bridge_command: vec!["/app/agentpm-coordinator".into(), "mcp-bridge".into()],
+        as_root: false,
     }
 }
 
@@ -46,12 +48,17 @@ fn claude_gets_mcp_config_model_and_stdin_prompt() {
     let p = plan(&req("claude", "/tmp/mcp.sock")).unwrap();
     let i = p.args.iter().position(|a| a == "--mcp-config").unwrap();
     assert!(p.args[i + 1].ends_with(".mcp.json"));
-    assert!(p.files[0].contents.contains("\"-U\""));
+    let cfg: serde_json::Value = serde_json::from_str(&p.files[0].contents).unwrap();
+    assert_eq!(cfg["mcpServers"]["agent-pm"]["command"], "/app/agentpm-coordinator");
+    assert_eq!(cfg["mcpServers"]["agent-pm"]["args"], serde_json::json!(["mcp-bridge"]));
+    assert!(p.args.windows(2).any(|w| w == ["--output-format", "stream-json"]));
     assert!(p.args.windows(2).any(|w| w == ["--model", "m-1"]));
     assert_eq!(p.args.last().unwrap(), "-p");
     assert!(p.stdin.contains("get_next_action"));
     let h = plan(&req("claude", "http://pm:8080/mcp")).unwrap();
     assert!(h.files[0].contents.contains("${AGENTPM_COORDINATOR_TOKEN}"));
+    assert!(!p.files[0].contents.contains("AGENTPM_COORDINATOR_TOKEN"), "no token on the socket");
+    assert!(!p.stdin.contains("AGENT_PASSKEY"), "the prompt points the model at no secret");
 }
 
 #[test]
@@ -60,6 +67,21 @@ fn gemini_uses_settings_file_and_short_model_flag() {
     assert!(p.files[0].path.ends_with(".gemini/settings.json"));
     assert!(p.args.windows(2).any(|w| w == ["-m", "m-1"]));
     assert!(p.args.contains(&"--include-directories".to_string()));
+    assert!(p.env.contains(&("GEMINI_CLI_TRUST_WORKSPACE".to_string(), "true".to_string())));
+    let v: serde_json::Value = serde_json::from_str(&p.files[0].contents).unwrap();
+    assert_eq!(v["mcpServers"]["agent-pm"]["args"], serde_json::json!(["mcp-bridge"]));
+    assert_eq!(v["mcpServers"]["agent-pm"]["env"]["AGENT_PASSKEY"], "${AGENT_PASSKEY}");
+}
+
+#[test]
+fn codex_gets_the_bridge_through_config_overrides_and_claude_as_root_the_sandbox_flag() {
+    let p = plan(&req("codex", "/tmp/mcp.sock")).unwrap();
+    assert!(p.args.iter().any(|a| a == "mcp_servers.agent-pm.command=\"/app/agentpm-coordinator\""), "{:?}", p.args);
+    assert_eq!(p.args.last().unwrap(), "-");
+    let mut r = req("claude", "/tmp/mcp.sock");
+    assert!(!plan(&r).unwrap().env.iter().any(|(k, _)| k == "IS_SANDBOX"));
+    r.as_root = true;
+    assert!(plan(&r).unwrap().env.contains(&("IS_SANDBOX".to_string(), "1".to_string())));
 }
 
 #[test]

@@ -174,6 +174,11 @@ impl Supervisor {
             context_dir: None,
             base_prompt: self.remote.base_prompt.clone(),
             real_working_dir: None,
+            bridge_command: {
+                let (exe, args) = crate::mcp_bridge::command();
+                std::iter::once(exe).chain(args).collect()
+            },
+            as_root: crate::agent_cli::running_as_root(),
         })
     }
 
