@@ -146,7 +146,9 @@ impl Supervisor {
             }
         }
         let _ = self.ev.send(Event::InstanceExited { instance: info.clone(), exit_code: code, error: shown_error });
-        let remaining = self.runs.instances.values().filter(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).count() as u64;
+        // An instance of the pair being spawned counts: it will authenticate, and `remaining_processes: 0`
+        // would make the server delete the session it is about to use.
+        let remaining = (self.instances_of(&pair) + usize::from(self.cycle.asking.contains(&pair))) as u64;
         self.exits.pending.push_back(pair.clone());
         self.persist();
         // Report in order: register log → error → exit. The pair is asked again once the exit is reported.
@@ -227,7 +229,7 @@ impl Supervisor {
             return;
         }
         // Only pairs with nothing running and no report already in flight.
-        let pending: Vec<PairKey> = self.exits.pending.iter().filter(|p| !self.pair_running(p)).cloned().collect();
+        let pending: Vec<PairKey> = self.exits.pending.iter().filter(|p| !self.pair_running(p) && !self.cycle.asking.contains(p)).cloned().collect();
         let Some(client) = self.client.clone() else { return };
         self.exits.reporting += 1;
         let tx = self.tx.clone();
@@ -255,9 +257,13 @@ impl Supervisor {
 /// 0.1.x-era servers only `invalidate_session`. The first call tells which; the answer is remembered.
 async fn report_exit(client: &PmClient, known: Option<ExitTool>, agent: &str, project: &str, remaining: u64) -> (Result<(), PmError>, Option<ExitTool>) {
     match known {
+        // `invalidate_session` ends every session of the pair: with another instance still running it would
+        // cut that one off, so it is only sent for the last one (the server's TTL covers the rest).
+        Some(ExitTool::InvalidateSession) if remaining > 0 => (Ok(()), known),
         Some(ExitTool::InvalidateSession) => (client.invalidate_session(agent, project).await, known),
         Some(ExitTool::ReportProcessExit) => (client.report_process_exit(agent, project, remaining).await, known),
         None => match client.report_process_exit(agent, project, remaining).await {
+            Err(e) if e.is_unknown_tool() && remaining > 0 => (Ok(()), Some(ExitTool::InvalidateSession)),
             Err(e) if e.is_unknown_tool() => (client.invalidate_session(agent, project).await, Some(ExitTool::InvalidateSession)),
             Ok(()) => (Ok(()), Some(ExitTool::ReportProcessExit)),
             Err(e) => (Err(e), None),
