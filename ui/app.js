@@ -64,12 +64,14 @@ function renderStatus() {
   const parts = [`${snap.instances.length} running`];
   const cooling = snap.agents.filter((a) => a.state.kind === "cooldown").length;
   if (cooling) parts.push(`${cooling} cooling down`);
-  parts.push(!snap.running ? "stopped" : snap.server.reachable ? "server OK" : "server unreachable");
+  parts.push(snap.server_words ? snap.server_words.text : (!snap.running ? "stopped" : snap.server.reachable ? "server OK" : "server unreachable"));
   $("#status-line").textContent = (view && view.demo ? "Demo · " : "") + parts.join(" · ");
   $("#toggle-run").textContent = snap.running ? "Stop" : "Start";
   const banner = $("#banner");
   const problems = [];
-  if (snap.running && !snap.server.reachable && snap.server.unreachable_since) {
+  if (snap.running && snap.server.token_rejected) {
+    problems.push(`The PM server rejected the coordinator token. Set the new one in Settings → Coordinator token.`);
+  } else if (snap.running && !snap.server.reachable && snap.server.unreachable_since) {
     problems.push(`PM server unreachable since ${new Date(snap.server.unreachable_since).toLocaleTimeString()}: ${snap.server.last_error || ""}`);
   }
   if (snap.secret_store_error) problems.push(snap.secret_store_error);

@@ -27,7 +27,8 @@ const MENU_TEXT_MAX: usize = 60;
 
 /// Which icon fits the picture: error when the server is unreachable or an agent failed.
 fn icon_for(s: &Snapshot) -> &'static [u8] {
-    let error = (s.running && !s.server.reachable && s.server.last_error.is_some()) || s.agents.iter().any(|a| matches!(a.state, AgentState::Error { .. }));
+    let server_bad = s.running && (s.server.token_rejected || (!s.server.reachable && s.server.last_error.is_some()));
+    let error = server_bad || s.agents.iter().any(|a| matches!(a.state, AgentState::Error { .. }));
     if error {
         ICON_ERROR
     } else if !s.instances.is_empty() {
