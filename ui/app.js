@@ -91,7 +91,8 @@ function renderInstances() {
     el("td", {}, i.pid),
     el("td", { class: "elapsed", "data-start": i.started_at }, fmtDuration(Date.now() - i.started_at)),
     el("td", {}, el("a", { onclick: () => openLogPage(i.agent_id, i.log_path) }, "view")),
-    el("td", {}, el("button", { class: "small", onclick: () => invoke("stop_instance", { id: i.id }).catch(alertErr) }, "Stop")),
+    el("td", {}, el("button", { class: "small", title: "Stops this run; the server may start the agent again for the same work", onclick: () => invoke("stop_instance", { id: i.id }).catch(alertErr) }, "Stop"), " ",
+      el("button", { class: "small", "data-testid": `stop-pause-${i.agent_id}`, title: "Stops the agent's runs and keeps it from starting until you resume it", onclick: () => invoke("pause_agent", { agentId: i.agent_id, until: null, stopRunning: true }).catch(alertErr) }, "Stop and pause agent")),
   )));
   $("#instances-table").classList.toggle("hidden", snap.instances.length === 0);
   $("#instances-empty").classList.toggle("hidden", snap.instances.length > 0);
@@ -126,7 +127,10 @@ function renderAgents(force) {
     const has = st ? st.has_passkey : false;
     const pkCell = el("td", {}, el("span", { class: `pill ${has ? "ok" : "bad"}`, "data-testid": `passkey-state-${id}` }, has ? "present" : "missing"), " ",
       el("button", { class: "small", "data-testid": `set-passkey-${id}`, onclick: (ev) => editPasskey(id, ev.target.closest("td")) }, has ? "Replace" : "Set"),
-      has ? el("button", { class: "small", onclick: async () => { await invoke("delete_passkey", { agentId: id }); await refresh(); } }, "Remove") : "");
+      has ? el("button", { class: "small", onclick: async () => { if (!confirm(`Remove the passkey of ${id} from the secret store? The agent cannot start until you set it again.`)) return; await invoke("delete_passkey", { agentId: id }); await refresh(); } }, "Remove") : "");
+    const paused = st && st.state.kind === "paused";
+    const pauseBtn = el("button", { class: "small", "data-testid": `pause-${id}`, disabled: !(snap && snap.running),
+      onclick: () => invoke(paused ? "resume_agent" : "pause_agent", paused ? { agentId: id } : { agentId: id, until: null, stopRunning: true }).then(refresh, alertErr) }, paused ? "Resume" : "Pause");
     const sel = el("select", { "data-testid": `provider-${id}`, onchange: (ev) => invoke("set_agent", { agentId: id, enabled: a.enabled, provider: ev.target.value || null }).then(refresh, alertErr) },
       el("option", { value: "" }, "as the server says"), ...providers.map((p) => el("option", { value: p, selected: a.provider === p }, p)));
     return el("tr", { "data-testid": `agent-${id}` },
@@ -135,7 +139,7 @@ function renderAgents(force) {
       el("td", {}, el("span", { class: `pill ${cls}`, "data-testid": `state-${id}` }, text)),
       pkCell,
       el("td", {}, sel),
-      el("td", {}, el("button", { class: "small", onclick: () => invoke("list_runs", { agentId: id }).then((r) => openLogPage(id, r[0] && r[0].path)) }, "Logs")));
+      el("td", {}, pauseBtn, " ", el("button", { class: "small", onclick: () => invoke("list_runs", { agentId: id }).then((r) => openLogPage(id, r[0] && r[0].path)) }, "Logs")));
   }));
 }
 

@@ -39,6 +39,11 @@ pub fn words(state: &AgentState) -> Words {
         },
         AgentState::NoPasskey => ("no passkey".to_string(), Tone::Bad),
         AgentState::Disabled => ("disabled".to_string(), Tone::Neutral),
+        AgentState::Paused { until: None } => ("paused".to_string(), Tone::Warn),
+        AgentState::Paused { until: Some(t) } => match clock(*t) {
+            Some(c) => (format!("paused until {c}"), Tone::Warn),
+            None => ("paused".to_string(), Tone::Warn),
+        },
         AgentState::Error { message } => (format!("error: {message}"), Tone::Bad),
     };
     Words { text, tone }

@@ -48,6 +48,8 @@ pub fn signature(s: &Snapshot) -> String {
         sig.push_str(&state_text(&a.state));
     }
     sig.push_str(if s.running { "|on" } else { "|off" });
+    // The icon changes with states the summary does not name (an agent's error): redraw when it does.
+    sig.push_str(if icon_for(s) == ICON_ERROR { "|error" } else if icon_for(s) == ICON_RUNNING { "|running" } else { "|idle" });
     sig
 }
 
@@ -60,6 +62,12 @@ pub fn build_menu(app: &AppHandle, s: &Snapshot, status_text: Option<&str>) -> t
         let sub = SubmenuBuilder::new(app, format!("{} — {}", a.agent_id, state_text(&a.state)))
             .item(&MenuItem::with_id(app, format!("log:{}", a.agent_id), "Open latest log", a.last_log_path.is_some() || matches!(a.state, AgentState::Running { .. }), None::<&str>)?)
             .item(&MenuItem::with_id(app, format!("dir:{}", a.agent_id), "Open log folder", true, None::<&str>)?)
+            .separator()
+            .item(&match a.state {
+                AgentState::Paused { .. } => MenuItem::with_id(app, format!("resume:{}", a.agent_id), "Resume", s.running, None::<&str>)?,
+                _ => MenuItem::with_id(app, format!("pause:{}", a.agent_id), "Pause (stop its runs)", s.running && a.enabled, None::<&str>)?,
+            })
+            .item(&MenuItem::with_id(app, format!("pause1h:{}", a.agent_id), "Pause for 1 hour", s.running && a.enabled, None::<&str>)?)
             .build()?;
         b = b.item(&sub);
     }

@@ -46,6 +46,8 @@ pub enum AgentState {
     Disabled,
     /// Last run or spawn failed (message is redacted).
     Error { message: String },
+    /// Paused by the user (until a time, or until resumed): not asked, not started.
+    Paused { until: Option<UnixMs> },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -15,6 +15,15 @@ pub(super) struct Holds {
     pub(super) cooldowns: Cooldowns,
     /// Pairs held back for a pair-specific reason (see [`PairHold`]); the agent's other pairs are unaffected.
     pub(super) pairs: HashMap<PairKey, PairHold>,
+    /// Agents the user paused (persisted): agent id → until (None = until resumed).
+    pub(super) paused: std::collections::BTreeMap<String, Option<UnixMs>>,
+}
+
+impl Holds {
+    /// Paused now? An expired pause is not one (it is dropped at the next persist).
+    pub(super) fn paused_now(&self, agent: &str, now: UnixMs) -> Option<Option<UnixMs>> {
+        self.paused.get(agent).copied().filter(|u| u.is_none_or(|t| t > now))
+    }
 }
 
 /// A pair (not the whole agent) that must not be started: its project's working directory is unusable
@@ -79,6 +88,28 @@ impl Supervisor {
         self.runs.instances.values().filter(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).count()
     }
 
+    /// The user paused an agent: drop its queued questions; "Stop and pause" stops its instances too.
+    pub(super) fn pause_agent(&mut self, agent: String, until: Option<UnixMs>, stop_running: bool) {
+        tracing::info!(agent = %agent, until = ?until, "paused by the user");
+        self.purge_queue(&agent);
+        if stop_running {
+            let ids: Vec<u64> = self.runs.instances.iter().filter(|(_, i)| i.info.agent_id == agent).map(|(id, _)| *id).collect();
+            for id in ids {
+                self.stop_instance(id);
+            }
+        }
+        self.holds.paused.insert(agent, until);
+        self.persist();
+    }
+
+    pub(super) fn resume_agent(&mut self, agent: &str) {
+        if self.holds.paused.remove(agent).is_some() {
+            tracing::info!(agent = %agent, "resumed by the user");
+            self.cycle.next_at = tokio::time::Instant::now();
+            self.persist();
+        }
+    }
+
     /// Everything that decides whether a pair may be asked or started, read from the owners' state.
     pub(super) fn pair_facts(&self, pair: &PairKey) -> PairFacts {
         PairFacts {
@@ -90,6 +121,7 @@ impl Supervisor {
             cooling: self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, &pair.project_id, now_ms()).is_some(),
             exit_pending: self.exits.pending.contains(pair),
             held: self.pair_held(pair),
+            paused: self.holds.paused_now(&pair.agent_id, now_ms()).is_some(),
         }
     }
 
@@ -121,6 +153,7 @@ pub(super) struct PairFacts {
     pub(super) cooling: bool,
     pub(super) exit_pending: bool,
     pub(super) held: bool,
+    pub(super) paused: bool,
 }
 
 /// Why a pair must not be asked: every question holds a slot and may be answered `start`, so only pairs we
@@ -131,6 +164,8 @@ pub(super) fn why_not_ask(f: &PairFacts) -> Option<&'static str> {
         Some("busy")
     } else if !f.enabled {
         Some("disabled")
+    } else if f.paused {
+        Some("paused")
     } else if !f.has_passkey {
         Some("no passkey")
     } else if f.cooling {
@@ -154,6 +189,8 @@ pub(super) fn why_not_start(f: &PairFacts) -> Option<&'static str> {
         Some("this pair already runs an instance per purpose")
     } else if !f.enabled {
         Some("agent disabled")
+    } else if f.paused {
+        Some("agent paused by you")
     } else if !f.has_passkey {
         Some("no passkey")
     } else if f.cooling {
@@ -195,6 +232,8 @@ mod tests {
         assert_eq!(why_not_ask(&PairFacts { cooling: true, ..ok() }), Some("cooldown"));
         assert_eq!(why_not_ask(&PairFacts { exit_pending: true, ..ok() }), Some("exit not yet reported"));
         assert_eq!(why_not_ask(&PairFacts { held: true, ..ok() }), Some("pair held"));
+        assert_eq!(why_not_ask(&PairFacts { paused: true, ..ok() }), Some("paused"));
+        assert!(why_not_start(&PairFacts { paused: true, ..ok() }).is_some());
         assert!(why_not_start(&PairFacts { running: false, ..ok() }).unwrap().contains("stopped"));
         // A start that arrives while the previous exit's report is in flight is obeyed (the lease is ours).
         assert_eq!(why_not_start(&PairFacts { exit_pending: true, ..ok() }), None);

@@ -48,7 +48,9 @@ impl Supervisor {
                 proc_start: crate::state::process_start_time(i.info.pid),
             })
             .collect();
-        let st = PersistedState { children, cooldowns: self.holds.cooldowns.clone(), pending_exit_reports: self.exits.pending.iter().cloned().map(<(String, String)>::from).collect() };
+        let now = now_ms();
+        self.holds.paused.retain(|_, until| until.is_none_or(|t| t > now));
+        let st = PersistedState { children, cooldowns: self.holds.cooldowns.clone(), pending_exit_reports: self.exits.pending.iter().cloned().map(<(String, String)>::from).collect(), paused: self.holds.paused.clone() };
         let _ = self.state_tx.send(st);
     }
 
@@ -86,6 +88,8 @@ impl Supervisor {
                     AgentState::Disabled
                 } else if running > 0 {
                     AgentState::Running { instances: running }
+                } else if let Some(until) = self.holds.paused_now(id, now) {
+                    AgentState::Paused { until }
                 } else if let Some((c, pairs)) = self.holds.cooldowns.active_for_agent(id, now) {
                     let reason = if pairs > 0 { format!("{} in {pairs} project{}", c.reason, if pairs == 1 { "" } else { "s" }) } else { c.reason.to_string() };
                     AgentState::Cooldown { until: c.until, reason }
