@@ -75,6 +75,9 @@ function renderStatus() {
     problems.push(`PM server unreachable since ${new Date(snap.server.unreachable_since).toLocaleTimeString()}: ${snap.server.last_error || ""}`);
   }
   if (snap.secret_store_error) problems.push(snap.secret_store_error);
+  // Agents' attention items (the server's and the secret store's are said above).
+  for (const a of snap.attention || []) if (a.agent_id) problems.push(`${a.reason} ${a.fix}`);
+  $("#nav-badge") && ($("#nav-badge").textContent = (snap.attention || []).length ? String(snap.attention.length) : "");
   if (view && view.start_error) problems.unshift(view.start_error);
   banner.textContent = problems.join(" — ");
   // The welcome view explains a missing server in plain words (doctor): no banner on top of it.

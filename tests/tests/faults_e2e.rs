@@ -146,6 +146,9 @@ async fn missing_provider_command_backs_off_instead_of_storming() {
     assert_eq!(starts, 1, "the pair was asked again during its cooldown");
     let cooling = rig.engine.snapshot().agents.iter().any(|a| matches!(a.state, AgentState::Cooldown { .. }));
     assert!(cooling);
+    // The user is told what to fix, as one attention item for the agent.
+    let attention = rig.engine.snapshot().attention;
+    assert!(attention.iter().any(|a| a.key.ends_with(":local") && a.reason.contains("/nonexistent/agent-cli") && a.fix.contains("Providers")), "{attention:?}");
     println!("FAULT| provider command missing | reported, 60 s backoff | spawn attempts 1 in 6 s | lost 0");
     rig.stop().await;
 }

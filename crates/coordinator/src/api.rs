@@ -113,6 +113,19 @@ pub struct Snapshot {
     pub secret_store_error: Option<String>,
     pub counters: Counters,
     pub updated_at: UnixMs,
+    /// What needs the user now (see `attention.rs`), most pressing first.
+    #[serde(default)]
+    pub attention: Vec<Attention>,
+}
+
+/// One thing the user has to act on: why, and what fixes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attention {
+    /// Stable while the state lasts (e.g. `server:token`, `agent:agt_a:passkey`).
+    pub key: String,
+    pub agent_id: Option<String>,
+    pub reason: String,
+    pub fix: String,
 }
 
 impl Snapshot {
@@ -156,6 +169,9 @@ pub enum Event {
     ServerReachable { after_ms: i64 },
     /// The server refused the coordinator token (once per change of state).
     TokenRejected { error: String },
+    /// Something started to need the user, or stopped needing them.
+    AttentionStarted { item: Attention },
+    AttentionEnded { key: String },
     PasskeyMissing { agent_id: String },
     Started,
     Stopped,

@@ -4,6 +4,7 @@
 
 pub mod agent_cli;
 pub mod api;
+pub mod attention;
 pub mod backoff;
 pub mod config;
 pub mod context;
