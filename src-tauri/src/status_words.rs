@@ -39,6 +39,7 @@ pub fn words(state: &AgentState) -> Words {
         },
         AgentState::NoPasskey => ("no passkey".to_string(), Tone::Bad),
         AgentState::Disabled => ("disabled".to_string(), Tone::Neutral),
+        AgentState::WaitingForServer => ("waiting for the server".to_string(), Tone::Warn),
         AgentState::Paused { until: None } => ("paused".to_string(), Tone::Warn),
         AgentState::Paused { until: Some(t) } => match clock(*t) {
             Some(c) => (format!("paused until {c}"), Tone::Warn),

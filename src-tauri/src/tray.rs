@@ -110,16 +110,18 @@ pub fn create(app: &AppHandle, on_menu: fn(&AppHandle, &str)) -> tauri::Result<T
         .build(app)
 }
 
-pub fn update(app: &AppHandle, s: &Snapshot) {
+/// `demo`: the engine runs on the embedded simulator; the menu and the tooltip say so.
+pub fn update(app: &AppHandle, s: &Snapshot, demo: bool) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
-    if let Ok(menu) = build_menu(app, s, None) {
+    let status = demo.then(|| format!("Demo · {}", s.summary()));
+    if let Ok(menu) = build_menu(app, s, status.as_deref()) {
         let _ = tray.set_menu(Some(menu));
     }
     if let Ok(img) = Image::from_bytes(icon_for(s)) {
         let _ = tray.set_icon(Some(img));
         let _ = tray.set_icon_as_template(true);
     }
-    let _ = tray.set_tooltip(Some(format!("AgentPM Coordinator — {}", s.summary())));
+    let _ = tray.set_tooltip(Some(format!("AgentPM Coordinator — {}{}", if demo { "Demo · " } else { "" }, s.summary())));
 }
 
 /// The engine could not start (e.g. another coordinator holds the lock): error icon, the reason in the

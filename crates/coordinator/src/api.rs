@@ -48,6 +48,8 @@ pub enum AgentState {
     Error { message: String },
     /// Paused by the user (until a time, or until resumed): not asked, not started.
     Paused { until: Option<UnixMs> },
+    /// Nothing running and the server cannot be asked (unreachable, or it refuses our token): not "idle".
+    WaitingForServer,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

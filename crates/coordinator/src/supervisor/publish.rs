@@ -101,6 +101,8 @@ impl Supervisor {
                     AgentState::NoPasskey
                 } else if let Some(e) = self.status.agent_errors.get(id) {
                     AgentState::Error { message: e.clone() }
+                } else if self.running && (!self.health.server.reachable || self.health.server.token_rejected) && self.health.server.last_error.is_some() {
+                    AgentState::WaitingForServer
                 } else {
                     AgentState::Idle
                 };
