@@ -269,9 +269,16 @@ async function renderRuns(selectPath) {
   if (!agent) { $("#log-view").textContent = "No agents yet."; return; }
   const runs = await invoke("list_runs", { agentId: agent });
   const cur = selectPath || logPath || (runs[0] && runs[0].path);
-  $("#log-run").replaceChildren(...runs.map((r) => el("option", { value: r.path, selected: r.path === cur }, `${r.name} (${Math.ceil(r.bytes / 1024)} KB)`)));
-  logPath = runs.some((r) => r.path === cur) ? cur : runs[0] && runs[0].path;
-  if (!runs.length) $("#log-view").textContent = `${agent} has no run logs yet.`;
+  // A run asked for by path (an instance's "view") is shown even if the list does not have it yet: never
+  // another run's log in its place.
+  const listed = runs.some((r) => r.path === cur);
+  const wanted = cur && !listed && (selectPath || logPath) && cur.includes(`/${agent}/`);
+  const options = runs.map((r) => el("option", { value: r.path, selected: r.path === cur }, `${r.name} (${Math.ceil(r.bytes / 1024)} KB)`));
+  if (wanted) options.unshift(el("option", { value: cur, selected: true }, cur.split("/").pop()));
+  $("#log-run").replaceChildren(...options);
+  logPath = listed || wanted ? cur : runs[0] && runs[0].path;
+  if (!runs.length && !wanted) { logPath = null; $("#log-view").textContent = `${agent} has no run logs yet.`; }
+  updateLogButtons();
   await showLog();
 }
 async function showLog() {
@@ -284,12 +291,27 @@ async function showLog() {
     if (atBottom) v.scrollTop = v.scrollHeight;
   } catch (e) { $("#log-view").textContent = String(e); }
 }
+// Follow only a run that is still going; Open / Show in folder only with a run chosen.
+function liveLog() { return !!(logPath && snap && snap.instances.some((i) => i.log_path === logPath)); }
+function updateLogButtons() {
+  const live = liveLog();
+  $("#log-follow").disabled = !live;
+  $("#log-follow").title = live ? "Scroll along while the run writes" : "This run has ended";
+  $("#log-open").disabled = !logPath;
+  $("#log-reveal").disabled = !logPath;
+}
 async function openLogPage(agent, path) {
   logPath = path || null;
   showPage("logs");
   await renderLogAgents(agent);
 }
-setInterval(() => { if (page === "logs" && $("#log-follow").checked) showLog(); }, 1000);
+setInterval(() => {
+  if (page !== "logs") return;
+  const wasLive = !$("#log-follow").disabled;
+  updateLogButtons();
+  // One last read when the followed run ends, so its final lines show.
+  if ($("#log-follow").checked && (liveLog() || wasLive)) showLog();
+}, 1000);
 
 // ---------- welcome ----------
 // The engine's doctor hints name CLI commands; in the window, point at the place to click instead.
