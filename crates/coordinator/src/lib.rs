@@ -23,5 +23,6 @@ pub mod pm;
 pub mod redact;
 pub mod safe_fs;
 pub mod secrets;
+pub mod shell_path;
 pub mod state;
 pub mod supervisor;

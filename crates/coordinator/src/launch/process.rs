@@ -4,18 +4,8 @@ use super::output::{relay_lines, write_log};
 use super::plan::{env_to_scrub, LaunchError, LaunchPlan};
 use std::path::{Path, PathBuf};
 
-/// Usual places for CLIs that an app started from Finder does not have on its PATH.
-fn extra_dirs() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = ["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin"].iter().map(PathBuf::from).collect();
-    if let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()) {
-        for d in [".npm-global/bin", ".local/bin", ".cargo/bin", ".bun/bin", ".volta/bin"] {
-            v.push(home.join(d));
-        }
-    }
-    v
-}
-
-/// Find a provider's executable: absolute paths as-is, else PATH, else the usual install locations.
+/// Find a provider's executable: absolute paths as-is, else the PATH the user's login shell has plus the
+/// usual install folders (`shell_path`): an app started from Finder has only the system folders.
 pub fn resolve_command(cmd: &str) -> Result<PathBuf, LaunchError> {
     let p = Path::new(cmd);
     if p.is_absolute() || cmd.contains('/') {
@@ -25,14 +15,10 @@ pub fn resolve_command(cmd: &str) -> Result<PathBuf, LaunchError> {
             _ => Err(LaunchError::NotFound { command: cmd.into(), hint: "the path does not name an executable file".into() }),
         };
     }
-    if let Ok(found) = which::which(cmd) {
-        return Ok(found);
-    }
-    let paths = std::env::join_paths(extra_dirs()).unwrap_or_default();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    which::which_in(cmd, Some(paths), cwd).map_err(|_| LaunchError::NotFound {
+    which::which_in(cmd, Some(crate::shell_path::effective_path()), cwd).map_err(|_| LaunchError::NotFound {
         command: cmd.into(),
-        hint: "install it, or set the provider's command to an absolute path in settings".into(),
+        hint: "not in your login shell's PATH nor the usual folders: install it, or set the provider's command to an absolute path in settings".into(),
     })
 }
 
@@ -70,6 +56,8 @@ pub async fn spawn(plan: &LaunchPlan, log_path: &Path, redactor: &crate::redact:
     for k in env_to_scrub(std::env::vars_os(), redactor) {
         cmd.env_remove(k);
     }
+    // The agent's own lookups (`node` for an npm CLI, git, the shell tools it runs) see the same PATH.
+    cmd.env("PATH", crate::shell_path::effective_path());
     cmd.args(&plan.args)
         .current_dir(&plan.cwd)
         .envs(plan.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
