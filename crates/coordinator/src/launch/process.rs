@@ -22,6 +22,47 @@ pub fn resolve_command(cmd: &str) -> Result<PathBuf, LaunchError> {
     })
 }
 
+/// Run `<cmd> --version` (the providers page's "Test", doctor): where the CLI was found and the version it
+/// reports (first non-empty line), bounded by `timeout`. No secret is in its environment.
+pub fn probe_version(cmd: &str, timeout: std::time::Duration) -> Result<(PathBuf, String), LaunchError> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let program = resolve_command(cmd)?;
+    let mut c = Command::new(&program);
+    for k in super::plan::TOKEN_ENV_VARS.iter().chain(["AGENT_PASSKEY"].iter()) {
+        c.env_remove(k);
+    }
+    let spawn_err = |e: std::io::Error| LaunchError::Spawn { command: program.display().to_string(), message: e.to_string() };
+    let mut child = c.arg("--version").env("PATH", crate::shell_path::effective_path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn().map_err(spawn_err)?;
+    let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let reader = std::thread::spawn(move || {
+        let (mut a, mut b) = (String::new(), String::new());
+        let _ = out.read_to_string(&mut a);
+        let _ = err.read_to_string(&mut b);
+        a + &b
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().map_err(spawn_err)? {
+            Some(st) => break st,
+            None if std::time::Instant::now() > deadline => {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(LaunchError::Spawn { command: program.display().to_string(), message: format!("`--version` did not answer within {timeout:?}") });
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").chars().take(200).collect::<String>();
+    if !status.success() {
+        // Found and runnable, just without a `--version`: say so instead of calling it missing.
+        return Ok((program, format!("no version (`--version` exited with {status}: {line})")));
+    }
+    Ok((program, line))
+}
+
 /// A running child: its own process group (pgid == pid).
 pub struct RunningChild {
     pub pid: u32,
