@@ -33,16 +33,17 @@ fn arg_value(args: &[String], name: &str) -> Option<String> {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cli_bin) = arg_value(&args, "--cli-bin").map(PathBuf::from).and_then(|p| std::path::absolute(p).ok()) else {
-        eprintln!("usage: agentpm-real-agents --cli-bin <dir holding claude, gemini and codex> [--only claude,gemini,codex] [--keep]");
+        eprintln!("usage: agentpm-real-agents --cli-bin <dir holding claude, gemini and codex> [--only claude,gemini,codex] [--transport socket|http] [--keep]");
         std::process::exit(2);
     };
     let only: Option<Vec<String>> = arg_value(&args, "--only").map(|s| s.split(',').map(str::to_string).collect());
     let keep = args.iter().any(|a| a == "--keep");
+    let only_transport = arg_value(&args, "--transport");
     let work = cli_bin.ancestors().nth(3).map(|p| p.join("runs")).unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&work).expect("runs dir");
     let cases = [Case { cli: "claude", http: false }, Case { cli: "claude", http: true }, Case { cli: "gemini", http: false }, Case { cli: "gemini", http: true }, Case { cli: "codex", http: false }];
     let mut failed = 0;
-    for c in cases.iter().filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|x| x == c.cli))) {
+    for c in cases.iter().filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|x| x == c.cli)) && only_transport.as_deref().is_none_or(|t| t == transport(c))) {
         let t = Instant::now();
         let o = run_case(c, &cli_bin, &work, keep).await;
         println!("{}", o.line);
@@ -110,6 +111,15 @@ fn write_cli_home(cli: &str, home: &Path, model: &str) -> std::io::Result<()> {
     }
 }
 
+/// The model the server names for the agent (each CLI gets one of its own family).
+fn model_name(cli: &str) -> &'static str {
+    match cli {
+        "gemini" => "gemini-2.5-pro",
+        "codex" => "gpt-5-codex",
+        _ => "claude-sonnet-4-5",
+    }
+}
+
 fn provider_args(cli: &str) -> Vec<String> {
     // The built-in presets (config::builtin_providers), as a user has them.
     coordinator::config::builtin_providers().get(cli).map(|p| p.args.clone()).unwrap_or_default()
@@ -144,7 +154,7 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
     let home = root.join("home");
     let logs = root.join("logs");
     std::fs::create_dir_all(&home).expect("home");
-    let workload = pm_sim::Workload { projects: PROJECTS, agents: AGENTS, items_per_pair: ITEMS, provider: c.cli.into(), model: None };
+    let workload = pm_sim::Workload { projects: PROJECTS, agents: AGENTS, items_per_pair: ITEMS, provider: c.cli.into(), model: Some(model_name(c.cli).into()) };
     let mut cfg = pm_sim::SimConfig::new(workload, root.join("projects"));
     cfg.socket_path = Some(root.join("mcp.sock"));
     if c.http {
@@ -233,6 +243,8 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
     let ok = problems.is_empty() && drained == total;
     if !ok || keep {
         let kept = dir.keep();
+        let dump: String = reqs.iter().map(|r| serde_json::json!({"method": r.method, "path": r.path, "body": r.body, "decision": r.decision.as_ref().map(|d| format!("{:?}", d.1))}).to_string() + "\n").collect();
+        let _ = std::fs::write(kept.join("model-requests.jsonl"), dump);
         eprintln!("  {} {}: {decided} model replies; files kept in {}", c.cli, transport(c), kept.display());
     }
     sim.shutdown().await;

@@ -55,11 +55,14 @@ fn objects_in(v: &Value, out: &mut Vec<serde_json::Map<String, Value>>, depth: u
         }
         Value::Array(a) => a.iter().for_each(|x| objects_in(x, out, depth + 1)),
         Value::String(s) => {
+            // The JSON may be wrapped in prose or markup (Gemini CLI: `<untrusted_context>…</untrusted_context>`).
             let t = s.trim();
-            if t.starts_with('{') || t.starts_with('[') {
-                if let Ok(inner) = serde_json::from_str::<Value>(t) {
-                    objects_in(&inner, out, depth + 1);
-                }
+            let inner = serde_json::from_str::<Value>(t).ok().filter(|v| v.is_object() || v.is_array()).or_else(|| {
+                let (a, b) = (t.find('{')?, t.rfind('}')?);
+                (a < b).then(|| serde_json::from_str::<Value>(&t[a..=b]).ok()).flatten()
+            });
+            if let Some(inner) = inner {
+                objects_in(&inner, out, depth + 1);
             }
         }
         _ => {}
@@ -147,7 +150,7 @@ mod tests {
         let auth = json!([{"type": "text", "text": "{\n  \"session_token\" : \"sess_1\",\n  \"success\" : true\n}"}]).to_string();
         let mut h = vec![step("authenticate", &auth)];
         assert_eq!(decide(&t, &h), Decision::Call { name: "mcp__agent-pm__get_next_action".into(), args: json!({"session_token": "sess_1"}) });
-        h.push(step("get_next_action", &json!({"output": "{\"action\":\"execute\",\"task_id\":\"tsk_9\"}"}).to_string()));
+        h.push(step("get_next_action", &json!({"output": "<untrusted_context>\n{\"action\":\"execute\",\"task_id\":\"tsk_9\"}\n</untrusted_context>"}).to_string()));
         assert_eq!(decide(&t, &h), Decision::Call { name: "mcp__agent-pm__report_execution_start".into(), args: json!({"session_token": "sess_1", "task_id": "tsk_9"}) });
         h.push(step("report_execution_start", "{\"success\":true}"));
         assert!(matches!(decide(&t, &h), Decision::Call { name, .. } if name.ends_with("__report_completed")));
