@@ -32,15 +32,16 @@ pub enum Decision {
     Text(String),
 }
 
-/// The server-side name of a CLI's tool name (`mcp__agent-pm__logout`, `agent-pm__logout`, `logout` → `logout`).
+/// The server-side name of a CLI's tool name (`mcp__agent-pm__logout`, `mcp_agent-pm_logout`,
+/// `mcp__agent_pm::logout` (a Codex namespace), `logout` → `logout`).
 pub fn short_name(cli_name: &str) -> Option<&'static str> {
-    KNOWN_TOOLS.iter().copied().filter(|k| cli_name == *k || cli_name.ends_with(&format!("_{k}"))).max_by_key(|k| k.len())
+    KNOWN_TOOLS.iter().copied().filter(|k| cli_name == *k || [format!("_{k}"), format!(":{k}")].iter().any(|x| cli_name.ends_with(x.as_str()))).max_by_key(|k| k.len())
 }
 
 /// The CLI's name for a server-side tool among those offered (the shortest match, so `logout` never picks
 /// some `..._logout` of another server).
 fn offered<'a>(tools: &'a [String], short: &str) -> Option<&'a String> {
-    tools.iter().filter(|t| short_name(t) == Some(short) && (t.as_str() == short || t.ends_with(&format!("_{short}")))).min_by_key(|t| t.len())
+    tools.iter().filter(|t| short_name(t) == Some(short)).min_by_key(|t| t.len())
 }
 
 /// Every JSON object inside `text`, unwrapping JSON-in-strings (CLIs wrap MCP results in their own envelopes).
@@ -169,5 +170,6 @@ mod tests {
         assert_eq!(short_name("agent-pm__report_completed"), Some("report_completed"));
         assert_eq!(short_name("mcp_agent-pm_logout"), Some("logout"));
         assert_eq!(short_name("Bash"), None);
+        assert_eq!(short_name("mcp__agent_pm::get_next_action"), Some("get_next_action"));
     }
 }

@@ -19,12 +19,16 @@ pub fn tools(wire: Wire, body: &Value) -> Vec<String> {
     match wire {
         Wire::Anthropic => names(body.get("tools")),
         Wire::Gemini => body["tools"].as_array().into_iter().flatten().flat_map(|t| names(t.get("functionDeclarations"))).collect(),
-        // Responses tools are `{type: "function", name}`; older shapes nest `{function: {name}}`.
+        // Responses tools are `{type: "function", name}`. Codex 0.171 groups each MCP server's tools in a
+        // `{type: "namespace", name: "mcp__agent_pm", tools: [...]}`; those are named `<namespace>::<tool>` here.
         Wire::OpenAi => body["tools"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|t| t["name"].as_str().or(t["function"]["name"].as_str()).map(str::to_string))
+            .flat_map(|t| match (t["type"].as_str(), t["name"].as_str()) {
+                (Some("namespace"), Some(ns)) => names(t.get("tools")).into_iter().map(|n| format!("{ns}::{n}")).collect(),
+                _ => t["name"].as_str().or(t["function"]["name"].as_str()).map(str::to_string).into_iter().collect::<Vec<_>>(),
+            })
             .collect(),
     }
 }
@@ -64,7 +68,11 @@ pub fn steps(wire: Wire, body: &Value) -> Vec<Step> {
         Wire::OpenAi => {
             for i in body["input"].as_array().into_iter().flatten() {
                 match i["type"].as_str() {
-                    Some("function_call") => out.push((i["call_id"].as_str().unwrap_or("").into(), Step { name: i["name"].as_str().unwrap_or("").into(), result: None })),
+                    Some("function_call") => {
+                        let name = i["name"].as_str().unwrap_or("");
+                        let name = i["namespace"].as_str().map_or_else(|| name.to_string(), |ns| format!("{ns}::{name}"));
+                        out.push((i["call_id"].as_str().unwrap_or("").into(), Step { name, result: None }))
+                    }
                     Some("function_call_output") => fill(&mut out, i["call_id"].as_str().unwrap_or(""), false, i["output"].to_string()),
                     _ => {}
                 }
@@ -104,7 +112,14 @@ pub fn stream(wire: Wire, model: &str, d: &Decision, n: u64) -> String {
         Wire::OpenAi => {
             let id = format!("resp_fake{n}");
             let item = match d {
-                Decision::Call { name, args } => json!({"type": "function_call", "id": format!("fc_fake{n}"), "call_id": format!("call_fake{n}"), "name": name, "arguments": args.to_string(), "status": "completed"}),
+                Decision::Call { name, args } => {
+                    let mut item = json!({"type": "function_call", "id": format!("fc_fake{n}"), "call_id": format!("call_fake{n}"), "name": name, "arguments": args.to_string(), "status": "completed"});
+                    if let Some((ns, tool)) = name.split_once("::") {
+                        item["namespace"] = ns.into();
+                        item["name"] = tool.into();
+                    }
+                    item
+                }
                 Decision::Text(t) => json!({"type": "message", "id": format!("msg_fake{n}"), "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": t, "annotations": []}]}),
             };
             let usage = json!({"input_tokens": 100, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 20, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 120});
