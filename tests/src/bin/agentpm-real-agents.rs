@@ -41,7 +41,7 @@ async fn main() {
     let only_transport = arg_value(&args, "--transport");
     let work = cli_bin.ancestors().nth(3).map(|p| p.join("runs")).unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&work).expect("runs dir");
-    let cases = [Case { cli: "claude", http: false }, Case { cli: "claude", http: true }, Case { cli: "gemini", http: false }, Case { cli: "gemini", http: true }, Case { cli: "codex", http: false }];
+    let cases = [Case { cli: "claude", http: false }, Case { cli: "claude", http: true }, Case { cli: "gemini", http: false }, Case { cli: "gemini", http: true }, Case { cli: "codex", http: false }, Case { cli: "codex", http: true }];
     let mut failed = 0;
     for c in cases.iter().filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|x| x == c.cli)) && only_transport.as_deref().is_none_or(|t| t == transport(c))) {
         let t = Instant::now();
@@ -215,6 +215,13 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
     }
     if !obeyed {
         problems.push("the coordinator ignored SIGTERM for 15 s".into());
+    }
+    // The count means something only if the bodies are what the CLI sent: the prompt names the project
+    // folder, so every agent's first request must contain one.
+    let folders: Vec<String> = sim.project_ids().iter().map(|p| root.join("projects").join(p).display().to_string()).collect();
+    let with_folder = model.bodies_containing(&folders);
+    if drained > 0 && with_folder == 0 {
+        problems.push("no model request named a project folder: the recorded bodies are not the conversation".into());
     }
     if seen > 0 {
         problems.push(format!("{seen} model request bodies contained a passkey or the coordinator token"));
