@@ -4,6 +4,9 @@
 //! `REAL|<cli>|<transport>|drained=N/M|passkey_seen_by_model=K` and exits non-zero on any failure.
 //!
 //! Usage: agentpm-real-agents --cli-bin <dir with claude, gemini, codex> [--only claude,gemini] [--keep]
+//! `--errors` instead runs each CLI once against a model that answers 401, then 429, and keeps what the CLI
+//! printed and its exit code under `target/real-agents/errors/` (real output for the `exit.rs` tests), with
+//! one `ERR|<cli>|<status>|exit=..|secs=..|error_line=..|quota_secs=..` line each.
 use agentpm_e2e::fake_model::FakeModel;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,7 +36,7 @@ fn arg_value(args: &[String], name: &str) -> Option<String> {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cli_bin) = arg_value(&args, "--cli-bin").map(PathBuf::from).and_then(|p| std::path::absolute(p).ok()) else {
-        eprintln!("usage: agentpm-real-agents --cli-bin <dir holding claude, gemini and codex> [--only claude,gemini,codex] [--transport socket|http] [--keep]");
+        eprintln!("usage: agentpm-real-agents --cli-bin <dir holding claude, gemini and codex> [--only claude,gemini,codex] [--transport socket|http] [--keep] [--errors]");
         std::process::exit(2);
     };
     let only: Option<Vec<String>> = arg_value(&args, "--only").map(|s| s.split(',').map(str::to_string).collect());
@@ -42,6 +45,10 @@ async fn main() {
     let work = cli_bin.ancestors().nth(3).map(|p| p.join("runs")).unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&work).expect("runs dir");
     let cases = [Case { cli: "claude", http: false }, Case { cli: "claude", http: true }, Case { cli: "gemini", http: false }, Case { cli: "gemini", http: true }, Case { cli: "codex", http: false }, Case { cli: "codex", http: true }];
+    if args.iter().any(|a| a == "--errors") {
+        probe_errors(&cli_bin, &work, only.as_deref()).await;
+        return;
+    }
     let mut failed = 0;
     for c in cases.iter().filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|x| x == c.cli)) && only_transport.as_deref().is_none_or(|t| t == transport(c))) {
         let t = Instant::now();
@@ -256,4 +263,82 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
     }
     sim.shutdown().await;
     Outcome { line: format!("REAL|{}|{}|drained={drained}/{total}|passkey_seen_by_model={seen}", c.cli, transport(c)), ok, problems }
+}
+
+/// How long a CLI may keep retrying a 401/429 before it is stopped (they retry with backoff on their own).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Each CLI, headless as the plan starts it (minus the MCP server), against a model answering `status`.
+async fn probe_one(cli: &'static str, status: u16, cli_bin: &Path, work: &Path, out_dir: &Path) -> String {
+    let model = FakeModel::start().await.expect("fake model");
+    model.fail_with(status);
+    let dir = tempfile::Builder::new().prefix(&format!("probe-{cli}-{status}-")).tempdir_in(work).expect("temp dir");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    write_cli_home(cli, &home, &model.base_url()).unwrap();
+    let mut args = provider_args(cli);
+    match cli {
+        "claude" => args.extend(["--output-format", "stream-json", "-p"].map(String::from)),
+        "codex" => args.extend(["--skip-git-repo-check", "-"].map(String::from)),
+        _ => {}
+    }
+    let mut cmd = tokio::process::Command::new(cli_bin.join(cli));
+    cmd.args(&args).current_dir(dir.path()).envs(cli_env(cli, &home, &model.base_url())).env("GEMINI_CLI_TRUST_WORKSPACE", "true").env("IS_SANDBOX", "1");
+    // Claude Code retries even a 401 ten times with backoff (minutes): two retries show the same output.
+    cmd.env("CLAUDE_CODE_MAX_RETRIES", "2");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).process_group(0);
+    let t = Instant::now();
+    let mut child = cmd.spawn().expect("spawn CLI");
+    let pid = child.id().map(|p| p as i32);
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(b"Say hello.\n").await;
+    }
+    // Read both streams as they come, so a CLI stopped at the timeout still shows what it printed.
+    let read = |r: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut b = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut b).await;
+            }
+            b
+        })
+    };
+    let out = read(child.stdout.take().map(|s| Box::new(s) as _));
+    let err = read(child.stderr.take().map(|s| Box::new(s) as _));
+    let exit = match tokio::time::timeout(PROBE_TIMEOUT, child.wait()).await {
+        Ok(Ok(st)) => st.code().map_or("signal".to_string(), |c| c.to_string()),
+        _ => {
+            if let Some(p) = pid {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+            format!("timeout>{}s", PROBE_TIMEOUT.as_secs())
+        }
+    };
+    let output = format!("{}{}", String::from_utf8_lossy(&out.await.unwrap_or_default()), String::from_utf8_lossy(&err.await.unwrap_or_default()));
+    let secs = t.elapsed().as_secs_f64();
+    let _ = std::fs::write(out_dir.join(format!("{cli}-{status}.log")), &output);
+    let calls = model.requests().iter().filter(|r| r.method == "POST").count();
+    let err = coordinator::exit::extract_error(&output).unwrap_or_default().replace('|', "/");
+    let quota = coordinator::exit::detect_quota(&output, 10, 3600);
+    format!("ERR|{cli}|{status}|exit={exit}|secs={secs:.1}|model_calls={calls}|error_line={err}|quota_secs={quota:?}")
+}
+
+async fn probe_errors(cli_bin: &Path, work: &Path, only: Option<&[String]>) {
+    let out_dir = work.parent().unwrap_or(work).join("errors");
+    std::fs::create_dir_all(&out_dir).expect("errors dir");
+    let mut tasks = Vec::new();
+    for cli in ["claude", "gemini", "codex"].into_iter().filter(|c| only.is_none_or(|o| o.iter().any(|x| x == c))) {
+        for status in [401u16, 429] {
+            let (b, w, o) = (cli_bin.to_path_buf(), work.to_path_buf(), out_dir.clone());
+            tasks.push(tokio::spawn(async move { probe_one(cli, status, &b, &w, &o).await }));
+        }
+    }
+    for t in tasks {
+        println!("{}", t.await.expect("probe"));
+    }
+    eprintln!("  outputs kept in {}", out_dir.display());
 }
