@@ -230,6 +230,16 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
     if drained > 0 && with_folder == 0 {
         problems.push("no model request named a project folder: the recorded bodies are not the conversation".into());
     }
+    // Agents' run logs (redacted by the coordinator) hold no secret either; Claude's are structured events.
+    for s in &secrets {
+        let hits = agentpm_e2e::files_containing(&logs, s);
+        if !hits.is_empty() {
+            problems.push(format!("a secret is in the run logs: {hits:?}"));
+        }
+    }
+    if c.cli == "claude" && drained > 0 && agentpm_e2e::files_containing(&logs, "\"type\":\"result\"").is_empty() {
+        problems.push("no Claude run log holds a stream-json `result` event".into());
+    }
     if seen > 0 {
         problems.push(format!("{seen} model request bodies contained a passkey or the coordinator token"));
     }
