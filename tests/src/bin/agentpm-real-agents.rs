@@ -243,6 +243,10 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
     if seen > 0 {
         problems.push(format!("{seen} model request bodies contained a passkey or the coordinator token"));
     }
+    // Every run ended well: the coordinator reported no agent error to the server.
+    if !stats.agent_errors.is_empty() {
+        problems.push(format!("agent errors reported: {:?}", stats.agent_errors));
+    }
     let v = sim.violations();
     if !v.is_empty() {
         problems.push(format!("simulator violations: {v:?}"));

@@ -4,6 +4,8 @@
 //! how many bodies carried a secret (`passkey_seen_by_model`), and can script 401/429 replies.
 pub mod brain;
 pub mod wire;
+#[cfg(test)]
+mod tests;
 
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode, Uri};
@@ -22,6 +24,8 @@ pub struct Recorded {
     pub body: String,
     /// Tool names offered and the decision taken (None for side requests).
     pub decision: Option<(Vec<String>, brain::Decision)>,
+    /// Whether the fake speaks this path (a model call, `HEAD /`, token counting, model lists).
+    pub known: bool,
 }
 
 #[derive(Default)]
@@ -80,12 +84,8 @@ impl FakeModel {
 
     /// Paths nobody answers (a CLI asking for something the fake does not speak).
     pub fn unknown_paths(&self) -> Vec<String> {
-        self.requests().iter().filter(|r| r.decision.is_none() && !known_side_path(&r.method, &r.path)).map(|r| format!("{} {}", r.method, r.path)).collect()
+        self.requests().iter().filter(|r| !r.known).map(|r| format!("{} {}", r.method, r.path)).collect()
     }
-}
-
-fn known_side_path(method: &str, path: &str) -> bool {
-    (method == "HEAD" || method == "GET") && path == "/" || path.ends_with("/count_tokens") || path.ends_with(":countTokens") || path.ends_with("/models")
 }
 
 fn json_reply(status: StatusCode, v: Value) -> Response {
@@ -99,7 +99,7 @@ fn sse_reply(body: String) -> Response {
 fn handle(s: &Shared, method: Method, uri: Uri, body: Bytes) -> Response {
     let path = uri.path().to_string();
     let text = String::from_utf8_lossy(&body).to_string();
-    let mut rec = Recorded { method: method.to_string(), path: uri.to_string(), body: text.clone(), decision: None };
+    let mut rec = Recorded { method: method.to_string(), path: uri.to_string(), body: text.clone(), decision: None, known: true };
     let wire = if path == "/v1/messages" {
         Some(Wire::Anthropic)
     } else if path.starts_with("/v1beta/models/") && (path.ends_with(":streamGenerateContent") || path.ends_with(":generateContent")) {
@@ -131,6 +131,7 @@ fn handle(s: &Shared, method: Method, uri: Uri, body: Bytes) -> Response {
         _ if path.ends_with("/models") => json_reply(StatusCode::OK, json!({"object": "list", "data": [], "models": []})),
         (_, "HEAD" | "GET") if path == "/" => StatusCode::OK.into_response(),
         _ => {
+            rec.known = false;
             eprintln!("fake-model: unknown request {method} {uri}");
             json_reply(StatusCode::NOT_FOUND, json!({"error": {"message": format!("fake model: no route {method} {path}")}}))
         }
