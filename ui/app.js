@@ -41,6 +41,8 @@ function showPage(name) {
   if (name === "providers") renderProviders();
   if (name === "settings") renderSettings();
   if (name === "logs") renderLogAgents();
+  if (name === "runs") renderRunHistory();
+  if (name === "usage") renderUsage();
   if (name === "welcome") runDoctor();
   renderStatus();
 }
@@ -253,6 +255,73 @@ async function saveSettings(ev) {
     else showFieldError("", String(e));
   }
 }
+
+// ---------- runs (the run history database) ----------
+const fmtTokens = (n) => n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n || 0);
+const fmtCost = (c, est) => c == null ? "—" : `${est ? "≈" : ""}$${c < 0.01 && c > 0 ? c.toFixed(4) : c.toFixed(2)}`;
+const fmtWhen = (ms) => new Date(ms).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
+const OUTCOME = { ok: ["worked", "ok"], failed: ["failed", "bad"], stopped: ["stopped", ""], interrupted: ["interrupted", "warn"], running: ["running", "ok"] };
+function sinceOf(sel) { const v = $(sel).value; return v ? Date.now() - Number(v) : null; }
+async function renderRunHistory() {
+  if (!view) return;
+  const agents = Object.keys(view.settings.agents);
+  const cur = $("#runs-agent").value;
+  $("#runs-agent").replaceChildren(el("option", { value: "" }, "all agents"), ...agents.map((a) => el("option", { value: a, selected: a === cur }, a)));
+  let runs = [];
+  try {
+    runs = await invoke("run_history", { agent: $("#runs-agent").value || null, project: $("#runs-project").value.trim() || null, failed: $("#runs-failed").checked, since: sinceOf("#runs-since"), limit: 500 });
+  } catch (e) { $("#runs-empty").textContent = String(e); }
+  $("#runs-empty").classList.toggle("hidden", runs.length > 0);
+  $("#runs-table").classList.toggle("hidden", runs.length === 0);
+  $("#runs-table tbody").replaceChildren(...runs.map((r) => {
+    const [word, tone] = OUTCOME[r.outcome] || [r.outcome, ""];
+    const detail = r.error_line || r.final_message || "";
+    return el("tr", { "data-testid": `run-${r.run_id}`, class: r.outcome === "failed" ? "failed" : "" },
+      el("td", {}, fmtWhen(r.started_at)),
+      el("td", {}, r.agent_id), el("td", {}, r.project_id), el("td", {}, r.task_id || "—"),
+      el("td", {}, r.duration_ms != null ? fmtDuration(r.duration_ms) : r.outcome === "running" ? fmtDuration(Date.now() - r.started_at) : "—"),
+      el("td", {}, el("span", { class: `pill ${tone}` }, word + (r.exit_code != null && r.exit_code !== 0 ? ` (${r.exit_code})` : ""))),
+      el("td", {}, `${fmtTokens(r.input_tokens + r.cache_read_tokens)} / ${fmtTokens(r.output_tokens)}`),
+      el("td", {}, fmtCost(r.cost_usd, r.cost_is_estimate)),
+      el("td", { class: "detail", title: detail }, detail.length > 90 ? detail.slice(0, 90) + "…" : detail),
+      el("td", {}, r.log_path ? el("a", { onclick: () => openLogPage(r.agent_id, r.log_path) }, "log") : ""));
+  }));
+}
+["#runs-agent", "#runs-since", "#runs-failed"].forEach((s) => $(s).addEventListener("change", renderRunHistory));
+$("#runs-project").addEventListener("keydown", (ev) => { if (ev.key === "Enter") renderRunHistory(); });
+
+async function renderUsage() {
+  let rows = [];
+  try { rows = await invoke("run_usage", { by: $("#usage-by").value, since: sinceOf("#usage-since") }); } catch (e) { rows = []; }
+  $("#usage-table tbody").replaceChildren(...rows.map((u) => el("tr", { "data-testid": `usage-${u.key}` },
+    el("td", {}, el("b", {}, u.key)), el("td", {}, u.runs), el("td", {}, u.failed),
+    el("td", {}, fmtTokens(u.input_tokens)), el("td", {}, fmtTokens(u.output_tokens)), el("td", {}, fmtTokens(u.cache_read_tokens)),
+    el("td", {}, fmtCost(u.cost_usd, u.cost_has_estimate)))));
+  // Bars drawn by us (no chart library): cost per group, runs when nothing cost anything.
+  const svg = $("#usage-chart");
+  const ns = "http://www.w3.org/2000/svg";
+  const byCost = rows.some((u) => u.cost_usd > 0);
+  const val = (u) => byCost ? u.cost_usd : u.runs;
+  const max = Math.max(1e-9, ...rows.map(val));
+  const w = 640, h = 160, bw = rows.length ? Math.min(60, (w - 20) / rows.length - 6) : 0;
+  const parts = rows.map((u, i) => {
+    const bh = Math.round((val(u) / max) * (h - 40));
+    const g = document.createElementNS(ns, "g");
+    const x = 10 + i * (bw + 6);
+    const rect = document.createElementNS(ns, "rect");
+    Object.entries({ x, y: h - 20 - bh, width: bw, height: bh, class: "bar" }).forEach(([k, v]) => rect.setAttribute(k, v));
+    const t = document.createElementNS(ns, "title");
+    t.textContent = `${u.key}: ${byCost ? fmtCost(u.cost_usd, u.cost_has_estimate) : u.runs + " runs"}`;
+    rect.appendChild(t);
+    const label = document.createElementNS(ns, "text");
+    Object.entries({ x: x + bw / 2, y: h - 6, "text-anchor": "middle", class: "bar-label" }).forEach(([k, v]) => label.setAttribute(k, v));
+    label.textContent = u.key.length > 10 ? u.key.slice(-10) : u.key;
+    g.append(rect, label);
+    return g;
+  });
+  svg.replaceChildren(...parts);
+}
+["#usage-by", "#usage-since"].forEach((s) => $(s).addEventListener("change", renderUsage));
 
 // ---------- logs ----------
 let logPath = null;
