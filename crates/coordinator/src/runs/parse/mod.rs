@@ -227,4 +227,4 @@ pub fn parse_all(kind: &str, text: &[u8]) -> Vec<RunEvent> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
