@@ -12,5 +12,5 @@ pub mod report;
 pub mod schema;
 pub mod store;
 
-pub use record::{Outcome, RunRecord, RunSummary, StoppedBy};
+pub use record::{Outcome, RunProgress, RunRecord, RunSummary, StoppedBy, Summarizer};
 pub use store::{RunEnd, RunFilter, RunReader, RunStart, RunStore, StoreError, UsageBy, UsageRow};

@@ -92,6 +92,18 @@ pub struct RunRecord {
     /// When a provider limit that this run hit resets.
     pub quota_reset_at: Option<UnixMs>,
     pub log_path: Option<String>,
+    /// While running: when the log last showed activity (see [`RunStore::run_progress`](super::RunStore::run_progress)).
+    pub last_activity_at: Option<UnixMs>,
+}
+
+/// Live fields of a running run, from its log so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunProgress {
+    pub usage: TokenUsage,
+    pub turns: Option<u32>,
+    pub session_id: Option<String>,
+    pub model: Option<String>,
+    pub last_activity_at: UnixMs,
 }
 
 /// What a run's log says about it.
@@ -191,6 +203,17 @@ impl Summarizer {
                     }
                 }
             }
+        }
+    }
+
+    /// The live fields so far (the log relay feeds the bytes it writes and reports this now and then).
+    pub fn progress(&self, last_activity_at: UnixMs) -> RunProgress {
+        RunProgress {
+            usage: self.result_usage.unwrap_or(self.usage_sum),
+            turns: self.s.turns.or(Some(self.turns_done).filter(|t| *t > 0)),
+            session_id: self.s.session_id.clone(),
+            model: self.s.model.clone(),
+            last_activity_at,
         }
     }
 

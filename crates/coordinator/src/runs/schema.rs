@@ -39,7 +39,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_by_project ON runs (project_id, started_at);
     CREATE INDEX runs_by_start ON runs (started_at);
     CREATE INDEX runs_running ON runs (outcome) WHERE outcome = 'running';",
+    // 2: live fields of a running run: when its log last said something.
+    "ALTER TABLE runs ADD COLUMN last_activity_at INTEGER;",
 ];
+
+/// Migrations up to `n` only (tests: a database as an older coordinator left it).
+#[cfg(test)]
+pub fn prepare_up_to(conn: &mut Connection, n: usize) {
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(n) {
+        conn.execute_batch(sql).unwrap();
+        conn.pragma_update(None, "user_version", i as i64 + 1).unwrap();
+    }
+}
 
 pub fn version() -> i64 {
     MIGRATIONS.len() as i64
@@ -84,7 +95,7 @@ pub fn check_readable(conn: &Connection, path: &str) -> Result<(), StoreError> {
 
 pub const COLUMNS: &str = "run_id, agent_id, project_id, task_id, provider, provider_kind, model, session_id, started_at, ended_at, \
     duration_ms, exit_code, signal, stopped_by, outcome, turns, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-    cost_usd, cost_is_estimate, final_message, error_line, quota_reset_at, log_path";
+    cost_usd, cost_is_estimate, final_message, error_line, quota_reset_at, log_path, last_activity_at";
 
 /// One row selected with [`COLUMNS`].
 pub fn record_from_row(r: &Row) -> rusqlite::Result<RunRecord> {
@@ -118,5 +129,6 @@ pub fn record_from_row(r: &Row) -> rusqlite::Result<RunRecord> {
         error_line: r.get(23)?,
         quota_reset_at: r.get(24)?,
         log_path: r.get(25)?,
+        last_activity_at: r.get(26)?,
     })
 }

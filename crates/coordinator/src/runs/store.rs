@@ -1,7 +1,7 @@
 //! The run history: SQLite at `<data root>/coordinator/runs.db` (WAL), written by one thread fed through a
 //! channel so the supervisor never waits on the disk, read through its own connection.
 use super::prices::PriceTable;
-use super::record::{Outcome, RunRecord, RunSummary, StoppedBy, Summarizer};
+use super::record::{Outcome, RunProgress, RunRecord, RunSummary, StoppedBy, Summarizer};
 use super::schema;
 use crate::api::UnixMs;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -115,6 +115,7 @@ pub struct UsageRow {
 
 enum Msg {
     Started(String, RunStart),
+    Progress(String, RunProgress),
     Finished(String, RunEnd),
     Prune(usize),
     Flush(mpsc::SyncSender<()>),
@@ -181,6 +182,11 @@ impl RunStore {
     /// Never blocks: the row is written by the writer thread.
     pub fn run_started(&self, run_id: &str, start: RunStart) {
         let _ = self.tx.send(Msg::Started(run_id.to_string(), start));
+    }
+
+    /// Never blocks: live tokens / turns / last activity of a running run (ignored once it ended).
+    pub fn run_progress(&self, run_id: &str, p: RunProgress) {
+        let _ = self.tx.send(Msg::Progress(run_id.to_string(), p));
     }
 
     /// Never blocks; the writer reads the log, summarizes it and completes the row.
@@ -326,6 +332,7 @@ fn writer(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Msg>, prices: PriceTa
             for (m, summary) in work {
                 match m {
                     Msg::Started(id, s) => insert(&tx, &id, &s)?,
+                    Msg::Progress(id, p) => progress(&tx, &id, &p)?,
                     Msg::Finished(id, e) => finish(&tx, &id, &e, &summary.unwrap_or_default())?,
                     Msg::Prune(keep) => prune(&tx, keep)?,
                     Msg::Flush(done) => flushes.push(done),
@@ -349,6 +356,15 @@ fn insert(tx: &Connection, id: &str, s: &RunStart) -> rusqlite::Result<()> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9) ON CONFLICT(run_id) DO NOTHING",
     )?
     .execute(params![id, s.agent_id, s.project_id, s.task_id, s.provider, s.provider_kind, s.model, s.started_at, s.log_path.as_ref().map(|p| p.display().to_string())])?;
+    Ok(())
+}
+
+fn progress(tx: &Connection, id: &str, p: &RunProgress) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE runs SET input_tokens = ?2, output_tokens = ?3, cache_read_tokens = ?4, cache_write_tokens = ?5, turns = COALESCE(?6, turns), \
+         session_id = COALESCE(?7, session_id), model = COALESCE(model, ?8), last_activity_at = ?9 WHERE run_id = ?1 AND outcome = 'running'",
+    )?
+    .execute(params![id, p.usage.input as i64, p.usage.output as i64, p.usage.cache_read as i64, p.usage.cache_write as i64, p.turns, p.session_id, p.model, p.last_activity_at])?;
     Ok(())
 }
 
@@ -401,6 +417,9 @@ fn outcome(e: &RunEnd, s: &RunSummary) -> Outcome {
 }
 
 fn finish(tx: &Connection, id: &str, e: &RunEnd, s: &RunSummary) -> rusqlite::Result<()> {
+    let outcome = outcome(e, s);
+    // A run that worked hit no limit, whatever its text says about retrying.
+    let quota_reset_at = if outcome == Outcome::Ok { None } else { s.quota_reset_at };
     let n = tx
         .prepare_cached(
             "UPDATE runs SET ended_at = ?2, duration_ms = MAX(0, ?2 - started_at), exit_code = ?3, signal = ?4, stopped_by = ?5, outcome = ?6, \
@@ -414,7 +433,7 @@ fn finish(tx: &Connection, id: &str, e: &RunEnd, s: &RunSummary) -> rusqlite::Re
             e.exit_code,
             e.signal,
             e.stopped_by.map(StoppedBy::as_str),
-            outcome(e, s).as_str(),
+            outcome.as_str(),
             e.log_path.as_ref().map(|p| p.display().to_string()),
             s.session_id,
             s.model,
@@ -427,7 +446,7 @@ fn finish(tx: &Connection, id: &str, e: &RunEnd, s: &RunSummary) -> rusqlite::Re
             s.cost_is_estimate,
             s.final_message,
             s.error_line,
-            s.quota_reset_at,
+            quota_reset_at,
         ])?;
     if n == 0 {
         tracing::warn!("run history: run {id} ended but was never recorded as started");

@@ -1,5 +1,6 @@
 use super::*;
 use crate::runs::parse::tests::CLAUDE_RUN;
+use crate::runs::record::{RunProgress, Summarizer};
 
 fn start(agent: &str, project: &str, at: UnixMs, log: Option<PathBuf>) -> RunStart {
     RunStart {
@@ -203,4 +204,42 @@ fn the_store_is_shared_across_threads_and_never_blocks_the_sender() {
     let u = s.usage(UsageBy::Agent, None).unwrap();
     assert_eq!(u.iter().map(|r| r.runs).collect::<Vec<_>>(), vec![250; 4]);
     assert!(new_run_id() != new_run_id());
+}
+
+#[test]
+fn live_progress_updates_a_running_run_only() {
+    let s = RunStore::open_in_memory();
+    s.run_started("r", start("a", "p", 10, None));
+    let mut z = Summarizer::new("claude");
+    // The relay feeds the first lines of the stream as they are written.
+    for l in CLAUDE_RUN.lines().take(3) {
+        z.feed(format!("{l}\n").as_bytes());
+    }
+    s.run_progress("r", z.progress(20));
+    s.flush();
+    let r = &s.query(&RunFilter::default()).unwrap()[0];
+    assert_eq!((r.outcome, r.input_tokens, r.output_tokens, r.cache_write_tokens, r.last_activity_at), (Outcome::Running, 10, 20, 100, Some(20)));
+    assert_eq!(r.session_id.as_deref(), Some("s-1"));
+    s.run_finished("r", end(30, 0));
+    s.run_progress("r", RunProgress { last_activity_at: 99, ..Default::default() });
+    s.flush();
+    let r = &s.query(&RunFilter::default()).unwrap()[0];
+    assert_eq!((r.outcome, r.last_activity_at), (Outcome::Ok, Some(20)));
+}
+
+#[test]
+fn a_version_1_database_is_migrated_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    {
+        let mut c = Connection::open(&db).unwrap();
+        schema::prepare_up_to(&mut c, 1);
+        c.execute("INSERT INTO runs (run_id, agent_id, project_id, provider, provider_kind, started_at, outcome, input_tokens) VALUES ('old', 'a', 'p', 'claude', 'claude', 5, 'ok', 42)", []).unwrap();
+    }
+    assert!(matches!(RunReader::open(&db), Err(StoreError::TooOld { found: 1, .. })));
+    let s = RunStore::open(&db).unwrap();
+    let r = &s.query(&RunFilter::default()).unwrap()[0];
+    assert_eq!((r.run_id.as_str(), r.input_tokens, r.last_activity_at), ("old", 42, None));
+    drop(s);
+    assert!(RunReader::open(&db).is_ok());
 }
