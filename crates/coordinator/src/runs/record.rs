@@ -128,6 +128,9 @@ pub struct RunSummary {
 pub struct Summarizer {
     kind: String,
     parser: Option<StreamParser>,
+    /// A custom command's output so far, until its first JSON event names the format (a wrapper script
+    /// around `claude -p --output-format stream-json`, the demo's fake agent); None when settled.
+    sniff: Option<Vec<u8>>,
     events: Vec<RunEvent>,
     s: RunSummary,
     usage_sum: TokenUsage,
@@ -142,9 +145,11 @@ pub struct Summarizer {
 
 impl Summarizer {
     pub fn new(provider_kind: &str) -> Summarizer {
+        let parser = parse::for_kind(provider_kind);
         Summarizer {
             kind: provider_kind.to_string(),
-            parser: parse::for_kind(provider_kind),
+            sniff: if parser.is_none() { Some(Vec::new()) } else { None },
+            parser,
             events: Vec::new(),
             s: RunSummary::default(),
             usage_sum: TokenUsage::default(),
@@ -157,6 +162,21 @@ impl Summarizer {
     }
 
     pub fn feed(&mut self, bytes: &[u8]) {
+        if let Some(buf) = &mut self.sniff {
+            let checked = buf.len() - buf.iter().rev().position(|&b| b == b'\n').unwrap_or(buf.len());
+            buf.extend_from_slice(bytes);
+            match sniff_kind(buf, checked) {
+                Some(Some(kind)) => {
+                    let buf = self.sniff.take().unwrap_or_default();
+                    self.kind = kind.to_string();
+                    self.parser = parse::for_kind(kind);
+                    return self.feed(&buf);
+                }
+                Some(None) => self.sniff = None,
+                None => {}
+            }
+            return;
+        }
         if let Some(p) = &mut self.parser {
             p.feed(bytes, &mut self.events);
             self.fold();
@@ -220,6 +240,15 @@ impl Summarizer {
     /// `tail`: the last part of the log as text (for the plain-text error and quota fallbacks);
     /// `ended_at`: when the run ended (relative reset times count from it).
     pub fn finish(mut self, tail: &str, prices: &PriceTable, ended_at: UnixMs) -> RunSummary {
+        if let Some(mut buf) = self.sniff.take() {
+            // The last line may have had no newline.
+            buf.push(b'\n');
+            if let Some(Some(kind)) = sniff_kind(&buf, 0) {
+                self.kind = kind.to_string();
+                self.parser = parse::for_kind(kind);
+                self.feed(&buf);
+            }
+        }
         if let Some(p) = &mut self.parser {
             p.finish(&mut self.events);
             self.fold();
@@ -238,6 +267,38 @@ impl Summarizer {
         s.error_line = self.last_fatal.map(|e| clip(e.trim())).filter(|e| !e.is_empty()).or_else(|| crate::exit::extract_error(tail));
         s.quota_reset_at = quota::detect(&self.rate_limits, tail, ended_at);
         s
+    }
+}
+
+/// Longest custom output looked at for a JSON event format.
+const SNIFF_BYTES: usize = 64 << 10;
+
+/// The provider whose event opens the first JSON line: Some(Some(kind)); Some(None): none will be found;
+/// None: not known yet. Lines before `from` (a line start) were looked at already.
+fn sniff_kind(buf: &[u8], from: usize) -> Option<Option<&'static str>> {
+    let complete = match buf.iter().rposition(|&b| b == b'\n') {
+        Some(i) if i >= from => &buf[from..i],
+        Some(_) => &[][..],
+        None if buf.len() >= SNIFF_BYTES => return Some(None),
+        None => return None,
+    };
+    for line in complete.split(|&b| b == b'\n') {
+        let line = String::from_utf8_lossy(line);
+        let l = line.trim_start();
+        if !l.starts_with('{') {
+            continue;
+        }
+        let compact: String = l.chars().filter(|c| !c.is_whitespace()).take(40).collect();
+        for (open, kind) in [("{\"type\":\"system\"", "claude"), ("{\"type\":\"init\"", "gemini"), ("{\"type\":\"thread.started\"", "codex")] {
+            if compact.starts_with(open) {
+                return Some(Some(kind));
+            }
+        }
+    }
+    if buf.len() >= SNIFF_BYTES {
+        Some(None)
+    } else {
+        None
     }
 }
 
@@ -321,6 +382,24 @@ mod tests {
         assert_eq!((s.usage, s.cost_usd, s.turns), (TokenUsage::default(), None, None));
         let s = summarize_with("custom", "TerminalQuotaError: quota will reset after 0m5s\n", &PriceTable::default(), 0);
         assert_eq!(s.quota_reset_at, Some(5000));
+    }
+
+    #[test]
+    fn a_custom_command_speaking_stream_json_is_read_as_that_provider() {
+        let log = format!("[agentpm] start pid=1 command=./wrap.sh\nfake-agent: received a prompt of 10 bytes\n{CLAUDE_RUN}");
+        // Fed in small chunks, as a relay would.
+        let mut z = Summarizer::new("custom");
+        for c in log.as_bytes().chunks(7) {
+            z.feed(c);
+        }
+        let s = z.finish(&log, &PriceTable::default(), 0);
+        assert_eq!((s.session_id.as_deref(), s.turns, s.cost_usd, s.cost_is_estimate), (Some("s-1"), Some(2), Some(0.0123), false));
+        let codex = "{\"type\":\"thread.started\",\"thread_id\":\"t\"}\n{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":10,\"cached_input_tokens\":0,\"output_tokens\":1}}";
+        let s = summarize_with("custom", codex, &PriceTable::default(), 0);
+        assert_eq!((s.turns, s.usage.input, s.cost_is_estimate), (Some(1), 10, true));
+        // Plain JSON that is no provider's event stays plain text.
+        let s = summarize_with("custom", "{\"status\":\"ok\"}\nError: boom\n", &PriceTable::default(), 0);
+        assert_eq!((s.turns, s.error_line.as_deref()), (None, Some("Error: boom")));
     }
 
     #[test]
