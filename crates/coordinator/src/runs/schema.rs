@@ -1,6 +1,7 @@
 //! runs.db's schema: migrations numbered by SQLite's `user_version`, and the row ↔ record mapping.
 use super::record::{Outcome, RunRecord, StoppedBy};
 use super::store::StoreError;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row};
 
 /// Migration `i` takes the database from version `i` to `i + 1`. Append only; never edit a shipped one.
@@ -131,4 +132,109 @@ pub fn record_from_row(r: &Row) -> rusqlite::Result<RunRecord> {
         log_path: r.get(25)?,
         last_activity_at: r.get(26)?,
     })
+}
+
+/// [`COLUMNS`]' names as [`RunRecord`]'s JSON fields, and which of them are booleans.
+const JSON_FIELDS: &[&str] = &[
+    "run_id", "agent_id", "project_id", "task_id", "provider", "provider_kind", "model", "session_id", "started_at", "ended_at",
+    "duration_ms", "exit_code", "signal", "stopped_by", "outcome", "turns", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "cost_usd", "cost_is_estimate", "final_message", "error_line", "quota_reset_at", "log_path", "last_activity_at",
+];
+const BOOL_FIELD: usize = 21;
+
+/// One row selected with [`COLUMNS`] as the JSON serde makes of its [`RunRecord`] (tested equal),
+/// appended to `out`.
+pub fn write_row_json(r: &Row, out: &mut Vec<u8>) -> rusqlite::Result<()> {
+    out.push(b'{');
+    for (i, name) in JSON_FIELDS.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        match r.get_ref(i)? {
+            ValueRef::Null | ValueRef::Blob(_) => out.extend_from_slice(b"null"),
+            ValueRef::Integer(v) if i == BOOL_FIELD => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
+            ValueRef::Integer(v) => out.extend_from_slice(itoa(v, &mut [0u8; 20])),
+            ValueRef::Real(v) => serde_json::to_writer(&mut *out, &v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+            // Our own rows are UTF-8; a foreign byte is replaced rather than passed on.
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(t) => json_str(t, out),
+                Err(_) => json_str(&String::from_utf8_lossy(t), out),
+            },
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Bytes that must be escaped in a JSON string: controls, `"` and `\\`.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// A JSON string literal, escaped as serde_json does; runs of plain bytes are copied whole.
+fn json_str(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(rel) = b[from..].iter().position(|&c| NEEDS_ESCAPE[c as usize]) {
+        let i = from + rel;
+        out.extend_from_slice(&b[from..i]);
+        match b[i] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            c => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+        }
+        from = i + 1;
+    }
+    out.extend_from_slice(&b[from..]);
+    out.push(b'"');
+}
+
+fn itoa(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_strings_match_serde() {
+        for s in ["plain", "quote \" back \\ nl \n tab \t cr \r", "\u{1}\u{8}\u{c}\u{1f} ctl", "é ünïcode ✓", ""] {
+            let mut out = Vec::new();
+            super::json_str(s, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap());
+        }
+        for v in [0i64, -1, 42, i64::MAX, i64::MIN] {
+            assert_eq!(super::itoa(v, &mut [0u8; 20]), v.to_string().as_bytes());
+        }
+    }
 }

@@ -206,6 +206,10 @@ impl RunStore {
         self.reader.query(f)
     }
 
+    pub fn write_json(&self, f: &RunFilter, out: &mut dyn std::io::Write) -> Result<usize, StoreError> {
+        self.reader.write_json(f, out)
+    }
+
     pub fn usage(&self, by: UsageBy, since: Option<UnixMs>) -> Result<Vec<UsageRow>, StoreError> {
         self.reader.usage(by, since)
     }
@@ -237,7 +241,8 @@ impl RunReader {
         Ok(RunReader { conn: Arc::new(Mutex::new(conn)), path: p.to_string() })
     }
 
-    pub fn query(&self, f: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+    /// The statement and arguments that select `f`'s runs with [`schema::COLUMNS`], newest first.
+    fn select(f: &RunFilter) -> (String, Vec<rusqlite::types::Value>) {
         let mut sql = format!("SELECT {} FROM runs WHERE 1=1", schema::COLUMNS);
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(a) = &f.agent {
@@ -259,10 +264,43 @@ impl RunReader {
         if let Some(n) = f.limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }
+        (sql, args)
+    }
+
+    pub fn query(&self, f: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let (sql, args) = RunReader::select(f);
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = conn.prepare_cached(&sql).map_err(sql_err(&self.path))?;
         let rows = st.query_map(rusqlite::params_from_iter(args), schema::record_from_row).map_err(sql_err(&self.path))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(sql_err(&self.path))
+    }
+
+    /// `f`'s runs as a JSON array of [`RunRecord`]s, written straight from the rows in 1 MB pieces (no
+    /// record is built: that is what keeps `runs --json` over 100,000 runs fast; tested equal to the
+    /// records' JSON). Returns how many runs were written.
+    pub fn write_json(&self, f: &RunFilter, out: &mut dyn std::io::Write) -> Result<usize, StoreError> {
+        let io = |source| StoreError::Io { path: "output".into(), source };
+        let (sql, args) = RunReader::select(f);
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = conn.prepare_cached(&sql).map_err(sql_err(&self.path))?;
+        let mut rows = st.query(rusqlite::params_from_iter(args)).map_err(sql_err(&self.path))?;
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        buf.push(b'[');
+        let mut n = 0;
+        while let Some(r) = rows.next().map_err(sql_err(&self.path))? {
+            if n > 0 {
+                buf.push(b',');
+            }
+            schema::write_row_json(r, &mut buf).map_err(sql_err(&self.path))?;
+            n += 1;
+            if buf.len() >= 1 << 20 {
+                out.write_all(&buf).map_err(io)?;
+                buf.clear();
+            }
+        }
+        buf.extend_from_slice(b"]\n");
+        out.write_all(&buf).map_err(io)?;
+        Ok(n)
     }
 
     pub fn usage(&self, by: UsageBy, since: Option<UnixMs>) -> Result<Vec<UsageRow>, StoreError> {

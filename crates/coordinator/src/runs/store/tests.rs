@@ -146,6 +146,17 @@ fn filters_and_usage_sums() {
         s.run_finished(&format!("r{i}"), RunEnd { ended_at: at + 5, exit_code: Some(code), provider_kind: kind.into(), ..Default::default() });
     }
     s.flush();
+    // The JSON written straight from the rows is the records' JSON.
+    let mut json = Vec::new();
+    assert_eq!(s.write_json(&RunFilter::default(), &mut json).unwrap(), 3);
+    let back: Vec<RunRecord> = serde_json::from_slice(&json).unwrap();
+    let records = s.query(&RunFilter::default()).unwrap();
+    assert_eq!(back, records);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&json).unwrap(), serde_json::to_value(&records).unwrap());
+    assert!(records.iter().any(|r| r.cost_is_estimate) && records.iter().any(|r| !r.cost_is_estimate && r.cost_usd.is_some()));
+    let mut none = Vec::new();
+    assert_eq!(s.write_json(&RunFilter { agent: Some("nobody".into()), ..Default::default() }, &mut none).unwrap(), 0);
+    assert_eq!(none, b"[]\n");
     let ids = |f: RunFilter| s.query(&f).unwrap().into_iter().map(|r| r.run_id).collect::<Vec<_>>();
     assert_eq!(ids(RunFilter::default()), vec!["r2", "r1", "r0"]);
     assert_eq!(ids(RunFilter { agent: Some("a".into()), ..Default::default() }), vec!["r1", "r0"]);
@@ -242,4 +253,31 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
     assert_eq!((r.run_id.as_str(), r.input_tokens, r.last_activity_at), ("old", 42, None));
     drop(s);
     assert!(RunReader::open(&db).is_ok());
+}
+
+#[test]
+fn json_written_from_the_rows_is_the_records_in_order_for_every_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = RunStore::open(&dir.path().join("runs.db")).unwrap();
+    // Equal start times: the order is (started_at, id), newest first.
+    for i in 0..181 {
+        let id = format!("r{i:03}");
+        s.run_started(&id, start(&format!("a{}", i % 3), "p", (i / 4) as i64, None));
+        s.run_finished(&id, end((i / 4) as i64 + 1, (i % 2) as i32));
+    }
+    s.flush();
+    for f in [
+        RunFilter::default(),
+        RunFilter { agent: Some("a1".into()), ..Default::default() },
+        RunFilter { failed: true, since: Some(10), ..Default::default() },
+        RunFilter { limit: Some(70), ..Default::default() },
+        RunFilter { agent: Some("none".into()), ..Default::default() },
+    ] {
+        let mut json = Vec::new();
+        let n = s.write_json(&f, &mut json).unwrap();
+        let back: Vec<RunRecord> = serde_json::from_slice(&json).unwrap_or_else(|e| panic!("{f:?}: {e}"));
+        let want = s.query(&f).unwrap();
+        assert_eq!(n, want.len(), "{f:?}");
+        assert_eq!(back, want, "{f:?}");
+    }
 }
