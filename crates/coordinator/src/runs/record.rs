@@ -239,7 +239,14 @@ impl Summarizer {
 
     /// `tail`: the last part of the log as text (for the plain-text error and quota fallbacks);
     /// `ended_at`: when the run ended (relative reset times count from it).
-    pub fn finish(mut self, tail: &str, prices: &PriceTable, ended_at: UnixMs) -> RunSummary {
+    pub fn finish(self, tail: &str, prices: &PriceTable, ended_at: UnixMs) -> RunSummary {
+        self.finish_run(tail, prices, ended_at, false)
+    }
+
+    /// [`finish`](Self::finish) knowing whether the process exited 0 by itself: then, unless the
+    /// provider's own summary says it failed, the plain-text error and quota fallbacks are skipped (a run
+    /// that worked has no error line, whatever its text says; and it saves the regexes on every run).
+    pub fn finish_run(mut self, tail: &str, prices: &PriceTable, ended_at: UnixMs, exited_ok: bool) -> RunSummary {
         if let Some(mut buf) = self.sniff.take() {
             // The last line may have had no newline.
             buf.push(b'\n');
@@ -264,8 +271,9 @@ impl Summarizer {
             s.cost_is_estimate = s.cost_usd.is_some();
         }
         s.final_message = Some(clip(self.text.trim())).filter(|t| !t.is_empty());
-        s.error_line = self.last_fatal.map(|e| clip(e.trim())).filter(|e| !e.is_empty()).or_else(|| crate::exit::extract_error(tail));
-        s.quota_reset_at = quota::detect(&self.rate_limits, tail, ended_at);
+        let fallbacks = !exited_ok || s.result_is_error == Some(true);
+        s.error_line = self.last_fatal.map(|e| clip(e.trim())).filter(|e| !e.is_empty()).or_else(|| if fallbacks { crate::exit::extract_error(tail) } else { None });
+        s.quota_reset_at = if fallbacks { quota::detect(&self.rate_limits, tail, ended_at) } else { None };
         s
     }
 }
@@ -400,6 +408,20 @@ mod tests {
         // Plain JSON that is no provider's event stays plain text.
         let s = summarize_with("custom", "{\"status\":\"ok\"}\nError: boom\n", &PriceTable::default(), 0);
         assert_eq!((s.turns, s.error_line.as_deref()), (None, Some("Error: boom")));
+    }
+
+    #[test]
+    fn a_clean_exit_skips_the_plain_text_fallbacks() {
+        let log = "Error: rate limit exceeded, retry in 30 seconds\ndone anyway\n";
+        let fin = |ok| {
+            let mut z = Summarizer::new("custom");
+            z.feed(log.as_bytes());
+            z.finish_run(log, &PriceTable::default(), 0, ok)
+        };
+        let failed = fin(false);
+        assert_eq!((failed.error_line.as_deref(), failed.quota_reset_at), (Some("Error: rate limit exceeded, retry in 30 seconds"), Some(30_000)));
+        let ok = fin(true);
+        assert_eq!((ok.error_line, ok.quota_reset_at), (None, None));
     }
 
     #[test]

@@ -415,15 +415,18 @@ fn summarize_run(conn: &Connection, id: &str, end: &RunEnd, prices: &PriceTable,
     let (start_log, start_kind) = row?;
     let log = end.log_path.clone().or(start_log.map(PathBuf::from));
     let kind = if end.provider_kind.is_empty() { start_kind } else { end.provider_kind.clone() };
-    Some(summarize_log(&kind, log.as_deref(), prices, end.ended_at))
+    let exited_ok = end.exit_code == Some(0) && end.stopped_by.is_none();
+    Some(summarize_log(&kind, log.as_deref(), prices, end.ended_at, exited_ok))
 }
 
-/// Streams a log file through the parser; a missing log is an empty summary.
-pub fn summarize_log(kind: &str, log: Option<&Path>, prices: &PriceTable, ended_at: UnixMs) -> RunSummary {
+/// Streams a log file through the parser; a missing log is an empty summary. `exited_ok`: see
+/// [`Summarizer::finish_run`].
+pub fn summarize_log(kind: &str, log: Option<&Path>, prices: &PriceTable, ended_at: UnixMs, exited_ok: bool) -> RunSummary {
     let mut z = Summarizer::new(kind);
     let mut tail: Vec<u8> = Vec::new();
     if let Some(mut f) = log.and_then(|p| std::fs::File::open(p).ok()) {
-        let mut buf = vec![0u8; 256 << 10];
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut buf = vec![0u8; (len as usize + 1).clamp(4096, 256 << 10)];
         let mut read = 0u64;
         while read < MAX_LOG_READ {
             let n = match f.read(&mut buf) {
@@ -441,7 +444,11 @@ pub fn summarize_log(kind: &str, log: Option<&Path>, prices: &PriceTable, ended_
             tail = crate::logs::read_tail(log.unwrap_or(Path::new("")), TAIL_BYTES as u64).into_bytes();
         }
     }
-    z.finish(&String::from_utf8_lossy(&tail), prices, ended_at)
+    let tail = match std::str::from_utf8(&tail) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(&tail),
+    };
+    z.finish_run(&tail, prices, ended_at, exited_ok)
 }
 
 fn outcome(e: &RunEnd, s: &RunSummary) -> Outcome {
@@ -512,7 +519,7 @@ fn close_interrupted(conn: &Connection, prices: &PriceTable) -> rusqlite::Result
         let log = log.map(PathBuf::from);
         let mtime = log.as_ref().and_then(|p| std::fs::metadata(p).ok()?.modified().ok());
         let ended = mtime.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(started, |d| (d.as_millis() as i64).max(started));
-        let s = summarize_log(&kind, log.as_deref(), prices, ended);
+        let s = summarize_log(&kind, log.as_deref(), prices, ended, false);
         let e = RunEnd { ended_at: ended, provider_kind: kind, ..Default::default() };
         finish(conn, &id, &e, &s)?;
         conn.execute("UPDATE runs SET outcome = 'interrupted' WHERE run_id = ?1", [&id])?;

@@ -81,7 +81,11 @@ impl StreamParser {
     }
 
     fn bytes_line(&mut self, line: &[u8], out: &mut Vec<RunEvent>) {
-        let line = String::from_utf8_lossy(line);
+        // The common case, valid UTF-8, without the lossy decoder's slower walk.
+        let line = match std::str::from_utf8(line) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         self.line(line.trim_end_matches('\r'), out);
     }
 
