@@ -97,7 +97,7 @@ enum Cmd {
         /// Only runs that failed or were interrupted.
         #[arg(long)]
         failed: bool,
-        /// At most this many runs.
+        /// At most this many runs (the table shows the newest 50 unless given; --json gives all).
         #[arg(long)]
         limit: Option<usize>,
         /// runs.db to read (default: the standard location).
@@ -222,11 +222,18 @@ fn runs_cmd(db: Option<PathBuf>, since: Option<String>, json: bool, filter: impl
         }
         (None, true) => out.write_all(b"[]\n")?,
         (r, false) => {
+            const TABLE_ROWS: usize = 50;
+            let mut filter = filter;
+            let capped = filter.limit.is_none();
+            filter.limit = filter.limit.or(Some(TABLE_ROWS));
             let runs = match r {
                 Some(r) => r.query(&filter)?,
                 None => Vec::new(),
             };
             out.write_all(coordinator::runs::report::runs_table(&runs).as_bytes())?;
+            if capped && runs.len() == TABLE_ROWS {
+                writeln!(out, "(the newest {TABLE_ROWS}; --limit N for more)")?;
+            }
         }
     }
     out.flush()?;

@@ -76,7 +76,8 @@ fn count(n: u64) -> String {
     match n {
         0..1000 => n.to_string(),
         1000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
-        _ => format!("{:.1}M", n as f64 / 1e6),
+        1_000_000..1_000_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{:.1}G", n as f64 / 1e9),
     }
 }
 
@@ -184,5 +185,6 @@ mod tests {
         assert_eq!(lines[1].len(), lines[3].len(), "{t}");
         assert!(lines[3].starts_with("TOTAL") && lines[3].contains("13") && lines[3].contains("~$1.5000"), "{t}");
         assert!(t.contains("2.0M") && t.contains("1.5k"), "{t}");
+        assert_eq!((count(999), count(8_711_200_000)), ("999".to_string(), "8.7G".to_string()));
     }
 }

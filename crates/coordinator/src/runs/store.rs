@@ -304,20 +304,23 @@ impl RunReader {
     }
 
     pub fn usage(&self, by: UsageBy, since: Option<UnixMs>) -> Result<Vec<UsageRow>, StoreError> {
+        // `+agent_id`: grouping through the agent index would visit the rows in agent order, one random
+        // page read each (3× slower at 100,000 runs than one pass in file order and a sort).
         let key = match by {
-            UsageBy::Agent => "agent_id",
+            UsageBy::Agent => "+agent_id",
             UsageBy::Provider => "provider",
             UsageBy::Day => "date(started_at / 1000, 'unixepoch')",
         };
         let sql = format!(
             "SELECT {key}, COUNT(*), SUM(outcome IN ('failed', 'interrupted')), SUM(input_tokens), SUM(output_tokens), \
              SUM(cache_read_tokens), SUM(cache_write_tokens), TOTAL(cost_usd), MAX(cost_is_estimate AND cost_usd IS NOT NULL) \
-             FROM runs WHERE started_at >= ?1 GROUP BY 1 ORDER BY 1"
+             FROM runs {} GROUP BY 1 ORDER BY 1",
+            if since.is_some() { "WHERE started_at >= ?1" } else { "" }
         );
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = conn.prepare_cached(&sql).map_err(sql_err(&self.path))?;
         let rows = st
-            .query_map([since.unwrap_or(i64::MIN)], |r| {
+            .query_map(rusqlite::params_from_iter(since), |r| {
                 Ok(UsageRow {
                     key: r.get(0)?,
                     runs: r.get::<_, i64>(1)? as u64,
