@@ -1,6 +1,6 @@
 use super::*;
 use crate::runs::parse::tests::CLAUDE_RUN;
-use crate::runs::record::{RunProgress, Summarizer};
+use crate::runs::record::{Outcome, RunProgress, Summarizer};
 
 fn start(agent: &str, project: &str, at: UnixMs, log: Option<PathBuf>) -> RunStart {
     RunStart {
