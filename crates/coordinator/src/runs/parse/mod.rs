@@ -27,8 +27,8 @@ pub trait Provider: Send {
 pub fn for_kind(kind: &str) -> Option<StreamParser> {
     let p: Box<dyn Provider> = match kind {
         "claude" => Box::new(claude::Claude::default()),
-        "gemini" => Box::new(gemini::Gemini::default()),
-        "codex" => Box::new(codex::Codex::default()),
+        "gemini" => Box::new(gemini::Gemini),
+        "codex" => Box::new(codex::Codex),
         _ => return None,
     };
     Some(StreamParser::new(p))

@@ -260,10 +260,10 @@ fn json_written_from_the_rows_is_the_records_in_order_for_every_filter() {
     let dir = tempfile::tempdir().unwrap();
     let s = RunStore::open(&dir.path().join("runs.db")).unwrap();
     // Equal start times: the order is (started_at, id), newest first.
-    for i in 0..181 {
+    for i in 0..181_i64 {
         let id = format!("r{i:03}");
-        s.run_started(&id, start(&format!("a{}", i % 3), "p", (i / 4) as i64, None));
-        s.run_finished(&id, end((i / 4) as i64 + 1, (i % 2) as i32));
+        s.run_started(&id, start(&format!("a{}", i % 3), "p", i / 4, None));
+        s.run_finished(&id, end(i / 4 + 1, (i % 2) as i32));
     }
     s.flush();
     for f in [
