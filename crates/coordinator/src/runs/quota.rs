@@ -32,7 +32,7 @@ pub fn from_provider(events: &[RunEvent], log_text: &str, ended_at: UnixMs) -> O
 pub fn detect(events: &[RunEvent], log_text: &str, ended_at: UnixMs) -> Option<UnixMs> {
     from_provider(events, log_text, ended_at).or_else(|| {
         let secs = crate::exit::detect_quota(log_text, 0, (MAX_WAIT_MS / 1000) as u64)?;
-        Some(ended_at + secs as i64 * 1000)
+        Some(ended_at.saturating_add(secs as i64 * 1000))
     })
 }
 
@@ -54,7 +54,7 @@ pub fn from_text(log_text: &str, ended_at: UnixMs) -> Option<UnixMs> {
             found = Some(t);
         }
     }
-    found.filter(|t| *t >= ended_at - 60_000 && *t <= ended_at + MAX_WAIT_MS)
+    found.filter(|t| *t >= ended_at.saturating_sub(60_000) && *t <= ended_at.saturating_add(MAX_WAIT_MS))
 }
 
 fn in_line(line: &str, ended_at: UnixMs) -> Option<UnixMs> {
@@ -70,11 +70,11 @@ fn in_line(line: &str, ended_at: UnixMs) -> Option<UnixMs> {
     // google.rpc.RetryInfo in Gemini's 429 body (the JSON may be escaped inside a string).
     if let Some(c) = re(&DELAY, r#"retryDelay\\?"\s*:\s*\\?"(\d+(?:\.\d+)?)s"#).captures(line) {
         let s: f64 = c[1].parse().ok()?;
-        return Some(ended_at + (s * 1000.0).ceil() as i64);
+        return Some(ended_at.saturating_add((s * 1000.0).ceil() as i64));
     }
     let after = re(&AFTER, r"(?i)(?:try again in|retry in|retry after|resets? in|reset after)\s+((?:\d+(?:\.\d+)?\s*(?:days?|d|hours?|hrs?|h|ms|minutes?|mins?|m|seconds?|secs?|s)[\s,]*(?:and\s+)?)+)");
     if let Some(c) = after.captures(line) {
-        return duration_ms(&c[1]).map(|d| ended_at + d);
+        return duration_ms(&c[1]).map(|d| ended_at.saturating_add(d));
     }
     // "try again at 3:28 PM", "try again at Aug 8th, 2026 12:30 PM", "resets 3pm (Europe/Berlin)".
     let at = re(
@@ -198,6 +198,20 @@ mod tests {
         assert_eq!(from_text("TerminalQuotaError: Your quota will reset after 2h3m10s.", T0), Some(T0 + (2 * 3600 + 3 * 60 + 10) * 1000));
         let escaped = r#"{"type":"result","status":"error","error":{"type":"Error","message":"{\"error\":{\"code\":429,\"details\":[{\"retryDelay\":\"7s\"}]}}"}}"#;
         assert_eq!(from_text(escaped, T0), Some(T0 + 7000));
+    }
+
+    proptest::proptest! {
+        /// Any text, any end time: no panic (overflowing durations, odd dates, cut UTF-8 are all input).
+        #[test]
+        fn never_panics(text in "(?s)(rate limit|quota|try again (in|at)|resets|retryDelay|[0-9]{1,25}|days?|h|m|s|:|PM|UTC|\\PC| |\n){0,40}", at in proptest::num::i64::ANY) {
+            let _ = detect(&[], &text, at);
+        }
+    }
+
+    #[test]
+    fn huge_numbers_saturate() {
+        assert_eq!(from_text("usage limit: try again in 99999999999999999999999 days", T0), None);
+        assert!(from_text("quota exceeded, retry in 5 s", i64::MAX).is_some_and(|t| t == i64::MAX));
     }
 
     #[test]

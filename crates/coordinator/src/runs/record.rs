@@ -424,6 +424,26 @@ mod tests {
         assert_eq!((ok.error_line, ok.quota_reset_at), (None, None));
     }
 
+    proptest::proptest! {
+        /// Any bytes in any chunking, for every kind (custom ones sniff): no panic, and the same summary
+        /// however the bytes were cut.
+        #[test]
+        fn any_log_any_chunks(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), cut in 1usize..64, kind in "(claude|gemini|codex|custom)", with_run in proptest::prelude::any::<bool>()) {
+            let mut text = String::from_utf8_lossy(&bytes).into_owned();
+            if with_run {
+                // A real run after some noise: what the noise does to it must not depend on the chunking.
+                text.push('\n');
+                text.push_str(CLAUDE_RUN);
+            }
+            let whole = summarize_with(&kind, &text, &PriceTable::default(), 0);
+            let mut z = Summarizer::new(&kind);
+            for c in text.as_bytes().chunks(cut) {
+                z.feed(c);
+            }
+            proptest::prop_assert_eq!(z.finish(&text, &PriceTable::default(), 0), whole);
+        }
+    }
+
     #[test]
     fn long_texts_are_clipped_on_a_char_boundary() {
         let long = "é".repeat(MAX_TEXT);
