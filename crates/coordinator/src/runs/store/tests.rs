@@ -281,3 +281,12 @@ fn json_written_from_the_rows_is_the_records_in_order_for_every_filter() {
         assert_eq!(back, want, "{f:?}");
     }
 }
+
+#[test]
+fn a_file_that_is_no_database_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    std::fs::write(&db, b"this is not SQLite, just some bytes that are long enough to be looked at").unwrap();
+    let e = RunStore::open(&db).err().expect("refused").to_string();
+    assert!(e.contains("runs.db") && e.contains("not a database"), "{e}");
+}
