@@ -64,15 +64,20 @@ function renderStatus() {
   const parts = [`${snap.instances.length} running`];
   const cooling = snap.agents.filter((a) => a.state.kind === "cooldown").length;
   if (cooling) parts.push(`${cooling} cooling down`);
-  parts.push(!snap.running ? "stopped" : snap.server.reachable ? "server OK" : "server unreachable");
+  parts.push(snap.server_words ? snap.server_words.text : (!snap.running ? "stopped" : snap.server.reachable ? "server OK" : "server unreachable"));
   $("#status-line").textContent = (view && view.demo ? "Demo · " : "") + parts.join(" · ");
   $("#toggle-run").textContent = snap.running ? "Stop" : "Start";
   const banner = $("#banner");
   const problems = [];
-  if (snap.running && !snap.server.reachable && snap.server.unreachable_since) {
+  if (snap.running && snap.server.token_rejected) {
+    problems.push(`The PM server rejected the coordinator token. Set the new one in Settings → Coordinator token.`);
+  } else if (snap.running && !snap.server.reachable && snap.server.unreachable_since) {
     problems.push(`PM server unreachable since ${new Date(snap.server.unreachable_since).toLocaleTimeString()}: ${snap.server.last_error || ""}`);
   }
   if (snap.secret_store_error) problems.push(snap.secret_store_error);
+  // Agents' attention items (the server's and the secret store's are said above).
+  for (const a of snap.attention || []) if (a.agent_id) problems.push(`${a.reason} ${a.fix}`);
+  $("#nav-badge") && ($("#nav-badge").textContent = (snap.attention || []).length ? String(snap.attention.length) : "");
   if (view && view.start_error) problems.unshift(view.start_error);
   banner.textContent = problems.join(" — ");
   // The welcome view explains a missing server in plain words (doctor): no banner on top of it.
@@ -89,7 +94,8 @@ function renderInstances() {
     el("td", {}, i.pid),
     el("td", { class: "elapsed", "data-start": i.started_at }, fmtDuration(Date.now() - i.started_at)),
     el("td", {}, el("a", { onclick: () => openLogPage(i.agent_id, i.log_path) }, "view")),
-    el("td", {}, el("button", { class: "small", onclick: () => invoke("stop_instance", { id: i.id }).catch(alertErr) }, "Stop")),
+    el("td", {}, el("button", { class: "small", title: "Stops this run; the server may start the agent again for the same work", onclick: () => invoke("stop_instance", { id: i.id }).catch(alertErr) }, "Stop"), " ",
+      el("button", { class: "small", "data-testid": `stop-pause-${i.agent_id}`, title: "Stops the agent's runs and keeps it from starting until you resume it", onclick: () => invoke("pause_agent", { agentId: i.agent_id, until: null, stopRunning: true }).catch(alertErr) }, "Stop and pause agent")),
   )));
   $("#instances-table").classList.toggle("hidden", snap.instances.length === 0);
   $("#instances-empty").classList.toggle("hidden", snap.instances.length > 0);
@@ -124,7 +130,10 @@ function renderAgents(force) {
     const has = st ? st.has_passkey : false;
     const pkCell = el("td", {}, el("span", { class: `pill ${has ? "ok" : "bad"}`, "data-testid": `passkey-state-${id}` }, has ? "present" : "missing"), " ",
       el("button", { class: "small", "data-testid": `set-passkey-${id}`, onclick: (ev) => editPasskey(id, ev.target.closest("td")) }, has ? "Replace" : "Set"),
-      has ? el("button", { class: "small", onclick: async () => { await invoke("delete_passkey", { agentId: id }); await refresh(); } }, "Remove") : "");
+      has ? el("button", { class: "small", onclick: async () => { if (!confirm(`Remove the passkey of ${id} from the secret store? The agent cannot start until you set it again.`)) return; await invoke("delete_passkey", { agentId: id }); await refresh(); } }, "Remove") : "");
+    const paused = st && st.state.kind === "paused";
+    const pauseBtn = el("button", { class: "small", "data-testid": `pause-${id}`, disabled: !(snap && snap.running),
+      onclick: () => invoke(paused ? "resume_agent" : "pause_agent", paused ? { agentId: id } : { agentId: id, until: null, stopRunning: true }).then(refresh, alertErr) }, paused ? "Resume" : "Pause");
     const sel = el("select", { "data-testid": `provider-${id}`, onchange: (ev) => invoke("set_agent", { agentId: id, enabled: a.enabled, provider: ev.target.value || null }).then(refresh, alertErr) },
       el("option", { value: "" }, "as the server says"), ...providers.map((p) => el("option", { value: p, selected: a.provider === p }, p)));
     return el("tr", { "data-testid": `agent-${id}` },
@@ -133,7 +142,7 @@ function renderAgents(force) {
       el("td", {}, el("span", { class: `pill ${cls}`, "data-testid": `state-${id}` }, text)),
       pkCell,
       el("td", {}, sel),
-      el("td", {}, el("button", { class: "small", onclick: () => invoke("list_runs", { agentId: id }).then((r) => openLogPage(id, r[0] && r[0].path)) }, "Logs")));
+      el("td", {}, pauseBtn, " ", el("button", { class: "small", onclick: () => invoke("list_runs", { agentId: id }).then((r) => openLogPage(id, r[0] && r[0].path)) }, "Logs")));
   }));
 }
 
@@ -260,9 +269,16 @@ async function renderRuns(selectPath) {
   if (!agent) { $("#log-view").textContent = "No agents yet."; return; }
   const runs = await invoke("list_runs", { agentId: agent });
   const cur = selectPath || logPath || (runs[0] && runs[0].path);
-  $("#log-run").replaceChildren(...runs.map((r) => el("option", { value: r.path, selected: r.path === cur }, `${r.name} (${Math.ceil(r.bytes / 1024)} KB)`)));
-  logPath = runs.some((r) => r.path === cur) ? cur : runs[0] && runs[0].path;
-  if (!runs.length) $("#log-view").textContent = `${agent} has no run logs yet.`;
+  // A run asked for by path (an instance's "view") is shown even if the list does not have it yet: never
+  // another run's log in its place.
+  const listed = runs.some((r) => r.path === cur);
+  const wanted = cur && !listed && (selectPath || logPath) && cur.includes(`/${agent}/`);
+  const options = runs.map((r) => el("option", { value: r.path, selected: r.path === cur }, `${r.name} (${Math.ceil(r.bytes / 1024)} KB)`));
+  if (wanted) options.unshift(el("option", { value: cur, selected: true }, cur.split("/").pop()));
+  $("#log-run").replaceChildren(...options);
+  logPath = listed || wanted ? cur : runs[0] && runs[0].path;
+  if (!runs.length && !wanted) { logPath = null; $("#log-view").textContent = `${agent} has no run logs yet.`; }
+  updateLogButtons();
   await showLog();
 }
 async function showLog() {
@@ -275,12 +291,27 @@ async function showLog() {
     if (atBottom) v.scrollTop = v.scrollHeight;
   } catch (e) { $("#log-view").textContent = String(e); }
 }
+// Follow only a run that is still going; Open / Show in folder only with a run chosen.
+function liveLog() { return !!(logPath && snap && snap.instances.some((i) => i.log_path === logPath)); }
+function updateLogButtons() {
+  const live = liveLog();
+  $("#log-follow").disabled = !live;
+  $("#log-follow").title = live ? "Scroll along while the run writes" : "This run has ended";
+  $("#log-open").disabled = !logPath;
+  $("#log-reveal").disabled = !logPath;
+}
 async function openLogPage(agent, path) {
   logPath = path || null;
   showPage("logs");
   await renderLogAgents(agent);
 }
-setInterval(() => { if (page === "logs" && $("#log-follow").checked) showLog(); }, 1000);
+setInterval(() => {
+  if (page !== "logs") return;
+  const wasLive = !$("#log-follow").disabled;
+  updateLogButtons();
+  // One last read when the followed run ends, so its final lines show.
+  if ($("#log-follow").checked && (liveLog() || wasLive)) showLog();
+}, 1000);
 
 // ---------- welcome ----------
 // The engine's doctor hints name CLI commands; in the window, point at the place to click instead.

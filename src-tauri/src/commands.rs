@@ -90,6 +90,20 @@ pub async fn stop_instance(core: Core<'_>, id: u64) -> AppResult<bool> {
     Ok(core.running_engine().await?.stop_instance(id).await)
 }
 
+/// Pause an agent until `until` (ms since epoch; None = until resumed); `stop_running` also stops its runs
+/// ("Stop and pause": a stopped run is otherwise started again when the server still has work).
+#[tauri::command]
+pub async fn pause_agent(core: Core<'_>, agent_id: String, until: Option<i64>, stop_running: Option<bool>) -> AppResult<()> {
+    core.running_engine().await?.pause_agent(&agent_id, until, stop_running.unwrap_or(false)).await;
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn resume_agent(core: Core<'_>, agent_id: String) -> AppResult<()> {
+    core.running_engine().await?.resume_agent(&agent_id).await;
+    Ok(())
+}
+
 #[tauri::command]
 pub async fn list_runs(core: Core<'_>, agent_id: String) -> AppResult<Vec<RunFile>> {
     Ok(core.list_runs(&agent_id).await)

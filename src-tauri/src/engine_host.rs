@@ -151,6 +151,7 @@ fn wire_engine(app: &AppHandle, core: Arc<AppCore>, engine: Engine) {
     let generation = core.generation.load(Ordering::SeqCst);
     let (app1, mut snaps) = (app.clone(), engine.subscribe());
     tauri::async_runtime::spawn(async move {
+        let demo = core.is_demo().await;
         let mut last_sig = String::new();
         loop {
             if core.generation.load(Ordering::SeqCst) != generation {
@@ -159,7 +160,7 @@ fn wire_engine(app: &AppHandle, core: Arc<AppCore>, engine: Engine) {
             let s = snaps.borrow_and_update().clone();
             let sig = tray::signature(&s);
             if sig != last_sig {
-                tray::update(&app1, &s);
+                tray::update(&app1, &s, demo);
                 last_sig = sig;
             }
             let _ = app1.emit("snapshot", WindowSnapshot::from(s));

@@ -74,6 +74,8 @@ fn main() {
             commands::coordinator_start,
             commands::coordinator_stop,
             commands::stop_instance,
+            commands::pause_agent,
+            commands::resume_agent,
             commands::list_runs,
             commands::read_log,
             commands::open_log,

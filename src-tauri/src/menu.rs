@@ -32,9 +32,22 @@ pub fn on_menu(app: &AppHandle, id: &str) {
                 core.shutdown().await;
                 app.exit(0);
             }
+            other if other.starts_with("pause:") || other.starts_with("pause1h:") || other.starts_with("resume:") => pause_menu(&core, other).await,
             other => open_agent_log(&app, &core, other).await,
         }
     });
+}
+
+/// `pause:<agent>` stops its runs and pauses it until resumed, `pause1h:<agent>` for an hour (its runs go
+/// on), `resume:<agent>` resumes it.
+async fn pause_menu(core: &AppCore, id: &str) {
+    let Some(engine) = core.engine().await else { return };
+    let (what, agent) = id.split_once(':').unwrap_or((id, ""));
+    match what {
+        "pause" => engine.pause_agent(agent, None, true).await,
+        "pause1h" => engine.pause_agent(agent, Some(coordinator::api::now_ms() + 3_600_000), false).await,
+        _ => engine.resume_agent(agent).await,
+    }
 }
 
 /// `log:<agent>` opens its latest run log, `dir:<agent>` its log folder.

@@ -26,6 +26,8 @@ impl Notifier {
                 Some(format!("{agent_id} hit a quota; cooling down until {}", crate::status_words::clock(*until).unwrap_or_default()))
             }
             Event::ServerUnreachable { error, .. } => Some(format!("PM server unreachable: {error}")),
+            // Other attention states are announced by their own events (server down, token, quota, spawn).
+            Event::AttentionStarted { item } if item.key.ends_with(":failing") || item.key.ends_with(":passkey") => Some(format!("{} {}", item.reason, item.fix)),
             Event::TokenRejected { .. } => Some("The PM server rejected the coordinator token — set the new one in Settings.".to_string()),
             _ => None,
         }
@@ -51,6 +53,9 @@ mod tests {
         assert_eq!(n.text(&Event::ServerUnreachable { since: 0, error: "connection refused".into() }).as_deref(), Some("PM server unreachable: connection refused"));
         assert_eq!(n.text(&Event::Started), None);
         assert_eq!(n.text(&Event::ServerReachable { after_ms: 5 }), None);
+        let item = |key: &str| coordinator::api::Attention { key: key.into(), agent_id: Some("agt_a".into()), reason: "agt_a failed 3 runs in a row.".into(), fix: "Open its last log.".into() };
+        assert_eq!(n.text(&Event::AttentionStarted { item: item("agent:agt_a:failing") }).as_deref(), Some("agt_a failed 3 runs in a row. Open its last log."));
+        assert_eq!(n.text(&Event::AttentionStarted { item: item("server:down") }), None, "announced by ServerUnreachable already");
     }
 
     #[test]

@@ -3,21 +3,22 @@
 //! The window gets the words with every snapshot (`WindowSnapshot::agent_words`) instead of formatting the
 //! state itself in JavaScript.
 
-use coordinator::api::{AgentState, Snapshot, UnixMs};
+use coordinator::api::{AgentState, ServerHealth, Snapshot, UnixMs};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// How a state should look: the window maps it to a CSS class of its pills.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Tone {
+    #[default]
     Neutral,
     Ok,
     Warn,
     Bad,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
 pub struct Words {
     pub text: String,
     pub tone: Tone,
@@ -38,7 +39,30 @@ pub fn words(state: &AgentState) -> Words {
         },
         AgentState::NoPasskey => ("no passkey".to_string(), Tone::Bad),
         AgentState::Disabled => ("disabled".to_string(), Tone::Neutral),
+        AgentState::WaitingForServer => ("waiting for the server".to_string(), Tone::Warn),
+        AgentState::Paused { until: None } => ("paused".to_string(), Tone::Warn),
+        AgentState::Paused { until: Some(t) } => match clock(*t) {
+            Some(c) => (format!("paused until {c}"), Tone::Warn),
+            None => ("paused".to_string(), Tone::Warn),
+        },
         AgentState::Error { message } => (format!("error: {message}"), Tone::Bad),
+    };
+    Words { text, tone }
+}
+
+/// The server's state in words, for the tray, the status line and the banner: a refused token is its own
+/// state with the fix, not "unreachable".
+pub fn server_words(server: &ServerHealth, running: bool) -> Words {
+    let (text, tone) = if !running {
+        ("stopped".to_string(), Tone::Neutral)
+    } else if server.token_rejected {
+        ("token rejected — set the new one in Settings".to_string(), Tone::Bad)
+    } else if server.reachable {
+        ("server OK".to_string(), Tone::Ok)
+    } else if let Some(since) = server.unreachable_since.and_then(clock) {
+        (format!("server unreachable since {since}"), Tone::Bad)
+    } else {
+        ("connecting to the server…".to_string(), Tone::Neutral)
     };
     Words { text, tone }
 }
@@ -49,12 +73,14 @@ pub struct WindowSnapshot {
     #[serde(flatten)]
     pub snapshot: Snapshot,
     pub agent_words: BTreeMap<String, Words>,
+    pub server_words: Words,
 }
 
 impl From<Snapshot> for WindowSnapshot {
     fn from(snapshot: Snapshot) -> Self {
         let agent_words = snapshot.agents.iter().map(|a| (a.agent_id.clone(), words(&a.state))).collect();
-        WindowSnapshot { snapshot, agent_words }
+        let server_words = server_words(&snapshot.server, snapshot.running);
+        WindowSnapshot { snapshot, agent_words, server_words }
     }
 }
 
@@ -85,6 +111,19 @@ mod tests {
         assert_eq!(w, Words { text: format!("cooling down until {hhmm} (quota)"), tone: Tone::Warn });
         // Out of chrono's range: no clock time, still the reason.
         assert_eq!(words(&AgentState::Cooldown { until: i64::MAX, reason: "backoff".into() }).text, "cooling down (backoff)");
+    }
+
+    #[test]
+    fn a_rejected_token_is_not_an_unreachable_server() {
+        let mut h = ServerHealth { reachable: true, token_rejected: true, ..Default::default() };
+        let w = server_words(&h, true);
+        assert!(w.text.contains("token rejected") && w.tone == Tone::Bad, "{w:?}");
+        h.token_rejected = false;
+        assert_eq!(server_words(&h, true).text, "server OK");
+        h.reachable = false;
+        h.unreachable_since = Some(coordinator::api::now_ms());
+        assert!(server_words(&h, true).text.starts_with("server unreachable since "));
+        assert_eq!(server_words(&h, false).text, "stopped");
     }
 
     #[test]

@@ -15,10 +15,13 @@ const ICON_ERROR: &[u8] = include_bytes!("../../icons/tray-error.png");
 
 /// The agent's state in the same words as the window (`status_words`), cut to fit a menu item.
 fn state_text(s: &AgentState) -> String {
-    let text = crate::status_words::words(s).text;
+    cut(&crate::status_words::words(s).text)
+}
+
+fn cut(text: &str) -> String {
     match text.char_indices().nth(MENU_TEXT_MAX) {
         Some((i, _)) => format!("{}…", &text[..i]),
-        None => text,
+        None => text.to_string(),
     }
 }
 
@@ -27,7 +30,8 @@ const MENU_TEXT_MAX: usize = 60;
 
 /// Which icon fits the picture: error when the server is unreachable or an agent failed.
 fn icon_for(s: &Snapshot) -> &'static [u8] {
-    let error = (s.running && !s.server.reachable && s.server.last_error.is_some()) || s.agents.iter().any(|a| matches!(a.state, AgentState::Error { .. }));
+    let server_bad = !s.attention.is_empty() || (s.running && (s.server.token_rejected || (!s.server.reachable && s.server.last_error.is_some())));
+    let error = server_bad || s.agents.iter().any(|a| matches!(a.state, AgentState::Error { .. }));
     if error {
         ICON_ERROR
     } else if !s.instances.is_empty() {
@@ -47,6 +51,12 @@ pub fn signature(s: &Snapshot) -> String {
         sig.push_str(&state_text(&a.state));
     }
     sig.push_str(if s.running { "|on" } else { "|off" });
+    for a in &s.attention {
+        sig.push('|');
+        sig.push_str(&a.key);
+    }
+    // The icon changes with states the summary does not name (an agent's error): redraw when it does.
+    sig.push_str(if icon_for(s) == ICON_ERROR { "|error" } else if icon_for(s) == ICON_RUNNING { "|running" } else { "|idle" });
     sig
 }
 
@@ -54,11 +64,26 @@ pub fn build_menu(app: &AppHandle, s: &Snapshot, status_text: Option<&str>) -> t
     let status = MenuItem::with_id(app, "status", status_text.map(str::to_string).unwrap_or_else(|| s.summary()), false, None::<&str>)?;
     let start = MenuItem::with_id(app, "start", "Start coordinator", !s.running, None::<&str>)?;
     let stop = MenuItem::with_id(app, "stop", "Stop coordinator", s.running, None::<&str>)?;
-    let mut b = MenuBuilder::new(app).item(&status).separator().item(&start).item(&stop).separator();
+    let mut b = MenuBuilder::new(app).item(&status).separator();
+    // "Needs you" first: each item says what is wrong and, on click, opens the window where it is fixed.
+    if !s.attention.is_empty() {
+        b = b.item(&MenuItem::with_id(app, "needs-you", format!("Needs you ({})", s.attention.len()), false, None::<&str>)?);
+        for a in &s.attention {
+            b = b.item(&MenuItem::with_id(app, "open", format!("⚠ {}", cut(&a.reason)), true, None::<&str>)?);
+        }
+        b = b.separator();
+    }
+    b = b.item(&start).item(&stop).separator();
     for a in &s.agents {
         let sub = SubmenuBuilder::new(app, format!("{} — {}", a.agent_id, state_text(&a.state)))
             .item(&MenuItem::with_id(app, format!("log:{}", a.agent_id), "Open latest log", a.last_log_path.is_some() || matches!(a.state, AgentState::Running { .. }), None::<&str>)?)
             .item(&MenuItem::with_id(app, format!("dir:{}", a.agent_id), "Open log folder", true, None::<&str>)?)
+            .separator()
+            .item(&match a.state {
+                AgentState::Paused { .. } => MenuItem::with_id(app, format!("resume:{}", a.agent_id), "Resume", s.running, None::<&str>)?,
+                _ => MenuItem::with_id(app, format!("pause:{}", a.agent_id), "Pause (stop its runs)", s.running && a.enabled, None::<&str>)?,
+            })
+            .item(&MenuItem::with_id(app, format!("pause1h:{}", a.agent_id), "Pause for 1 hour", s.running && a.enabled, None::<&str>)?)
             .build()?;
         b = b.item(&sub);
     }
@@ -85,16 +110,18 @@ pub fn create(app: &AppHandle, on_menu: fn(&AppHandle, &str)) -> tauri::Result<T
         .build(app)
 }
 
-pub fn update(app: &AppHandle, s: &Snapshot) {
+/// `demo`: the engine runs on the embedded simulator; the menu and the tooltip say so.
+pub fn update(app: &AppHandle, s: &Snapshot, demo: bool) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
-    if let Ok(menu) = build_menu(app, s, None) {
+    let status = demo.then(|| format!("Demo · {}", s.summary()));
+    if let Ok(menu) = build_menu(app, s, status.as_deref()) {
         let _ = tray.set_menu(Some(menu));
     }
     if let Ok(img) = Image::from_bytes(icon_for(s)) {
         let _ = tray.set_icon(Some(img));
         let _ = tray.set_icon_as_template(true);
     }
-    let _ = tray.set_tooltip(Some(format!("AgentPM Coordinator — {}", s.summary())));
+    let _ = tray.set_tooltip(Some(format!("AgentPM Coordinator — {}{}", if demo { "Demo · " } else { "" }, s.summary())));
 }
 
 /// The engine could not start (e.g. another coordinator holds the lock): error icon, the reason in the

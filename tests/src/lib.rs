@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: locate the built binaries, start the simulator, run the engine.
 
 pub mod bench_server;
+pub mod fake_model;
 pub mod hostile;
 
 use coordinator::api::Snapshot;

@@ -159,3 +159,45 @@ async fn closed_stdout_stops_the_agents_cleanly() {
     assert!(sim.wait_until(Duration::from_secs(5), |s| s.live_processes == 0).await, "the agent outlived its coordinator");
     sim.shutdown().await;
 }
+
+/// Started from Finder or as a login item, the coordinator has `PATH=/usr/bin:/bin`; the user's CLIs live in
+/// folders their login shell adds. A provider named just `claude`, installed in such a folder, is found
+/// (doctor says where) and runs — and so does what it runs (`node`-style lookups use the same PATH).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cli_on_the_login_shells_path_is_found_from_a_minimal_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let tools = home.join("tools/bin");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::copy(bin("fake-agent"), tools.join("claude")).unwrap();
+    // What a user's profile does; the coordinator's own PATH does not have the folder.
+    std::fs::write(home.join(".bash_profile"), "echo 'Good morning'\nexport PATH=\"$HOME/tools/bin:$PATH\"\n").unwrap();
+    let sim = socket_sim(dir.path(), 1, 1, 2, Some(2), pm_sim::ExitTool::Both).await;
+    let id = sim.agent_ids()[0].clone();
+    let yaml = format!(
+        "polling_interval: 1\nmcp_socket_path: {sock}\ncoordinator_token: ${{TEST_TOKEN}}\nai_providers:\n  claude:\n    cli_command: claude\n    cli_args: [\"--work-ms\", \"50\"]\nagents:\n  {id}:\n    passkey: ${{PK_A}}\n",
+        sock = sim.socket_path().unwrap().display()
+    );
+    let path = dir.path().join("coordinator.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let minimal = |c: &mut Command| {
+        c.env_clear().env("PATH", "/usr/bin:/bin").env("HOME", &home).env("SHELL", "/bin/bash").env("AGENTPM_DATA_DIR", dir.path().join("data"));
+        if let Ok(bus) = std::env::var("DBUS_SESSION_BUS_ADDRESS") {
+            c.env("DBUS_SESSION_BUS_ADDRESS", bus);
+        }
+        c.env("TEST_TOKEN", sim.coordinator_token()).env("PK_A", sim.passkey(&id));
+    };
+    let mut doctor = cli();
+    minimal(&mut doctor);
+    let out = doctor.args(["doctor", "--config"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains(&format!("claude found at {}", tools.join("claude").display())), "doctor did not find the CLI on the login shell's PATH:\n{text}");
+    let mut run = cli();
+    minimal(&mut run);
+    let mut child = run.args(["run", "--config"]).arg(&path).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let done = sim.wait_until(Duration::from_secs(30), |s| s.remaining_items == 0).await;
+    sigterm_and_wait(&mut child, Duration::from_secs(20));
+    let err = child.wait_with_output().unwrap().stderr;
+    assert!(done, "the CLI on the login shell's PATH did not run: {:?}\n{}", sim.stats(), String::from_utf8_lossy(&err));
+    sim.shutdown().await;
+}

@@ -306,3 +306,27 @@ async fn retention_never_deletes_the_log_of_a_run_being_started_or_running() {
     assert!(rig.sim.wait_until(Duration::from_secs(10), |s| s.completed_items == 4).await);
     rig.stop().await;
 }
+
+/// "Stop" alone is answered by the server with a new `start` for the same work; "Stop and pause" keeps the
+/// agent from starting until it is resumed (and the pause survives an engine restart via the state file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_and_pause_keeps_the_agent_stopped_until_resumed() {
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 1, ..Default::default() }).await;
+    let agent = rig.sim.agent_ids()[0].clone();
+    rig.sim.set_agent_behavior(&agent, pm_sim::AgentBehavior::Hang);
+    rig.wait_snapshot(Duration::from_secs(20), |s| !s.instances.is_empty()).await.expect("instance started");
+    rig.engine.pause_agent(&agent, None, true).await;
+    let paused = rig.wait_snapshot(Duration::from_secs(15), |s| s.instances.is_empty() && s.agents.iter().any(|a| matches!(a.state, AgentState::Paused { until: None }))).await;
+    assert!(paused.is_some(), "not stopped and paused: {:?}", rig.engine.snapshot().agents);
+    let spawns = rig.engine.snapshot().counters.spawns;
+    rig.sim.set_agent_behavior(&agent, pm_sim::AgentBehavior::Succeed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls = rig.sim.calls().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rig.engine.snapshot().counters.spawns, spawns, "a paused agent was started again");
+    let asked = rig.sim.calls()[calls..].iter().filter(|c| c.tool == "get_agent_action" && c.args["agent_id"] == agent.as_str()).count();
+    assert_eq!(asked, 0, "a paused agent was asked about (each question may take a lease)");
+    rig.engine.resume_agent(&agent).await;
+    assert!(rig.wait_done(Duration::from_secs(20)).await, "work not done after resume: {:?}", rig.sim.stats());
+    rig.stop().await;
+}

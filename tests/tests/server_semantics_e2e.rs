@@ -267,6 +267,8 @@ async fn a_rejected_token_shows_its_own_state() {
     let c = s.coordinator(Yaml { token: Some("tok-wrong-value"), ..Default::default() });
     tokio::time::sleep(Duration::from_secs(4)).await;
     let snaps = c.stop();
+    let attention = snaps.iter().filter_map(|v| v.get("snapshot")).last().map(|s| s["attention"].clone()).unwrap_or_default();
+    assert!(attention.to_string().contains("server:token"), "the rejected token does not need the user: {attention}");
     let server: Vec<Value> = snaps.iter().filter_map(|v| v.get("snapshot")).map(|s| s["server"].clone()).collect();
     let last = server.last().cloned().unwrap_or_default();
     let text = last.to_string().to_lowercase();

@@ -23,7 +23,8 @@ pub fn bridge_entry(bridge: &[String], has_token: bool) -> Value {
 
 /// Codex reads MCP servers from `config.toml`; `-c` overrides add ours without touching the user's
 /// `$CODEX_HOME` (their model provider and login stay as they are). Codex starts MCP servers with a minimal
-/// environment, so the bridge's variables are named in `env_vars` (names only, no values).
+/// environment, so the bridge's variables are named in `env_vars` (names only, no values). Only this
+/// server's tools are pre-approved (see below); the user's approval settings for everything else stay.
 pub fn codex_overrides(bridge: &[String], has_token: bool) -> Vec<String> {
     let toml_str = |s: &str| serde_json::to_string(s).expect("string");
     let (cmd, args) = bridge.split_first().map(|(c, a)| (c.as_str(), a)).unwrap_or(("", &[]));
@@ -34,6 +35,9 @@ pub fn codex_overrides(bridge: &[String], has_token: bool) -> Vec<String> {
         format!("{key}.command={}", toml_str(cmd)),
         format!("{key}.args={}", list(&mut args.iter().map(String::as_str))),
         format!("{key}.env_vars={}", list(&mut bridge_vars(has_token).into_iter())),
+        // Codex 0.171 asks before every MCP tool call, and `codex exec` answers "never": the call fails with
+        // "MCP tool call requires approval, but approval policy is never". Our own PM tools are approved.
+        format!("{key}.default_tools_approval_mode=\"approve\""),
     ] {
         out.push("-c".to_string());
         out.push(kv);
@@ -52,6 +56,17 @@ pub fn claude_output_args(configured: &[String]) -> Vec<String> {
         out.push("--verbose".to_string());
     }
     out
+}
+
+/// `codex exec` refuses to run outside a Git repository it trusts ("Not inside a trusted directory");
+/// a project folder need not be one. Added for `exec` unless configured.
+pub fn codex_exec_args(configured: &[String]) -> Vec<String> {
+    let exec = configured.first().is_some_and(|a| a == "exec");
+    if exec && !configured.iter().any(|a| a == "--skip-git-repo-check") {
+        vec!["--skip-git-repo-check".to_string()]
+    } else {
+        vec![]
+    }
 }
 
 /// Variables a CLI needs for a headless run in a folder it has never seen.
@@ -93,7 +108,8 @@ mod tests {
     #[test]
     fn codex_overrides_are_toml_values() {
         let o = codex_overrides(&bridge(), false);
-        assert_eq!(o.iter().filter(|a| *a == "-c").count(), 3);
+        assert_eq!(o.iter().filter(|a| *a == "-c").count(), 4);
+        assert!(o.contains(&"mcp_servers.agent-pm.default_tools_approval_mode=\"approve\"".to_string()), "{o:?}");
         assert!(o.contains(&"mcp_servers.agent-pm.command=\"/opt/My Apps/agentpm-coordinator\"".to_string()), "{o:?}");
         assert!(o.contains(&"mcp_servers.agent-pm.args=[\"mcp-bridge\"]".to_string()), "{o:?}");
         let vars = o.iter().find(|a| a.contains("env_vars")).unwrap();
@@ -104,6 +120,14 @@ mod tests {
     fn claude_output_flags_are_added_once() {
         assert_eq!(claude_output_args(&[]), vec!["--output-format", "stream-json", "--verbose"]);
         assert!(claude_output_args(&["--verbose".into(), "--output-format=json".into()]).is_empty());
+    }
+
+    #[test]
+    fn codex_exec_skips_the_git_check_once() {
+        assert_eq!(codex_exec_args(&["exec".into(), "--sandbox".into(), "workspace-write".into()]), vec!["--skip-git-repo-check"]);
+        assert!(codex_exec_args(&["exec".into(), "--skip-git-repo-check".into()]).is_empty());
+        // Not `codex exec` (a wrapper script, another subcommand): left as configured.
+        assert!(codex_exec_args(&["--foo".into()]).is_empty());
     }
 
     #[test]

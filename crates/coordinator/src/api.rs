@@ -46,6 +46,10 @@ pub enum AgentState {
     Disabled,
     /// Last run or spawn failed (message is redacted).
     Error { message: String },
+    /// Paused by the user (until a time, or until resumed): not asked, not started.
+    Paused { until: Option<UnixMs> },
+    /// Nothing running and the server cannot be asked (unreachable, or it refuses our token): not "idle".
+    WaitingForServer,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -111,6 +115,19 @@ pub struct Snapshot {
     pub secret_store_error: Option<String>,
     pub counters: Counters,
     pub updated_at: UnixMs,
+    /// What needs the user now (see `attention.rs`), most pressing first.
+    #[serde(default)]
+    pub attention: Vec<Attention>,
+}
+
+/// One thing the user has to act on: why, and what fixes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attention {
+    /// Stable while the state lasts (e.g. `server:token`, `agent:agt_a:passkey`).
+    pub key: String,
+    pub agent_id: Option<String>,
+    pub reason: String,
+    pub fix: String,
 }
 
 impl Snapshot {
@@ -154,6 +171,9 @@ pub enum Event {
     ServerReachable { after_ms: i64 },
     /// The server refused the coordinator token (once per change of state).
     TokenRejected { error: String },
+    /// Something started to need the user, or stopped needing them.
+    AttentionStarted { item: Attention },
+    AttentionEnded { key: String },
     PasskeyMissing { agent_id: String },
     Started,
     Stopped,

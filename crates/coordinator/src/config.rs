@@ -213,7 +213,8 @@ pub fn builtin_providers() -> BTreeMap<String, ProviderSettings> {
     BTreeMap::from([
         ("claude".to_string(), p("claude", &["--dangerously-skip-permissions", "--max-turns", "300", "--verbose"])),
         ("gemini".to_string(), p("gemini", &["-y"])),
-        ("codex".to_string(), p("codex", &["exec", "--full-auto"])),
+        // Codex 0.171 removed `--full-auto` ("unexpected argument"); `--sandbox workspace-write` is what it set.
+        ("codex".to_string(), p("codex", &["exec", "--sandbox", "workspace-write"])),
     ])
 }
 

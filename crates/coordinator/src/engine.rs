@@ -56,6 +56,17 @@ impl Engine {
     }
 
     /// Passkeys or the token changed in the secret store: re-read them once.
+    /// Pause an agent: it is not asked or started until `until` (None = until resumed). With `stop_running`
+    /// its running instances are stopped too ("Stop and pause": a stopped run is otherwise started again at
+    /// once when the server still has work for it). Persisted across restarts.
+    pub async fn pause_agent(&self, agent_id: &str, until: Option<crate::api::UnixMs>, stop_running: bool) {
+        let _ = self.cmd.send(Command::PauseAgent { agent_id: agent_id.to_string(), until, stop_running }).await;
+    }
+
+    pub async fn resume_agent(&self, agent_id: &str) {
+        let _ = self.cmd.send(Command::ResumeAgent(agent_id.to_string())).await;
+    }
+
     pub async fn secrets_changed(&self) {
         let _ = self.cmd.send(Command::SecretsChanged).await;
     }

@@ -14,14 +14,36 @@ fn re(cell: &'static OnceLock<regex::Regex>, pat: &str) -> &'static regex::Regex
 
 /// A line that *reports* an error, as opposed to ordinary text that mentions one (upstream matched
 /// `error:` anywhere, which posted normal tool output to the user's chat). The marker must open the line,
-/// after optional timestamps, brackets, log levels or a program name.
+/// after optional timestamps, brackets, log levels or a program name. Gemini CLI 0.61 reports a failed model
+/// call as "Error when talking to Gemini API … _ApiError: {…}" (its last line, "An unexpected critical error
+/// occurred:[object Object]", says nothing).
 fn error_line(line: &str) -> bool {
     static R: OnceLock<regex::Regex> = OnceLock::new();
     re(
         &R,
-        r"(?i)^\s*(?:[\[(]?[\d\-:T. +Z/]+[\])]?\s*)?(?:\[[^\]]{0,40}\]\s*)?(?:[\w.\-]{1,40}:\s*)?(?:\[api error:|(?:fatal\s+)?error\b[:\]]|\w*(?:quota|ratelimit)\w*error\b|authentication failed|unauthorized\b|.*\b(?:quota (?:will reset|exceeded|exhausted)|rate[ -]?limit(?:ed| exceeded| reached)?\b.*(?:retry|try again|exceeded|reached)))",
+        r"(?i)^\s*(?:[\[(]?[\d\-:T. +Z/]+[\])]?\s*)?(?:\[[^\]]{0,40}\]\s*)?(?:[\w.\-]{1,40}:\s*)?(?:\[api error:|(?:fatal\s+)?error\b[:\]]|error when talking to \w+ api\b|\w*(?:quota|ratelimit)\w*error\b|authentication failed|unauthorized\b|.*\b(?:quota (?:will reset|exceeded|exhausted)|rate[ -]?limit(?:ed| exceeded| reached)?\b.*(?:retry|try again|exceeded|reached)))",
     )
     .is_match(line)
+}
+
+/// Claude Code with `--output-format stream-json` ends a failed run with a JSON `result` event
+/// (`"is_error":true,"api_error_status":401,"result":"Invalid API key · Fix external API key"`): the error is
+/// its `result` text, not the whole JSON line (which may not even look like an error line).
+fn stream_json_error(line: &str) -> Option<String> {
+    let t = line.trim();
+    if !t.starts_with('{') || !t.contains("\"is_error\"") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(t).ok()?;
+    if v["type"] != "result" || v["is_error"] != true {
+        return None;
+    }
+    let text = v["result"].as_str().unwrap_or("").trim();
+    Some(match v["api_error_status"].as_u64() {
+        Some(s) if !text.contains(&s.to_string()) => format!("API Error ({s}): {text}"),
+        _ if text.is_empty() => "Error: the run ended with is_error".to_string(),
+        _ => text.to_string(),
+    })
 }
 
 /// Error line from the last lines of a log.
@@ -31,8 +53,9 @@ pub fn extract_error(log_text: &str) -> Option<String> {
         if line.starts_with("[agentpm]") {
             continue;
         }
-        if error_line(line) {
-            let t = line.trim();
+        let structured = stream_json_error(line);
+        if structured.is_some() || error_line(line) {
+            let t = structured.as_deref().unwrap_or(line).trim();
             let mut s: String = t.chars().take(MAX_ERROR_LEN).collect();
             if t.chars().count() > MAX_ERROR_LEN {
                 s.push('…');
@@ -303,6 +326,43 @@ mod tests {
         assert_eq!(extract_error("[API Error: 529 overloaded]\n").as_deref(), Some("[API Error: 529 overloaded]"));
         assert_eq!(extract_error("TerminalQuotaError: quota will reset after 0m5s\n").as_deref(), Some("TerminalQuotaError: quota will reset after 0m5s"));
         assert!(extract_error(&format!("Error: {}\n", "x".repeat(2000))).unwrap().chars().count() <= 501);
+    }
+
+    /// What the real CLIs printed (scripts/real-agents --errors: Claude Code 2.1.197 with stream-json,
+    /// Gemini CLI 0.61.0, Codex 0.171.0 against a model endpoint answering 401 or 429).
+    fn real(name: &str) -> &'static str {
+        match name {
+            "claude-401" => include_str!("../tests/data/real-cli-errors/claude-401.log"),
+            "claude-429" => include_str!("../tests/data/real-cli-errors/claude-429.log"),
+            "gemini-401" => include_str!("../tests/data/real-cli-errors/gemini-401.log"),
+            "gemini-429" => include_str!("../tests/data/real-cli-errors/gemini-429.log"),
+            "codex-401" => include_str!("../tests/data/real-cli-errors/codex-401.log"),
+            "codex-429" => include_str!("../tests/data/real-cli-errors/codex-429.log"),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn real_cli_auth_errors_give_a_readable_error_and_no_quota() {
+        let e = extract_error(real("claude-401")).unwrap();
+        assert_eq!(e, "API Error (401): Invalid API key · Fix external API key");
+        let e = extract_error(real("gemini-401")).unwrap();
+        assert!(e.starts_with("Error when talking to Gemini API") && e.contains("API key not valid"), "{e}");
+        let e = extract_error(real("codex-401")).unwrap();
+        assert!(e.starts_with("ERROR: unexpected status 401 Unauthorized"), "{e}");
+        for cli in ["claude-401", "gemini-401", "codex-401"] {
+            assert_eq!(detect_quota(real(cli), 10, 3600), None, "{cli}");
+        }
+    }
+
+    #[test]
+    fn real_cli_rate_limits_are_quotas() {
+        let e = extract_error(real("claude-429")).unwrap();
+        assert!(e.starts_with("API Error: Request rejected (429)"), "the result text, not the JSON line: {e}");
+        assert!(detect_quota(real("claude-429"), 10, 3600).is_some());
+        assert!(detect_quota(real("gemini-429"), 10, 3600).is_some());
+        // OpenAI's insufficient_quota is billing, not a rate limit: an error (with backoff), named as such.
+        assert_eq!(extract_error(real("codex-429")).as_deref(), Some("ERROR: Quota exceeded. Check your plan and billing details."));
     }
 
     #[test]

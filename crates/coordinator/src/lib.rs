@@ -4,6 +4,7 @@
 
 pub mod agent_cli;
 pub mod api;
+pub mod attention;
 pub mod backoff;
 pub mod config;
 pub mod context;
@@ -23,5 +24,6 @@ pub mod redact;
 pub mod runs;
 pub mod safe_fs;
 pub mod secrets;
+pub mod shell_path;
 pub mod state;
 pub mod supervisor;

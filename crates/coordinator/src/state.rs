@@ -25,6 +25,9 @@ pub struct PersistedState {
     pub cooldowns: Cooldowns,
     /// Exits not yet reported to the server (server was down): (agent_id, project_id).
     pub pending_exit_reports: Vec<(String, String)>,
+    /// Agents the user paused: agent id → until (None = until resumed). Absent in older state files.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub paused: std::collections::BTreeMap<String, Option<crate::api::UnixMs>>,
 }
 
 impl PersistedState {

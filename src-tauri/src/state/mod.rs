@@ -145,8 +145,13 @@ impl AppCore {
 }
 
 /// Does a provider command resolve (PATH plus the usual install locations)?
+/// The providers page's "Test": where the CLI is and which version it reports (`<cmd> --version`).
 pub fn test_provider(command: &str) -> AppResult<String> {
-    coordinator::launch::resolve_command(command.trim()).map(|p| p.display().to_string()).map_err(|e| AppError::Message(e.to_string()))
+    match coordinator::launch::probe_version(command.trim(), std::time::Duration::from_secs(10)) {
+        Ok((path, v)) if v.is_empty() => Ok(format!("{} (no version printed)", path.display())),
+        Ok((path, v)) => Ok(format!("{} — {v}", path.display())),
+        Err(e) => Err(AppError::Message(e.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -164,8 +169,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn provider_test_finds_sh_and_not_nonsense() {
-        assert!(test_provider("sh").is_ok());
+    fn provider_test_reports_the_version_and_rejects_nonsense() {
+        let d = tempfile::tempdir().unwrap();
+        let cli = d.path().join("mycli");
+        std::fs::write(&cli, "#!/bin/sh\n[ \"$1\" = --version ] && echo '2.1.197 (Claude Code)'\n").unwrap();
+        std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let r = test_provider(cli.to_str().unwrap()).unwrap();
+        assert!(r.ends_with("— 2.1.197 (Claude Code)"), "{r}");
         assert!(test_provider("no-such-cli-xyz").is_err());
+        let bad = d.path().join("bad");
+        std::fs::write(&bad, "#!/bin/sh\necho 'unknown option --version' >&2; exit 3\n").unwrap();
+        std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        assert!(test_provider(bad.to_str().unwrap()).unwrap().contains("no version (`--version` exited with exit status: 3: unknown option --version)"));
     }
 }

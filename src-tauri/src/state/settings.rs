@@ -25,8 +25,10 @@ impl AppCore {
         let mut inner = self.inner.lock().await;
         let mut new = new;
         new.add_builtin_providers();
-        // Fields the user saved explicitly win over the server's dynamic configuration.
-        for f in ["polling_interval_secs", "max_concurrent"] {
+        // A field the user changed wins over the server's dynamic configuration from now on; saving other
+        // settings (or "Try the demo") pins nothing, so the server's values keep applying.
+        let changed = [("polling_interval_secs", new.polling_interval_secs != inner.saved.polling_interval_secs), ("max_concurrent", new.max_concurrent != inner.saved.max_concurrent)];
+        for (f, _) in changed.iter().filter(|(_, c)| *c) {
             if !new.pinned.iter().any(|p| p == f) {
                 new.pinned.push(f.to_string());
             }
@@ -146,6 +148,20 @@ mod tests {
         assert_eq!(c.save_settings(s.clone()).await.unwrap_err().field_name(), Some("log_dir"));
         s.log_dir = Some(d.path().join("logs"));
         c.save_settings(s).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_a_changed_field_is_pinned_against_the_servers_configuration() {
+        let d = tempfile::tempdir().unwrap();
+        let c = core(d.path());
+        let mut s = c.view().await.saved;
+        s.debug = !s.debug;
+        c.save_settings(s).await.unwrap();
+        assert!(c.view().await.saved.pinned.is_empty(), "saving another field pinned the server's values away");
+        let mut s = c.view().await.saved;
+        s.max_concurrent += 1;
+        c.save_settings(s).await.unwrap();
+        assert_eq!(c.view().await.saved.pinned, vec!["max_concurrent".to_string()]);
     }
 
     #[tokio::test]

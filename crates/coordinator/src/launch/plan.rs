@@ -161,6 +161,7 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
             }
             ProviderKind::Codex => {
                 // `codex exec`: the bridge through `-c` overrides (the user's CODEX_HOME stays as it is).
+                args.extend(agent_cli::codex_exec_args(&args));
                 args.extend(agent_cli::codex_overrides(&req.bridge_command, has_token));
                 if let Some(m) = &req.model {
                     args.extend(["--model".to_string(), m.clone()]);

@@ -4,18 +4,8 @@ use super::output::{relay_lines, write_log};
 use super::plan::{env_to_scrub, LaunchError, LaunchPlan};
 use std::path::{Path, PathBuf};
 
-/// Usual places for CLIs that an app started from Finder does not have on its PATH.
-fn extra_dirs() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = ["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin"].iter().map(PathBuf::from).collect();
-    if let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()) {
-        for d in [".npm-global/bin", ".local/bin", ".cargo/bin", ".bun/bin", ".volta/bin"] {
-            v.push(home.join(d));
-        }
-    }
-    v
-}
-
-/// Find a provider's executable: absolute paths as-is, else PATH, else the usual install locations.
+/// Find a provider's executable: absolute paths as-is, else the PATH the user's login shell has plus the
+/// usual install folders (`shell_path`): an app started from Finder has only the system folders.
 pub fn resolve_command(cmd: &str) -> Result<PathBuf, LaunchError> {
     let p = Path::new(cmd);
     if p.is_absolute() || cmd.contains('/') {
@@ -25,15 +15,52 @@ pub fn resolve_command(cmd: &str) -> Result<PathBuf, LaunchError> {
             _ => Err(LaunchError::NotFound { command: cmd.into(), hint: "the path does not name an executable file".into() }),
         };
     }
-    if let Ok(found) = which::which(cmd) {
-        return Ok(found);
-    }
-    let paths = std::env::join_paths(extra_dirs()).unwrap_or_default();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    which::which_in(cmd, Some(paths), cwd).map_err(|_| LaunchError::NotFound {
+    which::which_in(cmd, Some(crate::shell_path::effective_path()), cwd).map_err(|_| LaunchError::NotFound {
         command: cmd.into(),
-        hint: "install it, or set the provider's command to an absolute path in settings".into(),
+        hint: "not in your login shell's PATH nor the usual folders: install it, or set the provider's command to an absolute path in settings".into(),
     })
+}
+
+/// Run `<cmd> --version` (the providers page's "Test", doctor): where the CLI was found and the version it
+/// reports (first non-empty line), bounded by `timeout`. No secret is in its environment.
+pub fn probe_version(cmd: &str, timeout: std::time::Duration) -> Result<(PathBuf, String), LaunchError> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let program = resolve_command(cmd)?;
+    let mut c = Command::new(&program);
+    for k in super::plan::TOKEN_ENV_VARS.iter().chain(["AGENT_PASSKEY"].iter()) {
+        c.env_remove(k);
+    }
+    let spawn_err = |e: std::io::Error| LaunchError::Spawn { command: program.display().to_string(), message: e.to_string() };
+    let mut child = c.arg("--version").env("PATH", crate::shell_path::effective_path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn().map_err(spawn_err)?;
+    let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let reader = std::thread::spawn(move || {
+        let (mut a, mut b) = (String::new(), String::new());
+        let _ = out.read_to_string(&mut a);
+        let _ = err.read_to_string(&mut b);
+        a + &b
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().map_err(spawn_err)? {
+            Some(st) => break st,
+            None if std::time::Instant::now() > deadline => {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(LaunchError::Spawn { command: program.display().to_string(), message: format!("`--version` did not answer within {timeout:?}") });
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").chars().take(200).collect::<String>();
+    if !status.success() {
+        // Found and runnable, just without a `--version`: say so instead of calling it missing.
+        return Ok((program, format!("no version (`--version` exited with {status}: {line})")));
+    }
+    Ok((program, line))
 }
 
 /// A running child: its own process group (pgid == pid).
@@ -70,6 +97,8 @@ pub async fn spawn(plan: &LaunchPlan, log_path: &Path, redactor: &crate::redact:
     for k in env_to_scrub(std::env::vars_os(), redactor) {
         cmd.env_remove(k);
     }
+    // The agent's own lookups (`node` for an npm CLI, git, the shell tools it runs) see the same PATH.
+    cmd.env("PATH", crate::shell_path::effective_path());
     cmd.args(&plan.args)
         .current_dir(&plan.cwd)
         .envs(plan.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

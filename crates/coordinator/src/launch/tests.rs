@@ -85,6 +85,15 @@ fn codex_gets_the_bridge_through_config_overrides_and_claude_as_root_the_sandbox
 }
 
 #[test]
+fn codex_preset_runs_exec_outside_a_git_repo_without_removed_flags() {
+    let mut r = req("codex", "/tmp/mcp.sock");
+    r.provider = crate::config::builtin_providers()["codex"].clone();
+    let p = plan(&r).unwrap();
+    assert_eq!(&p.args[..4], ["exec", "--sandbox", "workspace-write", "--skip-git-repo-check"], "{:?}", p.args);
+    assert!(!p.args.iter().any(|a| a == "--full-auto"), "Codex 0.171 rejects --full-auto: {:?}", p.args);
+}
+
+#[test]
 fn gemini_settings_enable_skills_use_the_real_dir_and_never_the_projects_own_gemini_dir() {
     let mut r = req("gemini", "/tmp/mcp.sock");
     r.real_working_dir = Some(PathBuf::from("/private/work/p"));

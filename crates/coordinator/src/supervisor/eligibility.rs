@@ -15,6 +15,15 @@ pub(super) struct Holds {
     pub(super) cooldowns: Cooldowns,
     /// Pairs held back for a pair-specific reason (see [`PairHold`]); the agent's other pairs are unaffected.
     pub(super) pairs: HashMap<PairKey, PairHold>,
+    /// Agents the user paused (persisted): agent id → until (None = until resumed).
+    pub(super) paused: std::collections::BTreeMap<String, Option<UnixMs>>,
+}
+
+impl Holds {
+    /// Paused now? An expired pause is not one (it is dropped at the next persist).
+    pub(super) fn paused_now(&self, agent: &str, now: UnixMs) -> Option<Option<UnixMs>> {
+        self.paused.get(agent).copied().filter(|u| u.is_none_or(|t| t > now))
+    }
 }
 
 /// A pair (not the whole agent) that must not be started: its project's working directory is unusable
@@ -79,56 +88,154 @@ impl Supervisor {
         self.runs.instances.values().filter(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).count()
     }
 
-    /// Why a `start` for a pair must not be obeyed (it changed while the question was in flight).
-    pub(super) fn blocked_for_start(&self, pair: &PairKey) -> Option<&'static str> {
-        if !self.running {
-            return Some("the coordinator was stopped while asking");
+    /// The user paused an agent: drop its queued questions; "Stop and pause" stops its instances too.
+    pub(super) fn pause_agent(&mut self, agent: String, until: Option<UnixMs>, stop_running: bool) {
+        tracing::info!(agent = %agent, until = ?until, "paused by the user");
+        self.purge_queue(&agent);
+        if stop_running {
+            let ids: Vec<u64> = self.runs.instances.iter().filter(|(_, i)| i.info.agent_id == agent).map(|(id, _)| *id).collect();
+            for id in ids {
+                self.stop_instance(id);
+            }
         }
-        if self.cycle.asking.contains(pair) {
-            return Some("an instance of this pair is being started");
-        }
-        if self.instances_of(pair) >= MAX_INSTANCES_PER_PAIR {
-            return Some("this pair already runs an instance per purpose");
-        }
-        if !self.settings.agents.get(&pair.agent_id).is_some_and(|a| a.enabled) {
-            return Some("agent disabled");
-        }
-        if self.secrets.passkeys.get(&pair.agent_id).is_none_or(|p| p.is_none()) {
-            return Some("no passkey");
-        }
-        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, &pair.project_id, now_ms()).is_some() {
-            return Some("agent cooling down");
-        }
-        if self.pair_held(pair) {
-            return Some("this project's last start failed or its working directory is unusable");
-        }
-        None
+        self.holds.paused.insert(agent, until);
+        self.persist();
     }
 
-    /// Why a pair must not be asked now (None = ask).
+    pub(super) fn resume_agent(&mut self, agent: &str) {
+        if self.holds.paused.remove(agent).is_some() {
+            tracing::info!(agent = %agent, "resumed by the user");
+            self.cycle.next_at = tokio::time::Instant::now();
+            self.persist();
+        }
+    }
+
+    /// Everything that decides whether a pair may be asked or started, read from the owners' state.
+    pub(super) fn pair_facts(&self, pair: &PairKey) -> PairFacts {
+        PairFacts {
+            running: self.running,
+            spawning: self.cycle.asking.contains(pair),
+            instances: self.instances_of(pair),
+            enabled: self.settings.agents.get(&pair.agent_id).is_some_and(|a| a.enabled),
+            has_passkey: self.secrets.passkeys.get(&pair.agent_id).is_some_and(|p| p.is_some()),
+            cooling: self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, &pair.project_id, now_ms()).is_some(),
+            exit_pending: self.exits.pending.contains(pair),
+            held: self.pair_held(pair),
+            paused: self.holds.paused_now(&pair.agent_id, now_ms()).is_some(),
+        }
+    }
+
+    /// Why a `start` for a pair must not be obeyed (it changed while the question was in flight).
+    pub(super) fn blocked_for_start(&self, pair: &PairKey) -> Option<&'static str> {
+        why_not_start(&self.pair_facts(pair))
+    }
+
+    /// Why a pair must not be asked now (None = ask). A missing passkey is announced once per agent.
     pub(super) fn blocked(&mut self, pair: &PairKey) -> Option<&'static str> {
-        if self.cycle.asking.contains(pair) || self.instances_of(pair) >= MAX_INSTANCES_PER_PAIR {
-            return Some("busy");
+        let f = self.pair_facts(pair);
+        let why = why_not_ask(&f);
+        if why == Some("no passkey") && self.secrets.warned_no_passkey.insert(pair.agent_id.clone()) {
+            tracing::warn!(agent = %pair.agent_id, "no passkey in the secret store; not starting this agent (set one with `agentpm-coordinator passkey set {}`)", pair.agent_id);
+            let _ = self.ev.send(Event::PasskeyMissing { agent_id: pair.agent_id.clone() });
         }
-        if !self.settings.agents.get(&pair.agent_id).is_some_and(|a| a.enabled) {
-            return Some("disabled");
-        }
-        if self.secrets.passkeys.get(&pair.agent_id).cloned().flatten().is_none() {
-            if self.secrets.warned_no_passkey.insert(pair.agent_id.clone()) {
-                tracing::warn!(agent = %pair.agent_id, "no passkey in the secret store; not starting this agent (set one with `agentpm-coordinator passkey set {}`)", pair.agent_id);
-                let _ = self.ev.send(Event::PasskeyMissing { agent_id: pair.agent_id.clone() });
-            }
-            return Some("no passkey");
-        }
-        if self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, &pair.project_id, now_ms()).is_some() {
-            return Some("cooldown");
-        }
-        if self.exits.pending.contains(pair) {
-            return Some("exit not yet reported");
-        }
-        if self.pair_held(pair) {
-            return Some("pair held");
-        }
+        why
+    }
+}
+
+/// What decides a pair's eligibility (pure data, so the rules below are unit-tested).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct PairFacts {
+    pub(super) running: bool,
+    pub(super) spawning: bool,
+    pub(super) instances: usize,
+    pub(super) enabled: bool,
+    pub(super) has_passkey: bool,
+    pub(super) cooling: bool,
+    pub(super) exit_pending: bool,
+    pub(super) held: bool,
+    pub(super) paused: bool,
+}
+
+/// Why a pair must not be asked: every question holds a slot and may be answered `start`, so only pairs we
+/// could start right now are asked (a running pair too: its other purpose). An unreported exit waits, so
+/// the server knows the old session is gone before it decides.
+pub(super) fn why_not_ask(f: &PairFacts) -> Option<&'static str> {
+    if f.spawning || f.instances >= MAX_INSTANCES_PER_PAIR {
+        Some("busy")
+    } else if !f.enabled {
+        Some("disabled")
+    } else if f.paused {
+        Some("paused")
+    } else if !f.has_passkey {
+        Some("no passkey")
+    } else if f.cooling {
+        Some("cooldown")
+    } else if f.exit_pending {
+        Some("exit not yet reported")
+    } else if f.held {
+        Some("pair held")
+    } else {
         None
+    }
+}
+
+/// Why a `start` answer must not be obeyed (each is a lost lease, counted and shown).
+pub(super) fn why_not_start(f: &PairFacts) -> Option<&'static str> {
+    if !f.running {
+        Some("the coordinator was stopped while asking")
+    } else if f.spawning {
+        Some("an instance of this pair is being started")
+    } else if f.instances >= MAX_INSTANCES_PER_PAIR {
+        Some("this pair already runs an instance per purpose")
+    } else if !f.enabled {
+        Some("agent disabled")
+    } else if f.paused {
+        Some("agent paused by you")
+    } else if !f.has_passkey {
+        Some("no passkey")
+    } else if f.cooling {
+        Some("agent cooling down")
+    } else if f.held {
+        Some("this project's last start failed or its working directory is unusable")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> PairFacts {
+        PairFacts { running: true, enabled: true, has_passkey: true, ..Default::default() }
+    }
+
+    #[test]
+    fn an_idle_enabled_pair_with_a_passkey_is_asked_and_started() {
+        assert_eq!(why_not_ask(&ok()), None);
+        assert_eq!(why_not_start(&ok()), None);
+    }
+
+    #[test]
+    fn a_running_pair_is_asked_for_its_other_purpose_but_never_a_third_instance() {
+        assert_eq!(why_not_ask(&PairFacts { instances: 1, ..ok() }), None);
+        assert_eq!(why_not_start(&PairFacts { instances: 1, ..ok() }), None);
+        assert_eq!(why_not_ask(&PairFacts { instances: 2, ..ok() }), Some("busy"));
+        assert!(why_not_start(&PairFacts { instances: 2, ..ok() }).is_some());
+        assert_eq!(why_not_ask(&PairFacts { spawning: true, ..ok() }), Some("busy"));
+    }
+
+    #[test]
+    fn each_block_has_its_reason() {
+        assert_eq!(why_not_ask(&PairFacts { enabled: false, ..ok() }), Some("disabled"));
+        assert_eq!(why_not_ask(&PairFacts { has_passkey: false, ..ok() }), Some("no passkey"));
+        assert_eq!(why_not_ask(&PairFacts { cooling: true, ..ok() }), Some("cooldown"));
+        assert_eq!(why_not_ask(&PairFacts { exit_pending: true, ..ok() }), Some("exit not yet reported"));
+        assert_eq!(why_not_ask(&PairFacts { held: true, ..ok() }), Some("pair held"));
+        assert_eq!(why_not_ask(&PairFacts { paused: true, ..ok() }), Some("paused"));
+        assert!(why_not_start(&PairFacts { paused: true, ..ok() }).is_some());
+        assert!(why_not_start(&PairFacts { running: false, ..ok() }).unwrap().contains("stopped"));
+        // A start that arrives while the previous exit's report is in flight is obeyed (the lease is ours).
+        assert_eq!(why_not_start(&PairFacts { exit_pending: true, ..ok() }), None);
     }
 }

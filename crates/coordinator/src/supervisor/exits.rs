@@ -115,8 +115,8 @@ impl Supervisor {
             let msg = error_line.clone().unwrap_or_else(|| format!("agent exited with code {}", code.map_or("?".into(), |c| c.to_string())));
             shown_error = Some(msg.clone());
             // Outage-aware attribution: the server is down now, or went down during the run.
-            let outage = server_error.is_some() || !self.health.server.reachable || self.health.last_outage_at.is_some_and(|t| t >= info.started_at);
-            if outage && quota_secs.is_none() {
+            let facts = ExitFacts { quota: quota_secs.is_some(), server_down_now: server_error.is_some(), server_reachable: self.health.server.reachable, last_outage_at: self.health.last_outage_at, started_at: info.started_at };
+            if blame(&facts) == Blame::Outage {
                 tracing::info!(agent = %info.agent_id, project = %info.project_id, "run failed while the PM server was unreachable ({msg}); not the agent's fault: no cooldown, no report, retried once the server is back");
                 self.push_error(Some(&info.agent_id), Some(&info.project_id), format!("run ended while the PM server was unreachable: {msg}"));
             } else {
@@ -146,7 +146,9 @@ impl Supervisor {
             }
         }
         let _ = self.ev.send(Event::InstanceExited { instance: info.clone(), exit_code: code, error: shown_error });
-        let remaining = self.runs.instances.values().filter(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).count() as u64;
+        // An instance of the pair being spawned counts: it will authenticate, and `remaining_processes: 0`
+        // would make the server delete the session it is about to use.
+        let remaining = (self.instances_of(&pair) + usize::from(self.cycle.asking.contains(&pair))) as u64;
         self.exits.pending.push_back(pair.clone());
         self.persist();
         // Report in order: register log → error → exit. The pair is asked again once the exit is reported.
@@ -227,7 +229,7 @@ impl Supervisor {
             return;
         }
         // Only pairs with nothing running and no report already in flight.
-        let pending: Vec<PairKey> = self.exits.pending.iter().filter(|p| !self.pair_running(p)).cloned().collect();
+        let pending: Vec<PairKey> = self.exits.pending.iter().filter(|p| !self.pair_running(p) && !self.cycle.asking.contains(p)).cloned().collect();
         let Some(client) = self.client.clone() else { return };
         self.exits.reporting += 1;
         let tx = self.tx.clone();
@@ -251,16 +253,80 @@ impl Supervisor {
     }
 }
 
+/// What we know about a failed run when deciding whose fault it was.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ExitFacts {
+    /// The log names a quota or rate limit.
+    pub(super) quota: bool,
+    /// The health check right after the exit failed.
+    pub(super) server_down_now: bool,
+    /// The engine's view of the server when the result arrived.
+    pub(super) server_reachable: bool,
+    pub(super) last_outage_at: Option<UnixMs>,
+    pub(super) started_at: UnixMs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Blame {
+    /// The agent's run failed on its own: cooldown, and one report per failure streak.
+    Agent,
+    /// The server went away under it: no cooldown, no report.
+    Outage,
+}
+
+/// Outage-aware attribution: a failure while the server is down, or after it went down during the run, is
+/// the outage's — unless the log names a quota, which is the provider's answer whatever the server did.
+pub(super) fn blame(f: &ExitFacts) -> Blame {
+    let outage = f.server_down_now || !f.server_reachable || f.last_outage_at.is_some_and(|t| t >= f.started_at);
+    if outage && !f.quota {
+        Blame::Outage
+    } else {
+        Blame::Agent
+    }
+}
+
 /// Report an exit with whichever tool the server has: current servers know `report_process_exit`,
 /// 0.1.x-era servers only `invalidate_session`. The first call tells which; the answer is remembered.
 async fn report_exit(client: &PmClient, known: Option<ExitTool>, agent: &str, project: &str, remaining: u64) -> (Result<(), PmError>, Option<ExitTool>) {
     match known {
+        // `invalidate_session` ends every session of the pair: with another instance still running it would
+        // cut that one off, so it is only sent for the last one (the server's TTL covers the rest).
+        Some(ExitTool::InvalidateSession) if remaining > 0 => (Ok(()), known),
         Some(ExitTool::InvalidateSession) => (client.invalidate_session(agent, project).await, known),
         Some(ExitTool::ReportProcessExit) => (client.report_process_exit(agent, project, remaining).await, known),
         None => match client.report_process_exit(agent, project, remaining).await {
+            Err(e) if e.is_unknown_tool() && remaining > 0 => (Ok(()), Some(ExitTool::InvalidateSession)),
             Err(e) if e.is_unknown_tool() => (client.invalidate_session(agent, project).await, Some(ExitTool::InvalidateSession)),
             Ok(()) => (Ok(()), Some(ExitTool::ReportProcessExit)),
             Err(e) => (Err(e), None),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> ExitFacts {
+        ExitFacts { quota: false, server_down_now: false, server_reachable: true, last_outage_at: None, started_at: 1_000 }
+    }
+
+    #[test]
+    fn a_failure_with_a_healthy_server_is_the_agents() {
+        assert_eq!(blame(&facts()), Blame::Agent);
+        // An outage that ended before the run started says nothing about this run.
+        assert_eq!(blame(&ExitFacts { last_outage_at: Some(999), ..facts() }), Blame::Agent);
+    }
+
+    #[test]
+    fn a_failure_during_or_right_after_an_outage_is_not() {
+        assert_eq!(blame(&ExitFacts { server_down_now: true, ..facts() }), Blame::Outage);
+        assert_eq!(blame(&ExitFacts { server_reachable: false, ..facts() }), Blame::Outage);
+        assert_eq!(blame(&ExitFacts { last_outage_at: Some(1_000), ..facts() }), Blame::Outage);
+    }
+
+    #[test]
+    fn a_quota_is_the_providers_answer_even_during_an_outage() {
+        assert_eq!(blame(&ExitFacts { quota: true, server_down_now: true, server_reachable: false, ..facts() }), Blame::Agent);
     }
 }

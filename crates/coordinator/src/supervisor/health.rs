@@ -19,7 +19,7 @@ pub(super) struct Health {
 }
 
 /// The longest wait between checks while the server is down.
-pub(super) const OUTAGE_RECHECK_MAX: Duration = Duration::from_secs(2);
+pub(super) const OUTAGE_RECHECK_MAX: Duration = Duration::from_secs(1);
 
 impl Supervisor {
     // ----- server health -----
@@ -77,7 +77,7 @@ impl Supervisor {
 }
 
 /// Exponential backoff with ±20 % jitter, from 0.5 s up to the polling interval but never more than
-/// [`OUTAGE_RECHECK_MAX`]: a down server is not hammered, and work resumes within about 2 s of it coming
+/// [`OUTAGE_RECHECK_MAX`]: a down server is not hammered, and work resumes within about a second of it coming
 /// back even with a long polling interval (a health check is one small call).
 pub(super) fn backoff_delay(streak: u32, interval: Duration) -> Duration {
     let cap = interval.as_secs_f64().clamp(0.5, OUTAGE_RECHECK_MAX.as_secs_f64());

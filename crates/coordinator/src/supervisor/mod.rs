@@ -72,7 +72,7 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         secrets: Credentials::default(),
         cycle: CycleState::new(),
         runs: Runs::default(),
-        holds: Holds { cooldowns: persisted.cooldowns.clone(), pairs: HashMap::new() },
+        holds: Holds { cooldowns: persisted.cooldowns.clone(), pairs: HashMap::new(), paused: persisted.paused.clone() },
         exits: ExitState { pending: persisted.pending_exit_reports.iter().cloned().map(PairKey::from).collect(), ..Default::default() },
         health: Health { server, ..Default::default() },
         remote: RemoteState::default(),
@@ -168,6 +168,8 @@ impl Supervisor {
                 }
                 let _ = done.send(found);
             }
+            Command::PauseAgent { agent_id, until, stop_running } => self.pause_agent(agent_id, until, stop_running),
+            Command::ResumeAgent(agent_id) => self.resume_agent(&agent_id),
             Command::SecretsChanged => self.load_secrets(),
             Command::Shutdown(_) => unreachable!("handled in run"),
         }

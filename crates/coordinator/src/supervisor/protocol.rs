@@ -58,6 +58,9 @@ pub(crate) enum Command {
     Stop(oneshot::Sender<()>),
     Reload(Box<Settings>),
     StopInstance(u64, oneshot::Sender<bool>),
+    /// Pause an agent (until a time, or until resumed); `stop_running` also stops its instances.
+    PauseAgent { agent_id: String, until: Option<crate::api::UnixMs>, stop_running: bool },
+    ResumeAgent(String),
     SecretsChanged,
     Shutdown(oneshot::Sender<()>),
 }

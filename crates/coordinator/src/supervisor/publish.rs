@@ -20,6 +20,10 @@ pub(super) struct Status {
     /// Last spawn or run error per agent, shown until a clean run.
     pub(super) agent_errors: HashMap<String, String>,
     pub(super) counters: Counters,
+    /// Agent-wide problems only the user can fix (set by a spawn failure, cleared by a spawn).
+    pub(super) local_problems: HashMap<String, String>,
+    /// The attention list of the last snapshot (events are sent for what changes).
+    pub(super) attention: Vec<Attention>,
     /// Something changed since the last snapshot.
     pub(super) dirty: bool,
     pub(super) publish_at: Option<Instant>,
@@ -27,7 +31,7 @@ pub(super) struct Status {
 
 impl Status {
     pub(super) fn new(snap: watch::Sender<Snapshot>) -> Status {
-        Status { snap, errors: VecDeque::new(), agent_errors: HashMap::new(), counters: Counters::default(), dirty: true, publish_at: None }
+        Status { snap, errors: VecDeque::new(), agent_errors: HashMap::new(), counters: Counters::default(), local_problems: HashMap::new(), attention: Vec::new(), dirty: true, publish_at: None }
     }
 }
 
@@ -48,7 +52,9 @@ impl Supervisor {
                 proc_start: crate::state::process_start_time(i.info.pid),
             })
             .collect();
-        let st = PersistedState { children, cooldowns: self.holds.cooldowns.clone(), pending_exit_reports: self.exits.pending.iter().cloned().map(<(String, String)>::from).collect() };
+        let now = now_ms();
+        self.holds.paused.retain(|_, until| until.is_none_or(|t| t > now));
+        let st = PersistedState { children, cooldowns: self.holds.cooldowns.clone(), pending_exit_reports: self.exits.pending.iter().cloned().map(<(String, String)>::from).collect(), paused: self.holds.paused.clone() };
         let _ = self.state_tx.send(st);
     }
 
@@ -86,6 +92,8 @@ impl Supervisor {
                     AgentState::Disabled
                 } else if running > 0 {
                     AgentState::Running { instances: running }
+                } else if let Some(until) = self.holds.paused_now(id, now) {
+                    AgentState::Paused { until }
                 } else if let Some((c, pairs)) = self.holds.cooldowns.active_for_agent(id, now) {
                     let reason = if pairs > 0 { format!("{} in {pairs} project{}", c.reason, if pairs == 1 { "" } else { "s" }) } else { c.reason.to_string() };
                     AgentState::Cooldown { until: c.until, reason }
@@ -93,6 +101,8 @@ impl Supervisor {
                     AgentState::NoPasskey
                 } else if let Some(e) = self.status.agent_errors.get(id) {
                     AgentState::Error { message: e.clone() }
+                } else if self.running && (!self.health.server.reachable || self.health.server.token_rejected) && self.health.server.last_error.is_some() {
+                    AgentState::WaitingForServer
                 } else {
                     AgentState::Idle
                 };
@@ -103,7 +113,8 @@ impl Supervisor {
                 AgentStatus { agent_id: id.clone(), enabled: a.enabled, has_passkey, state, last_exit_code, last_log_path }
             })
             .collect();
-        let snap = Snapshot {
+        let mut snap = Snapshot {
+            attention: Vec::new(),
             running: self.running,
             server: self.health.server.clone(),
             instances,
@@ -113,7 +124,29 @@ impl Supervisor {
             counters: self.status.counters.clone(),
             updated_at: now,
         };
+        snap.attention = crate::attention::list(&snap, &self.attention_facts());
+        let (started, ended) = crate::attention::diff(&self.status.attention, &snap.attention);
+        for a in started {
+            tracing::warn!("needs you: {} {}", a.reason, a.fix);
+            let _ = self.ev.send(Event::AttentionStarted { item: a.clone() });
+        }
+        for a in ended {
+            let _ = self.ev.send(Event::AttentionEnded { key: a.key.clone() });
+        }
+        self.status.attention = snap.attention.clone();
         self.status.snap.send_replace(snap);
+    }
+
+    fn attention_facts(&self) -> crate::attention::Facts {
+        let mut failures: HashMap<String, u32> = HashMap::new();
+        let cd = &self.holds.cooldowns;
+        let errors = cd.agents.iter().filter(|(_, c)| c.reason == crate::exit::CooldownReason::Error).map(|(a, c)| (a, c.consecutive_failures));
+        let pairs = cd.pairs.iter().flat_map(|(a, m)| m.values().map(move |c| (a, c.consecutive_failures)));
+        for (agent, n) in errors.chain(pairs) {
+            let e = failures.entry(agent.clone()).or_default();
+            *e = (*e).max(n);
+        }
+        crate::attention::Facts { failures_in_a_row: failures, local_problems: self.status.local_problems.clone() }
     }
 }
 

@@ -3,7 +3,9 @@
 
 use super::protocol::Msg;
 use super::{Supervisor, CALL_TIMEOUT};
-use crate::pm::PmError;
+use crate::config::Settings;
+use crate::pm::{PmError, RemoteConfig};
+use std::collections::HashMap;
 use crate::secrets;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -26,6 +28,64 @@ pub(super) fn rest_base(address: &str) -> Option<String> {
     }
     let trimmed = address.trim_end_matches('/');
     Some(trimmed.strip_suffix("/mcp").unwrap_or(trimmed).to_string())
+}
+
+/// What applying the server's configuration changed or asks for (pure: see [`merge`]).
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Merge {
+    /// Passkeys to put into the secret store (agents that have none locally).
+    pub(super) to_store: Vec<(String, String)>,
+    /// Agents whose server passkey differs from the local one (the local one wins).
+    pub(super) conflicts: Vec<String>,
+    /// Every passkey the server sent for a configured agent (to mask in logs).
+    pub(super) passkeys_seen: Vec<String>,
+    /// Providers the server defines that are not configured locally (their commands never run).
+    pub(super) foreign_providers: Vec<String>,
+}
+
+/// Merge the server's configuration into the settings. A field the user pinned and any agent or provider
+/// configured locally win. The server's agents are added only when the local settings have none (a
+/// server-driven setup), and only those it sends a passkey for: without `root_agent_id` it lists every
+/// agent, humans included (as `{}`; it never checks their type).
+pub(super) fn merge(settings: &mut Settings, rc: &RemoteConfig, local: &HashMap<String, Option<String>>) -> Merge {
+    let pinned = |s: &Settings, f: &str| s.pinned.iter().any(|p| p == f);
+    let mut m = Merge::default();
+    if let Some(p) = rc.polling_interval.filter(|p| (1..=3600).contains(p)) {
+        if !pinned(settings, "polling_interval_secs") {
+            settings.polling_interval_secs = p;
+        }
+    }
+    if let Some(n) = rc.max_concurrent.filter(|n| (1..=256).contains(n)) {
+        if !pinned(settings, "max_concurrent") {
+            settings.max_concurrent = n;
+        }
+    }
+    if rc.root_agent_id.is_some() && settings.root_agent_id.is_none() && !pinned(settings, "root_agent_id") {
+        settings.root_agent_id = rc.root_agent_id.clone();
+    }
+    m.foreign_providers = rc.ai_providers.iter().filter(|(name, _, _)| !settings.providers.contains_key(name)).map(|(n, _, _)| n.clone()).collect();
+    let add_agents = !pinned(settings, "agents") && settings.agents.is_empty();
+    for (id, passkey) in &rc.agents {
+        if crate::paths::validate_id(id).is_err() {
+            continue;
+        }
+        let passkey = passkey.as_ref().filter(|p| !p.is_empty());
+        if add_agents && passkey.is_some() {
+            settings.agents.entry(id.clone()).or_default();
+        }
+        if !settings.agents.contains_key(id) {
+            continue;
+        }
+        if let Some(pk) = passkey {
+            m.passkeys_seen.push(pk.clone());
+            match local.get(id).cloned().flatten() {
+                Some(l) if l == *pk => {}
+                Some(_) => m.conflicts.push(id.clone()),
+                None => m.to_store.push((id.clone(), pk.clone())),
+            }
+        }
+    }
+    m
 }
 
 impl Supervisor {
@@ -62,55 +122,22 @@ impl Supervisor {
                 return;
             }
         };
-        let pinned = |f: &str| self.settings.pinned.iter().any(|p| p == f);
-        if let Some(p) = rc.polling_interval.filter(|p| (1..=3600).contains(p)) {
-            if !pinned("polling_interval_secs") {
-                self.settings.polling_interval_secs = p;
-            }
+        let m = merge(&mut self.settings, &rc, &self.secrets.passkeys);
+        for pk in &m.passkeys_seen {
+            self.redactor.add(pk);
+            crate::redact::global().add(pk);
         }
-        if let Some(m) = rc.max_concurrent.filter(|m| (1..=256).contains(m)) {
-            if !pinned("max_concurrent") {
-                self.settings.max_concurrent = m;
-            }
-        }
-        if rc.root_agent_id.is_some() && self.settings.root_agent_id.is_none() && !pinned("root_agent_id") {
-            self.settings.root_agent_id = rc.root_agent_id.clone();
-        }
-        // Server-defined provider commands never run (a hostile server would choose our programs); a provider
-        // name the server sends later selects among the local ones.
-        let foreign: Vec<&str> = rc.ai_providers.iter().filter(|(name, _, _)| !self.settings.providers.contains_key(name)).map(|(n, _, _)| n.as_str()).collect();
-        let foreign = (!foreign.is_empty()).then(|| format!("provider commands in its dynamic configuration ({})", foreign.join(", ")));
+        let foreign = (!m.foreign_providers.is_empty()).then(|| format!("provider commands in its dynamic configuration ({})", m.foreign_providers.join(", ")));
         let conflicts = self.secrets.conflicts.clone();
         let report_conflict = move |id: &str| {
             if conflicts.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string()) {
                 tracing::warn!(agent = %id, "the server sends a passkey that differs from the one stored locally; the local one is kept");
             }
         };
-        let mut to_store = Vec::new();
-        let add_agents = !pinned("agents") && self.settings.agents.is_empty();
-        for (id, passkey) in &rc.agents {
-            if crate::paths::validate_id(id).is_err() {
-                continue;
-            }
-            let passkey = passkey.as_ref().filter(|p| !p.is_empty());
-            // Without root_agent_id the server lists every agent, humans included (as `{}`, no passkey; it
-            // never checks their type): only an entry with a passkey is an AI agent we can run.
-            if add_agents && passkey.is_some() {
-                self.settings.agents.entry(id.clone()).or_default();
-            }
-            if !self.settings.agents.contains_key(id) {
-                continue;
-            }
-            if let Some(pk) = passkey {
-                self.redactor.add(pk);
-                crate::redact::global().add(pk);
-                match self.secrets.passkeys.get(id).cloned().flatten() {
-                    Some(local) if local == *pk => {}
-                    Some(_) => report_conflict(id),
-                    None => to_store.push((id.clone(), pk.clone())),
-                }
-            }
+        for id in &m.conflicts {
+            report_conflict(id);
         }
+        let to_store = m.to_store;
         if let Some(bp) = rc.agent_base_prompt.filter(|p| !p.trim().is_empty()) {
             self.remote.base_prompt = Some(bp);
         }
@@ -139,5 +166,48 @@ impl Supervisor {
             self.report_server_command(None, &what);
         }
         self.status.dirty = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rc() -> RemoteConfig {
+        RemoteConfig {
+            polling_interval: Some(7),
+            max_concurrent: Some(5),
+            agents: vec![("agt_ai".into(), Some("pk-ai-123456".into())), ("usr_human".into(), None), ("../x".into(), Some("pk-bad-1234".into()))],
+            ai_providers: vec![("claude".into(), "claude".into(), vec![]), ("evil".into(), "/tmp/evil".into(), vec![])],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_server_driven_setup_gets_only_ai_agents_with_safe_ids() {
+        let mut s = Settings::default();
+        let m = merge(&mut s, &rc(), &HashMap::new());
+        assert_eq!(s.agents.keys().collect::<Vec<_>>(), vec!["agt_ai"], "humans and unsafe ids are never added");
+        assert_eq!(m.to_store, vec![("agt_ai".to_string(), "pk-ai-123456".to_string())]);
+        assert_eq!((s.polling_interval_secs, s.max_concurrent), (7, 5));
+        assert_eq!(m.foreign_providers, vec!["evil".to_string()]);
+    }
+
+    #[test]
+    fn local_agents_pins_and_passkeys_win() {
+        let mut s = Settings::default();
+        s.agents.insert("agt_local".into(), Default::default());
+        s.pinned = vec!["max_concurrent".into()];
+        s.max_concurrent = 2;
+        let mut r = rc();
+        r.agents.push(("agt_local".into(), Some("pk-server-9999".into())));
+        let local = HashMap::from([("agt_local".to_string(), Some("pk-local-0000".to_string()))]);
+        let m = merge(&mut s, &r, &local);
+        assert!(!s.agents.contains_key("agt_ai"), "the server's agents are not added to a local list");
+        assert_eq!(s.max_concurrent, 2, "a pinned field keeps the user's value");
+        assert_eq!(s.polling_interval_secs, 7);
+        assert_eq!(m.conflicts, vec!["agt_local".to_string()]);
+        assert!(m.to_store.is_empty());
+        assert_eq!(m.passkeys_seen, vec!["pk-server-9999".to_string()], "the server's passkey is still masked");
     }
 }

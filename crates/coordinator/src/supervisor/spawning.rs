@@ -198,6 +198,7 @@ impl Supervisor {
                     tracing::info!(agent = %pair.agent_id, project = %pair.project_id, "holding this pair for {} s", (until - now_ms()) / 1000);
                 } else {
                     self.status.agent_errors.insert(pair.agent_id.clone(), e.clone());
+                    self.status.local_problems.insert(pair.agent_id.clone(), e.clone());
                 }
                 let ep = &self.settings.error_protection;
                 if !pair_only && ep.enabled {
@@ -220,6 +221,7 @@ impl Supervisor {
                 tracing::info!(agent = %info.agent_id, project = %info.project_id, pid = info.pid, log = %info.log_path.display(), "started ({:.1} ms after the decision)", latency.as_secs_f64() * 1000.0);
                 self.status.counters.spawns += 1;
                 self.status.agent_errors.remove(&info.agent_id);
+                self.status.local_problems.remove(&info.agent_id);
                 let _ = self.ev.send(Event::InstanceStarted { instance: info.clone() });
                 let tx = self.tx.clone();
                 let mut child = s.child;
