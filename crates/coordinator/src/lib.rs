@@ -21,6 +21,7 @@ pub mod mcp_bridge;
 pub mod paths;
 pub mod pm;
 pub mod redact;
+pub mod runs;
 pub mod safe_fs;
 pub mod secrets;
 pub mod shell_path;

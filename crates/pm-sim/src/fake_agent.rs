@@ -7,10 +7,14 @@
 //! `sleep 600` that holds its stdout/stderr, like `cmd &` in a shell, then does its work and exits),
 //! `--print-env` (prints the names of its environment variables), `--work-ms N`, `--linger-ms N` (after
 //! `logout`, stay alive N ms before exiting, as a real CLI winding down does).
+//! With `--output-format stream-json` (as Claude is launched) it also prints Claude Code's stream-json
+//! lines: `system/init`, an `assistant` message per MCP call (tool_use, with usage), the `user` tool
+//! results, a `rate_limit_event` on a quota, and the final `result` with turns, duration, usage and cost.
 //! Like a real agent it follows `get_next_action`: a task session does its item, a chat session reads its
 //! messages; both log out. "No valid purpose" (nothing to do) is an instruction to exit, not a failure.
 
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::io::Read;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -35,10 +39,12 @@ struct Opts {
     print_env: bool,
     /// Stay alive this long after `logout`.
     linger_ms: u64,
+    /// `--output-format stream-json`: print Claude's JSON events too.
+    stream_json: bool,
 }
 
 fn parse(args: &[String]) -> Opts {
-    let mut o = Opts { mode: Mode::Succeed, work_ms: 200, mcp_config: None, orphan: false, print_env: false, linger_ms: 0 };
+    let mut o = Opts { mode: Mode::Succeed, work_ms: 200, mcp_config: None, orphan: false, print_env: false, linger_ms: 0, stream_json: false };
     if let Some(ms) = std::env::var("FAKE_AGENT_LINGER_MS").ok().and_then(|v| v.parse().ok()) {
         o.linger_ms = ms;
     }
@@ -59,6 +65,8 @@ fn parse(args: &[String]) -> Opts {
             "--work-ms" => o.work_ms = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.work_ms),
             "--linger-ms" => o.linger_ms = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.linger_ms),
             "--mcp-config" => o.mcp_config = it.next().cloned(),
+            "--output-format" => o.stream_json = it.next().is_some_and(|f| f == "stream-json"),
+            "--output-format=stream-json" => o.stream_json = true,
             // Flags of real CLIs that take a value: skip the value.
             "--model" | "-m" | "--add-dir" | "--debug-file" | "--max-turns" | "--include-directories" => {
                 it.next();
@@ -139,10 +147,12 @@ enum Conn {
 impl Conn {
     /// Like a real MCP client, give up on a server that does not answer.
     async fn call(&mut self, id: &mut u64, tool: &str, args: Value) -> Result<Value, String> {
-        match tokio::time::timeout(Duration::from_secs(5), self.call_once(id, tool, args)).await {
+        let r = match tokio::time::timeout(Duration::from_secs(5), self.call_once(id, tool, args)).await {
             Ok(r) => r,
             Err(_) => Err(format!("{tool}: no reply from the server within 5 s")),
-        }
+        };
+        with_stream(|s| s.tool(tool, r.as_ref().err()));
+        r
     }
 
     async fn call_once(&mut self, id: &mut u64, tool: &str, args: Value) -> Result<Value, String> {
@@ -206,7 +216,98 @@ pub fn run(args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    rt.block_on(main(args))
+    let started = std::time::Instant::now();
+    let code = rt.block_on(main(args));
+    STREAM.with(|s| {
+        if let Some(s) = s.borrow_mut().take() {
+            s.result(code, started.elapsed());
+        }
+    });
+    code
+}
+
+thread_local! {
+    /// The stream-json writer of the run on this thread (the runtime is single-threaded), if asked for.
+    static STREAM: RefCell<Option<StreamJson>> = const { RefCell::new(None) };
+}
+
+fn with_stream(f: impl FnOnce(&mut StreamJson)) {
+    STREAM.with(|s| {
+        if let Some(s) = s.borrow_mut().as_mut() {
+            f(s)
+        }
+    })
+}
+
+/// Claude Code's stream-json, with made-up but consistent token counts and a cost at Sonnet 4.5 prices.
+struct StreamJson {
+    session: String,
+    model: String,
+    prompt_tokens: u64,
+    turns: u32,
+    /// input, output, cache read, cache write.
+    usage: [u64; 4],
+    text: String,
+    error: Option<String>,
+}
+
+fn emit(v: Value) {
+    println!("{v}");
+}
+
+impl StreamJson {
+    fn new(prompt_len: usize) -> StreamJson {
+        let session = format!("fake-{:x}-{:x}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()));
+        let model = std::env::var("AGENTPM_MODEL").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "claude-sonnet-4-5".into());
+        let s = StreamJson { session, model, prompt_tokens: prompt_len as u64 / 4 + 500, turns: 0, usage: [0; 4], text: String::new(), error: None };
+        let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+        emit(json!({"type": "system", "subtype": "init", "cwd": cwd, "session_id": s.session, "tools": ["Bash", "Read", "Edit"], "mcp_servers": [{"name": "agent-pm", "status": "connected"}], "model": s.model, "permissionMode": "default", "apiKeySource": "none"}));
+        s
+    }
+
+    /// One model call: the first writes the prompt to the cache, later ones read it.
+    fn call_usage(&mut self, output: u64) -> Value {
+        let first = self.turns == 0;
+        self.turns += 1;
+        let u = if first { [12, output, 0, self.prompt_tokens] } else { [4, output, self.prompt_tokens + 40 * self.turns as u64, 40] };
+        for (t, n) in self.usage.iter_mut().zip(u) {
+            *t += n;
+        }
+        json!({"input_tokens": u[0], "output_tokens": u[1], "cache_read_input_tokens": u[2], "cache_creation_input_tokens": u[3]})
+    }
+
+    fn tool(&mut self, tool: &str, err: Option<&String>) {
+        let usage = self.call_usage(30);
+        let id = format!("toolu_{:03}", self.turns);
+        emit(json!({"type": "assistant", "message": {"id": format!("msg_{:03}", self.turns), "type": "message", "role": "assistant", "model": self.model, "content": [{"type": "tool_use", "id": id, "name": format!("mcp__agent-pm__{tool}"), "input": {}}], "usage": usage}, "parent_tool_use_id": null, "session_id": self.session}));
+        let text = err.cloned().unwrap_or_else(|| "ok".into());
+        emit(json!({"type": "user", "message": {"role": "user", "content": [{"tool_use_id": id, "type": "tool_result", "content": [{"type": "text", "text": text}], "is_error": err.is_some()}]}, "parent_tool_use_id": null, "session_id": self.session}));
+    }
+
+    fn say(&mut self, text: &str) {
+        let usage = self.call_usage(12);
+        emit(json!({"type": "assistant", "message": {"id": format!("msg_{:03}", self.turns), "type": "message", "role": "assistant", "model": self.model, "content": [{"type": "text", "text": text}], "usage": usage}, "parent_tool_use_id": null, "session_id": self.session}));
+        self.text = text.to_string();
+    }
+
+    fn rate_limited(&mut self, resets_in_secs: u64) {
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) + resets_in_secs;
+        emit(json!({"type": "rate_limit_event", "rate_limit_info": {"status": "rejected", "resetsAt": at, "rateLimitType": "five_hour"}, "session_id": self.session}));
+        self.error = Some(format!("Claude AI usage limit reached|{at}"));
+    }
+
+    fn result(self, code: i32, elapsed: Duration) {
+        let [i, o, cr, cw] = self.usage;
+        let cost = (i as f64 * 3.0 + o as f64 * 15.0 + cr as f64 * 0.3 + cw as f64 * 3.75) / 1e6;
+        let is_error = code != 0;
+        let error = self.error.unwrap_or_else(|| format!("fake-agent exited with code {code}"));
+        let text = if is_error { error.clone() } else { self.text };
+        let mut v = json!({"type": "result", "subtype": if is_error { "error_during_execution" } else { "success" }, "is_error": is_error, "duration_ms": elapsed.as_millis() as u64, "duration_api_ms": elapsed.as_millis() as u64 / 2, "num_turns": self.turns, "result": text, "session_id": self.session, "total_cost_usd": cost, "usage": {"input_tokens": i, "output_tokens": o, "cache_read_input_tokens": cr, "cache_creation_input_tokens": cw, "service_tier": "standard"}, "permission_denials": []});
+        if is_error {
+            v["errors"] = json!([error]);
+        }
+        emit(v);
+    }
 }
 
 async fn main(args: Vec<String>) -> i32 {
@@ -219,6 +320,9 @@ async fn main(args: Vec<String>) -> i32 {
     });
     let prompt = tokio::time::timeout(Duration::from_secs(5), prompt).await.ok().and_then(Result::ok).unwrap_or_default();
     println!("fake-agent: received a prompt of {} bytes", prompt.len());
+    if o.stream_json {
+        STREAM.with(|s| *s.borrow_mut() = Some(StreamJson::new(prompt.len())));
+    }
     if o.print_env {
         let mut names: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
         names.sort();
@@ -297,10 +401,12 @@ async fn main(args: Vec<String>) -> i32 {
         Mode::Fail(msg) => {
             println!("working…");
             println!("{msg}");
+            with_stream(|s| s.error = Some(msg.clone()));
             return 1;
         }
         Mode::Quota(msg) => {
             println!("{msg}");
+            with_stream(|s| s.rate_limited(5));
             return 1;
         }
         Mode::Hang => loop {
@@ -334,6 +440,11 @@ async fn main(args: Vec<String>) -> i32 {
     if code != 0 {
         return code;
     }
+    with_stream(|st| {
+        if st.text.is_empty() {
+            st.say("Nothing left to do; logging out.")
+        }
+    });
     if let Err(e) = conn.call(&mut id, "logout", json!({"session_token": s})).await {
         println!("Error: logout failed: {e}");
         return 1;
@@ -348,7 +459,11 @@ async fn main(args: Vec<String>) -> i32 {
 /// A chat session: read the messages (that is what makes them read), answer once.
 async fn chat(conn: &mut Conn, id: &mut u64, s: &Value) -> i32 {
     match conn.call(id, "get_pending_messages", json!({"session_token": s})).await {
-        Ok(v) => println!("fake-agent: read {} chat message(s)", v["messages"].as_array().map_or(0, Vec::len)),
+        Ok(v) => {
+            let n = v["messages"].as_array().map_or(0, Vec::len);
+            println!("fake-agent: read {n} chat message(s)");
+            with_stream(|st| st.say(&format!("Read {n} chat message(s).")));
+        }
         Err(e) => {
             println!("Error: {e}");
             return 1;
@@ -376,6 +491,7 @@ async fn task(conn: &mut Conn, id: &mut u64, s: &Value, o: &Opts) -> i32 {
     println!("fake-agent: working on {task} for {} ms", o.work_ms);
     tokio::time::sleep(Duration::from_millis(o.work_ms)).await;
     println!("fake-agent: {task} done");
+    with_stream(|st| st.say(&format!("Finished task {task}.")));
     if let Some(exl) = exl {
         let _ = conn.call(id, "report_execution_complete", json!({"session_token": s, "execution_log_id": exl, "exit_code": 0, "duration_seconds": o.work_ms as f64 / 1000.0})).await;
     }
@@ -396,7 +512,10 @@ mod tests {
         assert!(matches!(o.mode, Mode::Quota(_)));
         assert_eq!(o.work_ms, 7);
         let o = parse(&["--orphan".into(), "--print-env".into()]);
-        assert!(o.orphan && o.print_env && o.mode == Mode::Succeed);
+        assert!(o.orphan && o.print_env && o.mode == Mode::Succeed && !o.stream_json);
+        let o = parse(&["-p".into(), "--output-format".into(), "stream-json".into(), "--verbose".into()]);
+        assert!(o.stream_json && o.mode == Mode::Succeed);
+        assert!(!parse(&["--output-format".into(), "text".into()]).stream_json);
     }
 
     #[test]

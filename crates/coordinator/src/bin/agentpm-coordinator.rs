@@ -85,6 +85,34 @@ enum Cmd {
     },
     /// Print where settings, state, logs and the default socket live.
     Paths,
+    /// The run history: one line per agent run (newest first), from runs.db; no engine needed.
+    Runs {
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        /// Only runs started within this time (30m, 12h, 1d, 2w) or since a date (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only runs that failed or were interrupted.
+        #[arg(long)]
+        failed: bool,
+        /// At most this many runs (the table shows the newest 50 unless given; --json gives all).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// runs.db to read (default: the standard location).
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Runs, failures, tokens and cost summed by agent, provider or day (UTC), from runs.db.
+    Usage {
+        #[arg(long, default_value = "agent", value_parser = ["agent", "provider", "day"])]
+        by: String,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -156,14 +184,72 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         Cmd::Passkey { cmd } => passkey(cmd),
         Cmd::Token { cmd } => token(cmd),
         Cmd::ImportYaml { file, scrub, overwrite } => import_yaml(&file, scrub, overwrite),
+        Cmd::Runs { agent, project, since, failed, limit, db } => runs_cmd(db, since, cli.json, |since| coordinator::runs::RunFilter { agent, project, since, failed, limit }),
+        Cmd::Usage { by, since, db } => usage_cmd(db, &by, since, cli.json),
         Cmd::Paths => {
             println!("settings      {}", coordinator::paths::settings_path().display());
             println!("state         {}", coordinator::paths::state_path().display());
+            println!("run history   {}", coordinator::runs::store::default_path().display());
             println!("logs          {}", coordinator::paths::default_log_root().display());
             println!("server socket {}", coordinator::paths::default_socket().display());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The run history for reading; None (with a note on stderr) when no run was recorded yet.
+fn open_runs(db: Option<PathBuf>) -> Result<Option<coordinator::runs::RunReader>> {
+    let path = db.unwrap_or_else(coordinator::runs::store::default_path);
+    if !path.exists() {
+        eprintln!("no runs recorded yet ({} does not exist)", path.display());
+        return Ok(None);
+    }
+    Ok(Some(coordinator::runs::RunReader::open(&path)?))
+}
+
+fn since_arg(since: Option<String>) -> Result<Option<i64>> {
+    since.map(|s| coordinator::runs::report::parse_since(&s, coordinator::api::now_ms())).transpose().map_err(anyhow::Error::msg)
+}
+
+fn runs_cmd(db: Option<PathBuf>, since: Option<String>, json: bool, filter: impl FnOnce(Option<i64>) -> coordinator::runs::RunFilter) -> Result<ExitCode> {
+    let filter = filter(since_arg(since)?);
+    let reader = open_runs(db)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    match (reader, json) {
+        // Straight from the rows: 100,000 runs in well under a second.
+        (Some(r), true) => {
+            r.write_json(&filter, &mut out)?;
+        }
+        (None, true) => out.write_all(b"[]\n")?,
+        (r, false) => {
+            const TABLE_ROWS: usize = 50;
+            let mut filter = filter;
+            let capped = filter.limit.is_none();
+            filter.limit = filter.limit.or(Some(TABLE_ROWS));
+            let runs = match r {
+                Some(r) => r.query(&filter)?,
+                None => Vec::new(),
+            };
+            out.write_all(coordinator::runs::report::runs_table(&runs).as_bytes())?;
+            if capped && runs.len() == TABLE_ROWS {
+                writeln!(out, "(the newest {TABLE_ROWS}; --limit N for more)")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn usage_cmd(db: Option<PathBuf>, by: &str, since: Option<String>, json: bool) -> Result<ExitCode> {
+    let since = since_arg(since)?;
+    let key = coordinator::runs::UsageBy::parse(by).context("--by: expected agent, provider or day")?;
+    let rows = match open_runs(db)? {
+        Some(r) => r.usage(key, since)?,
+        None => Vec::new(),
+    };
+    let out = if json { serde_json::to_string(&rows)? + "\n" } else { coordinator::runs::report::usage_table(by, &rows) };
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn platform_store() -> SharedStore {
