@@ -410,6 +410,49 @@ mod tests {
         assert_eq!((s.turns, s.error_line.as_deref()), (None, Some("Error: boom")));
     }
 
+    /// What the real CLIs printed against a model endpoint answering 401 or 429 (scripts/real-agents
+    /// --errors: Claude Code 2.1.197 with stream-json, Gemini CLI 0.61.0, Codex 0.171.0).
+    fn real(name: &str) -> &'static str {
+        match name {
+            "claude-401" => include_str!("../../tests/data/real-cli-errors/claude-401.log"),
+            "claude-429" => include_str!("../../tests/data/real-cli-errors/claude-429.log"),
+            "gemini-401" => include_str!("../../tests/data/real-cli-errors/gemini-401.log"),
+            "gemini-429" => include_str!("../../tests/data/real-cli-errors/gemini-429.log"),
+            "codex-401" => include_str!("../../tests/data/real-cli-errors/codex-401.log"),
+            "codex-429" => include_str!("../../tests/data/real-cli-errors/codex-429.log"),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn real_cli_failures_summarize_as_the_cli_said() {
+        let t0 = 1_000_000;
+        let sum = |name: &str| summarize_with(name.split('-').next().unwrap(), real(name), &PriceTable::default(), t0);
+        let c = sum("claude-401");
+        assert_eq!(c.session_id.as_deref(), Some("32e038bf-43ab-425d-b46b-4fbf7d8836a7"));
+        assert_eq!((c.result_is_error, c.turns, c.cost_usd, c.cost_is_estimate), (Some(true), Some(1), Some(0.0), false));
+        assert_eq!(c.error_line.as_deref(), Some("API Error (401): Invalid API key · Fix external API key"));
+        assert_eq!((c.usage, c.quota_reset_at), (TokenUsage::default(), None));
+        // The error line is the one the cooldown logic reads from the same log.
+        assert_eq!(c.error_line, crate::exit::extract_error(real("claude-401")));
+        let c = sum("claude-429");
+        assert!(c.error_line.as_deref().unwrap().starts_with("API Error: Request rejected (429)"), "{:?}", c.error_line);
+        assert_eq!(c.error_line, crate::exit::extract_error(real("claude-429")));
+        // "Please try again later" names no time: the fallback's wait, counted from the end.
+        let wait = crate::exit::detect_quota(real("claude-429"), 0, 8 * 24 * 3600).unwrap() as i64;
+        assert_eq!(c.quota_reset_at, Some(t0 + wait * 1000));
+        for name in ["gemini-401", "gemini-429", "codex-401", "codex-429"] {
+            let s = sum(name);
+            assert_eq!(s.error_line, crate::exit::extract_error(real(name)), "{name}");
+            // Gemini's 429 log ends in 50 lines of stack trace: no error line there, but the quota below.
+            assert!(s.error_line.is_some() || name == "gemini-429", "{name}");
+            let quota = crate::exit::detect_quota(real(name), 0, 8 * 24 * 3600).map(|w| t0 + w as i64 * 1000);
+            assert_eq!(s.quota_reset_at, quota, "{name}");
+        }
+        assert!(sum("gemini-429").quota_reset_at.is_some());
+        assert_eq!((sum("gemini-401").quota_reset_at, sum("codex-401").quota_reset_at, sum("codex-429").quota_reset_at), (None, None, None));
+    }
+
     #[test]
     fn a_clean_exit_skips_the_plain_text_fallbacks() {
         let log = "Error: rate limit exceeded, retry in 30 seconds\ndone anyway\n";

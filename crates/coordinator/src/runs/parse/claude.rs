@@ -39,6 +39,9 @@ struct Line<'a> {
     result: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     errors: Option<Vec<String>>,
+    /// The HTTP status of a failed model call (Claude Code 2.1: `"api_error_status":401`).
+    #[serde(default, deserialize_with = "lenient")]
+    api_error_status: Option<u64>,
     #[serde(default, deserialize_with = "lenient")]
     rate_limit_info: Option<RateLimitInfo>,
 }
@@ -157,6 +160,12 @@ impl Provider for Claude {
             "result" => {
                 let is_error = l.is_error.unwrap_or(false) || l.subtype.as_deref().is_some_and(|s| s != "success");
                 let error = if is_error { l.errors.map(|e| e.join("; ")).filter(|e| !e.is_empty()).or_else(|| l.result.clone()) } else { None };
+                // Named as crate::exit::extract_error names it, so the record and the cooldown agree.
+                let error = match (error, l.api_error_status) {
+                    (Some(e), Some(s)) if !e.contains(&s.to_string()) => Some(format!("API Error ({s}): {e}")),
+                    (None, Some(s)) if is_error => Some(format!("API Error ({s})")),
+                    (e, _) => e,
+                };
                 out.push(RunEvent::Result(RunResult {
                     is_error,
                     status: l.subtype,
