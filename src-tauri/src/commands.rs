@@ -104,6 +104,18 @@ pub async fn resume_agent(core: Core<'_>, agent_id: String) -> AppResult<()> {
     Ok(())
 }
 
+/// The Runs page: recorded runs, newest first (`since` in ms since the epoch).
+#[tauri::command]
+pub async fn run_history(core: Core<'_>, agent: Option<String>, project: Option<String>, failed: Option<bool>, since: Option<i64>, limit: Option<usize>) -> AppResult<Vec<coordinator::runs::RunRecord>> {
+    core.run_history(coordinator::runs::RunFilter { agent, project, since, failed: failed.unwrap_or(false), limit }).await
+}
+
+/// The Usage page: runs, failures, tokens and cost per day, agent or provider.
+#[tauri::command]
+pub async fn run_usage(core: Core<'_>, by: String, since: Option<i64>) -> AppResult<Vec<coordinator::runs::UsageRow>> {
+    core.run_usage(&by, since).await
+}
+
 #[tauri::command]
 pub async fn list_runs(core: Core<'_>, agent_id: String) -> AppResult<Vec<RunFile>> {
     Ok(core.list_runs(&agent_id).await)

@@ -65,6 +65,8 @@ impl AppCore {
             secrets: Self::store_of(&inner, &self.platform_store),
             redactor: coordinator::redact::global().clone(),
             autostart: true,
+            // Beside settings.json; the demo keeps its own history (it survives demo restarts).
+            runs_db: Some(self.settings_path.with_file_name(if demo { "demo-runs.db" } else { "runs.db" })),
         });
         inner.engine = Some(engine.clone());
         self.generation.fetch_add(1, Ordering::SeqCst);

@@ -75,6 +75,8 @@ fn main() {
             commands::coordinator_stop,
             commands::stop_instance,
             commands::pause_agent,
+            commands::run_history,
+            commands::run_usage,
             commands::resume_agent,
             commands::list_runs,
             commands::read_log,

@@ -111,6 +111,7 @@ impl Rig {
             secrets: store.clone(),
             redactor: coordinator::redact::global().clone(),
             autostart: true,
+            runs_db: Some(dir.path().join("runs.db")),
         });
         Rig { dir, sim, engine, settings, store }
     }

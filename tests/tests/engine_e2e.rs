@@ -196,6 +196,7 @@ async fn locked_secret_store_is_reported_and_retried_never_bypassed() {
         secrets: store.clone(),
         redactor: coordinator::redact::global().clone(),
         autostart: true,
+            runs_db: None,
     });
     let mut rx = engine.subscribe();
     let t = std::time::Instant::now();
@@ -329,4 +330,29 @@ async fn stop_and_pause_keeps_the_agent_stopped_until_resumed() {
     rig.engine.resume_agent(&agent).await;
     assert!(rig.wait_done(Duration::from_secs(20)).await, "work not done after resume: {:?}", rig.sim.stats());
     rig.stop().await;
+}
+
+/// Every run lands in the run history (runs.db) with what its stream-json says: a good run with its tokens
+/// and cost, a failed one with its error line, one the user stopped as stopped by the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_recorded_with_outcome_tokens_cost_and_who_stopped_them() {
+    let rig = Rig::start(RigOptions { agents: 3, projects: 1, items: 1, agent_args: vec!["--output-format".into(), "stream-json".into()], ..Default::default() }).await;
+    let ids = rig.sim.agent_ids();
+    rig.sim.set_agent_behavior(&ids[1], pm_sim::AgentBehavior::Fail { message: "Error: the model refused".into() });
+    rig.sim.set_agent_behavior(&ids[2], pm_sim::AgentBehavior::Hang);
+    let hanging = rig.wait_snapshot(Duration::from_secs(20), |s| s.instances.iter().any(|i| i.agent_id == ids[2])).await.expect("hanging agent started");
+    let id = hanging.instances.iter().find(|i| i.agent_id == ids[2]).unwrap().id;
+    assert!(rig.sim.wait_until(Duration::from_secs(20), |s| s.completed_items >= 1 && s.exit_reports >= 2).await, "{:?}", rig.sim.stats());
+    assert!(rig.engine.stop_instance(id).await);
+    rig.wait_snapshot(Duration::from_secs(15), |s| s.instances.iter().all(|i| i.id != id)).await.expect("stopped");
+    let (dir, _) = rig.stop().await;
+    let runs = coordinator::runs::RunReader::open(&dir.path().join("runs.db")).unwrap().query(&Default::default()).unwrap();
+    let of = |a: &str| runs.iter().filter(|r| r.agent_id == a).collect::<Vec<_>>();
+    let ok = of(&ids[0]);
+    assert!(ok.iter().any(|r| r.outcome == coordinator::runs::Outcome::Ok && r.cost_usd.unwrap_or(0.0) > 0.0 && r.output_tokens > 0 && r.session_id.is_some()), "{ok:#?}");
+    let failed = of(&ids[1]);
+    assert!(failed.iter().any(|r| r.outcome == coordinator::runs::Outcome::Failed && r.error_line.as_deref().is_some_and(|e| e.contains("the model refused"))), "{failed:#?}");
+    let stopped = of(&ids[2]);
+    assert!(stopped.iter().any(|r| r.outcome == coordinator::runs::Outcome::Stopped && r.stopped_by == Some(coordinator::runs::StoppedBy::User)), "{stopped:#?}");
+    assert!(runs.iter().all(|r| r.outcome != coordinator::runs::Outcome::Running), "a run left running in the history");
 }

@@ -47,6 +47,7 @@ fn engine(dir: &Path, server: &str, claude: ProviderSettings, tweak: impl FnOnce
         // Our own redactor: tests in this process must not mask each other's secrets.
         redactor: Redactor::default(),
         autostart: true,
+            runs_db: None,
     });
     Setup { engine, logs }
 }

@@ -51,7 +51,8 @@ impl Demo {
             DEMO_PROVIDER.to_string(),
             ProviderSettings {
                 command: opts.fake_agent[0].clone(),
-                args: opts.fake_agent[1..].iter().cloned().chain(["--work-ms".to_string(), opts.work_ms.to_string()]).collect(),
+                // Claude-style stream-json output, so the demo's runs become real records (tokens, cost, turns).
+                args: opts.fake_agent[1..].iter().cloned().chain(["--work-ms".to_string(), opts.work_ms.to_string(), "--output-format".to_string(), "stream-json".to_string()]).collect(),
                 model: None,
                 kind: Some("custom".to_string()),
             },

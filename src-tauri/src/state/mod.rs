@@ -10,6 +10,7 @@
 //! Starting and stopping the engine (and the single-instance lock) is `crate::engine_host`.
 
 pub(crate) mod demo;
+mod history;
 mod logs;
 mod models;
 mod secrets;

@@ -315,6 +315,8 @@ async fn run(config: Option<PathBuf>, json: bool, verbose: bool) -> Result<ExitC
         secrets: store,
         redactor: coordinator::redact::global().clone(),
         autostart: true,
+        // One history for every config: `runs` and `usage` read it.
+        runs_db: Some(coordinator::runs::store::default_path()),
     });
     let mut view = StatusView::new(json);
     let mut snaps = engine.subscribe();
@@ -416,6 +418,7 @@ async fn demo(a: DemoArgs, json: bool) -> Result<ExitCode> {
         secrets: Arc::new(store),
         redactor: coordinator::redact::global().clone(),
         autostart: true,
+        runs_db: Some(dir.join("runs.db")),
     });
     let mut view = StatusView::new(json);
     view.total = Some(total);

@@ -95,7 +95,7 @@ impl Supervisor {
         if stop_running {
             let ids: Vec<u64> = self.runs.instances.iter().filter(|(_, i)| i.info.agent_id == agent).map(|(id, _)| *id).collect();
             for id in ids {
-                self.stop_instance(id);
+                self.stop_instance_for_user(id);
             }
         }
         self.holds.paused.insert(agent, until);

@@ -145,6 +145,13 @@ impl Supervisor {
                 }
             }
         }
+        if let Some(store) = &self.run_store {
+            // The writer reads the log and fills in tokens, cost, the final message; the exit path only sends.
+            let stopped_by = inst.stopping.then_some(if inst.stopped_by_user { crate::runs::StoppedBy::User } else { crate::runs::StoppedBy::Coordinator });
+            let signal = code.filter(|c| *c > 128 && inst.stopping).map(|c| c - 128);
+            let end = crate::runs::RunEnd { ended_at: now_ms(), exit_code: code, signal, stopped_by, log_path: None, provider_kind: inst.kind.as_str().to_string() };
+            store.run_finished(&inst.run_id, end);
+        }
         let _ = self.ev.send(Event::InstanceExited { instance: info.clone(), exit_code: code, error: shown_error });
         // An instance of the pair being spawned counts: it will authenticate, and `remaining_processes: 0`
         // would make the server delete the session it is about to use.

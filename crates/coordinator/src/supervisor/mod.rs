@@ -59,6 +59,18 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         tokio::spawn(publish::state_writer(path, state_rx));
     }
     let server = ServerHealth { address: cfg.settings.server_address(), ..Default::default() };
+    // The run history: opening it closes runs a crash left "running" as "interrupted".
+    let (run_store, run_store_error) = match cfg.runs_db.as_deref().map(crate::runs::RunStore::open) {
+        None => (None, None),
+        Some(Ok(s)) => {
+            s.prune(cfg.settings.log_retention.max_files_per_agent.max(1000));
+            (Some(s), None)
+        }
+        Some(Err(e)) => {
+            tracing::warn!("{e}; runs are not recorded");
+            (None, Some(format!("{e}; runs are not recorded")))
+        }
+    };
     let mut sup = Supervisor {
         running: false,
         autostart: cfg.autostart,
@@ -77,7 +89,11 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         health: Health { server, ..Default::default() },
         remote: RemoteState::default(),
         status: Status::new(snap),
+        run_store,
     };
+    if let Some(e) = run_store_error {
+        sup.push_error(None, None, e);
+    }
     let orphans = persisted.children;
     tokio::spawn(async move {
         sup.stop_orphans(orphans).await;
@@ -114,6 +130,8 @@ struct Supervisor {
     remote: RemoteState,
     /// Snapshot inputs and publishing (publish.rs).
     status: Status,
+    /// The run history (runs/): every run is recorded off the loop, by its writer thread.
+    run_store: Option<crate::runs::RunStore>,
 }
 
 impl Supervisor {
@@ -164,7 +182,7 @@ impl Supervisor {
             Command::StopInstance(id, done) => {
                 let found = self.runs.instances.contains_key(&id);
                 if found {
-                    self.stop_instance(id);
+                    self.stop_instance_for_user(id);
                 }
                 let _ = done.send(found);
             }

@@ -50,6 +50,8 @@ pub struct EngineConfig {
     pub redactor: Redactor,
     /// Start coordinating at once (else wait for `start`).
     pub autostart: bool,
+    /// The run history database (`runs.db`); `None` = runs are not recorded.
+    pub runs_db: Option<PathBuf>,
 }
 
 /// What the handle asks of the supervisor.

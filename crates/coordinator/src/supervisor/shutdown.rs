@@ -32,6 +32,11 @@ impl Supervisor {
         }
         self.persist();
         self.status.dirty = true;
+        // Every ended run is in the history before the engine reports itself stopped.
+        if let Some(store) = &self.run_store {
+            let store = store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+        }
     }
 
     pub(super) fn reports_in_flight(&self) -> bool {

@@ -21,6 +21,12 @@ pub(super) struct Instance {
     pub(super) info: InstanceInfo,
     pub(super) plan: LaunchPlan,
     pub(super) stopping: bool,
+    /// The user stopped it (Stop, Stop and pause), not the coordinator's own stop or shutdown.
+    pub(super) stopped_by_user: bool,
+    /// Its row in the run history.
+    pub(super) run_id: String,
+    /// "claude" | "gemini" | "codex" | "custom": how its log is read.
+    pub(super) kind: ProviderKind,
 }
 
 pub(super) struct Runs {
@@ -42,6 +48,7 @@ pub(super) struct Spawned {
     info: InstanceInfo,
     plan: LaunchPlan,
     child: launch::RunningChild,
+    kind: ProviderKind,
 }
 
 /// How long a finished agent's log copy may take once the agent exited: a background process it left
@@ -106,7 +113,7 @@ impl Supervisor {
                     let keep: Vec<PathBuf> = live.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
                     crate::logs::prune(&log_root, &agent, retention.max_files_per_agent, retention.max_mb_per_agent * 1024 * 1024, &keep)
                 });
-                Ok(Box::new(Spawned { info, plan, child }))
+                Ok(Box::new(Spawned { info, plan, child, kind: req.kind }))
             }
             .await;
             if result.is_err() {
@@ -245,7 +252,23 @@ impl Supervisor {
                     });
                     let _ = tx.send(Msg::Exited { id, code });
                 });
-                self.runs.instances.insert(id, Instance { info, plan: s.plan, stopping: false });
+                let run_id = crate::runs::store::new_run_id();
+                if let Some(store) = &self.run_store {
+                    store.run_started(
+                        &run_id,
+                        crate::runs::RunStart {
+                            agent_id: info.agent_id.clone(),
+                            project_id: info.project_id.clone(),
+                            task_id: info.task_id.clone(),
+                            provider: info.provider.clone(),
+                            provider_kind: s.kind.as_str().to_string(),
+                            model: info.model.clone(),
+                            started_at: info.started_at,
+                            log_path: Some(info.log_path.clone()),
+                        },
+                    );
+                }
+                self.runs.instances.insert(id, Instance { info, plan: s.plan, stopping: false, stopped_by_user: false, run_id, kind: s.kind });
                 if !self.running {
                     // The spawn raced a stop: it must not outlive the coordinator's stop.
                     self.stop_instance(id);
@@ -255,6 +278,14 @@ impl Supervisor {
         }
         self.dispatch();
         self.check_cycle_done();
+    }
+
+    /// The user's Stop: recorded as stopped by the user in the run history.
+    pub(super) fn stop_instance_for_user(&mut self, id: u64) {
+        if let Some(inst) = self.runs.instances.get_mut(&id) {
+            inst.stopped_by_user = true;
+        }
+        self.stop_instance(id);
     }
 
     pub(super) fn stop_instance(&mut self, id: u64) {
