@@ -264,3 +264,26 @@ async fn server_stops_while_agents_are_mid_call() {
     println!("FAULT| server stops 5 s while agents are mid-call | failed runs not blamed: no cooldown, no report | {left} items drained {took:.1} s after it is back | lost 0");
     rig.stop().await;
 }
+
+/// A quota is the provider account's: when one agent hits it, the other agents on the same provider wait
+/// for the same reset instead of each spending a run to find out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_quota_holds_every_agent_on_that_provider() {
+    let rig = Rig::start(RigOptions { agents: 2, projects: 1, items: 0, ..Default::default() }).await;
+    let (a, b) = (rig.sim.agent_ids()[0].clone(), rig.sim.agent_ids()[1].clone());
+    let p = rig.sim.project_ids()[0].clone();
+    rig.sim.set_agent_behavior(&a, pm_sim::AgentBehavior::Quota { message: "Error: rate limit reached, retry after 30 seconds".into() });
+    rig.sim.add_items(&a, &p, 1);
+    let held = rig.wait_snapshot(Duration::from_secs(20), |s| s.agents.iter().any(|x| x.agent_id == a && matches!(x.state, AgentState::Cooldown { .. }))).await;
+    assert!(held.is_some(), "the quota did not cool the agent down: {:?}", rig.engine.snapshot().agents);
+    let spawns = rig.engine.snapshot().counters.spawns;
+    rig.sim.add_items(&b, &p, 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let snap = rig.engine.snapshot();
+    assert_eq!(snap.counters.spawns, spawns, "another agent on the same provider was started into the limit");
+    let bs = snap.agents.iter().find(|x| x.agent_id == b).unwrap();
+    assert!(matches!(&bs.state, AgentState::Cooldown { reason, .. } if reason.contains("quota") && reason.contains(&a)), "{:?}", bs.state);
+    assert!(snap.attention.iter().any(|x| x.key == format!("agent:{b}:quota")), "{:?}", snap.attention);
+    println!("FAULT| one agent hits the provider's quota (retry after 30 s) | every agent on that provider waits for the same reset (33 s) | spawns {spawns} | lost 0");
+    rig.stop().await;
+}

@@ -48,7 +48,11 @@ pub fn list(s: &Snapshot, f: &Facts) -> Vec<Attention> {
         match &a.state {
             AgentState::NoPasskey => out.push(item(format!("agent:{id}:passkey"), Some(id), format!("{id} has no passkey."), "Set it on the Agents page (or `agentpm-coordinator passkey set`).")),
             AgentState::Cooldown { until, reason } if reason.starts_with("quota") => {
-                out.push(item(format!("agent:{id}:quota"), Some(id), format!("{id} hit its provider's quota; its work is parked until {}.", clock(*until)), "Nothing to do: it resumes by itself. Resume it now to retry at once."))
+                let who = match reason.find("hit by ") {
+                    Some(i) => format!("{id} waits for its provider's quota ({}); its work is parked until {}.", reason[i..].trim_end_matches(')'), clock(*until)),
+                    None => format!("{id} hit its provider's quota; its work is parked until {}.", clock(*until)),
+                };
+                out.push(item(format!("agent:{id}:quota"), Some(id), who, "Nothing to do: it resumes by itself."))
             }
             _ => {}
         }

@@ -149,6 +149,9 @@ pub struct Cooldown {
     pub until: UnixMs,
     pub reason: CooldownReason,
     pub consecutive_failures: u32,
+    /// Why, when it is not this agent's own failure (e.g. "claude, hit by agt_a").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 /// Cooldowns keyed on what failed: a quota is the agent's provider account, so it holds the agent in every
@@ -186,7 +189,7 @@ impl Cooldowns {
             }
             None => (backoff(n).min(max_secs as f64), CooldownReason::Error),
         };
-        let c = Cooldown { until: now + (secs * 1000.0) as i64, reason, consecutive_failures: n };
+        let c = Cooldown { until: now + (secs * 1000.0) as i64, reason, consecutive_failures: n, cause: None };
         match slot {
             std::collections::btree_map::Entry::Occupied(mut o) => {
                 o.insert(c.clone());
@@ -229,6 +232,17 @@ impl Cooldowns {
         }
         let held: Vec<&Cooldown> = self.pairs.get(agent_id).into_iter().flat_map(|m| m.values()).filter(|c| c.until > now).collect();
         held.iter().max_by_key(|c| c.until).map(|c| (*c, held.len()))
+    }
+
+    /// Hold an agent everywhere until `until` because another agent on the same provider account hit its
+    /// limit: its own failure count is unchanged (it did not fail), an existing longer hold is kept.
+    pub fn hold_for_provider(&mut self, agent_id: &str, until: UnixMs, cause: &str) {
+        let c = self.agents.entry(agent_id.to_string()).or_insert(Cooldown { until, reason: CooldownReason::Quota, consecutive_failures: 0, cause: None });
+        if c.until <= until {
+            c.until = until;
+            c.reason = CooldownReason::Quota;
+            c.cause = Some(cause.to_string());
+        }
     }
 
     /// Is the agent cooling down everywhere (an agent-wide cooldown)?

@@ -53,6 +53,7 @@ impl Supervisor {
         let tx = self.tx.clone();
         let client = self.client.clone();
         let stopped = inst.stopping;
+        let kind = inst.kind.as_str();
         tokio::spawn(async move {
             // Reading the log tail is file I/O: off the loop.
             let analysis = tokio::task::spawn_blocking(move || {
@@ -66,7 +67,7 @@ impl Supervisor {
                     return (None, None);
                 }
                 let tail = crate::logs::read_tail(&log, 64 * 1024);
-                let quota = if ep.quota_detection { crate::exit::detect_quota(&tail, ep.quota_margin_percent, ep.max_cooldown_secs) } else { None };
+                let quota = if ep.quota_detection { quota_wait(kind, &tail, &ep) } else { None };
                 (crate::exit::extract_error(&tail), quota)
             });
             let (error_line, quota_secs) = analysis.await.unwrap_or((None, None));
@@ -137,6 +138,9 @@ impl Supervisor {
                         self.health.recent_backoffs.push((pair.clone(), now_ms()));
                     }
                     let _ = self.ev.send(Event::CooldownStarted { agent_id: info.agent_id.clone(), until: c.until, reason: c.reason.to_string() });
+                    if quota_secs.is_some() {
+                        self.hold_provider_account(&info.agent_id, &info.provider, c.until);
+                    }
                 }
                 // Upstream reports only a real error line; every report becomes chat work on the server
                 // (one paid run), so it is sent once per failure streak.
@@ -182,6 +186,24 @@ impl Supervisor {
             });
         }
         self.dispatch();
+    }
+
+    /// A quota is the provider account's: every other enabled agent that runs on the same provider waits
+    /// until the same reset instead of each spending a run to find out.
+    fn hold_provider_account(&mut self, hit: &str, provider: &str, until: UnixMs) {
+        let others: Vec<String> = self
+            .settings
+            .agents
+            .iter()
+            .filter(|(id, a)| id.as_str() != hit && a.enabled && a.provider.as_deref().unwrap_or("claude") == provider)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in others {
+            tracing::info!(agent = %id, provider, "holding until the provider's limit resets (hit by {hit})");
+            self.holds.cooldowns.hold_for_provider(&id, until, &format!("{provider}, hit by {hit}"));
+            self.purge_queue(&id);
+            let _ = self.ev.send(Event::CooldownStarted { agent_id: id, until, reason: format!("quota ({provider}, hit by {hit})") });
+        }
     }
 
     pub(super) fn reported(&mut self, pair: PairKey, result: Result<(), PmError>, exit_tool: Option<ExitTool>) {
@@ -257,6 +279,21 @@ impl Supervisor {
             }
             let _ = tx.send(Msg::PendingFlushed { done, exit_tool: tool });
         });
+    }
+}
+
+/// How long a failed run's quota holds the agent: the reset time in the provider's own words (Claude's
+/// rate-limit event `resetsAt`, the reset the CLIs print; `runs::quota`) plus the margin, else the plain-text
+/// patterns of `exit::detect_quota`. None = not a quota failure.
+fn quota_wait(kind: &str, tail: &str, ep: &crate::config::ErrorProtection) -> Option<u64> {
+    let now = now_ms();
+    let stated = crate::runs::record::summarize(kind, tail).quota_reset_at.filter(|t| *t > now);
+    match stated {
+        Some(t) => {
+            let secs = ((t - now) as f64 / 1000.0) * (1.0 + ep.quota_margin_percent as f64 / 100.0);
+            Some((secs.ceil() as u64).clamp(5, ep.max_cooldown_secs.max(5)))
+        }
+        None => crate::exit::detect_quota(tail, ep.quota_margin_percent, ep.max_cooldown_secs),
     }
 }
 

@@ -95,7 +95,11 @@ impl Supervisor {
                 } else if let Some(until) = self.holds.paused_now(id, now) {
                     AgentState::Paused { until }
                 } else if let Some((c, pairs)) = self.holds.cooldowns.active_for_agent(id, now) {
-                    let reason = if pairs > 0 { format!("{} in {pairs} project{}", c.reason, if pairs == 1 { "" } else { "s" }) } else { c.reason.to_string() };
+                    let reason = match (&c.cause, pairs) {
+                        (Some(cause), _) => format!("{} ({cause})", c.reason),
+                        (None, 0) => c.reason.to_string(),
+                        (None, n) => format!("{} in {n} project{}", c.reason, if n == 1 { "" } else { "s" }),
+                    };
                     AgentState::Cooldown { until: c.until, reason }
                 } else if self.secrets.loaded && !has_passkey {
                     AgentState::NoPasskey
