@@ -1,0 +1,214 @@
+//! `agentpm-coordinator`: the headless CLI (run, demo, doctor, passkeys, token, import).
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use coordinator::api::{Event, Snapshot};
+use coordinator::config::Settings;
+use coordinator::engine::{Engine, EngineConfig};
+use coordinator::secrets::{self, SecretStore, SharedStore};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod config;
+mod demo;
+mod doctor;
+mod history;
+mod run;
+mod credentials;
+mod view;
+
+use config::*;
+use demo::*;
+use doctor::*;
+use history::*;
+use run::*;
+use credentials::*;
+use view::*;
+
+/// Exit code for bad configuration (file, field and value are named in the message).
+pub(crate) const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "agentpm-coordinator", version, about = "Runs AI Agent PM's coordinator: launches AI coding agents as the PM server asks")]
+struct Cli {
+    /// Print JSON lines (snapshots and events) instead of the human status line.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More logging (also passes debug flags to providers in `run`).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Coordinate agents against the configured PM server until Ctrl-C / SIGTERM.
+    Run {
+        /// settings.json (default: the standard location) or the Python coordinator's YAML.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run a self-contained demo: the built-in PM server simulator and real fake-agent processes.
+    Demo {
+        #[arg(long, default_value_t = 3)]
+        agents: usize,
+        #[arg(long, default_value_t = 2)]
+        projects: usize,
+        #[arg(long, default_value_t = 2)]
+        items: usize,
+        /// How long each fake agent works, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        work_ms: u64,
+        #[arg(long, default_value_t = 3)]
+        max_concurrent: usize,
+        #[arg(long, default_value_t = 1)]
+        polling_interval: u64,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Keep the demo's files (socket, project dirs, logs) in this directory instead of a temp dir.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Check the setup: server reachable, provider CLIs found, passkeys present, directories writable.
+    Doctor {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Manage agent passkeys in the secret store (Keychain on macOS). Values are never printed.
+    Passkey {
+        #[command(subcommand)]
+        cmd: PasskeyCmd,
+    },
+    /// Manage the coordinator token in the secret store.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// Move the Python coordinator's YAML (passkeys, token, agents, providers) into the secret store and settings.json.
+    ImportYaml {
+        file: PathBuf,
+        /// Rewrite the YAML without secrets (a byte-exact backup `<file>.bak`, mode 0600, is written first).
+        #[arg(long)]
+        scrub: bool,
+        /// Replace passkeys that are already stored with a different value.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Print where settings, state, logs and the default socket live.
+    Paths,
+    /// The run history: one line per agent run (newest first), from runs.db; no engine needed.
+    Runs {
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        /// Only runs started within this time (30m, 12h, 1d, 2w) or since a date (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only runs that failed or were interrupted.
+        #[arg(long)]
+        failed: bool,
+        /// At most this many runs (the table shows the newest 50 unless given; --json gives all).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// runs.db to read (default: the standard location).
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Runs, failures, tokens and cost summed by agent, provider or day (UTC), from runs.db.
+    Usage {
+        #[arg(long, default_value = "agent", value_parser = ["agent", "provider", "day"])]
+        by: String,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PasskeyCmd {
+    /// Store an agent's passkey (read from a no-echo prompt, or from stdin when piped; never from argv).
+    Set { agent_id: String },
+    Delete { agent_id: String },
+    /// Agent ids and whether a passkey is present.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Store the coordinator token (no-echo prompt, or stdin when piped).
+    Set,
+    Delete,
+}
+
+fn main() -> ExitCode {
+    // The demo re-executes this binary as a fake agent: no extra binary to ship.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--fake-agent") {
+        return ExitCode::from(pm_sim::fake_agent::run(args[2..].to_vec()).clamp(0, 255) as u8);
+    }
+    // Agents' `agent-pm` MCP server (stdio); hidden from --help: only MCP configs we write name it.
+    if args.get(1).map(String::as_str) == Some("mcp-bridge") {
+        return ExitCode::from(coordinator::mcp_bridge::run() as u8);
+    }
+    let cli = Cli::parse();
+    // The demo shows its own progress line: keep the engine's log to warnings there.
+    let level = match (&cli.cmd, cli.verbose) {
+        (_, true) => "debug",
+        (Cmd::Demo { .. }, false) => "warn",
+        _ => "info",
+    };
+    coordinator::redact::init_tracing_at(level, cli.json);
+    // One worker: the engine is I/O-bound and its blocking work (files, keyring, zip) runs on the blocking
+    // pool. Measured: a 1,000-pair cycle takes 15 ms with one worker vs 20 ms with two (work stealing
+    // moves every reply's wake-up to the other core) and half the CPU.
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(real_main(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = coordinator::redact::global().redact(&format!("{e:#}"));
+            eprintln!("error: {msg}");
+            let is_config = e.chain().any(|c| c.downcast_ref::<coordinator::config::ConfigError>().is_some());
+            if is_config {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn real_main(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Run { config } => run(config, cli.json, cli.verbose).await,
+        Cmd::Demo { agents, projects, items, work_ms, max_concurrent, polling_interval, timeout, dir } => {
+            demo(DemoArgs { agents, projects, items, work_ms, max_concurrent, polling_interval, timeout, dir }, cli.json).await
+        }
+        Cmd::Doctor { config } => doctor(config).await,
+        Cmd::Passkey { cmd } => passkey(cmd),
+        Cmd::Token { cmd } => token(cmd),
+        Cmd::ImportYaml { file, scrub, overwrite } => import_yaml(&file, scrub, overwrite),
+        Cmd::Runs { agent, project, since, failed, limit, db } => runs_cmd(db, since, cli.json, |since| coordinator::runs::RunFilter { agent, project, since, failed, limit }),
+        Cmd::Usage { by, since, db } => usage_cmd(db, &by, since, cli.json),
+        Cmd::Paths => {
+            println!("settings      {}", coordinator::paths::settings_path().display());
+            println!("state         {}", coordinator::paths::state_path().display());
+            println!("run history   {}", coordinator::runs::store::default_path().display());
+            println!("logs          {}", coordinator::paths::default_log_root().display());
+            println!("server socket {}", coordinator::paths::default_socket().display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
