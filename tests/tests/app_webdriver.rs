@@ -236,6 +236,19 @@ async fn app_end_to_end() {
     let log = s.text("#log-view").await;
     assert!(!log.contains("demo-agt_03"), "the passkey is shown in the log");
     s.screenshot("logs").await;
+    // Runs page: the demo's runs from the run history, with tokens and cost from their stream-json.
+    s.click("#nav-runs").await;
+    s.exec("const a = document.querySelector('#runs-since'); a.value = ''; a.dispatchEvent(new Event('change')); return true").await;
+    let runs = s.wait_text("[data-testid=runs-table]", "agt_03", Duration::from_secs(20)).await;
+    assert!(runs.contains("worked") && runs.contains("$"), "runs without outcome or cost: {runs}");
+    s.screenshot("runs").await;
+    // Usage page: per agent, the totals of those runs.
+    s.click("#nav-usage").await;
+    s.exec("const a = document.querySelector('#usage-by'); a.value = 'agent'; a.dispatchEvent(new Event('change')); return true").await;
+    let usage = s.wait_text("[data-testid=usage-table]", "agt_03", Duration::from_secs(20)).await;
+    assert!(usage.contains("$"), "usage without cost: {usage}");
+    s.wait("#usage-chart rect.bar", Duration::from_secs(10)).await;
+    s.screenshot("usage").await;
     // Providers page with a working "Test".
     s.click("#nav-providers").await;
     s.click("[data-testid=prov-claude-test]").await;

@@ -237,7 +237,8 @@ async fn an_agent_that_logs_out_then_exits_2_s_later_wastes_no_lease() {
     let done = rig.wait_done(Duration::from_secs(40)).await;
     let wall = t.elapsed().as_secs_f64();
     let st = rig.sim.stats();
-    assert!(done, "12 items not drained in 40 s (a dropped start costs 120 s): {st:?}");
+    let trace: Vec<String> = rig.sim.calls().iter().filter(|c| ["get_agent_action", "report_process_exit", "invalidate_session", "authenticate", "logout", "report_agent_error"].contains(&c.tool.as_str())).map(|c| format!("{} {} {} {}", c.at_us / 1000, c.tool, c.args["agent_id"].as_str().unwrap_or(""), c.args["project_id"].as_str().or(c.args["remaining_processes"].as_u64().map(|_| "")).unwrap_or(""))).collect();
+    assert!(done, "12 items not drained in 40 s (a dropped start costs 120 s): {st:?}\n{}", trace.join("\n"));
     let lost = st.leases_taken - st.leases_cleared_by_auth - st.leases_outstanding;
     assert_eq!((lost, st.leases_expired_unused), (0, 0), "{st:?}");
     assert_eq!(rig.engine.snapshot().counters.leases_lost, 0);

@@ -160,8 +160,9 @@ async fn an_outage_mid_call_costs_no_cooldown_and_work_drains_when_the_server_is
     outage.await.unwrap();
     let back = Instant::now();
     let left = s.sim.stats().remaining_items;
-    // Work-bound time for what is left (3 slots, 0.5 s items) plus 3 s.
-    let bound = Duration::from_secs_f64(3.0 + left as f64 * 0.5 / 3.0);
+    // Work-bound time for what is left (3 slots, 0.5 s items) plus 4 s of slack for a loaded test machine
+    // (the benchmark measures the real figure: worst 2.8 s of 5 runs).
+    let bound = Duration::from_secs_f64(4.0 + left as f64 * 0.5 / 3.0);
     let done = s.sim.wait_until(bound, |st| st.remaining_items == 0).await;
     let took = back.elapsed().as_secs_f64();
     let snaps = c.stop();

@@ -22,6 +22,10 @@ pub(super) struct ExitState {
     pub(super) reporting: usize,
     pub(super) tool: Option<ExitTool>,
     pub(super) last_exit: HashMap<String, (Option<i32>, PathBuf)>,
+    /// Pairs whose exit report is being sent right now: the pending flush must not send a second one (a late
+    /// duplicate with `remaining_processes: 0` would delete the session of an instance started meanwhile).
+    /// A count per pair: two instances of a pair may end close together.
+    pub(super) in_flight: HashMap<PairKey, usize>,
     /// Pairs whose current failure streak was reported with `report_agent_error` (cleared by a good run).
     pub(super) reported_streak: HashSet<PairKey>,
 }
@@ -164,6 +168,7 @@ impl Supervisor {
         self.persist();
         // Report in order: register log → error → exit. The pair is asked again once the exit is reported.
         if let Some(client) = self.client.clone() {
+            *self.exits.in_flight.entry(pair.clone()).or_default() += 1;
             let tx = self.tx.clone();
             let known = self.exits.tool;
             let upload = self.upload_target();
@@ -207,6 +212,12 @@ impl Supervisor {
     }
 
     pub(super) fn reported(&mut self, pair: PairKey, result: Result<(), PmError>, exit_tool: Option<ExitTool>) {
+        if let Some(n) = self.exits.in_flight.get_mut(&pair) {
+            *n -= 1;
+            if *n == 0 {
+                self.exits.in_flight.remove(&pair);
+            }
+        }
         if exit_tool.is_some() && self.exits.tool != exit_tool {
             self.exits.tool = exit_tool;
             self.health.server.exit_report_tool = exit_tool.map(|t| t.name().to_string());
@@ -258,7 +269,10 @@ impl Supervisor {
             return;
         }
         // Only pairs with nothing running and no report already in flight.
-        let pending: Vec<PairKey> = self.exits.pending.iter().filter(|p| !self.pair_running(p) && !self.cycle.asking.contains(p)).cloned().collect();
+        let pending: Vec<PairKey> = self.exits.pending.iter().filter(|p| !self.pair_running(p) && !self.cycle.asking.contains(p) && !self.exits.in_flight.contains_key(*p)).cloned().collect();
+        if pending.is_empty() {
+            return;
+        }
         let Some(client) = self.client.clone() else { return };
         self.exits.reporting += 1;
         let tx = self.tx.clone();
