@@ -40,9 +40,39 @@ pub(super) struct CycleState {
     /// ineligible are purged. A running pair is asked like any other, holding a free slot: the answer may
     /// be `start` for its other purpose, and a `start` is a lease we must be able to obey.
     pub(super) ask_queue: Arc<std::sync::Mutex<VecDeque<PairKey>>>,
+    /// Pairs an asker is asking right now (shared with the askers), and those whose exit report waits for it.
+    pub(super) questions: Arc<std::sync::Mutex<Questions>>,
+}
+
+#[derive(Default)]
+pub(super) struct Questions {
+    pub(super) in_flight: HashSet<PairKey>,
+    /// An asker that gets a no-op answer for one of these tells the loop (`Msg::QuestionDone`).
+    pub(super) watched: HashSet<PairKey>,
 }
 
 impl CycleState {
+    fn questions(&self) -> std::sync::MutexGuard<'_, Questions> {
+        self.questions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Is an asker asking about this pair now? (Then an exit report waits, and the pair is watched.)
+    pub(super) fn questions_in_flight(&self, pair: &PairKey) -> bool {
+        let mut q = self.questions();
+        let out = q.in_flight.contains(pair);
+        if out {
+            q.watched.insert(pair.clone());
+        } else {
+            q.watched.remove(pair);
+        }
+        out
+    }
+
+    /// The loop has decided on a question's answer (a `start` now holds `asking`): it is no longer in flight.
+    pub(super) fn question_answered(&self, pair: &PairKey) {
+        self.questions().in_flight.remove(pair);
+    }
+
     pub(super) fn new() -> CycleState {
         CycleState {
             number: 0,
@@ -54,6 +84,7 @@ impl CycleState {
             asking: HashSet::new(),
             askers: 0,
             ask_queue: Arc::new(std::sync::Mutex::new(VecDeque::new())),
+            questions: Arc::new(std::sync::Mutex::new(Questions::default())),
         }
     }
 }
@@ -200,7 +231,7 @@ impl Supervisor {
         let Some(client) = self.client.clone() else { return };
         while self.free_slots() > 0 && !self.queue().is_empty() {
             self.cycle.askers += 1;
-            tokio::spawn(asker(client.clone(), self.cycle.ask_queue.clone(), self.tx.clone()));
+            tokio::spawn(asker(client.clone(), self.cycle.ask_queue.clone(), self.cycle.questions.clone(), self.tx.clone()));
         }
     }
 
@@ -209,8 +240,17 @@ impl Supervisor {
         self.cycle.askers -= 1;
         self.status.counters.asked += holds;
         match asked {
-            Some((pair, result)) => self.answered(pair, result),
+            Some((pair, result)) => {
+                self.answered(pair.clone(), result);
+                self.cycle.question_answered(&pair);
+                self.flush_deferred_reports(&pair);
+            }
             None => {
+                // Safety net: an idle asker asks nothing, so reports waiting on a question may go now.
+                let waiting: Vec<PairKey> = self.exits.deferred.iter().map(|r| r.pair.clone()).collect();
+                for p in waiting {
+                    self.flush_deferred_reports(&p);
+                }
                 self.dispatch();
                 self.check_cycle_done();
             }
@@ -274,10 +314,21 @@ impl Supervisor {
 
 /// One asker: holds a slot and asks queued pairs in turn. The first answer that needs the loop's decision
 /// (start, stop, restart, an error) ends it; `hold` answers are only counted, and it moves on.
-async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<PairKey>>>, tx: mpsc::UnboundedSender<Msg>) {
+async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<PairKey>>>, questions: Arc<std::sync::Mutex<Questions>>, tx: mpsc::UnboundedSender<Msg>) {
     let mut holds = 0;
+    let questions = |f: &mut dyn FnMut(&mut Questions)| f(&mut questions.lock().unwrap_or_else(|p| p.into_inner()));
     loop {
-        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        // Popped and marked in flight under the queue's lock: the loop never sees a pair in neither.
+        let next = {
+            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+            let next = q.pop_front();
+            if let Some(p) = &next {
+                questions(&mut |qs| {
+                    qs.in_flight.insert(p.clone());
+                });
+            }
+            next
+        };
         let Some(pair) = next else {
             let _ = tx.send(Msg::AskerIdle { holds });
             return;
@@ -285,6 +336,14 @@ async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<PairK
         let result = client.get_agent_action(&pair.agent_id, &pair.project_id).await;
         if matches!(&result, Ok(a) if !a.action.needs_decision()) {
             holds += 1;
+            let mut watched = false;
+            questions(&mut |qs| {
+                qs.in_flight.remove(&pair);
+                watched = qs.watched.remove(&pair);
+            });
+            if watched {
+                let _ = tx.send(Msg::QuestionDone { pair });
+            }
             continue;
         }
         let _ = tx.send(Msg::Asked { pair, result, holds });

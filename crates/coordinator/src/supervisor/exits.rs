@@ -14,6 +14,14 @@ use std::time::Duration;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 use std::path::PathBuf;
 
+/// An exit report waiting to be sent.
+pub(super) struct ExitReport {
+    pub(super) pair: PairKey,
+    info: InstanceInfo,
+    /// The error line to send with `report_agent_error` (first of a failure streak).
+    report_error: Option<String>,
+}
+
 /// Exit reports owed to the server and what we know about how to send them.
 #[derive(Default)]
 pub(super) struct ExitState {
@@ -26,6 +34,8 @@ pub(super) struct ExitState {
     /// duplicate with `remaining_processes: 0` would delete the session of an instance started meanwhile).
     /// A count per pair: two instances of a pair may end close together.
     pub(super) in_flight: HashMap<PairKey, usize>,
+    /// Reports waiting for a question about their pair to be answered.
+    pub(super) deferred: Vec<ExitReport>,
     /// Pairs whose current failure streak was reported with `report_agent_error` (cleared by a good run).
     pub(super) reported_streak: HashSet<PairKey>,
 }
@@ -161,12 +171,39 @@ impl Supervisor {
             store.run_finished(&inst.run_id, end);
         }
         let _ = self.ev.send(Event::InstanceExited { instance: info.clone(), exit_code: code, error: shown_error });
+        self.exits.pending.push_back(pair.clone());
+        // Not asked again until the exit is reported: a question and an exit report in flight together could
+        // start a new instance whose fresh session the report then deletes.
+        self.queue().retain(|p| *p != pair);
+        self.persist();
+        let report = ExitReport { pair: pair.clone(), info, report_error };
+        if self.cycle.questions_in_flight(&pair) {
+            // A question about the pair is out: report once it is answered (a `start` it brings counts).
+            self.exits.deferred.push(report);
+        } else {
+            self.send_exit_report(report);
+        }
+        self.dispatch();
+    }
+
+    /// Reports held back while a question about their pair was in flight, now that it is answered.
+    pub(super) fn flush_deferred_reports(&mut self, pair: &PairKey) {
+        if self.cycle.questions_in_flight(pair) {
+            return;
+        }
+        let (ready, rest): (Vec<ExitReport>, Vec<ExitReport>) = std::mem::take(&mut self.exits.deferred).into_iter().partition(|r| r.pair == *pair);
+        self.exits.deferred = rest;
+        for r in ready {
+            self.send_exit_report(r);
+        }
+    }
+
+    /// Report in order: register log → error → exit. The pair is asked again once the exit is reported.
+    fn send_exit_report(&mut self, r: ExitReport) {
+        let ExitReport { pair, info, report_error } = r;
         // An instance of the pair being spawned counts: it will authenticate, and `remaining_processes: 0`
         // would make the server delete the session it is about to use.
         let remaining = (self.instances_of(&pair) + usize::from(self.cycle.asking.contains(&pair))) as u64;
-        self.exits.pending.push_back(pair.clone());
-        self.persist();
-        // Report in order: register log → error → exit. The pair is asked again once the exit is reported.
         if let Some(client) = self.client.clone() {
             *self.exits.in_flight.entry(pair.clone()).or_default() += 1;
             let tx = self.tx.clone();
@@ -190,7 +227,6 @@ impl Supervisor {
                 let _ = tx.send(Msg::Reported { pair, result, exit_tool: tool });
             });
         }
-        self.dispatch();
     }
 
     /// A quota is the provider account's: every other enabled agent that runs on the same provider waits

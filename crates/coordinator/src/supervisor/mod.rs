@@ -238,6 +238,7 @@ impl Supervisor {
             Msg::Discovered { cycle, result } => self.discovered(cycle, result),
             Msg::Asked { pair, result, holds } => self.asker_done(Some((pair, result)), holds),
             Msg::AskerIdle { holds } => self.asker_done(None, holds),
+            Msg::QuestionDone { pair } => self.flush_deferred_reports(&pair),
             Msg::Spawned { pair, result, asked_at, pair_only } => self.spawned(pair, result, asked_at, pair_only),
             Msg::Exited { id, code } => self.exited(id, code),
             Msg::Analyzed { id, code, error_line, quota_secs, server_error } => self.analyzed(id, code, error_line, quota_secs, server_error),

@@ -74,6 +74,8 @@ pub(super) enum Msg {
     /// From an asker: `last` means the asker ended and its slot comes back to the loop.
     Asked { pair: PairKey, result: Result<AgentAction, PmError>, holds: u64 },
     AskerIdle { holds: u64 },
+    /// A question about a pair whose exit report waits for it was answered with a no-op.
+    QuestionDone { pair: PairKey },
     // Boxed: the largest message by far, and every message in the channel is as big as the largest.
     /// `pair_only`: the failure concerns this (agent, project) pair only (its working dir, its task id), so
     /// only the pair is held; the agent keeps running in its other projects.
