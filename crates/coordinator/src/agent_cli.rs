@@ -62,10 +62,23 @@ pub fn claude_output_args(configured: &[String]) -> Vec<String> {
 /// a project folder need not be one. Added for `exec` unless configured.
 pub fn codex_exec_args(configured: &[String]) -> Vec<String> {
     let exec = configured.first().is_some_and(|a| a == "exec");
+    let mut out = Vec::new();
     if exec && !configured.iter().any(|a| a == "--skip-git-repo-check") {
-        vec!["--skip-git-repo-check".to_string()]
-    } else {
+        out.push("--skip-git-repo-check".to_string());
+    }
+    // JSON events (thread, turns, items, usage) for the run record; the log keeps them, redacted.
+    if exec && !configured.iter().any(|a| a == "--json") {
+        out.push("--json".to_string());
+    }
+    out
+}
+
+/// Gemini CLI's structured events (`init`, messages, tool calls, `result` with stats) for the run record.
+pub fn gemini_output_args(configured: &[String]) -> Vec<String> {
+    if configured.iter().any(|a| a == "--output-format" || a == "-o" || a.starts_with("--output-format=")) {
         vec![]
+    } else {
+        vec!["--output-format".to_string(), "stream-json".to_string()]
     }
 }
 
@@ -124,8 +137,10 @@ mod tests {
 
     #[test]
     fn codex_exec_skips_the_git_check_once() {
-        assert_eq!(codex_exec_args(&["exec".into(), "--sandbox".into(), "workspace-write".into()]), vec!["--skip-git-repo-check"]);
-        assert!(codex_exec_args(&["exec".into(), "--skip-git-repo-check".into()]).is_empty());
+        assert_eq!(codex_exec_args(&["exec".into(), "--sandbox".into(), "workspace-write".into()]), vec!["--skip-git-repo-check", "--json"]);
+        assert!(codex_exec_args(&["exec".into(), "--skip-git-repo-check".into(), "--json".into()]).is_empty());
+        assert_eq!(gemini_output_args(&[]), vec!["--output-format", "stream-json"]);
+        assert!(gemini_output_args(&["-o".into(), "json".into()]).is_empty());
         // Not `codex exec` (a wrapper script, another subcommand): left as configured.
         assert!(codex_exec_args(&["--foo".into()]).is_empty());
     }

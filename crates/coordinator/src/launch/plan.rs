@@ -155,6 +155,7 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
                     args.extend(["-m".to_string(), m.clone()]);
                 }
                 args.extend(["--include-directories".to_string(), wd.clone()]);
+                args.extend(agent_cli::gemini_output_args(&args));
                 if req.debug {
                     args.push("--debug".into());
                 }

@@ -89,7 +89,7 @@ fn codex_preset_runs_exec_outside_a_git_repo_without_removed_flags() {
     let mut r = req("codex", "/tmp/mcp.sock");
     r.provider = crate::config::builtin_providers()["codex"].clone();
     let p = plan(&r).unwrap();
-    assert_eq!(&p.args[..4], ["exec", "--sandbox", "workspace-write", "--skip-git-repo-check"], "{:?}", p.args);
+    assert_eq!(&p.args[..5], ["exec", "--sandbox", "workspace-write", "--skip-git-repo-check", "--json"], "{:?}", p.args);
     assert!(!p.args.iter().any(|a| a == "--full-auto"), "Codex 0.171 rejects --full-auto: {:?}", p.args);
 }
 
