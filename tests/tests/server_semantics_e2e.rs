@@ -160,14 +160,18 @@ async fn an_outage_mid_call_costs_no_cooldown_and_work_drains_when_the_server_is
     outage.await.unwrap();
     let back = Instant::now();
     let left = s.sim.stats().remaining_items;
-    // Work-bound time for what is left (3 slots, 0.5 s items) plus 4 s of slack for a loaded test machine
-    // (the benchmark measures the real figure: worst 2.8 s of 5 runs).
+    // Work-bound time for what is left (3 slots, 0.5 s items) plus 4 s: the 3 s, and 1 s of slack for
+    // this debug build sharing 2 cores with another test (the release benchmark states the real figure).
+    // A pair whose spawned agent the outage killed before it authenticated is started again on its lease;
+    // waiting for the server's 120 s lease to expire would blow this bound.
     let bound = Duration::from_secs_f64(4.0 + left as f64 * 0.5 / 3.0);
     let done = s.sim.wait_until(bound, |st| st.remaining_items == 0).await;
     let took = back.elapsed().as_secs_f64();
     let snaps = c.stop();
     let snaps: Vec<Value> = snaps.iter().filter_map(|v| v.get("snapshot").cloned()).collect();
-    assert!(done, "{left} items left when the server came back, not drained within {:.1} s (still {} after {took:.1} s)", bound.as_secs_f64(), s.sim.stats().remaining_items);
+    let last = snaps.last().cloned().unwrap_or_default();
+    let trace: Vec<String> = s.sim.calls().iter().filter(|c| c.tool != "health_check").map(|c| format!("{} {} {} {}", c.at_us / 1000, c.tool, c.args["agent_id"].as_str().unwrap_or(""), c.args["project_id"].as_str().unwrap_or(""))).collect();
+    assert!(done, "{left} items left when the server came back, not drained within {:.1} s (still {} after {took:.1} s)\nagents {}\nerrors {}\n{}", bound.as_secs_f64(), s.sim.stats().remaining_items, last["agents"], last["last_errors"], trace.join("\n"));
     let cooled = cooled_down(&snaps);
     assert!(cooled.is_empty(), "agents cooled down for the server's outage: {cooled:?}");
     // The outage did hit agents mid-call: some run ended non-zero (else this test proves nothing).

@@ -279,11 +279,24 @@ impl Supervisor {
                 }
             }
             Ok(action) => match action.action {
+                ServerAction::Hold if action.reason.as_deref() == Some("spawn_in_progress") => {
+                    // The server still waits for an agent of ours that the outage killed before it could
+                    // authenticate: start it again on that lease instead of leaving the pair blocked for 120 s.
+                    let lease = self.runs.orphaned.remove(&pair).filter(|(_, at)| at.elapsed() < super::exits::LEASE - Duration::from_secs(5));
+                    if let Some((lease_action, _)) = lease {
+                        if self.blocked_for_start(&pair).is_none() && self.instances_of(&pair) == 0 {
+                            tracing::info!(agent = %pair.agent_id, project = %pair.project_id, "starting again on the lease of a run the outage ended before it authenticated");
+                            self.cycle.asking.insert(pair.clone());
+                            self.start_spawn(pair, lease_action, asked_at);
+                        }
+                    }
+                }
                 ServerAction::Start => match self.blocked_for_start(&pair) {
                     // The pair became ineligible while its question was in flight, or we were stopped: the
                     // lease is lost (blocked on the server until it expires) — counted and said why.
                     Some(why) => self.lease_lost(&pair, why),
                     None => {
+                        self.runs.orphaned.remove(&pair);
                         self.cycle.asking.insert(pair.clone());
                         self.start_spawn(pair, action, asked_at);
                     }
@@ -334,7 +347,8 @@ async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<PairK
             return;
         };
         let result = client.get_agent_action(&pair.agent_id, &pair.project_id).await;
-        if matches!(&result, Ok(a) if !a.action.needs_decision()) {
+        // `spawn_in_progress` goes to the loop too: it may be a lease of ours an outage orphaned.
+        if matches!(&result, Ok(a) if !a.action.needs_decision() && a.reason.as_deref() != Some("spawn_in_progress")) {
             holds += 1;
             let mut watched = false;
             questions(&mut |qs| {

@@ -10,6 +10,9 @@ use crate::pm::{PmClient, PmError};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+/// The server's spawn lease: a `start` answer holds the pair this long unless the agent authenticates.
+pub(super) const LEASE: Duration = Duration::from_secs(120);
+
 /// How long the health check after a failed run may take before the server counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 use std::path::PathBuf;
@@ -132,6 +135,10 @@ impl Supervisor {
             // Outage-aware attribution: the server is down now, or went down during the run.
             let facts = ExitFacts { quota: quota_secs.is_some(), server_down_now: server_error.is_some(), server_reachable: self.health.server.reachable, last_outage_at: self.health.last_outage_at, started_at: info.started_at };
             if blame(&facts) == Blame::Outage {
+                // It may have died before its `authenticate` reached the server: keep its lease to use again.
+                if inst.lease.1.elapsed() < LEASE {
+                    self.runs.orphaned.insert(pair.clone(), inst.lease.clone());
+                }
                 tracing::info!(agent = %info.agent_id, project = %info.project_id, "run failed while the PM server was unreachable ({msg}); not the agent's fault: no cooldown, no report, retried once the server is back");
                 self.push_error(Some(&info.agent_id), Some(&info.project_id), format!("run ended while the PM server was unreachable: {msg}"));
             } else {
@@ -298,6 +305,13 @@ impl Supervisor {
         }
         self.exits.pending.retain(|p| !done.contains(p));
         self.persist();
+        // Exits reported after an outage: their pairs are asked at once, not at the next cycle.
+        for pair in done {
+            if self.running && self.blocked(&pair).is_none() && !self.queue().contains(&pair) {
+                self.queue().push_front(pair);
+            }
+        }
+        self.dispatch();
     }
 
     pub(super) fn flush_pending_reports(&mut self) {

@@ -27,6 +27,8 @@ pub(super) struct Instance {
     pub(super) run_id: String,
     /// "claude" | "gemini" | "codex" | "custom": how its log is read.
     pub(super) kind: ProviderKind,
+    /// The `start` answer it was spawned for, and when: its lease on the server (see `orphaned` in Runs).
+    pub(super) lease: (AgentAction, Instant),
 }
 
 pub(super) struct Runs {
@@ -36,11 +38,14 @@ pub(super) struct Runs {
     pub(super) live_logs: Arc<std::sync::Mutex<HashSet<PathBuf>>>,
     /// A server-sent command (kick_command, a provider's cli_command) was ignored and reported: once per engine.
     pub(super) reported_server_command: bool,
+    /// Leases of runs an outage killed (they may never have authenticated, so the server keeps holding the
+    /// pair as `spawn_in_progress` for up to 120 s): the lease is ours, and is used again once it is back.
+    pub(super) orphaned: HashMap<PairKey, (AgentAction, Instant)>,
 }
 
 impl Default for Runs {
     fn default() -> Runs {
-        Runs { instances: HashMap::new(), next_id: 1, live_logs: Default::default(), reported_server_command: false }
+        Runs { instances: HashMap::new(), next_id: 1, live_logs: Default::default(), reported_server_command: false, orphaned: HashMap::new() }
     }
 }
 
@@ -49,6 +54,7 @@ pub(super) struct Spawned {
     plan: LaunchPlan,
     child: launch::RunningChild,
     kind: ProviderKind,
+    action: AgentAction,
 }
 
 /// How long a finished agent's log copy may take once the agent exited: a background process it left
@@ -79,6 +85,7 @@ impl Supervisor {
         let live = self.runs.live_logs.clone();
         live.lock().unwrap_or_else(|p| p.into_inner()).insert(req.log_path.clone());
         let own_log = req.log_path.clone();
+        let lease_action = action.clone();
         let provider_label = req.provider_name.clone();
         tokio::spawn(async move {
             let result = async {
@@ -113,7 +120,7 @@ impl Supervisor {
                     let keep: Vec<PathBuf> = live.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
                     crate::logs::prune(&log_root, &agent, retention.max_files_per_agent, retention.max_mb_per_agent * 1024 * 1024, &keep)
                 });
-                Ok(Box::new(Spawned { info, plan, child, kind: req.kind }))
+                Ok(Box::new(Spawned { info, plan, child, kind: req.kind, action: lease_action }))
             }
             .await;
             if result.is_err() {
@@ -268,7 +275,7 @@ impl Supervisor {
                         },
                     );
                 }
-                self.runs.instances.insert(id, Instance { info, plan: s.plan, stopping: false, stopped_by_user: false, run_id, kind: s.kind });
+                self.runs.instances.insert(id, Instance { info, plan: s.plan, stopping: false, stopped_by_user: false, run_id, kind: s.kind, lease: (s.action, asked_at) });
                 if !self.running {
                     // The spawn raced a stop: it must not outlive the coordinator's stop.
                     self.stop_instance(id);
