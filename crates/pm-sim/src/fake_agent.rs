@@ -13,6 +13,8 @@
 //! Like a real agent it follows `get_next_action`: a task session does its item, a chat session reads its
 //! messages; both log out. "No valid purpose" (nothing to do) is an instruction to exit, not a failure.
 
+mod progress;
+
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::io::Read;
@@ -23,7 +25,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 enum Mode {
     Succeed,
     Fail(String),
-    Quota(String),
+    /// The message, and with a reset time (seconds from now) Claude's usage-limit event and text.
+    Quota(String, Option<u64>),
     Hang,
     Grandchild,
     Leak,
@@ -56,7 +59,7 @@ fn parse(args: &[String]) -> Opts {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--fail" => o.mode = Mode::Fail("Error: simulated failure".into()),
-            "--quota" => o.mode = Mode::Quota("TerminalQuotaError: quota will reset after 0m5s".into()),
+            "--quota" => o.mode = Mode::Quota("TerminalQuotaError: quota will reset after 0m5s".into(), None),
             "--hang" => o.mode = Mode::Hang,
             "--grandchild" => o.mode = Mode::Grandchild,
             "--leak" => o.mode = Mode::Leak,
@@ -80,7 +83,7 @@ fn parse(args: &[String]) -> Opts {
 fn mode_from(name: &str, message: Option<&str>) -> Mode {
     match name {
         "fail" => Mode::Fail(message.unwrap_or("Error: simulated failure").into()),
-        "quota" => Mode::Quota(message.unwrap_or("TerminalQuotaError: quota will reset after 0m5s").into()),
+        "quota" => Mode::Quota(message.unwrap_or("TerminalQuotaError: quota will reset after 0m5s").into(), None),
         "hang" => Mode::Hang,
         "grandchild" => Mode::Grandchild,
         "leak" => Mode::Leak,
@@ -284,6 +287,14 @@ impl StreamJson {
         emit(json!({"type": "user", "message": {"role": "user", "content": [{"tool_use_id": id, "type": "tool_result", "content": [{"type": "text", "text": text}], "is_error": err.is_some()}]}, "parent_tool_use_id": null, "session_id": self.session}));
     }
 
+    /// A tool of the CLI's own (Bash, Read, Edit) and its result.
+    fn local_tool(&mut self, name: &str, input: Value, result: &str, output_tokens: u64) {
+        let usage = self.call_usage(output_tokens);
+        let id = format!("toolu_{:03}", self.turns);
+        emit(json!({"type": "assistant", "message": {"id": format!("msg_{:03}", self.turns), "type": "message", "role": "assistant", "model": self.model, "content": [{"type": "tool_use", "id": id, "name": name, "input": input}], "usage": usage}, "parent_tool_use_id": null, "session_id": self.session}));
+        emit(json!({"type": "user", "message": {"role": "user", "content": [{"tool_use_id": id, "type": "tool_result", "content": result, "is_error": false}]}, "parent_tool_use_id": null, "session_id": self.session}));
+    }
+
     fn say(&mut self, text: &str) {
         let usage = self.call_usage(12);
         emit(json!({"type": "assistant", "message": {"id": format!("msg_{:03}", self.turns), "type": "message", "role": "assistant", "model": self.model, "content": [{"type": "text", "text": text}], "usage": usage}, "parent_tool_use_id": null, "session_id": self.session}));
@@ -390,7 +401,12 @@ async fn main(args: Vec<String>) -> i32 {
     if let Some(b) = auth.get("sim_behavior").filter(|b| b["mode"].as_str().is_some_and(|m| m != "succeed")) {
         o.mode = mode_from(b["mode"].as_str().unwrap_or(""), b["message"].as_str());
     }
-    if let Some(ms) = auth["sim_behavior"]["work_ms"].as_u64() {
+    if let (Mode::Quota(_, reset @ None), Some(secs)) = (&mut o.mode, auth["sim_behavior"]["resets_in_secs"].as_u64()) {
+        *reset = Some(secs);
+    }
+    // A failing run told how long to work first works visibly, then fails (the demo's failing agents).
+    let work_before_failing = auth["sim_behavior"]["work_ms"].as_u64();
+    if let Some(ms) = work_before_failing {
         o.work_ms = ms;
     }
     if let Some(ms) = auth["sim_behavior"]["linger_ms"].as_u64() {
@@ -400,13 +416,29 @@ async fn main(args: Vec<String>) -> i32 {
     match &o.mode {
         Mode::Fail(msg) => {
             println!("working…");
+            if let Some(ms) = work_before_failing {
+                progress::work(ms, &project, o.stream_json).await;
+            }
             println!("{msg}");
             with_stream(|s| s.error = Some(msg.clone()));
             return 1;
         }
-        Mode::Quota(msg) => {
-            println!("{msg}");
-            with_stream(|s| s.rate_limited(5));
+        Mode::Quota(msg, reset) => {
+            if let Some(ms) = work_before_failing {
+                progress::work(ms, &project, o.stream_json).await;
+            }
+            match reset {
+                // Claude Code's own words for it, with the reset as a Unix time.
+                Some(secs) => {
+                    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) + *secs;
+                    println!("Claude AI usage limit reached|{at}");
+                    with_stream(|s| s.rate_limited(*secs));
+                }
+                None => {
+                    println!("{msg}");
+                    with_stream(|s| s.rate_limited(5));
+                }
+            }
             return 1;
         }
         Mode::Hang => loop {
@@ -489,7 +521,7 @@ async fn task(conn: &mut Conn, id: &mut u64, s: &Value, o: &Opts) -> i32 {
     };
     let exl = conn.call(id, "report_execution_start", json!({"session_token": s, "task_id": task})).await.ok().and_then(|v| v["execution_log_id"].as_str().map(str::to_string));
     println!("fake-agent: working on {task} for {} ms", o.work_ms);
-    tokio::time::sleep(Duration::from_millis(o.work_ms)).await;
+    progress::work(o.work_ms, &task, o.stream_json).await;
     println!("fake-agent: {task} done");
     with_stream(|st| st.say(&format!("Finished task {task}.")));
     if let Some(exl) = exl {
@@ -509,7 +541,7 @@ mod tests {
     #[test]
     fn ignores_real_cli_flags_and_reads_modes() {
         let o = parse(&["--dangerously-skip-permissions".into(), "--model".into(), "x".into(), "-p".into(), "--quota".into(), "--work-ms".into(), "7".into()]);
-        assert!(matches!(o.mode, Mode::Quota(_)));
+        assert!(matches!(o.mode, Mode::Quota(_, None)));
         assert_eq!(o.work_ms, 7);
         let o = parse(&["--orphan".into(), "--print-env".into()]);
         assert!(o.orphan && o.print_env && o.mode == Mode::Succeed && !o.stream_json);

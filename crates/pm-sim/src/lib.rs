@@ -4,6 +4,7 @@
 //! - `types`: workload, knobs, records and counters;
 //! - `model`: the server state, the envelope and the coordinator tools (same shapes and texts as the real server);
 //! - `sessions`: `authenticate`, sessions per purpose (`task`, `chat`) and the agent tools;
+//! - `refill`: continuous work for the demo (refilled pairs, run lengths from a seeded range);
 //! - `tools`: the `tools/list` catalogue (the real server's input schemas);
 //! - `unix` / `http`: the two transports (JSON lines on a Unix socket; `POST /mcp` and the REST endpoints);
 //! - `fake_agent`: an AI CLI stand-in that authenticates, completes one work item and exits.
@@ -11,12 +12,14 @@
 pub mod fake_agent;
 mod http;
 mod model;
+mod refill;
 mod sessions;
 mod tools;
 mod types;
 mod unix;
 
 pub use model::pid_alive;
+pub use refill::Refill;
 pub use types::{AgentBehavior, CallRecord, ExitTool, Faults, PairScript, Purpose, SimStats, UploadRecord, Violation, ViolationKind, Workload};
 
 use anyhow::Context;
@@ -201,6 +204,10 @@ impl Simulator {
     }
     pub fn set_agent_profile(&self, agent_id: &str, system_prompt: &str, skills: Vec<(String, Vec<u8>)>) {
         self.m().profiles.insert(agent_id.into(), (system_prompt.into(), skills));
+    }
+    /// Continuous work: refill pairs whose work ran out and give each run a length (None: off).
+    pub fn set_refill(&self, r: Option<Refill>) {
+        self.m().refill = r.map(refill::RefillState::new);
     }
     /// Add work to a pair (dynamic workloads in tests).
     pub fn add_items(&self, agent_id: &str, project_id: &str, n: usize) {

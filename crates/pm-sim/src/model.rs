@@ -81,6 +81,8 @@ pub struct Model {
     pub remote_polling: u64,
     pub remote_max_concurrent: usize,
     pub extra_projects: Vec<Value>,
+    /// Continuous work (the demo); None = the workload is all there is.
+    pub(crate) refill: Option<crate::refill::RefillState>,
     lease: Duration,
     started: Instant,
     pub(crate) n: Counters,
@@ -181,6 +183,7 @@ impl Model {
             remote_polling: 10,
             remote_max_concurrent: 3,
             extra_projects: Vec::new(),
+            refill: None,
             lease: cfg.lease,
             started: Instant::now(),
             n: Counters::default(),
@@ -235,6 +238,7 @@ impl Model {
             calls: self.calls.len(),
             execution_log_paths: self.exec_log_paths.clone(),
             remote_config_fetches: self.remote_config_fetches,
+            refilled_items: self.refill.as_ref().map_or(0, |r| r.added),
         }
     }
 

@@ -88,16 +88,26 @@ impl Model {
             Purpose::Chat => p.chat_session = Some(token.clone()),
         }
         self.sessions.insert(token.clone(), Session { agent: agent.into(), project: project.into(), purpose, task });
-        let behavior = match self.behaviors.get(agent).cloned().unwrap_or(AgentBehavior::Succeed) {
+        let mut behavior = match self.behaviors.get(agent).cloned().unwrap_or(AgentBehavior::Succeed) {
             AgentBehavior::Succeed => json!({"mode": "succeed"}),
             AgentBehavior::Fail { message } => json!({"mode": "fail", "message": message}),
             AgentBehavior::Quota { message } => json!({"mode": "quota", "message": message}),
+            AgentBehavior::QuotaResetsIn { secs } => json!({"mode": "quota", "resets_in_secs": secs}),
             AgentBehavior::Hang => json!({"mode": "hang"}),
             AgentBehavior::SpawnGrandchild => json!({"mode": "grandchild"}),
             AgentBehavior::WorkMs(ms) => json!({"mode": "succeed", "work_ms": ms}),
             AgentBehavior::LeakPasskey => json!({"mode": "leak"}),
             AgentBehavior::LogoutThenLinger { work_ms, linger_ms } => json!({"mode": "succeed", "work_ms": work_ms, "linger_ms": linger_ms}),
         };
+        if let Some(r) = self.refill.as_mut() {
+            // Continuous work: every run gets its length; a failing one fails after a sixth of it (it found
+            // out early), so failure streaks and quotas show up within a minute.
+            let ms = r.draw_run_ms();
+            let fails = behavior["mode"] != "succeed";
+            if behavior.get("work_ms").is_none() {
+                behavior["work_ms"] = json!(if fails { ms / 6 } else { ms });
+            }
+        }
         let system_prompt = self.profiles.get(agent).map(|p| p.0.clone()).unwrap_or_default();
         json!({
             "success": true, "session_token": token, "expires_in": 3600, "agent_name": format!("Agent {agent}"),
@@ -167,6 +177,9 @@ impl Model {
                         p.remaining -= 1;
                         p.next_item += 1;
                         self.n.completed += 1;
+                    }
+                    if let Some(r) = self.refill.as_mut() {
+                        p.remaining += r.top_up(p.remaining);
                     }
                     if let Some(s) = self.sessions.get_mut(&token) {
                         s.task = None;

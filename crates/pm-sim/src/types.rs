@@ -38,6 +38,9 @@ pub enum AgentBehavior {
     Succeed,
     Fail { message: String },
     Quota { message: String },
+    /// Claude's usage limit: a `rate_limit_event` (stream-json) and "Claude AI usage limit reached|<reset>"
+    /// with the reset this many seconds after the run started.
+    QuotaResetsIn { secs: u64 },
     Hang,
     SpawnGrandchild,
     WorkMs(u64),
@@ -143,4 +146,6 @@ pub struct SimStats {
     pub execution_log_paths: BTreeMap<String, String>,
     /// `GET /api/coordinator/config` requests received.
     pub remote_config_fetches: usize,
+    /// Items added by the refill (continuous work).
+    pub refilled_items: usize,
 }

@@ -205,3 +205,39 @@ async fn tools_list_carries_the_servers_input_schemas() {
     assert_eq!(next["inputSchema"]["properties"]["timeout_seconds"]["type"], "integer");
     assert!(tools.iter().all(|t| t["description"].as_str().is_some_and(|d| d != t["name"].as_str().unwrap())));
 }
+
+#[tokio::test]
+async fn refill_keeps_a_pair_in_work_and_gives_each_run_a_length() {
+    let t = sim(1, 0, false).await;
+    t.sim.set_refill(Some(pm_sim::Refill { items: 2, run_ms: (1000, 3000), seed: 42 }));
+    let mut lengths = Vec::new();
+    for round in 1..=3 {
+        assert_eq!(t.action(&t.a).await["action"], "start", "round {round}: the pair ran out of work");
+        let s = t.auth(&t.a).await;
+        assert_eq!(s["success"], true, "{s}");
+        let ms = s["sim_behavior"]["work_ms"].as_u64().expect("a run length");
+        assert!((1000..=3000).contains(&ms), "{ms}");
+        lengths.push(ms);
+        let task = t.agent("get_my_task", &s, json!({})).await.unwrap();
+        assert_eq!(task["task"]["id"], format!("tsk_{}_{}_{round}", t.a, t.p));
+        t.agent("report_completed", &s, json!({"result": "success"})).await.unwrap();
+        t.agent("logout", &s, json!({})).await.unwrap();
+    }
+    let st = t.sim.stats();
+    assert_eq!(st.completed_items, 3);
+    // One item at first, then refills of 2 whenever it ran out: after 3 completions, 1 + 2 - 3 = 0 → refilled again.
+    assert_eq!(st.refilled_items, 4);
+    assert_eq!(st.remaining_items, 2 + 1, "the other agent's item and this pair's refill");
+    assert!(!t.sim.all_done());
+    // A failing agent fails after a sixth of its run.
+    t.sim.set_agent_behavior(&t.a, pm_sim::AgentBehavior::QuotaResetsIn { secs: 90 });
+    let s = t.auth(&t.a).await;
+    assert_eq!(s["sim_behavior"]["mode"], "quota");
+    assert_eq!(s["sim_behavior"]["resets_in_secs"], 90);
+    assert!(s["sim_behavior"]["work_ms"].as_u64().unwrap() <= 500);
+    // The same seed gives the same lengths.
+    let u = sim(1, 0, false).await;
+    u.sim.set_refill(Some(pm_sim::Refill { items: 2, run_ms: (1000, 3000), seed: 42 }));
+    let s = u.auth(&u.a).await;
+    assert_eq!(s["sim_behavior"]["work_ms"].as_u64(), Some(lengths[0]));
+}
