@@ -18,7 +18,7 @@ pub struct DemoRun {
 /// agent.
 pub async fn start(fake_agent: Vec<String>) -> anyhow::Result<DemoRun> {
     let dir = coordinator::paths::data_root().join("demo");
-    let demo = Demo::start(DemoOptions { agents: 3, projects: 2, items: 2, work_ms: 1500, dir, fake_agent }).await?;
+    let demo = Demo::start(DemoOptions { agents: 3, projects: 2, items: 2, work_ms: 1500, dir, fake_agent, continuous: None }).await?;
     let store = Arc::new(MemoryStore::new());
     let mut settings = demo.settings.clone();
     let passkeys = demo.passkeys();

@@ -73,6 +73,22 @@ enum Cmd {
         /// Keep the demo's files (socket, project dirs, logs) in this directory instead of a temp dir.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Keep going until --timeout or Ctrl-C: work is refilled, runs stream for --run-secs, one agent fails
+        /// every run and one hits a quota (needs 3 agents or more).
+        #[arg(long)]
+        continuous: bool,
+        /// Continuous: each run lasts between these many seconds, e.g. 20-60 (drawn per run).
+        #[arg(long, default_value = "20-60", value_name = "MIN-MAX")]
+        run_secs: String,
+        /// Continuous: seed of the run lengths (default: a new one per demo; printed in the summary).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Continuous: the quota agent's limit resets this many seconds after it is hit.
+        #[arg(long, default_value_t = 180)]
+        quota_reset_secs: u64,
+        /// Continuous: first cooldown after a failed run, doubling per failure in a row.
+        #[arg(long, default_value_t = 5)]
+        cooldown_secs: u64,
     },
     /// Check the setup: server reachable, provider CLIs found, passkeys present, directories writable.
     Doctor {
@@ -193,8 +209,17 @@ fn main() -> ExitCode {
 async fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Run { config } => run(config, cli.json, cli.verbose).await,
-        Cmd::Demo { agents, projects, items, work_ms, max_concurrent, polling_interval, timeout, dir } => {
-            demo(DemoArgs { agents, projects, items, work_ms, max_concurrent, polling_interval, timeout, dir }, cli.json).await
+        Cmd::Demo { agents, projects, items, work_ms, max_concurrent, polling_interval, timeout, dir, continuous, run_secs, seed, quota_reset_secs, cooldown_secs } => {
+            let continuous = match continuous {
+                true => Some(coordinator::demo::Continuous {
+                    run_ms: parse_run_secs(&run_secs)?,
+                    seed: seed.unwrap_or_else(coordinator::demo::random_seed),
+                    quota_reset_secs,
+                    failure_cooldown_secs: cooldown_secs,
+                }),
+                false => None,
+            };
+            demo(DemoArgs { agents, projects, items, work_ms, max_concurrent, polling_interval, timeout, dir, continuous }, cli.json).await
         }
         Cmd::Doctor { config } => doctor(config).await,
         Cmd::Passkey { cmd } => passkey(cmd),

@@ -38,8 +38,10 @@ impl StatusView {
             return;
         }
         let mut line = s.summary();
-        if let (Some(t), Some(c)) = (self.total, self.completed) {
-            line = format!("{c}/{t} items · {line}");
+        match (self.total, self.completed) {
+            (Some(t), Some(c)) => line = format!("{c}/{t} items · {line}"),
+            (None, Some(c)) => line = format!("{c} items done · {line}"),
+            _ => {}
         }
         let agents: Vec<String> = s.instances.iter().map(|i| format!("{}@{}", i.agent_id, i.project_id)).collect();
         if !agents.is_empty() {
