@@ -8,8 +8,9 @@ use std::time::Duration;
 
 /// Below this, a run just waits (the protocol tests' runs are a few hundred ms).
 const GRADUAL_FROM_MS: u64 = 1500;
-/// About one step every this many ms.
+/// About one step every this many ms, but at least `MIN_STEPS` (a short demo run still shows a session).
 const STEP_MS: u64 = 2500;
+const MIN_STEPS: u64 = 6;
 
 /// One step of the script: what the model says, or a tool it calls and what the tool answered.
 enum Step {
@@ -37,7 +38,7 @@ pub(super) async fn work(ms: u64, task: &str, stream_json: bool) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         return;
     }
-    let n = (ms / STEP_MS).clamp(1, 60);
+    let n = (ms / STEP_MS).clamp(MIN_STEPS, 60);
     let each = Duration::from_millis(ms / n);
     for i in 0..n as usize {
         tokio::time::sleep(each).await;

@@ -123,7 +123,7 @@ pub(crate) async fn demo(a: DemoArgs, json: bool) -> Result<ExitCode> {
     let violations = demo.sim.violations();
     demo.sim.shutdown().await;
     let summary = serde_json::json!({
-        "all_done": done,
+        "all_done": done && !continuous,
         "wall_seconds": (wall.as_secs_f64() * 1000.0).round() / 1000.0,
         "work_items": total,
         "completed_items": stats.completed_items,
