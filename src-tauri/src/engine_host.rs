@@ -52,7 +52,7 @@ impl AppCore {
             }
         }
         if demo {
-            let run = demo::start(self.fake_agent.clone()).await?;
+            let run = demo::start(self.fake_agent.clone(), &self.settings_path).await?;
             inner.demo_settings = Some(run.settings);
             inner.demo_store = Some(run.store);
             inner.demo = Some(run.demo);
@@ -61,7 +61,8 @@ impl AppCore {
             settings: Self::effective(&inner),
             settings_path: self.settings_path.clone(),
             // Beside settings.json (in production exactly `paths::state_path()`).
-            state_path: if demo { None } else { Some(self.settings_path.with_file_name("state.json")) },
+            // The demo's pauses and cooldowns survive a restart of the demo, apart from the real ones.
+            state_path: Some(if demo { demo::state_file(&self.settings_path) } else { self.settings_path.with_file_name("state.json") }),
             secrets: Self::store_of(&inner, &self.platform_store),
             redactor: coordinator::redact::global().clone(),
             autostart: true,

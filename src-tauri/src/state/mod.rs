@@ -32,7 +32,7 @@ use tokio::sync::Mutex;
 pub(crate) struct Inner {
     pub(crate) engine: Option<Engine>,
     pub(crate) demo: Option<Demo>,
-    /// Demo agents' enabled flags and passkeys live in memory only.
+    /// The demo's settings (its own file, `demo::settings_file`); its passkeys live in memory only.
     pub(crate) demo_settings: Option<Settings>,
     pub(crate) demo_store: Option<Arc<MemoryStore>>,
     pub(crate) saved: Settings,
@@ -81,10 +81,10 @@ impl AppCore {
         }
     }
 
-    /// The settings the engine runs with: demo overlay on top of the saved settings.
+    /// The settings the engine runs with, and the window edits: the demo's in demo mode, else the saved ones.
     pub(crate) fn effective(inner: &Inner) -> Settings {
         match &inner.demo_settings {
-            Some(d) => demo::overlay(&inner.saved, d),
+            Some(d) => d.clone(),
             None => inner.saved.clone(),
         }
     }
@@ -116,7 +116,8 @@ impl AppCore {
         };
         AppView {
             log_root: settings.log_root(),
-            saved: inner.saved.clone(),
+            // What the window edits and saves back: in demo mode the demo's own settings.
+            saved: settings.clone(),
             demo: inner.demo.is_some(),
             first_run: self.first_run() && inner.demo.is_none(),
             settings_path: self.settings_path.clone(),

@@ -18,29 +18,57 @@ impl AppCore {
         Ok(())
     }
 
-    /// Validate and save the user's settings; nothing is written when a field is invalid.
+    /// Validate and save the user's settings; nothing is written when a field is invalid. In demo mode they
+    /// are the demo's (its own file); leaving the demo writes only that to the real settings.
     /// Returns whether demo mode was switched (the caller restarts the engine).
     pub async fn save_settings(&self, new: Settings) -> AppResult<bool> {
         self.check(&new)?;
         let mut inner = self.inner.lock().await;
+        let in_demo = inner.demo.is_some();
+        if in_demo && !new.demo {
+            let mut real = inner.saved.clone();
+            real.demo = false;
+            real.save(&self.settings_path).map_err(AppError::from_settings)?;
+            inner.saved = real;
+            return Ok(true);
+        }
         let mut new = new;
         new.add_builtin_providers();
         // A field the user changed wins over the server's dynamic configuration from now on; saving other
         // settings (or "Try the demo") pins nothing, so the server's values keep applying.
-        let changed = [("polling_interval_secs", new.polling_interval_secs != inner.saved.polling_interval_secs), ("max_concurrent", new.max_concurrent != inner.saved.max_concurrent)];
+        let before = Self::effective(&inner);
+        let changed = [("polling_interval_secs", new.polling_interval_secs != before.polling_interval_secs), ("max_concurrent", new.max_concurrent != before.max_concurrent)];
         for (f, _) in changed.iter().filter(|(_, c)| *c) {
             if !new.pinned.iter().any(|p| p == f) {
                 new.pinned.push(f.to_string());
             }
         }
+        if in_demo {
+            // The demo's server and log folder are this run's, whatever the window sent.
+            new.server = before.server.clone();
+            new.log_dir = before.log_dir.clone();
+            super::demo::save(&self.settings_path, &new).map_err(AppError::from_settings)?;
+            inner.demo_settings = Some(new);
+            self.apply(&inner).await;
+            return Ok(false);
+        }
         new.save(&self.settings_path).map_err(AppError::from_settings)?;
-        let demo_changed = new.demo != inner.demo.is_some();
+        let demo_changed = new.demo;
         inner.saved = new;
         self.apply(&inner).await;
         Ok(demo_changed)
     }
 
-    /// The settings that hold the agents: the demo's (memory only) or the saved ones. True for the demo.
+    /// Write the agents' holder: the demo's file in demo mode, else settings.json.
+    fn save_agents(&self, s: &Settings, demo: bool) -> AppResult<()> {
+        match demo {
+            true => super::demo::save(&self.settings_path, s)?,
+            false => s.save(&self.settings_path)?,
+        }
+        Ok(())
+    }
+
+    /// The settings that hold the agents: the demo's or the saved ones. True for the demo.
     fn agents_mut(inner: &mut super::Inner) -> (&mut Settings, bool) {
         match inner.demo_settings.as_mut() {
             Some(d) => (d, true),
@@ -57,9 +85,7 @@ impl AppCore {
         a.enabled = enabled;
         a.provider = provider.filter(|p| !p.is_empty());
         next.validate(&path)?;
-        if !demo {
-            next.save(&path)?;
-        }
+        self.save_agents(&next, demo)?;
         *s = next;
         self.apply(&inner).await;
         Ok(())
@@ -68,24 +94,18 @@ impl AppCore {
     pub async fn add_agent(&self, agent_id: &str) -> AppResult<()> {
         coordinator::paths::validate_id(agent_id).map_err(|e| AppError::Message(format!("agent id {agent_id:?}: {e}")))?;
         let mut inner = self.inner.lock().await;
-        let path = self.settings_path.clone();
         let (s, demo) = Self::agents_mut(&mut inner);
         s.agents.entry(agent_id.to_string()).or_insert_with(AgentSettings::default);
-        if !demo {
-            s.save(&path)?;
-        }
+        self.save_agents(s, demo)?;
         self.apply(&inner).await;
         Ok(())
     }
 
     pub async fn remove_agent(&self, agent_id: &str) -> AppResult<()> {
         let mut inner = self.inner.lock().await;
-        let path = self.settings_path.clone();
         let (s, demo) = Self::agents_mut(&mut inner);
         s.agents.remove(agent_id);
-        if !demo {
-            s.save(&path)?;
-        }
+        self.save_agents(s, demo)?;
         self.apply(&inner).await;
         Ok(())
     }
