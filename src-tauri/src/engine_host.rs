@@ -161,7 +161,7 @@ fn wire_engine(app: &AppHandle, core: Arc<AppCore>, engine: Engine) {
                 return;
             }
             let s = snaps.borrow_and_update().clone();
-            let sig = tray::signature(&s);
+            let sig = tray::signature(&s, demo);
             if sig != last_sig {
                 tray::update(&app1, &s, demo);
                 last_sig = sig;

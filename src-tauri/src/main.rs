@@ -11,6 +11,7 @@ mod notify;
 mod state;
 mod status_words;
 mod tray;
+mod tray_model;
 mod window;
 
 use state::AppCore;

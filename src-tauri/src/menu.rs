@@ -32,21 +32,25 @@ pub fn on_menu(app: &AppHandle, id: &str) {
                 core.shutdown().await;
                 app.exit(0);
             }
-            other if other.starts_with("pause:") || other.starts_with("pause1h:") || other.starts_with("resume:") => pause_menu(&core, other).await,
+            other if ["pause:", "pause1h:", "pause4h:", "pausetomorrow:", "resume:"].iter().any(|p| other.starts_with(p)) => pause_menu(&core, other).await,
             other => open_agent_log(&app, &core, other).await,
         }
     });
 }
 
-/// `pause:<agent>` stops its runs and pauses it until resumed, `pause1h:<agent>` for an hour (its runs go
-/// on), `resume:<agent>` resumes it.
+/// `pause:<agent>` stops its runs and pauses it until resumed; "Pause until…" (`pause1h:`, `pause4h:`,
+/// `pausetomorrow:`, timed from the click) lets its runs finish; `resume:<agent>` resumes it.
 async fn pause_menu(core: &AppCore, id: &str) {
     let Some(engine) = core.engine().await else { return };
     let (what, agent) = id.split_once(':').unwrap_or((id, ""));
     match what {
         "pause" => engine.pause_agent(agent, None, true).await,
-        "pause1h" => engine.pause_agent(agent, Some(coordinator::api::now_ms() + 3_600_000), false).await,
-        _ => engine.resume_agent(agent).await,
+        "resume" => engine.resume_agent(agent).await,
+        kind => {
+            if let Some(until) = crate::tray_model::pause_until(kind, coordinator::api::now_ms(), &chrono::Local) {
+                engine.pause_agent(agent, Some(until), false).await;
+            }
+        }
     }
 }
 

@@ -1,9 +1,10 @@
-//! The tray (menu-bar) icon and its menu: status, start/stop, a submenu per agent, open window, the app's own
-//! log, quit.
+//! The tray (menu-bar) icon and its menu, drawn from `tray_model` (the pure part: what is shown, tested
+//! there). This file only turns the model into Tauri menus and picks the icon images.
 
-use coordinator::api::{AgentState, Snapshot};
+use crate::tray_model::{self, Entry, Icon, TrayModel};
+use coordinator::api::Snapshot;
 use tauri::image::Image;
-use tauri::menu::{Menu, MenuBuilder, MenuItem, SubmenuBuilder};
+use tauri::menu::{IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Wry};
 
@@ -12,99 +13,81 @@ pub const TRAY_ID: &str = "main";
 const ICON_IDLE: &[u8] = include_bytes!("../../icons/tray-idle.png");
 const ICON_RUNNING: &[u8] = include_bytes!("../../icons/tray-running.png");
 const ICON_ERROR: &[u8] = include_bytes!("../../icons/tray-error.png");
+const ICON_IDLE_LIGHT: &[u8] = include_bytes!("../../icons/tray-idle-light.png");
+const ICON_RUNNING_LIGHT: &[u8] = include_bytes!("../../icons/tray-running-light.png");
+const ICON_ERROR_LIGHT: &[u8] = include_bytes!("../../icons/tray-error-light.png");
 
-/// The agent's state in the same words as the window (`status_words`), cut to fit a menu item.
-fn state_text(s: &AgentState) -> String {
-    cut(&crate::status_words::words(s).text)
-}
-
-fn cut(text: &str) -> String {
-    match text.char_indices().nth(MENU_TEXT_MAX) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_string(),
-    }
-}
-
-/// Longer error messages are cut in the menu (the window shows them whole).
-const MENU_TEXT_MAX: usize = 60;
-
-/// Which icon fits the picture: error when the server is unreachable or an agent failed.
-fn icon_for(s: &Snapshot) -> &'static [u8] {
-    let server_bad = !s.attention.is_empty() || (s.running && (s.server.token_rejected || (!s.server.reachable && s.server.last_error.is_some())));
-    let error = server_bad || s.agents.iter().any(|a| matches!(a.state, AgentState::Error { .. }));
-    if error {
-        ICON_ERROR
-    } else if !s.instances.is_empty() {
-        ICON_RUNNING
-    } else {
-        ICON_IDLE
-    }
-}
-
-/// A string that changes exactly when the menu must be rebuilt (cheap to compare on every snapshot).
-pub fn signature(s: &Snapshot) -> String {
-    let mut sig = s.summary();
-    for a in &s.agents {
-        sig.push('|');
-        sig.push_str(&a.agent_id);
-        sig.push(':');
-        sig.push_str(&state_text(&a.state));
-    }
-    sig.push_str(if s.running { "|on" } else { "|off" });
-    for a in &s.attention {
-        sig.push('|');
-        sig.push_str(&a.key);
-    }
-    // The icon changes with states the summary does not name (an agent's error): redraw when it does.
-    sig.push_str(if icon_for(s) == ICON_ERROR { "|error" } else if icon_for(s) == ICON_RUNNING { "|running" } else { "|idle" });
-    sig
-}
-
-pub fn build_menu(app: &AppHandle, s: &Snapshot, status_text: Option<&str>) -> tauri::Result<Menu<Wry>> {
-    let status = MenuItem::with_id(app, "status", status_text.map(str::to_string).unwrap_or_else(|| s.summary()), false, None::<&str>)?;
-    let start = MenuItem::with_id(app, "start", "Start coordinator", !s.running, None::<&str>)?;
-    let stop = MenuItem::with_id(app, "stop", "Stop coordinator", s.running, None::<&str>)?;
-    let mut b = MenuBuilder::new(app).item(&status).separator();
-    // "Needs you" first: each item says what is wrong and, on click, opens the window where it is fixed.
-    if !s.attention.is_empty() {
-        b = b.item(&MenuItem::with_id(app, "needs-you", format!("Needs you ({})", s.attention.len()), false, None::<&str>)?);
-        for a in &s.attention {
-            b = b.item(&MenuItem::with_id(app, "open", format!("⚠ {}", cut(&a.reason)), true, None::<&str>)?);
+/// macOS tints the black template images itself; on Linux pick the glyph colour for the panel once.
+fn light_glyph() -> bool {
+    static LIGHT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LIGHT.get_or_init(|| {
+        if cfg!(target_os = "macos") {
+            return false;
         }
-        b = b.separator();
+        let scheme = std::process::Command::new("gsettings").args(["get", "org.gnome.desktop.interface", "color-scheme"]).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        tray_model::linux_light_glyph(std::env::var("AGENTPM_TRAY_ICON").ok().as_deref(), scheme.as_deref())
+    })
+}
+
+fn icon_bytes(i: Icon) -> &'static [u8] {
+    match (i, light_glyph()) {
+        (Icon::Idle, false) => ICON_IDLE,
+        (Icon::Running, false) => ICON_RUNNING,
+        (Icon::Error, false) => ICON_ERROR,
+        (Icon::Idle, true) => ICON_IDLE_LIGHT,
+        (Icon::Running, true) => ICON_RUNNING_LIGHT,
+        (Icon::Error, true) => ICON_ERROR_LIGHT,
     }
-    b = b.item(&start).item(&stop).separator();
-    for a in &s.agents {
-        let sub = SubmenuBuilder::new(app, format!("{} — {}", a.agent_id, state_text(&a.state)))
-            .item(&MenuItem::with_id(app, format!("log:{}", a.agent_id), "Open latest log", a.last_log_path.is_some() || matches!(a.state, AgentState::Running { .. }), None::<&str>)?)
-            .item(&MenuItem::with_id(app, format!("dir:{}", a.agent_id), "Open log folder", true, None::<&str>)?)
-            .separator()
-            .item(&match a.state {
-                AgentState::Paused { .. } => MenuItem::with_id(app, format!("resume:{}", a.agent_id), "Resume", s.running, None::<&str>)?,
-                _ => MenuItem::with_id(app, format!("pause:{}", a.agent_id), "Pause (stop its runs)", s.running && a.enabled, None::<&str>)?,
-            })
-            .item(&MenuItem::with_id(app, format!("pause1h:{}", a.agent_id), "Pause for 1 hour", s.running && a.enabled, None::<&str>)?)
-            .build()?;
-        b = b.item(&sub);
+}
+
+/// The signature of what the tray would show for `s` now (rebuild only when it changes).
+pub fn signature(s: &Snapshot, demo: bool) -> String {
+    tray_model::build(s, demo, None, coordinator::api::now_ms()).signature()
+}
+
+fn entries(app: &AppHandle, es: &[Entry]) -> tauri::Result<Vec<Box<dyn IsMenuItem<Wry>>>> {
+    let mut out: Vec<Box<dyn IsMenuItem<Wry>>> = Vec::new();
+    for e in es {
+        match e {
+            Entry::Item(id, label, enabled) => out.push(Box::new(MenuItem::with_id(app, id, label, *enabled, None::<&str>)?)),
+            Entry::Separator => out.push(Box::new(PredefinedMenuItem::separator(app)?)),
+            Entry::Submenu(label, sub) => {
+                let items = entries(app, sub)?;
+                let refs: Vec<&dyn IsMenuItem<Wry>> = items.iter().map(|b| b.as_ref()).collect();
+                out.push(Box::new(Submenu::with_items(app, label, true, &refs)?));
+            }
+        }
     }
-    if !s.agents.is_empty() {
-        b = b.separator();
+    Ok(out)
+}
+
+fn menu(app: &AppHandle, m: &TrayModel) -> tauri::Result<Menu<Wry>> {
+    let items = entries(app, &m.entries)?;
+    let refs: Vec<&dyn IsMenuItem<Wry>> = items.iter().map(|b| b.as_ref()).collect();
+    Menu::with_items(app, &refs)
+}
+
+fn show(app: &AppHandle, m: &TrayModel) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
+    if let Ok(menu) = menu(app, m) {
+        let _ = tray.set_menu(Some(menu));
     }
-    b.item(&MenuItem::with_id(app, "open", "Open window…", true, None::<&str>)?)
-        .item(&MenuItem::with_id(app, "applog", "Open coordinator log", true, None::<&str>)?)
-        .item(&MenuItem::with_id(app, "quit", "Quit AgentPM Coordinator", true, None::<&str>)?)
-        .build()
+    if let Ok(img) = Image::from_bytes(icon_bytes(m.icon)) {
+        let _ = tray.set_icon(Some(img));
+        let _ = tray.set_icon_as_template(true);
+    }
+    let _ = tray.set_tooltip(Some(m.tooltip.clone()));
 }
 
 /// `on_menu` handles a click on a menu item, by its id (`menu::on_menu`).
 pub fn create(app: &AppHandle, on_menu: fn(&AppHandle, &str)) -> tauri::Result<TrayIcon> {
-    let menu = build_menu(app, &Snapshot::default(), None)?;
+    let m = tray_model::build(&Snapshot::default(), false, None, coordinator::api::now_ms());
     TrayIconBuilder::with_id(TRAY_ID)
-        .icon(Image::from_bytes(ICON_IDLE)?)
+        .icon(Image::from_bytes(icon_bytes(Icon::Idle))?)
         // macOS tints template images for light and dark menu bars.
         .icon_as_template(true)
         .tooltip("AgentPM Coordinator")
-        .menu(&menu)
+        .menu(&menu(app, &m)?)
         .show_menu_on_left_click(true)
         .on_menu_event(move |app, ev| on_menu(app, ev.id.as_ref()))
         .build(app)
@@ -112,68 +95,45 @@ pub fn create(app: &AppHandle, on_menu: fn(&AppHandle, &str)) -> tauri::Result<T
 
 /// `demo`: the engine runs on the embedded simulator; the menu and the tooltip say so.
 pub fn update(app: &AppHandle, s: &Snapshot, demo: bool) {
-    let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
-    let status = demo.then(|| format!("Demo · {}", s.summary()));
-    if let Ok(menu) = build_menu(app, s, status.as_deref()) {
-        let _ = tray.set_menu(Some(menu));
-    }
-    if let Ok(img) = Image::from_bytes(icon_for(s)) {
-        let _ = tray.set_icon(Some(img));
-        let _ = tray.set_icon_as_template(true);
-    }
-    let _ = tray.set_tooltip(Some(format!("AgentPM Coordinator — {}{}", if demo { "Demo · " } else { "" }, s.summary())));
+    show(app, &tray_model::build(s, demo, None, coordinator::api::now_ms()));
 }
 
 /// The engine could not start (e.g. another coordinator holds the lock): error icon, the reason in the
-/// tooltip, and "Start coordinator" enabled to try again.
+/// tooltip, and "Start coordinator" to try again.
 pub fn show_not_running(app: &AppHandle, reason: &str) {
-    let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
-    if let Ok(menu) = build_menu(app, &Snapshot::default(), Some("Not running: open the window for why")) {
-        let _ = tray.set_menu(Some(menu));
-    }
-    if let Ok(img) = Image::from_bytes(ICON_ERROR) {
-        let _ = tray.set_icon(Some(img));
-        let _ = tray.set_icon_as_template(true);
-    }
-    let _ = tray.set_tooltip(Some(format!("AgentPM Coordinator — {reason}")));
+    let mut m = tray_model::build(&Snapshot::default(), false, Some("Not running: open the window for why"), coordinator::api::now_ms());
+    m.icon = Icon::Error;
+    m.tooltip = format!("AgentPM Coordinator — {reason}");
+    show(app, &m);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coordinator::api::AgentStatus;
-
-    fn agent(id: &str, state: AgentState) -> AgentStatus {
-        AgentStatus { agent_id: id.into(), enabled: true, has_passkey: true, state, last_exit_code: None, last_log_path: None }
-    }
 
     #[test]
-    fn icon_follows_errors_then_instances() {
-        let mut s = Snapshot { running: true, ..Default::default() };
-        s.server.reachable = true;
-        assert_eq!(icon_for(&s), ICON_IDLE);
-        s.agents.push(agent("a", AgentState::Error { message: "boom".into() }));
-        assert_eq!(icon_for(&s), ICON_ERROR);
-        s.agents.clear();
-        s.server.reachable = false;
-        s.server.last_error = Some("connection refused".into());
-        assert_eq!(icon_for(&s), ICON_ERROR);
+    fn every_icon_is_a_44px_png_in_both_colours() {
+        for bytes in [ICON_IDLE, ICON_RUNNING, ICON_ERROR, ICON_IDLE_LIGHT, ICON_RUNNING_LIGHT, ICON_ERROR_LIGHT] {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+            let (w, h) = (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()));
+            assert_eq!((w, h), (44, 44));
+        }
+        assert_ne!(ICON_IDLE, ICON_IDLE_LIGHT);
     }
 
     #[test]
     fn the_menu_uses_the_window_words_and_its_signature_is_stable_while_a_cooldown_runs() {
+        use coordinator::api::{AgentState, AgentStatus};
         let until = coordinator::api::now_ms() + 90 * 60_000;
         let cooldown = AgentState::Cooldown { until, reason: "quota".into() };
-        assert_eq!(state_text(&cooldown), crate::status_words::words(&cooldown).text);
+        assert_eq!(tray_model::state_text(&cooldown), crate::status_words::words(&cooldown).text);
         let long = AgentState::Error { message: "x".repeat(200) };
-        assert_eq!(state_text(&long).chars().count(), MENU_TEXT_MAX + 1);
-        assert!(state_text(&long).starts_with("error: xxx") && state_text(&long).ends_with('…'));
-        let s = Snapshot { agents: vec![agent("a", cooldown)], ..Default::default() };
-        let first = signature(&s);
+        assert_eq!(tray_model::state_text(&long).chars().count(), tray_model::MENU_TEXT_MAX + 1);
+        let a = AgentStatus { agent_id: "a".into(), enabled: true, has_passkey: true, state: cooldown, last_exit_code: None, last_log_path: None };
+        let s = Snapshot { agents: vec![a], ..Default::default() };
+        let first = signature(&s, false);
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert_eq!(signature(&s), first, "the menu would be rebuilt every second");
-        let mut other = s.clone();
-        other.agents[0].state = AgentState::Idle;
-        assert_ne!(signature(&other), first);
+        assert_eq!(signature(&s, false), first, "the menu would be rebuilt every second");
+        assert_ne!(signature(&s, true), first, "demo is shown");
     }
 }
