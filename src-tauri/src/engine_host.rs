@@ -167,8 +167,11 @@ fn wire_engine(app: &AppHandle, core: Arc<AppCore>, engine: Engine) {
                 last_sig = sig;
             }
             let _ = app1.emit("snapshot", WindowSnapshot::from(s));
-            if snaps.changed().await.is_err() {
-                return;
+            // The tray's elapsed minutes move without a new snapshot: look again every 15 s (the signature
+            // keeps the menu as it is unless a shown minute changed).
+            tokio::select! {
+                r = snaps.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(std::time::Duration::from_secs(15)) => {}
             }
         }
     });
