@@ -213,7 +213,8 @@ async fn app_end_to_end() {
     s.click("#nav-instances").await;
     s.wait("tr[data-testid^=instance-agt_03]", Duration::from_secs(30)).await;
     s.screenshot("instances").await;
-    // It disappears once its work is done (all of agt_03's items).
+    // The demo keeps going (refilled work): "Stop and pause agent" ends its runs, and they disappear.
+    s.click("[data-testid=stop-pause-agt_03]").await;
     let t = Instant::now();
     let mut gone_since: Option<Instant> = None;
     loop {
@@ -228,7 +229,7 @@ async fn app_end_to_end() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     s.click("#nav-agents").await;
-    s.wait_text("[data-testid=state-agt_03]", "idle", Duration::from_secs(15)).await;
+    s.wait_text("[data-testid=state-agt_03]", "paused", Duration::from_secs(15)).await;
     // Its log, in the Logs page.
     s.click("#nav-logs").await;
     s.exec("const a = document.querySelector('#log-agent'); a.value = 'agt_03'; a.dispatchEvent(new Event('change')); return true").await;
@@ -262,7 +263,7 @@ async fn app_end_to_end() {
     s.wait_text("[data-testid=prov-local-sh-result]", "found: /", Duration::from_secs(10)).await;
     s.click("#save-providers").await;
     s.wait_text("#providers-msg", "Saved", Duration::from_secs(10)).await;
-    let saved = std::fs::read_to_string(demo_dir.join("coordinator/settings.json")).unwrap();
+    let saved = std::fs::read_to_string(demo_dir.join("coordinator/demo-settings.json")).unwrap();
     assert!(saved.contains("\"local-sh\""), "custom provider not saved: {saved}");
     s.screenshot("providers").await;
     // Settings: a valid change is saved; an invalid one shows the inline error and saves nothing.
@@ -275,7 +276,7 @@ async fn app_end_to_end() {
     let err = s.wait_text("#err-max_concurrent", "not valid", Duration::from_secs(10)).await;
     println!("inline error: {err}");
     s.screenshot("settings-invalid").await;
-    let saved = std::fs::read_to_string(demo_dir.join("coordinator/settings.json")).unwrap();
+    let saved = std::fs::read_to_string(demo_dir.join("coordinator/demo-settings.json")).unwrap();
     assert!(saved.contains("\"max_concurrent\": 3") && saved.contains("\"polling_interval_secs\": 7"), "{saved}");
     // The window's input is not trusted (issue 15 item 11): `/` as the log folder is a field error and is not
     // saved, and read_log refuses files that are not run logs below the log folder.
@@ -283,7 +284,7 @@ async fn app_end_to_end() {
     s.type_into("#set-logdir", "/").await;
     s.click("#save-settings").await;
     s.wait_text("#err-log_dir", "system folder", Duration::from_secs(10)).await;
-    let saved = std::fs::read_to_string(demo_dir.join("coordinator/settings.json")).unwrap();
+    let saved = std::fs::read_to_string(demo_dir.join("coordinator/demo-settings.json")).unwrap();
     assert!(!saved.contains("\"log_dir\": \"/\""), "log_dir / was saved: {saved}");
     let settings_json = demo_dir.join("coordinator/settings.json").display().to_string();
     for path in ["/etc/passwd", settings_json.as_str()] {

@@ -41,7 +41,8 @@ impl Continuous {
     }
 }
 
-/// Which demo agents misbehave on purpose (continuous demo with at least 3 agents).
+/// Which demo agents misbehave on purpose (continuous demo with at least 3 agents): the second fails, the
+/// last hits a quota.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Roles {
     /// Fails every run with a real error line.
@@ -108,7 +109,8 @@ impl Demo {
             sim.set_refill(Some(pm_sim::Refill { items: 1, run_ms: c.run_ms, seed: c.seed }));
             settings.error_protection.default_cooldown_secs = c.failure_cooldown_secs;
             if ids.len() >= 3 {
-                let (failing, quota) = (ids[1].clone(), ids[2].clone());
+                // The second agent fails, the last one hits a quota (with 4 agents the third is a plain one).
+                let (failing, quota) = (ids[1].clone(), ids[ids.len() - 1].clone());
                 sim.set_agent_behavior(&failing, pm_sim::AgentBehavior::Fail { message: DEMO_FAILURE.to_string() });
                 sim.set_agent_behavior(&quota, pm_sim::AgentBehavior::QuotaResetsIn { secs: c.quota_reset_secs });
                 settings.providers.insert(DEMO_PROVIDER_2.to_string(), provider);

@@ -10,7 +10,7 @@ use coordinator::secrets::{self, MemoryStore, SecretStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub const HINT: &str = "Demo mode: a built-in PM server with fake agents. Demo passkeys are demo-<agent id>, e.g. demo-agt_04.";
+pub const HINT: &str = "Demo mode: a built-in PM server with fake agents. Demo passkeys are demo-<agent id>, e.g. demo-agt_03.";
 
 /// A started demo: the simulator, the settings its agents run with, and the in-memory store of its secrets.
 pub struct DemoRun {
@@ -51,10 +51,13 @@ pub async fn start(fake_agent: Vec<String>, settings_path: &Path) -> anyhow::Res
     Ok(DemoRun { demo, settings, store })
 }
 
-/// A first demo: the last agent starts disabled and without a passkey, so enabling it is something to try.
+/// The agent a first demo starts disabled and without a passkey, so enabling it is something to try: one
+/// that works normally (agt_02 fails on purpose, agt_04 hits a quota).
+pub const WAITING_AGENT: &str = "agt_03";
+
 fn first_settings(fresh: &Settings) -> Settings {
     let mut s = fresh.clone();
-    if let Some(a) = s.agents.values_mut().last() {
+    if let Some(a) = s.agents.get_mut(WAITING_AGENT) {
         a.enabled = false;
     }
     s.polling_interval_secs = 1;
@@ -98,15 +101,15 @@ mod tests {
         assert!(view.demo_hint.as_deref().unwrap_or("").contains("demo-<agent id>"));
         let ids: Vec<_> = view.settings.agents.keys().cloned().collect();
         assert_eq!(ids.len(), 4);
-        let last = ids.last().unwrap().clone();
-        assert!(!view.settings.agents[&last].enabled, "the last demo agent should wait for the user");
+        let last = super::WAITING_AGENT.to_string();
+        assert!(!view.settings.agents[&last].enabled, "agt_03 should wait for the user");
         // The quota agent runs on its own provider account, so its limit parks only itself.
-        assert_eq!(view.settings.agents[&ids[2]].provider.as_deref(), Some(coordinator::demo::DEMO_PROVIDER_2));
+        assert_eq!(view.settings.agents["agt_04"].provider.as_deref(), Some(coordinator::demo::DEMO_PROVIDER_2));
         let store = {
             let inner = c.inner.lock().await;
             AppCore::store_of(&inner, &c.platform_store)
         };
-        for id in &ids[..3] {
+        for id in ids.iter().filter(|id| **id != last) {
             assert_eq!(store.get(&secrets::agent_account(id)).unwrap(), Some(format!("demo-{id}")));
         }
         assert_eq!(store.get(&secrets::agent_account(&last)).unwrap(), None);
