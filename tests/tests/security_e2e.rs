@@ -102,6 +102,7 @@ async fn a_provider_command_from_the_dynamic_config_never_runs() {
         always: true,
         remote_config: json!({"ai_providers": {"evil": {"cli_command": "/bin/sh", "cli_args": ["-c", format!("env > {}", evil.display())]}},
                               "agents": {"agt_a": {"passkey": PK_A}}}),
+        ..Default::default()
     };
     let h = Hostile::start(d.path(), script, true).await;
     let url = format!("{}/mcp", h.http.clone().unwrap());
@@ -313,4 +314,35 @@ async fn closing_the_terminal_stops_the_agents_cleanly() {
     assert!(!running(), "the agent outlived the coordinator");
     assert!(!h.calls_of("report_process_exit").is_empty() || !h.calls_of("invalidate_session").is_empty(), "the exit was not reported to the server");
     println!("SECURITY| SIGHUP (terminal closed) | clean stop: agents stopped and their exits reported | nothing left running");
+}
+
+/// Peak resident memory of a process (VmHWM), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kb.unwrap_or(0.0) / 1024.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_just_under_the_cap_costs_about_its_size_not_a_tree() {
+    // 15 MiB of tiny items, under the 16 MiB cap for project lists: as a JSON tree (`serde_json::Value`) this is
+    // 7 million objects (hundreds of MiB); read as typed structs each bad item is dropped as it is read.
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::with_capacity(15 << 20);
+    text.push_str("{\"success\":true,\"projects\":[{\"project_id\":\"prj_x\",\"working_directory\":\"/nonexistent\",\"agents\":[]}");
+    while text.len() < (15 << 20) - 4 {
+        text.push_str(",{}");
+    }
+    text.push_str("]}");
+    let script = Script { project_dir: project(d.path()), agents: vec![], first_action: json!({"action": "hold"}), projects_text: Some(Arc::new(text)), ..Default::default() };
+    let h = Hostile::start(d.path(), script, false).await;
+    let cfg = d.path().join("settings.json");
+    std::fs::write(&cfg, json!({"server": h.socket, "polling_interval_secs": 1}).to_string()).unwrap();
+    let mut child = cli(&d.path().join("data")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert!(wait_for(Duration::from_secs(30), || h.calls_of("list_active_projects_with_agents").len() >= 3).await, "the coordinator did not poll three times");
+    let peak = peak_rss_mib(child.id());
+    let (status, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(10));
+    assert!(obeyed && status.success(), "{status:?}");
+    assert!(peak > 1.0 && peak < 100.0, "peak RSS {peak:.0} MiB for a 15 MiB reply");
+    println!("SECURITY| a 15 MiB reply of 5 million tiny items (under the 16 MiB cap) | read as typed structs, bad items dropped as read, lists bounded (100,000 projects) | peak RSS {peak:.0} MiB");
 }
