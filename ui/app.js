@@ -408,7 +408,9 @@ async function scrubYaml(path) {
     const r = await invoke("import_config", { path, scrub: true });
     row.replaceChildren(r.backup
       ? el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, `The file no longer contains passkeys. The backup of the original, ${r.backup}, still does: delete it once you have checked the import.`)
-      : el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, "The file holds no passkeys any more (nothing to remove)."));
+      : el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, r.already_scrubbed
+          ? "The file holds no passkeys any more (nothing to remove)."
+          : "The file no longer contains passkeys, and no copy of it with passkeys was kept: they are in the Keychain now."));
     await refresh();
   } catch (e) { row.replaceChildren(el("div", { class: "bad-text" }, String(e))); }
 }
@@ -424,7 +426,7 @@ async function importYaml(path) {
     const stored = r.moved.length + r.unchanged.length > 0 || r.token === "moved" || r.token === "unchanged";
     const scrubRow = el("div", { id: "import-scrub-row" }, stored && r.conflicts.length === 0
       ? el("div", { class: "row" }, el("span", { class: "muted" }, "The file still holds the passkeys in plain text."),
-          el("button", { "data-testid": "import-scrub", onclick: () => scrubYaml(path) }, "Remove them from the file (keep a backup)"))
+          el("button", { "data-testid": "import-scrub", onclick: () => scrubYaml(path) }, "Remove them from the file"))
       : "");
     out.replaceChildren(
       line("moved", "Moved into the Keychain", r.moved), line("unchanged", "Already there", r.unchanged),

@@ -94,7 +94,7 @@ impl AppCore {
     pub async fn import(&self, path: &Path, scrub: bool) -> AppResult<coordinator::import::ImportReport> {
         let store = self.platform_store.clone();
         let (yaml, settings_path) = (path.to_path_buf(), self.settings_path.clone());
-        let report = tokio::task::spawn_blocking(move || coordinator::import::import_yaml(&yaml, store.as_ref(), &settings_path, &coordinator::import::ImportOptions { scrub, overwrite: false }))
+        let report = tokio::task::spawn_blocking(move || coordinator::import::import_yaml(&yaml, store.as_ref(), &settings_path, &coordinator::import::ImportOptions { scrub, overwrite: false, keep_backup: false }))
             .await?
             .map_err(|e| AppError::Message(e.to_string()))?;
         let mut inner = self.inner.lock().await;
@@ -181,11 +181,15 @@ mod tests {
         let report_json = serde_json::to_string(&r).unwrap();
         assert!(!report_json.contains("secret-"), "the import report carries a passkey: {report_json}");
         assert!(!std::fs::read_to_string(d.path().join("settings.json")).unwrap().contains("secret-"));
-        // Second run with scrub: nothing new moved, the file is blanked, the original kept as a backup.
+        // Second run with scrub: nothing new moved, the file is blanked, and no plaintext copy is kept anywhere.
         let r = c.import(&yaml, true).await.unwrap();
         assert_eq!(r.unchanged.len(), 2);
         assert!(!std::fs::read_to_string(&yaml).unwrap().contains("secret-"));
-        assert!(std::fs::read_to_string(r.backup.unwrap()).unwrap().contains("secret-aaaa-1111"));
+        assert!(r.backup.is_none());
+        for f in std::fs::read_dir(d.path()).unwrap() {
+            let f = f.unwrap().path();
+            assert!(f.is_dir() || !std::fs::read_to_string(&f).unwrap_or_default().contains("secret-"), "{} holds a passkey", f.display());
+        }
         // A missing file is an error in words, not a panic.
         assert!(c.import(&d.path().join("nope.yaml"), false).await.unwrap_err().to_string().contains("nope.yaml"));
     }
