@@ -428,3 +428,34 @@ async fn https_with_a_private_ca_works_through_the_system_trust_store_and_an_unk
     println!("SECURITY| https:// server with a certificate from a private CA | trusted once the CA is in the system trust store (rustls-native-certs: Keychain on macOS, SSL_CERT_FILE / the system bundle here); refused otherwise, naming the certificate | no token to an unverified server");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_thousand_failing_projects_never_flood_the_server_or_our_fds() {
+    // The server lists 30,000 projects and grants a start for each; every run fails at once. Before, 30,000
+    // projects with missing folders opened 1,201 concurrent report_agent_error connections (1,406 fds) and our own
+    // health_check failed with EAGAIN. (A missing folder is now known locally and never asked about.)
+    let d = tempfile::tempdir().unwrap();
+    let dir = project(d.path());
+    let projects: Vec<_> = (0..30_000).map(|i| json!({"project_id": format!("prj_{i}"), "project_name": "x", "working_directory": dir, "agents": ["agt_a"]})).collect();
+    let text = json!({"success": true, "projects": projects}).to_string();
+    let script = Script { project_dir: project(d.path()), agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), always: true, projects_text: Some(Arc::new(text)), ..Default::default() };
+    let h = Hostile::start(d.path(), script, false).await;
+    let cfg = python_yaml_with_script(d.path(), &h, "echo Error: failed; exit 1");
+    let mut child = cli(&d.path().join("data")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id();
+    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).map(|r| r.count()).unwrap_or(0);
+    let mut peak_fds = 0;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(12) {
+        peak_fds = peak_fds.max(fds());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (health, asked, reports) = (h.calls_of("health_check").len(), h.calls_of("get_agent_action").len(), h.calls_of("report_agent_error").len());
+    let (status, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(15));
+    assert!(obeyed && status.success(), "{status:?}");
+    assert!(asked >= 5, "the coordinator hardly asked: {asked} questions");
+    assert!(health >= 2, "our own health checks stopped: {health}");
+    assert!(reports <= asked, "more error reports ({reports}) than runs");
+    assert!(peak_fds < 150, "peak {peak_fds} open fds");
+    println!("SECURITY| 30,000 projects, a start granted for each, every run failing | server calls bounded (64 in flight per client), questions bounded by free slots, one report per failure streak | peak {peak_fds} fds; {asked} questions, {reports} reports and {health} health checks in 12 s");
+}
