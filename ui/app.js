@@ -47,6 +47,10 @@ function showPage(name) {
   renderStatus();
 }
 
+// Times of day in the user's locale, to the minute: the tray writes them the same way (set_clock_style).
+const fmtClock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+const twelveHour = () => /^h1[12]$/.test(new Intl.DateTimeFormat([], { hour: "numeric" }).resolvedOptions().hourCycle || "");
+
 function fmtDuration(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
@@ -74,7 +78,7 @@ function renderStatus() {
   if (snap.running && snap.server.token_rejected) {
     problems.push(`The PM server rejected the coordinator token. Set the new one in Settings → Coordinator token.`);
   } else if (snap.running && !snap.server.reachable && snap.server.unreachable_since) {
-    problems.push(`PM server unreachable since ${new Date(snap.server.unreachable_since).toLocaleTimeString()}: ${snap.server.last_error || ""}`);
+    problems.push(`PM server unreachable since ${fmtClock(snap.server.unreachable_since)}: ${snap.server.last_error || ""}`);
   }
   if (snap.secret_store_error) problems.push(snap.secret_store_error);
   // Agents' attention items (the server's and the secret store's are said above).
@@ -102,7 +106,7 @@ function renderInstances() {
   $("#instances-table").classList.toggle("hidden", snap.instances.length === 0);
   $("#instances-empty").classList.toggle("hidden", snap.instances.length > 0);
   const errs = snap.last_errors.slice(-8).reverse();
-  $("#errors").replaceChildren(...(errs.length ? errs.map((e) => el("li", {}, `${new Date(e.at).toLocaleTimeString()} ${e.agent_id ? e.agent_id + ": " : ""}${e.message}`)) : [el("li", {}, "None.")]));
+  $("#errors").replaceChildren(...(errs.length ? errs.map((e) => el("li", {}, `${fmtClock(e.at)} ${e.agent_id ? e.agent_id + ": " : ""}${e.message}`)) : [el("li", {}, "None.")]));
 }
 
 setInterval(() => {
@@ -144,8 +148,25 @@ function renderAgents(force) {
       el("td", {}, el("span", { class: `pill ${cls}`, "data-testid": `state-${id}` }, text)),
       pkCell,
       el("td", {}, sel),
-      el("td", {}, pauseBtn, " ", el("button", { class: "small", onclick: () => invoke("list_runs", { agentId: id }).then((r) => openLogPage(id, r[0] && r[0].path)) }, "Logs")));
+      el("td", {}, pauseBtn, " ", el("button", { class: "small", onclick: () => invoke("list_runs", { agentId: id }).then((r) => openLogPage(id, r[0] && r[0].path)) }, "Logs"), " ",
+        el("button", { class: "small danger", "data-testid": `remove-${id}`, onclick: () => removeAgent(id, has) }, "Remove…")));
   }));
+}
+
+// Removing an agent stops its runs first (a removed agent's process would otherwise run on unseen), then takes
+// it out of the settings; its passkey is deleted only when the user says so.
+async function removeAgent(id, hasPasskey) {
+  const running = snap ? snap.instances.filter((i) => i.agent_id === id) : [];
+  const runs = running.length ? ` Its ${running.length === 1 ? "running instance is" : running.length + " running instances are"} stopped.` : "";
+  if (!confirm(`Remove ${id} from this coordinator?${runs} The PM server keeps the agent; you can add it again later.`)) return;
+  const dropKey = hasPasskey && confirm(`Also delete the passkey of ${id} from the Keychain?\n\nOK deletes it; Cancel keeps it for when you add the agent again.`);
+  try {
+    for (const i of running) await invoke("stop_instance", { id: i.id });
+    await invoke("remove_agent", { agentId: id });
+    if (dropKey) await invoke("delete_passkey", { agentId: id });
+    await refresh();
+    renderAgents(true);
+  } catch (e) { alertErr(e); }
 }
 
 function editPasskey(id, td) {
@@ -415,14 +436,20 @@ async function scrubYaml(path) {
   } catch (e) { row.replaceChildren(el("div", { class: "bad-text" }, String(e))); }
 }
 
-async function importYaml(path) {
+async function importYaml(path, overwrite = false) {
   const out = $("#import-result");
   if (!path) { out.textContent = "Choose the YAML file first."; return; }
   out.textContent = "Importing…";
   try {
-    const r = await invoke("import_config", { path, scrub: false });
+    const r = await invoke("import_config", { path, scrub: false, overwrite });
     const line = (id, label, list) => el("div", { "data-testid": `import-${id}` }, el("b", {}, label + ": "), list.length ? list.join(", ") : "—");
     const tokenText = { moved: "moved into the Keychain", unchanged: "already there", conflict: "a different token is already stored (kept it)", missing: "not in the file" }[r.token] || "—";
+    // A new export (a rotated token, replaced passkeys) must be able to win over what is stored.
+    const conflicting = [...r.conflicts, ...(r.token === "conflict" ? ["the coordinator token"] : [])];
+    const replaceRow = conflicting.length
+      ? el("div", { class: "row" }, el("span", { class: "muted" }, `The file has different values for ${conflicting.join(", ")}.`),
+          el("button", { "data-testid": "import-overwrite", onclick: () => importYaml(path, true) }, "Use the file's values"))
+      : "";
     const stored = r.moved.length + r.unchanged.length > 0 || r.token === "moved" || r.token === "unchanged";
     const scrubRow = el("div", { id: "import-scrub-row" }, stored && r.conflicts.length === 0
       ? el("div", { class: "row" }, el("span", { class: "muted" }, "The file still holds the passkeys in plain text."),
@@ -432,6 +459,7 @@ async function importYaml(path) {
       line("moved", "Moved into the Keychain", r.moved), line("unchanged", "Already there", r.unchanged),
       line("conflicts", "Conflicts (kept the stored one)", r.conflicts), line("missing", "Without a passkey", r.missing),
       el("div", { "data-testid": "import-token" }, el("b", {}, "Coordinator token: "), tokenText),
+      replaceRow,
       scrubRow,
       ...r.warnings.map((w) => el("div", { class: "muted" }, w)),
       el("div", { class: "row" }, el("button", { class: "primary", "data-testid": "import-done", onclick: async () => { await refresh(); showPage("agents"); } }, "Show agents")));
@@ -480,6 +508,16 @@ async function main() {
     } catch (e) { alertErr(e); }
   });
   $("#demo-btn").addEventListener("click", async () => { try { view = await invoke("set_demo", { on: true }); await refresh(); showPage("agents"); } catch (e) { alertErr(e); } });
+
+  // ⌘1…⌘7 (Ctrl on Linux) open the pages in the order of the navigation bar.
+  const navPages = [...document.querySelectorAll("#nav button")].map((b) => b.dataset.page);
+  document.querySelectorAll("#nav button").forEach((b, n) => { b.title = `${navigator.platform.startsWith("Mac") ? "⌘" : "Ctrl+"}${n + 1}`; });
+  document.addEventListener("keydown", (ev) => {
+    if (!(ev.metaKey || ev.ctrlKey) || ev.altKey || ev.shiftKey) return;
+    const n = Number(ev.key);
+    if (n >= 1 && n <= navPages.length) { ev.preventDefault(); showPage(navPages[n - 1]); }
+  });
+  invoke("set_clock_style", { twelveHour: twelveHour() }).catch(() => {});
 
   await listen("engine-stopped", () => refresh());
   await listen("snapshot", (ev) => { snap = ev.payload; renderStatus(); renderInstances(); if (page === "agents") renderAgents(); });

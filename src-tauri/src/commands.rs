@@ -151,8 +151,8 @@ pub async fn run_doctor(core: Core<'_>) -> AppResult<Vec<coordinator::doctor::Ch
 }
 
 #[tauri::command]
-pub async fn import_config(core: Core<'_>, path: PathBuf, scrub: bool) -> AppResult<coordinator::import::ImportReport> {
-    core.import(&path, scrub).await
+pub async fn import_config(core: Core<'_>, path: PathBuf, scrub: bool, overwrite: Option<bool>) -> AppResult<coordinator::import::ImportReport> {
+    core.import(&path, scrub, overwrite.unwrap_or(false)).await
 }
 
 #[tauri::command]

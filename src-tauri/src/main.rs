@@ -87,6 +87,7 @@ fn main() {
             commands::import_config,
             commands::set_demo,
             window::window_ready,
+            window::set_clock_style,
         ])
         .setup(move |app| {
             // Menu-bar app on macOS: no Dock icon (Info.plist also sets LSUIElement for the bundle).

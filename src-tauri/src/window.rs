@@ -14,6 +14,12 @@ pub fn show(app: &AppHandle) {
 /// When the process started: cold start is measured from there to the page's first render.
 pub struct StartedAt(pub std::time::Instant);
 
+/// The page's locale uses a 12-hour clock (Intl's hour cycle): the tray writes times of day the same way.
+#[tauri::command]
+pub fn set_clock_style(twelve_hour: bool) {
+    crate::status_words::set_twelve_hour(twelve_hour);
+}
+
 /// Called by the page once it has rendered: logs the cold start time (launch → window ready).
 #[tauri::command]
 pub fn window_ready(started: tauri::State<'_, StartedAt>) -> f64 {

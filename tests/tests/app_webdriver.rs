@@ -290,6 +290,7 @@ async fn app_end_to_end() {
         let r = s.invoke("read_log", json!({"path": path})).await;
         assert!(r.starts_with("err: ") && r.contains("not inside the log folder"), "read_log {path}: {r}");
     }
+    shortcuts_and_removing_an_agent(&s).await;
     s.close().await;
     // The last page was saved when it was opened (read now: the next launch rewrites the file as it starts).
     let ui_state = std::fs::read_to_string(demo_dir.join("coordinator/ui-state.json")).unwrap_or_default();
@@ -374,6 +375,7 @@ async fn app_end_to_end() {
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_file() && std::fs::read_to_string(p).unwrap_or_default().contains("imported-secret")).collect();
     assert!(leftovers.is_empty(), "plaintext copies of the passkeys left: {leftovers:?}");
     s.screenshot("import").await;
+    import_with_new_values_replaces_on_request(&s, &yaml).await;
     // The app holds the coordinator lock of its settings file: the CLI refuses to run beside it, naming it.
     let cli = std::process::Command::new(agentpm_e2e::bin("agentpm-coordinator")).arg("run").env("AGENTPM_DATA_DIR", &fresh).output().unwrap();
     let err = String::from_utf8_lossy(&cli.stderr);
@@ -463,3 +465,44 @@ async fn app_end_to_end() {
     drop(s);
 }
 
+
+/// ⌘/Ctrl+1…7 open the pages; an agent can be removed from the window (after a confirmation).
+async fn shortcuts_and_removing_an_agent(s: &Session) {
+    s.exec("document.dispatchEvent(new KeyboardEvent('keydown', {key: '2', ctrlKey: true, bubbles: true})); return true").await;
+    s.wait("#page-agents:not(.hidden)", Duration::from_secs(5)).await;
+    s.exec("document.dispatchEvent(new KeyboardEvent('keydown', {key: '1', metaKey: true, bubbles: true})); return true").await;
+    s.wait("#page-instances:not(.hidden)", Duration::from_secs(5)).await;
+    s.exec("document.dispatchEvent(new KeyboardEvent('keydown', {key: '2', ctrlKey: true, bubbles: true})); return true").await;
+    s.type_into("#new-agent", "agt_removable").await;
+    s.click("#add-agent").await;
+    s.wait("[data-testid=remove-agt_removable]", Duration::from_secs(10)).await;
+    // The confirmations are the page's own dialogs: answered yes to removing, no to deleting a passkey.
+    s.exec("let n = 0; window.confirm = () => (n++ === 0); return true").await;
+    s.click("[data-testid=remove-agt_removable]").await;
+    let t = Instant::now();
+    while s.find("[data-testid=agent-agt_removable]").await.is_some() {
+        assert!(t.elapsed() < Duration::from_secs(10), "the removed agent is still listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t = Instant::now();
+    while s.invoke("app_state", json!({})).await.contains("agt_removable") {
+        assert!(t.elapsed() < Duration::from_secs(10), "the removed agent is still in the settings or the snapshot");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Back to Settings (the 4th page), where the next step expects the window to be left.
+    s.exec("document.dispatchEvent(new KeyboardEvent('keydown', {key: '4', ctrlKey: true, bubbles: true})); return true").await;
+    s.wait("#page-settings:not(.hidden)", Duration::from_secs(5)).await;
+}
+
+/// A re-export with a rotated passkey: kept by default (a conflict), replaced by "Use the file's values".
+async fn import_with_new_values_replaces_on_request(s: &Session, yaml: &Path) {
+    std::fs::write(yaml, "agents:\n  agt_imported_a:\n    passkey: imported-rotated-cccc\n").unwrap();
+    s.click("[data-testid=import-done]").await;
+    s.click("[data-testid=open-import]").await;
+    s.type_into("#import-path", &yaml.display().to_string()).await;
+    s.click("#import-btn").await;
+    s.wait_text("[data-testid=import-conflicts]", "agt_imported_a", Duration::from_secs(20)).await;
+    s.click("[data-testid=import-overwrite]").await;
+    s.wait_text("[data-testid=import-moved]", "agt_imported_a", Duration::from_secs(20)).await;
+    assert!(s.find("[data-testid=import-overwrite]").await.is_none(), "still offering to replace after replacing");
+}
