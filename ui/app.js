@@ -149,7 +149,7 @@ function renderAgents(force) {
       pkCell,
       el("td", {}, sel),
       el("td", {}, pauseBtn, " ", el("button", { class: "small", onclick: () => invoke("list_runs", { agentId: id }).then((r) => openLogPage(id, r[0] && r[0].path)) }, "Logs"), " ",
-        el("button", { class: "small danger", "data-testid": `remove-${id}`, onclick: () => removeAgent(id, has) }, "Remove…")));
+        el("button", { class: "small danger", "data-testid": `remove-${id}`, onclick: () => removeAgent(id, has) }, "Remove agent…")));
   }));
 }
 

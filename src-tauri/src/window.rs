@@ -38,3 +38,17 @@ pub fn settings_error_dialog(mut context: tauri::Context<tauri::Wry>, message: &
     app.dialog().message(text).title("AgentPM Coordinator: settings cannot be read").kind(MessageDialogKind::Error).show(|_| std::process::exit(2));
     app.run(|_, _| {});
 }
+
+/// What is kept of the window between launches: where it was and how big.
+pub const REMEMBERED: tauri_plugin_window_state::StateFlags = tauri_plugin_window_state::StateFlags::SIZE
+    .union(tauri_plugin_window_state::StateFlags::POSITION)
+    .union(tauri_plugin_window_state::StateFlags::MAXIMIZED);
+
+/// Saved when the window is hidden, not only at exit: a menu-bar app is rarely quit, and a crash or logout
+/// would otherwise lose the last geometry.
+pub fn remember_geometry(app: &tauri::AppHandle) {
+    use tauri_plugin_window_state::AppHandleExt;
+    if let Err(e) = app.save_window_state(REMEMBERED) {
+        tracing::warn!("window size and position not saved: {e}");
+    }
+}

@@ -115,6 +115,22 @@ impl Session {
     }
 }
 
+/// SIGTERM to the app started with `--data-dir <dir_arg>` (a logout or `kill`), then wait for it to exit.
+async fn terminate_app(dir_arg: &str) -> Duration {
+    let app_pid = processes()
+        .into_iter()
+        .find(|(_, _, cmd)| cmd.contains("agentpm-coordinator-app") && cmd.contains(dir_arg) && !cmd.contains("--fake-agent"))
+        .map(|(pid, _, _)| pid)
+        .expect("the app process");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let t = Instant::now();
+    while agentpm_e2e::pid_alive(app_pid as i32) {
+        assert!(t.elapsed() < Duration::from_secs(15), "the app did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.elapsed()
+}
+
 fn screenshots_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
 }
@@ -291,6 +307,12 @@ async fn app_end_to_end() {
         assert!(r.starts_with("err: ") && r.contains("not inside the log folder"), "read_log {path}: {r}");
     }
     shortcuts_and_removing_an_agent(&s).await;
+    // Window geometry is kept across launches (tauri-plugin-window-state, window-state.json).
+    let r = s.post("/window/rect", json!({"width": 880, "height": 620})).await;
+    let size = s.exec("return [window.outerWidth, window.outerHeight]").await;
+    println!("window resized to {size} ({})", r["value"]);
+    // Quit as a logout does (WebDriver's own session end kills the app without warning).
+    terminate_app(&demo_dir_s).await;
     s.close().await;
     // The last page was saved when it was opened (read now: the next launch rewrites the file as it starts).
     let ui_state = std::fs::read_to_string(demo_dir.join("coordinator/ui-state.json")).unwrap_or_default();
@@ -309,6 +331,9 @@ async fn app_end_to_end() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(on_settings, "the window did not reopen on the Settings page");
+    let size = s.exec("return [window.outerWidth, window.outerHeight]").await;
+    assert_eq!(size, json!([880, 620]), "the window size was not kept across launches: {}", std::fs::read_to_string(demo_dir.join("coordinator/window-state.json")).unwrap_or_default());
+    assert!(demo_dir.join("coordinator/window-state.json").exists(), "no window-state.json beside settings.json");
     // The window's errors reach the app log (tauri-plugin-log), which never holds a passkey.
     s.exec("setTimeout(() => { throw new Error('e2e-probe: a window error') }, 0); return true").await;
     let app_log = demo_dir.join("coordinator/app.log");
@@ -441,19 +466,11 @@ async fn app_end_to_end() {
     let s = Session::new(&app(), &["--demo", "--data-dir", &term_dir.display().to_string()]).await;
     s.wait("tr[data-testid^=instance-]", Duration::from_secs(30)).await;
     let dir_arg = term_dir.display().to_string();
-    let app_pid = processes()
-        .into_iter()
-        .find(|(_, _, cmd)| cmd.contains("agentpm-coordinator-app") && cmd.contains(&dir_arg) && !cmd.contains("--fake-agent"))
-        .map(|(pid, _, _)| pid)
-        .expect("the app process");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let t = Instant::now();
-    while agentpm_e2e::pid_alive(app_pid as i32) {
-        assert!(t.elapsed() < Duration::from_secs(15), "the app did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!("app exited {:.1} s after SIGTERM", t.elapsed().as_secs_f64());
-    let left: Vec<_> = processes().into_iter().filter(|(_, _, cmd)| cmd.contains("--fake-agent")).collect();
+    let t = terminate_app(&dir_arg).await;
+    println!("app exited {:.1} s after SIGTERM", t.as_secs_f64());
+    // The app's fake agents are the app binary itself (other runs on this machine are not ours).
+    let exe = app().display().to_string();
+    let left: Vec<_> = processes().into_iter().filter(|(_, _, cmd)| cmd.starts_with(&exe) && cmd.contains("--fake-agent")).collect();
     assert!(left.is_empty(), "agents outlived the app: {left:?}");
     let mut stopped_logs = 0;
     for agent in std::fs::read_dir(term_dir.join("demo/logs")).unwrap().flatten() {
