@@ -81,13 +81,39 @@ function renderStatus() {
     problems.push(`PM server unreachable since ${fmtClock(snap.server.unreachable_since)}: ${snap.server.last_error || ""}`);
   }
   if (snap.secret_store_error) problems.push(snap.secret_store_error);
-  // Agents' attention items (the server's and the secret store's are said above).
-  for (const a of snap.attention || []) if (a.agent_id) problems.push(`${a.reason} ${a.fix}`);
   $("#nav-badge") && ($("#nav-badge").textContent = (snap.attention || []).length ? String(snap.attention.length) : "");
   if (view && view.start_error) problems.unshift(view.start_error);
-  banner.textContent = problems.join(" — ");
+  // Agents' attention items (the server's and the secret store's are said above), each with its fix as a button.
+  const items = (snap.attention || []).filter((a) => a.agent_id);
+  const sig = JSON.stringify([problems, items.map((a) => [a.key, a.reason, a.action])]);
+  if (sig !== bannerSig) {
+    bannerSig = sig;
+    banner.replaceChildren(...(problems.length ? [el("div", {}, problems.join(" — "))] : []),
+      ...items.map((a) => el("div", { class: "attention", "data-testid": `attention-${a.key}` }, `${a.reason} `,
+        a.until ? el("span", { class: "countdown", "data-until": a.until }, countdown(a.until)) : "", " ", attentionButton(a))));
+  }
   // The welcome view explains a missing server in plain words (doctor): no banner on top of it.
-  banner.classList.toggle("hidden", problems.length === 0 || page === "welcome");
+  banner.classList.toggle("hidden", problems.length + items.length === 0 || page === "welcome");
+}
+
+let bannerSig = "";
+const countdown = (until) => { const ms = until - Date.now(); return ms > 0 ? `resets in ${fmtDuration(ms)}` : "resetting…"; };
+setInterval(() => document.querySelectorAll(".countdown").forEach((e) => (e.textContent = countdown(Number(e.dataset.until)))), 1000);
+
+// The fix of an attention item as one button: where to go, or what to do.
+function attentionButton(a) {
+  const go = (p) => () => showPage(p);
+  const agentRun = () => { const st = snap.agents.find((x) => x.agent_id === a.agent_id); openLogPage(a.agent_id, st && st.last_log_path); };
+  const [label, act] = {
+    set_passkey: ["Set passkey", () => { showPage("agents"); const b = $(`[data-testid=set-passkey-${a.agent_id}]`); if (b) b.click(); }],
+    set_token: ["Set token", go("settings")],
+    check_server: ["Settings", go("settings")],
+    choose_log_folder: ["Settings", go("settings")],
+    fix_provider: ["Providers", go("providers")],
+    open_last_run: ["Open last run", agentRun],
+    retry_now: ["Retry now", () => invoke("retry_agent", { agentId: a.agent_id }).then(refresh, alertErr)],
+  }[a.action] || [null, null];
+  return label ? el("button", { class: "small", "data-testid": `fix-${a.key}`, onclick: act }, label) : el("span", { class: "muted" }, a.fix);
 }
 
 function renderInstances() {
@@ -467,7 +493,7 @@ async function importYaml(path, overwrite = false) {
   } catch (e) { out.textContent = String(e); }
 }
 
-function alertErr(e) { $("#banner").textContent = String(e); $("#banner").classList.remove("hidden"); logToApp(4, e); }
+function alertErr(e) { bannerSig = ""; $("#banner").textContent = String(e); $("#banner").classList.remove("hidden"); logToApp(4, e); }
 
 async function refresh() {
   view = await invoke("app_state");

@@ -104,6 +104,13 @@ pub async fn resume_agent(core: Core<'_>, agent_id: String) -> AppResult<()> {
     Ok(())
 }
 
+/// "Retry now" on a cooldown (a quota that reset early, a failure whose cause is fixed).
+#[tauri::command]
+pub async fn retry_agent(core: Core<'_>, agent_id: String) -> AppResult<()> {
+    core.running_engine().await?.retry_agent(&agent_id).await;
+    Ok(())
+}
+
 /// The Runs page: recorded runs, newest first (`since` in ms since the epoch).
 #[tauri::command]
 pub async fn run_history(core: Core<'_>, agent: Option<String>, project: Option<String>, failed: Option<bool>, since: Option<i64>, limit: Option<usize>) -> AppResult<Vec<coordinator::runs::RunRecord>> {

@@ -85,6 +85,7 @@ fn main() {
             commands::run_history,
             commands::run_usage,
             commands::resume_agent,
+            commands::retry_agent,
             commands::list_runs,
             commands::read_log,
             commands::open_log,

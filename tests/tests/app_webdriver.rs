@@ -211,10 +211,19 @@ async fn app_end_to_end() {
     s.wait("[data-testid=enable-agt_03]", Duration::from_secs(10)).await;
     s.wait_text("[data-testid=passkey-state-agt_03]", "missing", Duration::from_secs(10)).await;
     s.click("[data-testid=enable-agt_03]").await;
+    // Enabled without a passkey: it needs the user. The banner says so with the fix as a button, the badge counts it.
+    s.wait_text("[data-testid=\"attention-agent:agt_03:passkey\"]", "agt_03 has no passkey", Duration::from_secs(15)).await;
+    assert!(!s.text("#banner").await.contains("agentpm-coordinator"), "CLI commands in the window's banner");
+    s.wait_text("[data-testid=attention-badge]", "1", Duration::from_secs(10)).await;
+    s.screenshot("attention").await;
+    s.click("[data-testid=\"fix-agent:agt_03:passkey\"]").await;
     // The table is live: retry the click if it landed on a row that was just redrawn.
     let mut opened = false;
     for _ in 0..10 {
-        s.click("[data-testid=set-passkey-agt_03]").await;
+        // The banner's button opened it already, unless a live redraw closed it again.
+        if s.find("[data-testid=passkey-input-agt_03]").await.is_none() {
+            s.click("[data-testid=set-passkey-agt_03]").await;
+        }
         if s.find("[data-testid=passkey-input-agt_03]").await.is_some() {
             opened = true;
             break;
