@@ -28,6 +28,15 @@ pub struct Matches {
     pub truncated: bool,
 }
 
+/// Which lines a raw-byte mark counts in.
+#[derive(Debug, Clone, Copy)]
+enum Lines {
+    Any,
+    /// JSON events (first non-blank byte `{`).
+    Json,
+    Text,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Line {
     start: u64,
@@ -41,20 +50,35 @@ pub struct Transcript {
     path: PathBuf,
     file: File,
     lines: Vec<Line>,
-    /// Bytes indexed: everything up to here has been scanned.
-    indexed: u64,
-    /// The last line had no newline yet (a live run mid-write): it is re-read on the next refresh.
+    /// Bytes scanned for newlines.
+    scanned: u64,
+    /// Start of the line being scanned (no newline seen for it yet).
+    line_start: u64,
+    /// The file's size when last looked at.
+    size: u64,
+    /// The last item is the line after the last newline (a live run mid-write): replaced when more arrives.
     partial_tail: bool,
     /// Newlines seen so far (for line numbers).
     newlines: u32,
 }
 
+/// Bytes indexed by [`Transcript::open_lazy`]: enough for the first screens of any log.
+pub const LAZY_BUDGET: u64 = CHUNK as u64;
+
 impl Transcript {
     /// Open and index the whole log.
     pub fn open(path: &Path) -> std::io::Result<Transcript> {
-        let file = File::open(path)?;
-        let mut t = Transcript { path: path.to_path_buf(), file, lines: Vec::new(), indexed: 0, partial_tail: false, newlines: 0 };
+        let mut t = Transcript::open_lazy(path)?;
         t.refresh()?;
+        Ok(t)
+    }
+
+    /// Open and index only the first [`LAZY_BUDGET`] bytes, so the first screen of a huge log is there at
+    /// once; [`Transcript::index_more`] (or `refresh`) indexes the rest.
+    pub fn open_lazy(path: &Path) -> std::io::Result<Transcript> {
+        let file = File::open(path)?;
+        let mut t = Transcript { path: path.to_path_buf(), file, lines: Vec::new(), scanned: 0, line_start: 0, size: 0, partial_tail: false, newlines: 0 };
+        t.index_more(LAZY_BUDGET)?;
         Ok(t)
     }
 
@@ -62,7 +86,7 @@ impl Transcript {
         &self.path
     }
 
-    /// Number of items (non-blank lines).
+    /// Number of items (non-blank lines) indexed so far.
     pub fn len(&self) -> usize {
         self.lines.len()
     }
@@ -73,61 +97,62 @@ impl Transcript {
 
     /// Bytes of the log indexed.
     pub fn bytes(&self) -> u64 {
-        self.indexed
+        self.scanned
     }
 
-    /// Index what was appended since the last call (re-reading a last line that had no newline). A file
-    /// that shrank (rotated, rewritten) is indexed again from the start. Returns whether anything changed.
+    /// Whether the whole file (as large as it was when last looked at) is indexed.
+    pub fn is_complete(&self) -> bool {
+        self.scanned >= self.size
+    }
+
+    /// Index everything appended since the last call. Returns whether anything changed.
     pub fn refresh(&mut self) -> std::io::Result<bool> {
+        self.index_more(u64::MAX)
+    }
+
+    /// Index up to about `budget` more bytes. A last line without a newline is shown as an item
+    /// and replaced once more of it arrives. A file that shrank (rotated, rewritten) is indexed again from
+    /// the start. Returns whether anything changed.
+    pub fn index_more(&mut self, budget: u64) -> std::io::Result<bool> {
         let size = self.file.metadata()?.len();
-        if size < self.indexed {
+        if size < self.scanned {
             self.lines.clear();
-            (self.indexed, self.partial_tail, self.newlines) = (0, false, 0);
+            (self.scanned, self.line_start, self.partial_tail, self.newlines) = (0, 0, false, 0);
         }
-        if size == self.indexed {
+        self.size = size;
+        if size == self.scanned {
             return Ok(false);
         }
         if self.partial_tail {
-            let last = self.lines.pop().expect("a partial tail is a line");
-            self.indexed = last.start;
+            self.lines.pop();
             self.partial_tail = false;
         }
-        let mut buf = vec![0u8; CHUNK];
-        let mut pos = self.indexed;
-        // Start of the line being scanned (it may span chunks).
-        let mut line_start = self.indexed;
-        while pos < size {
-            let want = CHUNK.min((size - pos) as usize);
-            let n = self.file.read_at(&mut buf[..want], pos)?;
+        let stop = size.min(self.scanned.saturating_add(budget.max(1)));
+        let mut buf = vec![0u8; (CHUNK as u64).min(size - self.scanned).min(budget.max(1)) as usize];
+        while self.scanned < stop {
+            let want = buf.len().min((size - self.scanned) as usize);
+            let n = self.file.read_at(&mut buf[..want], self.scanned)?;
             if n == 0 {
+                self.size = self.scanned;
                 break;
             }
-            let chunk = &buf[..n];
-            for nl in memchr::memchr_iter(b'\n', chunk) {
+            let pos = self.scanned;
+            for nl in memchr::memchr_iter(b'\n', &buf[..n]) {
                 let end = pos + nl as u64;
-                self.push_line(line_start, end, chunk, pos);
+                self.push_line(self.line_start, end, &buf[..n], pos);
                 self.newlines = self.newlines.saturating_add(1);
-                line_start = end + 1;
+                self.line_start = end + 1;
             }
-            pos += n as u64;
+            self.scanned += n as u64;
         }
-        if line_start < pos {
-            // No newline yet: shown as a line, read again when more arrives.
-            let tail_len = (pos - line_start) as usize;
-            let mut tail = vec![0u8; tail_len.min(64)];
-            let got = self.file.read_at(&mut tail, line_start)?;
-            let blank = tail_len <= 64 && tail[..got].iter().all(|b| b.is_ascii_whitespace());
-            if !blank {
-                self.lines.push(Line { start: line_start, len: tail_len.min(u32::MAX as usize) as u32, number: self.newlines.saturating_add(1) });
+        if self.is_complete() && self.line_start < self.scanned {
+            let len = self.scanned - self.line_start;
+            let mut head = [0u8; 64];
+            let got = self.read_full(&mut head[..len.min(64) as usize], self.line_start)?;
+            if len > 64 || !head[..got].iter().all(|b| b.is_ascii_whitespace()) {
+                self.lines.push(Line { start: self.line_start, len: len.min(u32::MAX as u64) as u32, number: self.newlines.saturating_add(1) });
                 self.partial_tail = true;
             }
-            self.indexed = pos;
-            if blank {
-                // Whitespace without a newline: look at it again next time.
-                self.indexed = line_start;
-            }
-        } else {
-            self.indexed = pos;
         }
         Ok(true)
     }
@@ -199,22 +224,24 @@ impl Transcript {
         // CLIs write UTF-8 unescaped), so an ASCII needle without those must appear in the raw bytes.
         let prefilter = lower.is_ascii() && !lower.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
         if prefilter {
-            self.scan(&[lower.as_str()], max, matches)
+            self.scan(&[(lower.as_str(), Lines::Any)], max, matches)
         } else {
             self.scan(&[], max, matches)
         }
     }
 
-    /// Error items: errors, failed tool results, error results, rejected rate limits, plain-text lines that
-    /// say error/failed/fatal; at most `max`.
+    /// Error items: errors, failed tool results, error results, rejected rate limits, a non-zero exit,
+    /// plain-text lines that say error/failed/fatal; at most `max`.
     pub fn errors(&self, max: usize) -> std::io::Result<Matches> {
-        self.scan(display::ERROR_WORDS, max, |it| it.is_error)
+        let marks: Vec<(&str, Lines)> =
+            display::JSON_ERROR_MARKS.iter().map(|m| (*m, Lines::Json)).chain(display::TEXT_ERROR_MARKS.iter().map(|m| (*m, Lines::Text))).collect();
+        self.scan(&marks, max, |it| it.is_error)
     }
 
     /// Items that `keep` accepts, in order, parsing only lines whose raw bytes contain (ASCII case
-    /// insensitively) one of `words` — every line when `words` is empty.
-    fn scan(&self, words: &[&str], max: usize, keep: impl Fn(&Item) -> bool) -> std::io::Result<Matches> {
-        let finders: Vec<memmem::Finder> = words.iter().map(|w| memmem::Finder::new(w.as_bytes())).collect();
+    /// insensitively) one of `marks` — every line when `marks` is empty.
+    fn scan(&self, marks: &[(&str, Lines)], max: usize, keep: impl Fn(&Item) -> bool) -> std::io::Result<Matches> {
+        let finders: Vec<(memmem::Finder, Lines)> = marks.iter().map(|(w, l)| (memmem::Finder::new(w.as_bytes()), *l)).collect();
         let mut out = Matches::default();
         let mut i = 0;
         let mut buf = Vec::new();
@@ -235,12 +262,22 @@ impl Transcript {
                 let got = self.read_full(&mut buf, first.start)?;
                 buf.truncate(got);
                 buf.make_ascii_lowercase();
-                for f in &finders {
+                let is_json = |k: usize| {
+                    let off = (self.lines[k].start - first.start) as usize;
+                    buf.get(off..).and_then(|b| b.iter().find(|c| !c.is_ascii_whitespace())) == Some(&b'{')
+                };
+                for (f, lines) in &finders {
                     for at in f.find_iter(&buf) {
                         let abs = first.start + at as u64;
                         // The line holding `abs`: the last one starting at or before it.
                         let k = i + self.lines[i..j].partition_point(|l| l.start <= abs) - 1;
-                        if abs < self.lines[k].start + self.lines[k].len as u64 {
+                        let inside = abs < self.lines[k].start + self.lines[k].len as u64;
+                        let fits = match lines {
+                            Lines::Any => true,
+                            Lines::Json => is_json(k),
+                            Lines::Text => !is_json(k),
+                        };
+                        if inside && fits {
                             candidates.push(k);
                         }
                     }

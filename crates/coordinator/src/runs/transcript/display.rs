@@ -69,7 +69,15 @@ impl Shown {
 }
 
 /// Words that make a plain-text line an error line (checked ASCII-case-insensitively).
-pub(crate) const ERROR_WORDS: &[&str] = &["error", "fatal", "panicked", "failed", "rejected", "denied"];
+const ERROR_WORDS: &[&str] = &["error", "fatal", "panicked", "failed", "rejected", "denied"];
+/// What an error line contains in its raw bytes, lowercased. A JSON event (a line starting with `{`) is an
+/// error only through one of `JSON_ERROR_MARKS` (the CLIs write compact JSON; `"is_error":false` in every
+/// tool result must not make each one a candidate); a text line through `TEXT_ERROR_MARKS`.
+pub(crate) const JSON_ERROR_MARKS: &[&str] = &[
+    "\"is_error\":true", "\"is_error\": true", "\"status\":\"error\"", "\"status\": \"error\"", "\"status\":\"failed\"", "\"status\": \"failed\"",
+    "\"status\":\"rejected\"", "\"status\": \"rejected\"", "\"type\":\"error\"", "\"type\": \"error\"", "\"subtype\":\"error", "\"subtype\": \"error", "turn.failed",
+];
+pub(crate) const TEXT_ERROR_MARKS: &[&str] = &["error", "fatal", "panicked", "failed", "rejected", "denied", "exit code="];
 
 /// Map one line (without its newline, lossily decoded).
 pub(crate) fn show(line: &str) -> Shown {
@@ -84,6 +92,14 @@ pub(crate) fn show(line: &str) -> Shown {
             }
             return Shown::new(ItemKind::Raw, compact(&v));
         }
+        // A cut event: an error if it says so the way an event would.
+        let lower = t.to_ascii_lowercase();
+        return Shown::new(ItemKind::Raw, line.trim_end()).error(JSON_ERROR_MARKS.iter().any(|w| lower.contains(w)));
+    }
+    // The coordinator's own lines (start, exit) around the agent's output.
+    if let Some(rest) = t.strip_prefix("[agentpm]") {
+        let failed = rest.split_once("exit code=").is_some_and(|(_, c)| c.split_whitespace().next() != Some("0"));
+        return Shown::new(ItemKind::System, rest.trim()).error(failed);
     }
     let lower = t.to_ascii_lowercase();
     Shown::new(ItemKind::Raw, line.trim_end()).error(ERROR_WORDS.iter().any(|w| lower.contains(w)))

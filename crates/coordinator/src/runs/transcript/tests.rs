@@ -47,18 +47,26 @@ fn errors_are_marked_and_filtered() {
         r#"{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":"ls: /nope: No such file"}]}}"#, "\n",
         r#"{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t2","is_error":false,"content":"fine"}]}}"#, "\n",
         "Some plain text\n",
+        "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"an error in a cut line\n",
         "API Error: 401 invalid x-api-key\n",
         r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1771390800}}"#, "\n",
         r#"{"type":"result","subtype":"error_during_execution","is_error":true,"num_turns":1,"errors":["boom"]}"#, "\n",
+        "[agentpm] 2026-12-03 10:00:02.000 exit code=0\n",
+        "[agentpm] 2026-12-03 10:00:03.000 exit code=1\n",
     );
     let t = Transcript::open(&log(&d, "e.log", text.as_bytes())).unwrap();
     let items = t.window(0, 10).unwrap();
     assert_eq!(items[0].text, "{\n  \"command\": \"ls /nope\"\n}");
-    assert!(items[1].is_error && !items[2].is_error && !items[3].is_error && items[4].is_error);
+    assert!(items[1].is_error && !items[2].is_error && !items[3].is_error && items[5].is_error);
+    // A cut event that mentions an error in its text is not an error event.
+    assert!(items[4].kind == ItemKind::Raw && !items[4].is_error);
+    let items: Vec<Item> = items.into_iter().filter(|i| i.index != 4).collect();
     assert_eq!(items[5].kind, ItemKind::Error);
     assert!(items[6].is_error && items[6].text.ends_with("\nboom"), "{}", items[6].text);
-    assert_eq!(t.errors(100).unwrap(), Matches { indices: vec![1, 4, 5, 6], truncated: false });
-    assert_eq!(t.errors(2).unwrap(), Matches { indices: vec![1, 4], truncated: true });
+    assert_eq!((items[7].kind, items[7].text.as_str(), items[7].is_error), (ItemKind::System, "2026-12-03 10:00:02.000 exit code=0", false));
+    assert!(items[8].is_error);
+    assert_eq!(t.errors(100).unwrap(), Matches { indices: vec![1, 5, 6, 7, 9], truncated: false });
+    assert_eq!(t.errors(2).unwrap(), Matches { indices: vec![1, 5], truncated: true });
 }
 
 #[test]
@@ -156,7 +164,21 @@ fn lines_across_chunk_boundaries_keep_their_place() {
             writeln!(text, "line {i} {pad}").unwrap();
         }
     }
-    let t = Transcript::open(&log(&d, "big.log", &text)).unwrap();
+    let p = log(&d, "big.log", &text);
+    // Lazily: the first chunk at once, the rest in steps, ending where a full index is.
+    let mut lazy = Transcript::open_lazy(&p).unwrap();
+    assert!(!lazy.is_complete() && lazy.len() > 1000 && lazy.len() < 60_000, "{}", lazy.len());
+    let head = lazy.window(0, 50).unwrap();
+    let mut steps = 0;
+    while !lazy.is_complete() {
+        lazy.index_more(1 << 20).unwrap();
+        steps += 1;
+    }
+    assert!(steps >= 5, "{steps}");
+    let t = Transcript::open(&p).unwrap();
+    assert_eq!((lazy.len(), lazy.bytes()), (t.len(), t.bytes()));
+    assert_eq!(head, t.window(0, 50).unwrap());
+    assert_eq!(lazy.window(59_990, 10).unwrap(), t.window(59_990, 10).unwrap());
     assert!(text.len() > 2 * CHUNK);
     assert_eq!(t.len(), 60_000);
     for i in [0, 1, 12_345, 25_000, 59_999] {
