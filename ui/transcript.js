@@ -93,7 +93,7 @@ function trRow(pos) {
     el("span", { class: "tr-line" }, it.line),
     el("span", { class: "tr-kind" }, label), tool,
     el("span", { class: "tr-preview" }, it.preview || (it.kind === "tool_call" ? "" : "(empty)")));
-  if (open) row.append(el("pre", { class: "tr-full" }, it.text || "(empty)"));
+  if (open) row.append(el("pre", { class: "tr-full" }, it.text || (it.kind === "tool_call" ? "(no input)" : "(empty)")));
   return row;
 }
 

@@ -57,7 +57,10 @@ pub async fn transcript_phase(s: &Session) {
     let hits = s.wait_text("[data-testid=transcript-hits]", "/", Duration::from_secs(10)).await;
     assert!(hits.starts_with("1 / "), "{hits}");
     s.wait(".tr-row.hit-current", Duration::from_secs(5)).await;
-    assert!(s.text(".tr-row.hit-current").await.to_lowercase().contains("finished task"));
+    let current = s.exec("return document.querySelector('.tr-row.hit-current').textContent").await;
+    assert!(current.as_str().unwrap_or("").to_lowercase().contains("finished task"), "current hit: {current}");
+    // For the picture: the tool call after the hit, opened with its result.
+    s.exec("const c = document.querySelector('.tr-row.hit-current ~ .tr-row[data-kind=tool_call]'); if (c) c.click(); return true").await;
     s.screenshot("transcript").await;
     // ⌘F/Ctrl+F focuses the search box.
     s.exec("document.activeElement.blur(); document.dispatchEvent(new KeyboardEvent('keydown', {key: 'f', ctrlKey: true, bubbles: true})); return true").await;
