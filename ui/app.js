@@ -125,7 +125,7 @@ function renderInstances() {
     el("td", {}, i.provider + (i.model ? ` / ${i.model}` : "")),
     el("td", {}, i.pid),
     el("td", { class: "elapsed", "data-start": i.started_at }, fmtDuration(Date.now() - i.started_at)),
-    el("td", {}, el("a", { onclick: () => openLogPage(i.agent_id, i.log_path) }, "view")),
+    el("td", {}, el("a", { onclick: () => openTranscript({ logPath: i.log_path, agentId: i.agent_id }) }, "view")),
     el("td", {}, el("button", { class: "small", title: "Stops this run; the server may start the agent again for the same work", onclick: () => invoke("stop_instance", { id: i.id }).catch(alertErr) }, "Stop"), " ",
       el("button", { class: "small", "data-testid": `stop-pause-${i.agent_id}`, title: "Stops the agent's runs and keeps it from starting until you resume it", onclick: () => invoke("pause_agent", { agentId: i.agent_id, until: null, stopRunning: true }).catch(alertErr) }, "Stop and pause agent")),
   )));
@@ -331,7 +331,7 @@ async function renderRunHistory() {
       el("td", {}, `${fmtTokens(r.input_tokens + r.cache_read_tokens)} / ${fmtTokens(r.output_tokens)}`),
       el("td", {}, fmtCost(r.cost_usd, r.cost_is_estimate)),
       el("td", { class: "detail", title: detail }, detail.length > 90 ? detail.slice(0, 90) + "…" : detail),
-      el("td", {}, r.log_path ? el("a", { onclick: () => openLogPage(r.agent_id, r.log_path) }, "log") : ""));
+      el("td", {}, r.log_path ? el("a", { "data-testid": `run-open-${r.run_id}`, onclick: () => openTranscript({ runId: r.run_id, agentId: r.agent_id, title: `Transcript · ${r.agent_id} · ${r.project_id} · ${fmtWhen(r.started_at)}` }) }, "open") : ""));
   }));
 }
 ["#runs-agent", "#runs-since", "#runs-failed"].forEach((s) => $(s).addEventListener("change", renderRunHistory));

@@ -6,6 +6,9 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[path = "webdriver/transcript.rs"]
+mod transcript;
+
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 struct Session {
@@ -267,6 +270,7 @@ async fn app_end_to_end() {
     let runs = s.wait_text("[data-testid=runs-table]", "agt_03", Duration::from_secs(20)).await;
     assert!(runs.contains("worked") && runs.contains("$"), "runs without outcome or cost: {runs}");
     s.screenshot("runs").await;
+    transcript::transcript_phase(&s).await;
     // Usage page: per agent, the totals of those runs.
     s.click("#nav-usage").await;
     s.exec("const a = document.querySelector('#usage-by'); a.value = 'agent'; a.dispatchEvent(new Event('change')); return true").await;
