@@ -250,7 +250,7 @@ mod tests {
         let mut s = Snapshot { running: true, ..Default::default() };
         s.server.reachable = true;
         assert_eq!(icon_for(&s), Icon::Idle);
-        s.attention.push(Attention { key: "agent:a:failing".into(), agent_id: Some("a".into()), reason: "a failed 3 runs in a row.".into(), fix: "x".into() });
+        s.attention.push(Attention { key: "agent:a:failing".into(), agent_id: Some("a".into()), reason: "a failed 3 runs in a row.".into(), fix: "x".into(), action: None, until: None });
         let l = labels(&build(&s, false, None, 0).entries);
         assert_eq!((l[1].as_str(), l[2].as_str(), l[3].as_str()), ("---", "Needs you (1)", "⚠ a failed 3 runs in a row."), "{l:?}");
         assert_eq!(icon_for(&s), Icon::Error);
