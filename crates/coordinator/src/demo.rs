@@ -25,6 +25,9 @@ pub struct DemoOptions {
 pub struct Continuous {
     /// Each run works between these many milliseconds (drawn per run).
     pub run_ms: (u64, u64),
+    /// The first runs (one per pair) are this short instead, so the Runs and Usage pages fill in within
+    /// seconds of the demo's start.
+    pub first_runs_ms: Option<(u64, u64)>,
     /// Seeds the run lengths (a seed replays a demo).
     pub seed: u64,
     /// The quota agent's limit resets this long after it is hit.
@@ -35,9 +38,10 @@ pub struct Continuous {
 }
 
 impl Continuous {
-    /// The app's demo: runs of 20-60 s, a quota that resets in 3 minutes, failures retried after 5 s.
+    /// The app's demo: runs of 20-60 s (the first of each pair 5-10 s), a quota that resets in 3 minutes,
+    /// failures retried after 5 s.
     pub fn app(seed: u64) -> Continuous {
-        Continuous { run_ms: (20_000, 60_000), seed, quota_reset_secs: 180, failure_cooldown_secs: 5 }
+        Continuous { run_ms: (20_000, 60_000), first_runs_ms: Some((5_000, 10_000)), seed, quota_reset_secs: 180, failure_cooldown_secs: 5 }
     }
 }
 
@@ -106,7 +110,8 @@ impl Demo {
         }
         let mut roles = Roles::default();
         if let Some(c) = &opts.continuous {
-            sim.set_refill(Some(pm_sim::Refill { items: 1, run_ms: c.run_ms, seed: c.seed }));
+            let warmup = c.first_runs_ms.map(|r| (opts.agents * opts.projects, r));
+            sim.set_refill(Some(pm_sim::Refill { items: 1, run_ms: c.run_ms, seed: c.seed, warmup }));
             settings.error_protection.default_cooldown_secs = c.failure_cooldown_secs;
             if ids.len() >= 3 {
                 // The second agent fails, the last one hits a quota (with 4 agents the third is a plain one).

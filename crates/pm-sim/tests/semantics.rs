@@ -209,7 +209,7 @@ async fn tools_list_carries_the_servers_input_schemas() {
 #[tokio::test]
 async fn refill_keeps_a_pair_in_work_and_gives_each_run_a_length() {
     let t = sim(1, 0, false).await;
-    t.sim.set_refill(Some(pm_sim::Refill { items: 2, run_ms: (1000, 3000), seed: 42 }));
+    t.sim.set_refill(Some(pm_sim::Refill { items: 2, run_ms: (1000, 3000), seed: 42, warmup: None }));
     let mut lengths = Vec::new();
     for round in 1..=3 {
         assert_eq!(t.action(&t.a).await["action"], "start", "round {round}: the pair ran out of work");
@@ -237,7 +237,7 @@ async fn refill_keeps_a_pair_in_work_and_gives_each_run_a_length() {
     assert!(s["sim_behavior"]["work_ms"].as_u64().unwrap() <= 500);
     // The same seed gives the same lengths.
     let u = sim(1, 0, false).await;
-    u.sim.set_refill(Some(pm_sim::Refill { items: 2, run_ms: (1000, 3000), seed: 42 }));
+    u.sim.set_refill(Some(pm_sim::Refill { items: 2, run_ms: (1000, 3000), seed: 42, warmup: None }));
     let s = u.auth(&u.a).await;
     assert_eq!(s["sim_behavior"]["work_ms"].as_u64(), Some(lengths[0]));
 }

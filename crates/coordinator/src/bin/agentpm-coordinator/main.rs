@@ -217,6 +217,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
             let continuous = match continuous {
                 true => Some(coordinator::demo::Continuous {
                     run_ms: parse_run_secs(&run_secs)?,
+                    first_runs_ms: None,
                     seed: seed.unwrap_or_else(coordinator::demo::random_seed),
                     quota_reset_secs,
                     failure_cooldown_secs: cooldown_secs,
