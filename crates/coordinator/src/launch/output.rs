@@ -73,17 +73,115 @@ pub(super) async fn relay_lines(pipe: Box<dyn tokio::io::AsyncRead + Send + Unpi
     }
 }
 
-pub(super) async fn write_log(mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, mut log: tokio::fs::File, redactor: crate::redact::Redactor) {
+/// What the relay records while it copies a run's output: the stream is parsed as it is written (never by
+/// reading the log back), and the live fields are published at most once per [`PUBLISH_EVERY`], on change.
+pub struct Recorder {
+    /// "claude" | "gemini" | "codex" | "custom": which parser reads the stream.
+    pub kind: String,
+    pub prices: std::sync::Arc<crate::runs::prices::PriceTable>,
+}
+
+/// Live progress is published at most this often.
+pub const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub type LiveProgress = tokio::sync::watch::Receiver<Option<RunProgress>>;
+
+use crate::runs::{RunProgress, Summarizer};
+use tokio::time::Instant;
+
+struct Live {
+    z: Summarizer,
+    prices: std::sync::Arc<crate::runs::prices::PriceTable>,
+    tx: tokio::sync::watch::Sender<Option<RunProgress>>,
+    redactor: crate::redact::Redactor,
+    /// The summarizer's change / activity counters at the last publish / the last feed.
+    published: u64,
+    activities: u64,
+    last_activity_at: crate::api::UnixMs,
+    last_publish: Option<Instant>,
+}
+
+impl Live {
+    fn fed(&mut self, bytes: &[u8]) {
+        self.z.feed(bytes);
+        let (_, a) = self.z.counters();
+        if a != self.activities {
+            self.activities = a;
+            self.last_activity_at = crate::api::now_ms();
+        }
+    }
+
+    /// When to publish next: None while nothing changed since the last publish.
+    fn due(&self) -> Option<Instant> {
+        if self.z.counters().0 == self.published {
+            return None;
+        }
+        Some(self.last_publish.map_or_else(Instant::now, |t| t + PUBLISH_EVERY))
+    }
+
+    fn publish(&mut self) {
+        let mut p = self.z.progress(self.last_activity_at, &self.prices);
+        // The bytes fed were masked already; a secret the JSON escaped shows only once unescaped.
+        p.last_activity = p.last_activity.map(|l| self.redactor.redact(&l));
+        self.published = self.z.counters().0;
+        self.last_publish = Some(Instant::now());
+        self.tx.send_replace(Some(p));
+    }
+}
+
+/// Copies the relayed lines into the log, masked; with a [`Recorder`], feeds the masked bytes (what the log
+/// holds) to a [`Summarizer`], publishes its live fields on `live`, and returns it for the run's record.
+pub(super) async fn write_log(
+    mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    mut log: tokio::fs::File,
+    redactor: crate::redact::Redactor,
+    rec: Option<Recorder>,
+    live: tokio::sync::watch::Sender<Option<RunProgress>>,
+) -> Option<Box<Summarizer>> {
     use tokio::io::AsyncWriteExt;
     // Pieces of one long line arrive separately: a secret cut between two is masked whole.
-    let mut masker = crate::redact::StreamRedactor::new(redactor);
-    while let Some(line) = rx.recv().await {
+    let mut masker = crate::redact::StreamRedactor::new(redactor.clone());
+    let mut live = rec.map(|r| Live {
+        z: Summarizer::new(&r.kind),
+        prices: r.prices,
+        tx: live,
+        redactor,
+        published: 0,
+        activities: 0,
+        last_activity_at: crate::api::now_ms(),
+        last_publish: None,
+    });
+    loop {
+        let next = match live.as_ref().and_then(Live::due) {
+            Some(at) if at <= Instant::now() => {
+                if let Some(l) = live.as_mut() {
+                    l.publish();
+                }
+                continue;
+            }
+            Some(at) => match tokio::time::timeout_at(at, rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => continue,
+            },
+            None => rx.recv().await,
+        };
+        let Some(line) = next else { break };
         let text = String::from_utf8_lossy(&line);
         let masked = masker.push(&text, line.ends_with(b"\n"));
         if log.write_all(masked.as_bytes()).await.is_err() {
             break;
         }
+        if let Some(l) = &mut live {
+            l.fed(masked.as_bytes());
+        }
     }
-    let _ = log.write_all(masker.finish().as_bytes()).await;
+    let rest = masker.finish();
+    let _ = log.write_all(rest.as_bytes()).await;
     let _ = log.flush().await;
+    let mut l = live?;
+    l.fed(rest.as_bytes());
+    if l.due().is_some() {
+        l.publish();
+    }
+    Some(Box::new(l.z))
 }

@@ -226,10 +226,14 @@ fn live_progress_updates_a_running_run_only() {
     for l in CLAUDE_RUN.lines().take(3) {
         z.feed(format!("{l}\n").as_bytes());
     }
-    s.run_progress("r", z.progress(20));
+    let p = z.progress(20, &PriceTable::default());
+    // No `result` yet: the cost so far is the price table's.
+    assert!(p.cost_is_estimate && p.cost_usd.unwrap() > 0.0, "{p:?}");
+    s.run_progress("r", p.clone());
     s.flush();
     let r = &s.query(&RunFilter::default()).unwrap()[0];
     assert_eq!((r.outcome, r.input_tokens, r.output_tokens, r.cache_write_tokens, r.last_activity_at), (Outcome::Running, 10, 20, 100, Some(20)));
+    assert_eq!((r.cost_usd, r.cost_is_estimate), (p.cost_usd, true));
     assert_eq!(r.session_id.as_deref(), Some("s-1"));
     s.run_finished("r", end(30, 0));
     s.run_progress("r", RunProgress { last_activity_at: 99, ..Default::default() });
