@@ -31,11 +31,11 @@ fn cut_point(line: &[u8]) -> usize {
     }
 }
 
-/// Reads a pipe line by line and forwards the lines; a line longer than [`MAX_LINE`] is forwarded in pieces
+/// Reads a pipe and forwards its complete lines; a line longer than [`MAX_LINE`] is forwarded in pieces
 /// (memory stays bounded whatever an agent prints), and a partial last line is flushed at EOF.
 pub(super) async fn relay_lines(pipe: Box<dyn tokio::io::AsyncRead + Send + Unpin>, tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
     use tokio::io::AsyncBufReadExt;
-    let mut r = tokio::io::BufReader::with_capacity(16 * 1024, pipe);
+    let mut r = tokio::io::BufReader::with_capacity(MAX_LINE, pipe);
     let mut line: Vec<u8> = Vec::new();
     loop {
         let (used, complete) = match r.fill_buf().await {
@@ -43,7 +43,9 @@ pub(super) async fn relay_lines(pipe: Box<dyn tokio::io::AsyncRead + Send + Unpi
             Ok(buf) => {
                 let room = MAX_LINE - line.len();
                 let take = &buf[..buf.len().min(room)];
-                match take.iter().position(|&b| b == b'\n') {
+                // Every complete line read so far goes as one chunk (per-line sends cost more than the
+                // copy itself at 100 MB/s); chunks still end at a line end, so streams interleave by lines.
+                match take.iter().rposition(|&b| b == b'\n') {
                     Some(i) => {
                         line.extend_from_slice(&take[..=i]);
                         (i + 1, true)
@@ -80,6 +82,9 @@ pub struct Recorder {
     pub kind: String,
     pub prices: std::sync::Arc<crate::runs::prices::PriceTable>,
 }
+
+/// Output gathered into one write of the log at most.
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// Live progress is published at most this often.
 pub const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -151,6 +156,7 @@ pub(super) async fn write_log(
         last_activity_at: crate::api::now_ms(),
         last_publish: None,
     });
+    let mut out: Vec<u8> = Vec::with_capacity(WRITE_BATCH + MAX_LINE);
     loop {
         let next = match live.as_ref().and_then(Live::due) {
             Some(at) if at <= Instant::now() => {
@@ -166,13 +172,23 @@ pub(super) async fn write_log(
             None => rx.recv().await,
         };
         let Some(line) = next else { break };
-        let text = String::from_utf8_lossy(&line);
-        let masked = masker.push(&text, line.ends_with(b"\n"));
-        if log.write_all(masked.as_bytes()).await.is_err() {
-            break;
+        // Whatever else is queued goes into the same write: each write of a tokio file is a trip to the
+        // blocking pool.
+        out.clear();
+        let mut line = Some(line);
+        while let Some(l) = line.take() {
+            let text = String::from_utf8_lossy(&l);
+            let masked = masker.push(&text, l.ends_with(b"\n"));
+            if let Some(live) = &mut live {
+                live.fed(masked.as_bytes());
+            }
+            out.extend_from_slice(masked.as_bytes());
+            if out.len() < WRITE_BATCH {
+                line = rx.try_recv().ok();
+            }
         }
-        if let Some(l) = &mut live {
-            l.fed(masked.as_bytes());
+        if log.write_all(&out).await.is_err() {
+            break;
         }
     }
     let rest = masker.finish();
