@@ -268,7 +268,13 @@ impl RunReader {
         if f.failed {
             sql.push_str(" AND outcome IN ('failed', 'interrupted')");
         }
-        sql.push_str(" ORDER BY started_at DESC, id DESC");
+        // Row ids are in (started_at, insertion) order (schema::ID_SHIFT): without an indexed filter the
+        // table is read backwards in file order; with one, its index gives the order.
+        if f.agent.is_none() && f.project.is_none() && f.since.is_none() {
+            sql.push_str(" ORDER BY id DESC");
+        } else {
+            sql.push_str(" ORDER BY started_at DESC, id DESC");
+        }
         if let Some(n) = f.limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }

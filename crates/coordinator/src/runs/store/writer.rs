@@ -71,8 +71,10 @@ pub(super) fn run(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Msg>, prices:
 
 fn insert(tx: &Connection, id: &str, s: &RunStart) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO runs (run_id, agent_id, project_id, task_id, provider, provider_kind, model, started_at, outcome, log_path) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9) ON CONFLICT(run_id) DO NOTHING",
+        // The row id orders runs by start (schema::ID_SHIFT): the next free one in the start's millisecond.
+        "INSERT INTO runs (id, run_id, agent_id, project_id, task_id, provider, provider_kind, model, started_at, outcome, log_path) \
+         VALUES (COALESCE((SELECT MAX(id) + 1 FROM runs WHERE id >= ?8 * 1048576 AND id < (?8 + 1) * 1048576), ?8 * 1048576), \
+         ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9) ON CONFLICT(run_id) DO NOTHING",
     )?
     .execute(params![id, s.agent_id, s.project_id, s.task_id, s.provider, s.provider_kind, s.model, s.started_at, s.log_path.as_ref().map(|p| p.display().to_string())])?;
     Ok(())
