@@ -158,14 +158,9 @@ const BOOL_FIELD: usize = 21;
 /// One row selected with [`COLUMNS`] as the JSON serde makes of its [`RunRecord`] (tested equal),
 /// appended to `out`.
 pub fn write_row_json(r: &Row, out: &mut Vec<u8>) -> rusqlite::Result<()> {
-    out.push(b'{');
-    for (i, name) in JSON_FIELDS.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+    for (i, key) in JSON_KEYS.iter().enumerate() {
+        // `{"run_id":` then `,"agent_id":` …: one copy per field.
+        out.extend_from_slice(key.as_bytes());
         match r.get_ref(i)? {
             ValueRef::Null | ValueRef::Blob(_) => out.extend_from_slice(b"null"),
             ValueRef::Integer(v) if i == BOOL_FIELD => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
@@ -181,6 +176,10 @@ pub fn write_row_json(r: &Row, out: &mut Vec<u8>) -> rusqlite::Result<()> {
     out.push(b'}');
     Ok(())
 }
+
+/// Each field's JSON key with what comes before it, built once.
+static JSON_KEYS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| JSON_FIELDS.iter().enumerate().map(|(i, n)| format!("{}\"{n}\":", if i == 0 { "{" } else { "," })).collect());
 
 /// Bytes that must be escaped in a JSON string: controls, `"` and `\\`.
 static NEEDS_ESCAPE: [bool; 256] = {

@@ -246,6 +246,8 @@ impl RunReader {
     fn open_conn(path: &Path, p: &str) -> Result<RunReader, StoreError> {
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(sql_err(p))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_err(p))?;
+        // Pages read through a mapping, not copied by a read call each (a listing reads the whole file).
+        conn.pragma_update(None, "mmap_size", 256i64 << 20).map_err(sql_err(p))?;
         Ok(RunReader { conn: Arc::new(Mutex::new(conn)), path: p.to_string() })
     }
 
