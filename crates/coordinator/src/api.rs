@@ -28,6 +28,9 @@ pub struct InstanceInfo {
     /// Milliseconds from the server's `start` answer to the child running.
     #[serde(default)]
     pub spawn_ms: f64,
+    /// The project's name as the server lists it (filled in when the snapshot is published).
+    #[serde(default)]
+    pub project_name: Option<String>,
     /// Its row in the run history.
     #[serde(default)]
     pub run_id: Option<String>,
