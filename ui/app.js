@@ -116,19 +116,27 @@ function attentionButton(a) {
   return label ? el("button", { class: "small", "data-testid": `fix-${a.key}`, onclick: act }, label) : el("span", { class: "muted" }, a.fix);
 }
 
+// One row per running instance: the work (task, project, what it is doing now, tokens and cost so far), not
+// the process; a click on the row opens its transcript.
 function renderInstances() {
   if (!snap) return;
   const tbody = $("#instances-table tbody");
-  tbody.replaceChildren(...snap.instances.map((i) => el("tr", { "data-testid": `instance-${i.agent_id}-${i.project_id}` },
-    el("td", {}, i.agent_id),
-    el("td", {}, i.project_id),
-    el("td", {}, i.provider + (i.model ? ` / ${i.model}` : "")),
-    el("td", {}, i.pid),
-    el("td", { class: "elapsed", "data-start": i.started_at }, fmtDuration(Date.now() - i.started_at)),
-    el("td", {}, el("a", { onclick: () => openTranscript({ logPath: i.log_path, agentId: i.agent_id }) }, "view")),
-    el("td", {}, el("button", { class: "small", title: "Stops this run; the server may start the agent again for the same work", onclick: () => invoke("stop_instance", { id: i.id }).catch(alertErr) }, "Stop"), " ",
-      el("button", { class: "small", "data-testid": `stop-pause-${i.agent_id}`, title: "Stops the agent's runs and keeps it from starting until you resume it", onclick: () => invoke("pause_agent", { agentId: i.agent_id, until: null, stopRunning: true }).catch(alertErr) }, "Stop and pause agent")),
-  )));
+  const ago = (at) => at ? ` · ${fmtDuration(Date.now() - at)} ago` : "";
+  tbody.replaceChildren(...snap.instances.map((i) => {
+    const tokens = i.tokens ? i.tokens.input + i.tokens.output + i.tokens.cache_read + i.tokens.cache_write : 0;
+    const open = () => openTranscript({ logPath: i.log_path, agentId: i.agent_id, title: `Transcript · ${i.agent_id} · ${i.project_name || i.project_id} · ${i.task_id || "chat"}` });
+    const stop = (ev) => { ev.stopPropagation(); invoke("stop_instance", { id: i.id }).catch(alertErr); };
+    const stopPause = (ev) => { ev.stopPropagation(); invoke("pause_agent", { agentId: i.agent_id, until: null, stopRunning: true }).catch(alertErr); };
+    return el("tr", { class: "clickable", "data-testid": `instance-${i.agent_id}-${i.project_id}`, title: `${i.provider}${i.model ? " / " + i.model : ""} · pid ${i.pid} — click for the transcript`, onclick: open },
+      el("td", {}, el("b", {}, i.agent_id)),
+      el("td", { title: i.project_id }, i.project_name || i.project_id),
+      el("td", { "data-testid": `instance-task-${i.agent_id}` }, i.task_id || el("span", { class: "muted" }, "chat / no task")),
+      el("td", { class: "elapsed", "data-start": i.started_at }, fmtDuration(Date.now() - i.started_at)),
+      el("td", { class: "activity", "data-testid": `instance-activity-${i.agent_id}` }, i.last_activity ? `${i.last_activity}` : el("span", { class: "muted" }, "starting…"), el("span", { class: "muted" }, ago(i.last_activity_at))),
+      el("td", { "data-testid": `instance-usage-${i.agent_id}` }, tokens ? `${fmtTokens(tokens)} · ${fmtCost(i.cost_usd, i.cost_estimated)}` : "—"),
+      el("td", { class: "actions" }, el("button", { class: "small", title: "Stops this run; the server may start the agent again for the same work", onclick: stop }, "Stop"), " ",
+        el("button", { class: "small", "data-testid": `stop-pause-${i.agent_id}`, title: "Stops the agent's runs and keeps it from starting until you resume it", onclick: stopPause }, "Stop and pause agent")));
+  }));
   $("#instances-table").classList.toggle("hidden", snap.instances.length === 0);
   $("#instances-empty").classList.toggle("hidden", snap.instances.length > 0);
   const errs = snap.last_errors.slice(-8).reverse();

@@ -215,7 +215,7 @@ async fn app_end_to_end() {
     s.wait_text("[data-testid=passkey-state-agt_03]", "missing", Duration::from_secs(10)).await;
     s.click("[data-testid=enable-agt_03]").await;
     // Enabled without a passkey: it needs the user. The banner says so with the fix as a button, the badge counts it.
-    s.wait_text("[data-testid=\"attention-agent:agt_03:passkey\"]", "agt_03 has no passkey", Duration::from_secs(15)).await;
+    s.wait_text("[data-testid=\"attention-agent:agt_03:passkey\"]", "agt_03 has no passkey", Duration::from_secs(30)).await;
     assert!(!s.text("#banner").await.contains("agentpm-coordinator"), "CLI commands in the window's banner");
     s.wait_text("[data-testid=attention-badge]", "1", Duration::from_secs(10)).await;
     s.screenshot("attention").await;

@@ -356,3 +356,53 @@ async fn runs_are_recorded_with_outcome_tokens_cost_and_who_stopped_them() {
     assert!(stopped.iter().any(|r| r.outcome == coordinator::runs::Outcome::Stopped && r.stopped_by == Some(coordinator::runs::StoppedBy::User)), "{stopped:#?}");
     assert!(runs.iter().all(|r| r.outcome != coordinator::runs::Outcome::Running), "a run left running in the history");
 }
+
+/// While a run goes, the snapshot shows what its stream-json says so far (tokens rising, the cost so far, the
+/// last activity line), updated from the log relay; once it ends, its record holds the final numbers, the
+/// ones the CLI's own `result` line states.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_instance_shows_live_tokens_and_activity_and_its_record_the_final_numbers() {
+    let args = vec!["--output-format".into(), "stream-json".into(), "--linger-ms".into(), "1500".into()];
+    let rig = Rig::start(RigOptions { agents: 1, projects: 1, items: 1, work_ms: 1500, agent_args: args, ..Default::default() }).await;
+    // Sample the snapshot while the instance runs: during its work (tool calls so far) and its linger
+    // (the task reported, logged out).
+    let mut seen: Vec<coordinator::api::InstanceInfo> = Vec::new();
+    let mut rx = rig.engine.subscribe();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let snap = rx.borrow_and_update().clone();
+        if let Some(i) = snap.instances.first() {
+            if seen.last() != Some(i) {
+                seen.push(i.clone());
+            }
+        } else if !seen.is_empty() {
+            break;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
+    }
+    let live: Vec<_> = seen.iter().filter(|i| i.tokens.total() > 0).collect();
+    assert!(live.len() >= 2, "no live tokens while running: {seen:#?}");
+    let outs: Vec<u64> = live.iter().map(|i| i.tokens.output).collect();
+    assert!(outs.windows(2).all(|w| w[0] <= w[1]) && outs.first() < outs.last(), "tokens did not rise: {outs:?}");
+    let first = live[0];
+    assert!(first.last_activity.as_deref().is_some_and(|a| a.starts_with("tool: mcp__agent-pm__")), "{first:#?}");
+    assert!(first.last_activity_at.is_some_and(|t| t >= first.started_at) && first.cost_estimated && first.cost_usd.is_some_and(|c| c > 0.0), "{first:#?}");
+    // During the linger: the agent's last call, seen later.
+    let lingering = live.last().unwrap();
+    assert_eq!(lingering.last_activity.as_deref(), Some("tool: mcp__agent-pm__logout"), "{live:#?}");
+    assert!(lingering.last_activity_at > first.last_activity_at, "{live:#?}");
+    let run_id = first.run_id.clone().expect("a run id on the instance");
+    let (dir, _) = rig.stop().await;
+    let runs = coordinator::runs::RunReader::open(&dir.path().join("runs.db")).unwrap().query(&Default::default()).unwrap();
+    let r = runs.iter().find(|r| r.run_id == run_id).expect("the run's record");
+    // The final numbers are the `result` line's.
+    let log = std::fs::read_to_string(r.log_path.as_deref().unwrap()).unwrap();
+    let result: serde_json::Value = log.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|v| v["type"] == "result").last().expect("a result line");
+    let u = &result["usage"];
+    let got = (r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens);
+    let want = (u["input_tokens"].as_u64().unwrap(), u["output_tokens"].as_u64().unwrap(), u["cache_read_input_tokens"].as_u64().unwrap(), u["cache_creation_input_tokens"].as_u64().unwrap());
+    assert_eq!(got, want, "{r:#?}");
+    assert_eq!((r.cost_usd, r.cost_is_estimate, r.outcome), (result["total_cost_usd"].as_f64(), false, coordinator::runs::Outcome::Ok));
+    // The last live numbers never exceed the final ones.
+    assert!(live.last().unwrap().tokens.output <= r.output_tokens);
+}

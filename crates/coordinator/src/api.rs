@@ -13,7 +13,7 @@ pub fn now_ms() -> UnixMs {
 }
 
 /// One running agent process.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct InstanceInfo {
     /// Engine-local id, unique for the life of the engine; used by `stop_instance`.
     pub id: u64,
@@ -28,6 +28,25 @@ pub struct InstanceInfo {
     /// Milliseconds from the server's `start` answer to the child running.
     #[serde(default)]
     pub spawn_ms: f64,
+    /// The project's name as the server lists it (filled in when the snapshot is published).
+    #[serde(default)]
+    pub project_name: Option<String>,
+    /// Its row in the run history.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// Live, from its output so far (updated at most once a second): the last assistant text or
+    /// "tool: <name>" (redacted, at most 160 bytes) and when it was seen.
+    #[serde(default)]
+    pub last_activity: Option<String>,
+    #[serde(default)]
+    pub last_activity_at: Option<UnixMs>,
+    #[serde(default)]
+    pub tokens: crate::runs::events::TokenUsage,
+    /// The CLI's own cost once it stated one, else tokens × the price table (`cost_estimated`).
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    #[serde(default)]
+    pub cost_estimated: bool,
 }
 
 /// Per-agent state, as a user wants to read it at a glance.

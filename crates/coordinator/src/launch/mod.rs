@@ -7,6 +7,6 @@ mod process;
 #[cfg(test)]
 mod tests;
 
-pub use output::MAX_LINE;
+pub use output::{LiveProgress, Recorder, MAX_LINE, PUBLISH_EVERY};
 pub use plan::*;
 pub use process::*;

@@ -1,6 +1,6 @@
 //! Running a plan: resolve the command, write its files, spawn it in its own process group with a scrubbed
 //! environment, and stop the group later.
-use super::output::{relay_lines, write_log};
+use super::output::{relay_lines, write_log, LiveProgress, Recorder};
 use super::plan::{env_to_scrub, LaunchError, LaunchPlan};
 use std::path::{Path, PathBuf};
 
@@ -67,8 +67,12 @@ pub fn probe_version(cmd: &str, timeout: std::time::Duration) -> Result<(PathBuf
 pub struct RunningChild {
     pub pid: u32,
     pub child: tokio::process::Child,
-    /// Finishes when the child's stdout/stderr are fully copied (redacted) into the log.
-    pub log_task: tokio::task::JoinHandle<()>,
+    /// Finishes when the child's stdout/stderr are fully copied (redacted) into the log; with a
+    /// [`Recorder`], yields the summarizer fed with the whole (redacted) output.
+    pub log_task: tokio::task::JoinHandle<Option<Box<crate::runs::Summarizer>>>,
+    /// The live fields of the run (tokens, cost, last activity so far), when recorded; updated at most
+    /// once per [`PUBLISH_EVERY`](super::output::PUBLISH_EVERY).
+    pub live: LiveProgress,
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), LaunchError> {
@@ -82,6 +86,11 @@ fn write_private(path: &Path, contents: &str) -> Result<(), LaunchError> {
 /// them). If the coordinator dies the relay dies with it; after a restart the engine stops such orphans
 /// (group kill) from the state file, so no run ever continues unlogged.
 pub async fn spawn(plan: &LaunchPlan, log_path: &Path, redactor: &crate::redact::Redactor) -> Result<RunningChild, LaunchError> {
+    spawn_recorded(plan, log_path, redactor, None).await
+}
+
+/// [`spawn`], with the output parsed as it is relayed (see [`Recorder`]).
+pub async fn spawn_recorded(plan: &LaunchPlan, log_path: &Path, redactor: &crate::redact::Redactor, rec: Option<Recorder>) -> Result<RunningChild, LaunchError> {
     use std::process::Stdio;
     use tokio::io::AsyncWriteExt;
     let program = resolve_command(&plan.program)?;
@@ -135,8 +144,9 @@ pub async fn spawn(plan: &LaunchPlan, log_path: &Path, redactor: &crate::redact:
     }
     drop(tx);
     let redactor = redactor.clone();
-    let log_task = tokio::spawn(write_log(rx, log, redactor));
-    Ok(RunningChild { pid, child, log_task })
+    let (live_tx, live) = tokio::sync::watch::channel(None);
+    let log_task = tokio::spawn(write_log(rx, log, redactor, rec, live_tx));
+    Ok(RunningChild { pid, child, log_task, live })
 }
 
 fn group_alive(pgid: i32) -> bool {

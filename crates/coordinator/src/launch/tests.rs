@@ -240,3 +240,52 @@ async fn output_is_redacted_into_the_log() {
     assert!(text.contains("got hello and ********"), "{text}");
     assert!(!text.contains("PASSKEY-123456"), "{text}");
 }
+
+/// The relay parses the stream as it writes it: live progress (tokens, cost, last activity, redacted) while
+/// the child runs, at most once a second, and a summary equal to reading the whole log afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_relay_publishes_live_progress_and_the_same_summary_as_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let stream = dir.path().join("stream.jsonl");
+    let run = crate::runs::parse::tests::CLAUDE_RUN.replace("No task; done.", "No task; done with sk-SECRET-9999.");
+    std::fs::write(&stream, &run).unwrap();
+    let r = crate::redact::Redactor::default();
+    r.add("sk-SECRET-9999");
+    let p = LaunchPlan {
+        program: "sh".into(),
+        args: vec!["-c".into(), format!("head -n 3 {0}; sleep 1.5; tail -n +4 {0}; sleep 0.3", stream.display())],
+        env: vec![],
+        cwd: dir.path().into(),
+        stdin: String::new(),
+        files: vec![],
+    };
+    let prices = std::sync::Arc::new(crate::runs::prices::PriceTable::default());
+    let mut c = spawn_recorded(&p, &log, &r, Some(Recorder { kind: "claude".into(), prices: prices.clone() })).await.unwrap();
+    let mut seen = Vec::new();
+    let mut live = c.live.clone();
+    while live.changed().await.is_ok() {
+        if let Some(p) = live.borrow_and_update().clone() {
+            seen.push((std::time::Instant::now(), p));
+        }
+    }
+    c.child.wait().await.unwrap();
+    let z = c.log_task.await.unwrap().expect("a summarizer");
+    // Before the pause (published at once, or a second after the init line if that came alone): msg_1 at its
+    // final size, the tool it called, the cost so far from the price table.
+    let first = &seen.iter().find(|(_, p)| p.usage.total() > 0).unwrap().1;
+    assert_eq!(first.usage, crate::runs::events::TokenUsage { input: 10, output: 20, cache_read: 0, cache_write: 100 }, "{seen:?}");
+    assert_eq!(first.last_activity.as_deref(), Some("tool: mcp__agent-pm__get_my_task"));
+    assert!(first.cost_is_estimate && first.cost_usd.is_some_and(|c| c > 0.0));
+    // After it: the `result` totals and the CLI's own cost; the secret in the text is masked.
+    let last = &seen.last().unwrap().1;
+    assert_eq!((last.usage.output, last.cost_usd, last.cost_is_estimate), (27, Some(0.0123), false));
+    assert_eq!(last.last_activity.as_deref(), Some("No task; done with ********."));
+    // At most once a second while it runs (the last one is the flush at the end of the output).
+    let running = &seen[..seen.len() - 1];
+    assert!(running.windows(2).all(|w| w[1].0 - w[0].0 >= PUBLISH_EVERY - std::time::Duration::from_millis(50)), "published more than once a second");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("sk-SECRET-9999"));
+    let from_log = crate::runs::store::summarize_log("claude", Some(&log), &prices, 0, true);
+    assert_eq!(z.finish_run(&text, &prices, 0, true), from_log);
+}

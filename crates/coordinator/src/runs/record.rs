@@ -104,7 +104,19 @@ pub struct RunProgress {
     pub session_id: Option<String>,
     pub model: Option<String>,
     pub last_activity_at: UnixMs,
+    /// Cost so far: the CLI's own figure once its `result` came, else tokens × the price table.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    #[serde(default)]
+    pub cost_is_estimate: bool,
+    /// One short line: the last assistant text or "tool: <name>" (not yet redacted here: the relay feeds
+    /// redacted bytes, and redacts this line again as it publishes it).
+    #[serde(default)]
+    pub last_activity: Option<String>,
 }
+
+/// Longest last-activity line.
+pub const MAX_ACTIVITY: usize = 160;
 
 /// What a run's log says about it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -141,6 +153,12 @@ pub struct Summarizer {
     last_fatal: Option<String>,
     /// Events that matter for the quota (kept; everything else is folded in and dropped).
     rate_limits: Vec<RunEvent>,
+    /// The last tool called, when it came after the last assistant text.
+    last_tool: Option<String>,
+    /// Counts the events that change the live fields (the relay publishes when it moved).
+    changes: u64,
+    /// Counts the events that are activity (text, tool calls): the relay stamps the time when it moved.
+    activities: u64,
 }
 
 impl Summarizer {
@@ -158,6 +176,9 @@ impl Summarizer {
             text: String::new(),
             last_fatal: None,
             rate_limits: Vec::new(),
+            last_tool: None,
+            changes: 0,
+            activities: 0,
         }
     }
 
@@ -185,6 +206,14 @@ impl Summarizer {
 
     fn fold(&mut self) {
         for e in self.events.drain(..) {
+            match &e {
+                RunEvent::Message { .. } | RunEvent::ToolUse { .. } => {
+                    self.activities += 1;
+                    self.changes += 1;
+                }
+                RunEvent::Init { .. } | RunEvent::Usage(_) | RunEvent::TurnDone | RunEvent::Result(_) => self.changes += 1,
+                _ => {}
+            }
             match e {
                 RunEvent::Init { session_id, model } => {
                     self.s.session_id = session_id.or(self.s.session_id.take());
@@ -193,6 +222,7 @@ impl Summarizer {
                 RunEvent::Usage(u) => self.usage_sum.add(&u),
                 RunEvent::TurnDone => self.turns_done += 1,
                 RunEvent::Message { text, delta } => {
+                    self.last_tool = None;
                     if !delta {
                         self.text.clear();
                     }
@@ -200,7 +230,10 @@ impl Summarizer {
                         self.text.push_str(&text);
                     }
                 }
-                RunEvent::ToolUse { .. } => self.text.clear(),
+                RunEvent::ToolUse { name } => {
+                    self.text.clear();
+                    self.last_tool = Some(name);
+                }
                 RunEvent::ToolResult { .. } | RunEvent::Raw(_) => {}
                 e @ RunEvent::RateLimit { .. } => self.rate_limits.push(e),
                 RunEvent::Error { message, fatal } => {
@@ -226,15 +259,44 @@ impl Summarizer {
         }
     }
 
-    /// The live fields so far (the log relay feeds the bytes it writes and reports this now and then).
-    pub fn progress(&self, last_activity_at: UnixMs) -> RunProgress {
+    /// The live fields so far (the log relay feeds the bytes it writes and reports this now and then), with
+    /// the cost so far estimated from `prices` until the CLI states its own.
+    pub fn progress(&self, last_activity_at: UnixMs, prices: &PriceTable) -> RunProgress {
+        let usage = self.result_usage.unwrap_or(self.usage_sum);
+        let (cost_usd, cost_is_estimate) = match self.s.cost_usd {
+            Some(c) => (Some(c), false),
+            None if usage.total() > 0 => {
+                let c = prices.estimate(&self.kind, self.s.model.as_deref(), &usage);
+                (c, c.is_some())
+            }
+            None => (None, false),
+        };
         RunProgress {
-            usage: self.result_usage.unwrap_or(self.usage_sum),
+            usage,
             turns: self.s.turns.or(Some(self.turns_done).filter(|t| *t > 0)),
             session_id: self.s.session_id.clone(),
             model: self.s.model.clone(),
             last_activity_at,
+            cost_usd,
+            cost_is_estimate,
+            last_activity: self.last_activity(),
         }
+    }
+
+    /// "tool: <name>" or the last line of the assistant's latest text, on one line, at most
+    /// [`MAX_ACTIVITY`] bytes.
+    pub fn last_activity(&self) -> Option<String> {
+        let line = match &self.last_tool {
+            Some(t) => format!("tool: {t}"),
+            None => self.text.lines().map(str::trim).rfind(|l| !l.is_empty())?.to_string(),
+        };
+        let line: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        Some(clip_to(&line, MAX_ACTIVITY - '…'.len_utf8()))
+    }
+
+    /// How many events so far changed the live fields / were activity (cheap to compare after a feed).
+    pub fn counters(&self) -> (u64, u64) {
+        (self.changes, self.activities)
     }
 
     /// `tail`: the last part of the log as text (for the plain-text error and quota fallbacks);
@@ -296,12 +358,21 @@ fn sniff_kind(buf: &[u8], from: usize) -> Option<Option<&'static str>> {
         if !l.starts_with('{') {
             continue;
         }
-        let compact: String = l.chars().filter(|c| !c.is_whitespace()).take(40).collect();
-        for (open, kind) in [("{\"type\":\"system\"", "claude"), ("{\"type\":\"init\"", "gemini"), ("{\"type\":\"thread.started\"", "codex")] {
-            if compact.starts_with(open) {
-                return Some(Some(kind));
-            }
+        // By the `type` field wherever it is: a writer may order keys (serde_json without preserve_order
+        // sorts them, so `type` comes last in the fake agent's events when built alone).
+        #[derive(Deserialize)]
+        struct Typed<'a> {
+            #[serde(rename = "type", borrow)]
+            t: Option<std::borrow::Cow<'a, str>>,
         }
+        let t = serde_json::from_str::<Typed>(l.trim_end()).ok().and_then(|v| v.t);
+        let kind = match t.as_deref() {
+            Some("system") => "claude",
+            Some("init") => "gemini",
+            Some("thread.started") => "codex",
+            _ => continue,
+        };
+        return Some(Some(kind));
     }
     if buf.len() >= SNIFF_BYTES {
         Some(None)
@@ -311,10 +382,14 @@ fn sniff_kind(buf: &[u8], from: usize) -> Option<Option<&'static str>> {
 }
 
 fn clip(s: &str) -> String {
-    if s.len() <= MAX_TEXT {
+    clip_to(s, MAX_TEXT)
+}
+
+fn clip_to(s: &str, max: usize) -> String {
+    if s.len() <= max {
         return s.to_string();
     }
-    let mut end = MAX_TEXT;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -405,6 +480,9 @@ mod tests {
         let codex = "{\"type\":\"thread.started\",\"thread_id\":\"t\"}\n{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":10,\"cached_input_tokens\":0,\"output_tokens\":1}}";
         let s = summarize_with("custom", codex, &PriceTable::default(), 0);
         assert_eq!((s.turns, s.usage.input, s.cost_is_estimate), (Some(1), 10, true));
+        // Whatever the key order (a writer that sorts keys puts `type` last).
+        let sorted = "{\"model\":\"claude-sonnet-4-5\",\"session_id\":\"s-9\",\"subtype\":\"init\",\"type\":\"system\"}\n";
+        assert_eq!(summarize_with("custom", sorted, &PriceTable::default(), 0).session_id.as_deref(), Some("s-9"));
         // Plain JSON that is no provider's event stays plain text.
         let s = summarize_with("custom", "{\"status\":\"ok\"}\nError: boom\n", &PriceTable::default(), 0);
         assert_eq!((s.turns, s.error_line.as_deref()), (None, Some("Error: boom")));

@@ -42,7 +42,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_running ON runs (outcome) WHERE outcome = 'running';",
     // 2: live fields of a running run: when its log last said something.
     "ALTER TABLE runs ADD COLUMN last_activity_at INTEGER;",
+    // 3: the row id is the start time: `started_at * 2^20 + n` (n counts runs started in the same
+    // millisecond), so the newest-first listing is one backwards pass over the table in file order
+    // instead of an index walk with a table lookup per run (2.5x faster at 100,000 runs). Existing rows are
+    // renumbered in (started_at, id) order. See [`ID_SHIFT`] and `insert` in store/writer.rs.
+    "CREATE TEMP TABLE renum (old INTEGER PRIMARY KEY, new INTEGER NOT NULL);
+    INSERT INTO renum SELECT id, started_at * 1048576 + ROW_NUMBER() OVER (PARTITION BY started_at ORDER BY id) - 1 FROM runs;
+    UPDATE runs SET id = -id;
+    UPDATE runs SET id = (SELECT new FROM renum WHERE old = -runs.id);
+    DROP TABLE renum;",
 ];
+
+/// Since migration 3, a run's row id is `started_at << ID_SHIFT` plus its rank among the runs started in
+/// the same millisecond: row id order is (started_at, insertion) order.
+pub const ID_SHIFT: u32 = 20;
 
 /// Migrations up to `n` only (tests: a database as an older coordinator left it).
 #[cfg(test)]
@@ -145,14 +158,9 @@ const BOOL_FIELD: usize = 21;
 /// One row selected with [`COLUMNS`] as the JSON serde makes of its [`RunRecord`] (tested equal),
 /// appended to `out`.
 pub fn write_row_json(r: &Row, out: &mut Vec<u8>) -> rusqlite::Result<()> {
-    out.push(b'{');
-    for (i, name) in JSON_FIELDS.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+    for (i, key) in JSON_KEYS.iter().enumerate() {
+        // `{"run_id":` then `,"agent_id":` …: one copy per field.
+        out.extend_from_slice(key.as_bytes());
         match r.get_ref(i)? {
             ValueRef::Null | ValueRef::Blob(_) => out.extend_from_slice(b"null"),
             ValueRef::Integer(v) if i == BOOL_FIELD => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
@@ -168,6 +176,10 @@ pub fn write_row_json(r: &Row, out: &mut Vec<u8>) -> rusqlite::Result<()> {
     out.push(b'}');
     Ok(())
 }
+
+/// Each field's JSON key with what comes before it, built once.
+static JSON_KEYS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| JSON_FIELDS.iter().enumerate().map(|(i, n)| format!("{}\"{n}\":", if i == 0 { "{" } else { "," })).collect());
 
 /// Bytes that must be escaped in a JSON string: controls, `"` and `\\`.
 static NEEDS_ESCAPE: [bool; 256] = {

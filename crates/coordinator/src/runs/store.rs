@@ -109,7 +109,8 @@ pub struct UsageRow {
 enum Msg {
     Started(String, RunStart),
     Progress(String, RunProgress),
-    Finished(String, RunEnd),
+    /// With the relay's summarizer when it has one (the log is then not parsed again).
+    Finished(String, RunEnd, Option<Box<super::Summarizer>>),
     Prune(usize),
     Flush(mpsc::SyncSender<()>),
 }
@@ -125,6 +126,8 @@ pub struct RunReader {
 pub struct RunStore {
     tx: mpsc::Sender<Msg>,
     reader: RunReader,
+    /// The prices the writer estimates with; the log relay estimates live costs with the same.
+    prices: Arc<PriceTable>,
 }
 
 fn sql_err(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -168,8 +171,9 @@ impl RunStore {
     fn start(conn: Arc<Mutex<Connection>>, reader: RunReader, prices: PriceTable) -> RunStore {
         let (tx, rx) = mpsc::channel();
         let path = reader.path.clone();
+        let shared = Arc::new(prices.clone());
         std::thread::Builder::new().name("runs-writer".into()).spawn(move || writer::run(conn, rx, prices, path)).expect("spawning the run history writer");
-        RunStore { tx, reader }
+        RunStore { tx, reader, prices: shared }
     }
 
     /// Never blocks: the row is written by the writer thread.
@@ -184,7 +188,18 @@ impl RunStore {
 
     /// Never blocks; the writer reads the log, summarizes it and completes the row.
     pub fn run_finished(&self, run_id: &str, end: RunEnd) {
-        let _ = self.tx.send(Msg::Finished(run_id.to_string(), end));
+        let _ = self.tx.send(Msg::Finished(run_id.to_string(), end, None));
+    }
+
+    /// [`run_finished`](Self::run_finished) with the summarizer the log relay fed while the run wrote its
+    /// log: the writer finishes it (reading only the log's tail) instead of parsing the whole log again.
+    pub fn run_finished_with(&self, run_id: &str, end: RunEnd, relayed: Option<Box<super::Summarizer>>) {
+        let _ = self.tx.send(Msg::Finished(run_id.to_string(), end, relayed));
+    }
+
+    /// The price table costs are estimated with (prices.json beside the database, else the defaults).
+    pub fn prices(&self) -> Arc<PriceTable> {
+        self.prices.clone()
     }
 
     /// Blocks until everything sent before has been written.
@@ -231,6 +246,8 @@ impl RunReader {
     fn open_conn(path: &Path, p: &str) -> Result<RunReader, StoreError> {
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(sql_err(p))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_err(p))?;
+        // Pages read through a mapping, not copied by a read call each (a listing reads the whole file).
+        conn.pragma_update(None, "mmap_size", 256i64 << 20).map_err(sql_err(p))?;
         Ok(RunReader { conn: Arc::new(Mutex::new(conn)), path: p.to_string() })
     }
 
@@ -253,7 +270,13 @@ impl RunReader {
         if f.failed {
             sql.push_str(" AND outcome IN ('failed', 'interrupted')");
         }
-        sql.push_str(" ORDER BY started_at DESC, id DESC");
+        // Row ids are in (started_at, insertion) order (schema::ID_SHIFT): without an indexed filter the
+        // table is read backwards in file order; with one, its index gives the order.
+        if f.agent.is_none() && f.project.is_none() && f.since.is_none() {
+            sql.push_str(" ORDER BY id DESC");
+        } else {
+            sql.push_str(" ORDER BY started_at DESC, id DESC");
+        }
         if let Some(n) = f.limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }

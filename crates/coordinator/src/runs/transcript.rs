@@ -32,9 +32,8 @@ pub struct Matches {
 #[derive(Debug, Clone, Copy)]
 enum Lines {
     Any,
-    /// JSON events (first non-blank byte `{`).
-    Json,
-    Text,
+    /// JSON events (first non-blank byte `{`), where the hit is part of one of the error marks.
+    JsonMark,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -224,24 +223,35 @@ impl Transcript {
         // CLIs write UTF-8 unescaped), so an ASCII needle without those must appear in the raw bytes.
         let prefilter = lower.is_ascii() && !lower.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
         if prefilter {
-            self.scan(&[(lower.as_str(), Lines::Any)], max, matches)
+            self.scan(&[(lower.as_str(), Lines::Any)], &[], max, matches)
         } else {
-            self.scan(&[], max, matches)
+            self.scan(&[], &[], max, matches)
         }
     }
 
     /// Error items: errors, failed tool results, error results, rejected rate limits, a non-zero exit,
     /// plain-text lines that say error/failed/fatal; at most `max`.
     pub fn errors(&self, max: usize) -> std::io::Result<Matches> {
-        let marks: Vec<(&str, Lines)> =
-            display::JSON_ERROR_MARKS.iter().map(|m| (*m, Lines::Json)).chain(display::TEXT_ERROR_MARKS.iter().map(|m| (*m, Lines::Text))).collect();
-        self.scan(&marks, max, |it| it.is_error)
+        // Three anchors over the whole log (every JSON mark holds one), each hit checked against the marks
+        // around it; the few text lines are checked for the text words line by line.
+        let anchors = [("error", Lines::JsonMark), ("failed", Lines::JsonMark), ("rejected", Lines::JsonMark)];
+        self.scan(&anchors, display::TEXT_ERROR_MARKS, max, |it| it.is_error)
+    }
+
+    /// Does one of [`display::JSON_ERROR_MARKS`] span the anchor `word` found at `at` in `buf`?
+    fn json_mark_at(buf: &[u8], at: usize, word: &[u8]) -> bool {
+        display::JSON_ERROR_MARKS.iter().any(|m| {
+            let m = m.as_bytes();
+            memmem::find(m, word).is_some_and(|o| at >= o && buf.get(at - o..at - o + m.len()) == Some(m))
+        })
     }
 
     /// Items that `keep` accepts, in order, parsing only lines whose raw bytes contain (ASCII case
-    /// insensitively) one of `marks` — every line when `marks` is empty.
-    fn scan(&self, marks: &[(&str, Lines)], max: usize, keep: impl Fn(&Item) -> bool) -> std::io::Result<Matches> {
+    /// insensitively) one of `marks`, or text lines (not JSON) that contain one of `text_words` — every
+    /// line when both are empty.
+    fn scan(&self, marks: &[(&str, Lines)], text_words: &[&str], max: usize, keep: impl Fn(&Item) -> bool) -> std::io::Result<Matches> {
         let finders: Vec<(memmem::Finder, Lines)> = marks.iter().map(|(w, l)| (memmem::Finder::new(w.as_bytes()), *l)).collect();
+        let text_finders: Vec<memmem::Finder> = text_words.iter().map(|w| memmem::Finder::new(w.as_bytes())).collect();
         let mut out = Matches::default();
         let mut i = 0;
         let mut buf = Vec::new();
@@ -255,7 +265,7 @@ impl Transcript {
             }
             let span_end = self.lines[j - 1].start + (self.lines[j - 1].len as u64).min(MAX_LINE as u64);
             let mut candidates: Vec<usize> = Vec::new();
-            if finders.is_empty() {
+            if finders.is_empty() && text_finders.is_empty() {
                 candidates.extend(i..j);
             } else {
                 buf.resize((span_end - first.start) as usize, 0);
@@ -274,10 +284,18 @@ impl Transcript {
                         let inside = abs < self.lines[k].start + self.lines[k].len as u64;
                         let fits = match lines {
                             Lines::Any => true,
-                            Lines::Json => is_json(k),
-                            Lines::Text => !is_json(k),
+                            Lines::JsonMark => is_json(k) && Self::json_mark_at(&buf, at, f.needle()),
                         };
                         if inside && fits {
+                            candidates.push(k);
+                        }
+                    }
+                }
+                if !text_finders.is_empty() {
+                    for k in (i..j).filter(|&k| !is_json(k)) {
+                        let off = (self.lines[k].start - first.start) as usize;
+                        let line = &buf[off.min(buf.len())..(off + self.lines[k].len as usize).min(buf.len())];
+                        if text_finders.iter().any(|f| f.find(line).is_some()) {
                             candidates.push(k);
                         }
                     }

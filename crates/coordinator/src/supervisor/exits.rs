@@ -61,8 +61,9 @@ impl ExitTool {
 impl Supervisor {
     // ----- exits -----
 
-    pub(super) fn exited(&mut self, id: u64, code: Option<i32>) {
-        let Some(inst) = self.runs.instances.get(&id) else { return };
+    pub(super) fn exited(&mut self, id: u64, code: Option<i32>, summary: Option<Box<crate::runs::Summarizer>>) {
+        let Some(inst) = self.runs.instances.get_mut(&id) else { return };
+        inst.summary = summary;
         launch::cleanup(&inst.plan);
         let log = inst.info.log_path.clone();
         let failed = code != Some(0) && !inst.stopping;
@@ -171,11 +172,12 @@ impl Supervisor {
             }
         }
         if let Some(store) = &self.run_store {
-            // The writer reads the log and fills in tokens, cost, the final message; the exit path only sends.
+            // The writer finishes the relay's summary (tokens, cost, the final message; the log is not parsed
+            // again) or, without one, reads the log; the exit path only sends.
             let stopped_by = inst.stopping.then_some(if inst.stopped_by_user { crate::runs::StoppedBy::User } else { crate::runs::StoppedBy::Coordinator });
             let signal = code.filter(|c| *c > 128 && inst.stopping).map(|c| c - 128);
             let end = crate::runs::RunEnd { ended_at: now_ms(), exit_code: code, signal, stopped_by, log_path: None, provider_kind: inst.kind.as_str().to_string() };
-            store.run_finished(&inst.run_id, end);
+            store.run_finished_with(&inst.run_id, end, inst.summary);
         }
         let _ = self.ev.send(Event::InstanceExited { instance: info.clone(), exit_code: code, error: shown_error });
         self.exits.pending.push_back(pair.clone());

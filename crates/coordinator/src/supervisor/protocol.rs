@@ -82,7 +82,10 @@ pub(super) enum Msg {
     /// `pair_only`: the failure concerns this (agent, project) pair only (its working dir, its task id), so
     /// only the pair is held; the agent keeps running in its other projects.
     Spawned { pair: PairKey, result: Result<Box<Spawned>, String>, asked_at: Instant, pair_only: bool },
-    Exited { id: u64, code: Option<i32> },
+    /// `summary`: what the log relay parsed of the whole output (None when its copy was cut short).
+    Exited { id: u64, code: Option<i32>, summary: Option<Box<crate::runs::Summarizer>> },
+    /// A running instance's live fields moved (at most once a second per instance, from its relay).
+    Progress { id: u64, progress: crate::runs::RunProgress },
     /// A run's log was read (`error_line`: the upstream error line, if any) and, for a failed run, the
     /// server probed (`server_error`: it is down now).
     Analyzed { id: u64, code: Option<i32>, error_line: Option<String>, quota_secs: Option<u64>, server_error: Option<PmError> },

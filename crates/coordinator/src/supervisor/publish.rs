@@ -80,6 +80,9 @@ impl Supervisor {
         self.status.dirty = false;
         let now = now_ms();
         let mut instances: Vec<InstanceInfo> = self.runs.instances.values().map(|i| i.info.clone()).collect();
+        for i in &mut instances {
+            i.project_name = self.cycle.projects.get(&i.project_id).map(|p| p.project_name.clone()).filter(|n| !n.is_empty());
+        }
         instances.sort_by_key(|i| i.id);
         let agents = self
             .settings

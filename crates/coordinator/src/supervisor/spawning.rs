@@ -29,6 +29,8 @@ pub(super) struct Instance {
     pub(super) kind: ProviderKind,
     /// The `start` answer it was spawned for, and when: its lease on the server (see `orphaned` in Runs).
     pub(super) lease: (AgentAction, Instant),
+    /// What the log relay parsed of its output, once it exited: the record is finished from it.
+    pub(super) summary: Option<Box<crate::runs::Summarizer>>,
 }
 
 pub(super) struct Runs {
@@ -87,6 +89,8 @@ impl Supervisor {
         let own_log = req.log_path.clone();
         let lease_action = action.clone();
         let provider_label = req.provider_name.clone();
+        // The relay estimates live costs with the history's prices (the same the record uses).
+        let prices = self.run_store.as_ref().map_or_else(Default::default, |s| s.prices());
         tokio::spawn(async move {
             let result = async {
                 let mut req = req;
@@ -99,7 +103,8 @@ impl Supervisor {
                     req.real_working_dir = tokio::task::spawn_blocking(move || std::fs::canonicalize(wd).ok()).await.ok().flatten();
                 }
                 let plan = launch::plan(&req).map_err(|e| e.to_string())?;
-                let child = launch::spawn(&plan, &req.log_path, &redactor).await.map_err(|e| e.to_string())?;
+                let rec = launch::Recorder { kind: req.kind.as_str().to_string(), prices };
+                let child = launch::spawn_recorded(&plan, &req.log_path, &redactor, Some(rec)).await.map_err(|e| e.to_string())?;
                 let info = InstanceInfo {
                     id: 0,
                     agent_id: req.agent_id.clone(),
@@ -110,7 +115,7 @@ impl Supervisor {
                     model: req.model.clone(),
                     task_id: req.task_id.clone(),
                     log_path: req.log_path.clone(),
-                    spawn_ms: 0.0,
+                    ..Default::default()
                 };
                 // Retention runs after the new log exists, never touching live logs (read at prune time, so a
                 // concurrent spawn's new log is included).
@@ -240,26 +245,48 @@ impl Supervisor {
                 let tx = self.tx.clone();
                 let mut child = s.child;
                 tokio::spawn(async move {
-                    let status = child.child.wait().await;
+                    // The relay's live fields go to the loop as messages (it owns the instance's state); the
+                    // relay throttles them, so this is at most one message a second per instance.
+                    let mut live = child.live.clone();
+                    let status = loop {
+                        tokio::select! {
+                            st = child.child.wait() => break st,
+                            moved = live.changed() => match moved {
+                                Ok(()) => {
+                                    if let Some(progress) = live.borrow_and_update().clone() {
+                                        let _ = tx.send(Msg::Progress { id, progress });
+                                    }
+                                }
+                                Err(_) => break child.child.wait().await,
+                            },
+                        }
+                    };
                     // The log is complete once the relay drained the pipes, which needs every holder of the
                     // pipes to close them. A background process the agent left behind (`cmd &`) would keep
                     // the run "running" forever: after a short grace, stop what is left of its process
                     // group (the leader is gone; the group id stays valid while members remain).
-                    if tokio::time::timeout(LOG_DRAIN_GRACE, &mut child.log_task).await.is_err() {
-                        tracing::warn!(pid = child.pid, "the agent exited but processes it left behind still hold its output; stopping its process group");
-                        launch::stop_group(child.pid, Duration::from_secs(2)).await;
-                        // Anything that escaped the group (setsid) and still holds the pipes: stop copying.
-                        if tokio::time::timeout(LOG_DRAIN_GRACE, &mut child.log_task).await.is_err() {
-                            child.log_task.abort();
+                    let mut summary = None;
+                    match tokio::time::timeout(LOG_DRAIN_GRACE, &mut child.log_task).await {
+                        Ok(done) => summary = done.ok().flatten(),
+                        Err(_) => {
+                            tracing::warn!(pid = child.pid, "the agent exited but processes it left behind still hold its output; stopping its process group");
+                            launch::stop_group(child.pid, Duration::from_secs(2)).await;
+                            // Anything that escaped the group (setsid) and still holds the pipes: stop copying
+                            // (the record is then read from the log).
+                            match tokio::time::timeout(LOG_DRAIN_GRACE, &mut child.log_task).await {
+                                Ok(done) => summary = done.ok().flatten(),
+                                Err(_) => child.log_task.abort(),
+                            }
                         }
                     }
                     let code = status.ok().and_then(|s| {
                         use std::os::unix::process::ExitStatusExt;
                         s.code().or_else(|| s.signal().map(|sig| 128 + sig))
                     });
-                    let _ = tx.send(Msg::Exited { id, code });
+                    let _ = tx.send(Msg::Exited { id, code, summary });
                 });
                 let run_id = crate::runs::store::new_run_id();
+                info.run_id = self.run_store.as_ref().map(|_| run_id.clone());
                 if let Some(store) = &self.run_store {
                     store.run_started(
                         &run_id,
@@ -275,7 +302,7 @@ impl Supervisor {
                         },
                     );
                 }
-                self.runs.instances.insert(id, Instance { info, plan: s.plan, stopping: false, stopped_by_user: false, run_id, kind: s.kind, lease: (s.action, asked_at) });
+                self.runs.instances.insert(id, Instance { info, plan: s.plan, stopping: false, stopped_by_user: false, run_id, kind: s.kind, lease: (s.action, asked_at), summary: None });
                 if !self.running {
                     // The spawn raced a stop: it must not outlive the coordinator's stop.
                     self.stop_instance(id);
@@ -285,6 +312,22 @@ impl Supervisor {
         }
         self.dispatch();
         self.check_cycle_done();
+    }
+
+    /// A running instance's live fields, from its relay: onto the snapshot and into the run history.
+    pub(super) fn progress(&mut self, id: u64, p: crate::runs::RunProgress) {
+        let Some(inst) = self.runs.instances.get_mut(&id) else { return };
+        let info = &mut inst.info;
+        info.tokens = p.usage;
+        info.cost_usd = p.cost_usd;
+        info.cost_estimated = p.cost_is_estimate;
+        if p.last_activity.is_some() {
+            info.last_activity_at = Some(p.last_activity_at);
+        }
+        info.last_activity = p.last_activity.clone();
+        if let Some(store) = &self.run_store {
+            store.run_progress(&inst.run_id, p);
+        }
     }
 
     /// The user's Stop: recorded as stopped by the user in the run history.

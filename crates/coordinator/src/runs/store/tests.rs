@@ -230,10 +230,14 @@ fn live_progress_updates_a_running_run_only() {
     for l in CLAUDE_RUN.lines().take(3) {
         z.feed(format!("{l}\n").as_bytes());
     }
-    s.run_progress("r", z.progress(20));
+    let p = z.progress(20, &PriceTable::default());
+    // No `result` yet: the cost so far is the price table's.
+    assert!(p.cost_is_estimate && p.cost_usd.unwrap() > 0.0, "{p:?}");
+    s.run_progress("r", p.clone());
     s.flush();
     let r = &s.query(&RunFilter::default()).unwrap()[0];
     assert_eq!((r.outcome, r.input_tokens, r.output_tokens, r.cache_write_tokens, r.last_activity_at), (Outcome::Running, 10, 20, 100, Some(20)));
+    assert_eq!((r.cost_usd, r.cost_is_estimate), (p.cost_usd, true));
     assert_eq!(r.session_id.as_deref(), Some("s-1"));
     s.run_finished("r", end(30, 0));
     s.run_progress("r", RunProgress { last_activity_at: 99, ..Default::default() });
@@ -293,4 +297,32 @@ fn a_file_that_is_no_database_is_named_in_the_error() {
     std::fs::write(&db, b"this is not SQLite, just some bytes that are long enough to be looked at").unwrap();
     let e = RunStore::open(&db).err().expect("refused").to_string();
     assert!(e.contains("runs.db") && e.contains("not a database"), "{e}");
+}
+
+#[test]
+fn newest_first_is_by_start_whatever_the_order_runs_were_recorded_in() {
+    // Recorded out of order, some in the same millisecond: the listing (one backwards pass over the
+    // table) and a filtered one (through an index) agree with the start times.
+    let s = RunStore::open_in_memory();
+    for (id, at) in [("a", 50), ("b", 10), ("c", 50), ("d", 30), ("e", 10)] {
+        s.run_started(id, start("agt", "p", at, None));
+    }
+    s.flush();
+    let ids = |f: &RunFilter| s.query(f).unwrap().into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    let want = vec!["c", "a", "d", "e", "b"];
+    assert_eq!(ids(&RunFilter::default()), want);
+    assert_eq!(ids(&RunFilter { agent: Some("agt".into()), ..Default::default() }), want);
+    assert_eq!(ids(&RunFilter { since: Some(0), ..Default::default() }), want);
+}
+
+#[test]
+fn migrating_to_ids_by_start_keeps_the_order_and_the_rows() {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    crate::runs::schema::prepare_up_to(&mut conn, 2);
+    for (i, (id, at)) in [("x", 300), ("y", 100), ("z", 300)].iter().enumerate() {
+        conn.execute("INSERT INTO runs (id, run_id, agent_id, project_id, provider, provider_kind, started_at, outcome) VALUES (?1, ?2, 'a', 'p', 'c', 'claude', ?3, 'ok')", rusqlite::params![i as i64 + 1, id, at]).unwrap();
+    }
+    crate::runs::schema::prepare(&mut conn, ":memory:").unwrap();
+    let rows: Vec<(i64, String)> = conn.prepare("SELECT id, run_id FROM runs ORDER BY id").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rows, vec![(100 << 20, "y".into()), (300 << 20, "x".into()), ((300 << 20) + 1, "z".into())]);
 }

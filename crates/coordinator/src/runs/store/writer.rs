@@ -38,9 +38,9 @@ pub(super) fn run(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Msg>, prices:
             .collect();
         for m in batch {
             match m {
-                Msg::Finished(id, end) => {
-                    let summary = summarize_run(&conn, &id, &end, &prices, pending.get(&id));
-                    work.push((Msg::Finished(id, end), summary));
+                Msg::Finished(id, end, relayed) => {
+                    let summary = summarize_run(&conn, &id, &end, &prices, pending.get(&id), relayed);
+                    work.push((Msg::Finished(id, end, None), summary));
                 }
                 m => work.push((m, None)),
             }
@@ -52,7 +52,7 @@ pub(super) fn run(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Msg>, prices:
                 match m {
                     Msg::Started(id, s) => insert(&tx, &id, &s)?,
                     Msg::Progress(id, p) => progress(&tx, &id, &p)?,
-                    Msg::Finished(id, e) => finish(&tx, &id, &e, &summary.unwrap_or_default())?,
+                    Msg::Finished(id, e, _) => finish(&tx, &id, &e, &summary.unwrap_or_default())?,
                     Msg::Prune(keep) => prune(&tx, keep)?,
                     Msg::Flush(done) => flushes.push(done),
                 }
@@ -71,8 +71,10 @@ pub(super) fn run(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Msg>, prices:
 
 fn insert(tx: &Connection, id: &str, s: &RunStart) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO runs (run_id, agent_id, project_id, task_id, provider, provider_kind, model, started_at, outcome, log_path) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9) ON CONFLICT(run_id) DO NOTHING",
+        // The row id orders runs by start (schema::ID_SHIFT): the next free one in the start's millisecond.
+        "INSERT INTO runs (id, run_id, agent_id, project_id, task_id, provider, provider_kind, model, started_at, outcome, log_path) \
+         VALUES (COALESCE((SELECT MAX(id) + 1 FROM runs WHERE id >= ?8 * 1048576 AND id < (?8 + 1) * 1048576), ?8 * 1048576), \
+         ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9) ON CONFLICT(run_id) DO NOTHING",
     )?
     .execute(params![id, s.agent_id, s.project_id, s.task_id, s.provider, s.provider_kind, s.model, s.started_at, s.log_path.as_ref().map(|p| p.display().to_string())])?;
     Ok(())
@@ -81,14 +83,16 @@ fn insert(tx: &Connection, id: &str, s: &RunStart) -> rusqlite::Result<()> {
 fn progress(tx: &Connection, id: &str, p: &RunProgress) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "UPDATE runs SET input_tokens = ?2, output_tokens = ?3, cache_read_tokens = ?4, cache_write_tokens = ?5, turns = COALESCE(?6, turns), \
-         session_id = COALESCE(?7, session_id), model = COALESCE(model, ?8), last_activity_at = ?9 WHERE run_id = ?1 AND outcome = 'running'",
+         session_id = COALESCE(?7, session_id), model = COALESCE(model, ?8), last_activity_at = ?9, cost_usd = ?10, cost_is_estimate = ?11 \
+         WHERE run_id = ?1 AND outcome = 'running'",
     )?
-    .execute(params![id, p.usage.input as i64, p.usage.output as i64, p.usage.cache_read as i64, p.usage.cache_write as i64, p.turns, p.session_id, p.model, p.last_activity_at])?;
+    .execute(params![id, p.usage.input as i64, p.usage.output as i64, p.usage.cache_read as i64, p.usage.cache_write as i64, p.turns, p.session_id, p.model, p.last_activity_at, p.cost_usd, p.cost_is_estimate])?;
     Ok(())
 }
 
-/// The log of a run that ended, summarized (None when the run is unknown).
-fn summarize_run(conn: &Connection, id: &str, end: &RunEnd, prices: &PriceTable, pending: Option<&(Option<String>, String)>) -> Option<RunSummary> {
+/// The log of a run that ended, summarized (None when the run is unknown). `relayed`: the summarizer the log
+/// relay fed as it wrote the log; only the tail is read then (the plain-text fallbacks), never the whole log.
+fn summarize_run(conn: &Connection, id: &str, end: &RunEnd, prices: &PriceTable, pending: Option<&(Option<String>, String)>, relayed: Option<Box<Summarizer>>) -> Option<RunSummary> {
     let row: Option<(Option<String>, String)> = match pending {
         Some(p) => Some(p.clone()),
         None => conn.prepare_cached("SELECT log_path, provider_kind FROM runs WHERE run_id = ?1").ok()?.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional().ok()?,
@@ -97,6 +101,10 @@ fn summarize_run(conn: &Connection, id: &str, end: &RunEnd, prices: &PriceTable,
     let log = end.log_path.clone().or(start_log.map(PathBuf::from));
     let kind = if end.provider_kind.is_empty() { start_kind } else { end.provider_kind.clone() };
     let exited_ok = end.exit_code == Some(0) && end.stopped_by.is_none();
+    if let Some(z) = relayed {
+        let tail = log.as_deref().map(|p| crate::logs::read_tail(p, TAIL_BYTES as u64)).unwrap_or_default();
+        return Some(z.finish_run(&tail, prices, end.ended_at, exited_ok));
+    }
     Some(summarize_log(&kind, log.as_deref(), prices, end.ended_at, exited_ok))
 }
 
