@@ -1,7 +1,8 @@
 //! `agentpm-real-agents`: the real agent CLIs (Claude Code, Gemini CLI, Codex, installed by
 //! scripts/real-agents) driven end to end by the real `agentpm-coordinator run`, against the simulator and
 //! a scripted model endpoint on 127.0.0.1 (nothing leaves the machine). For each CLI and transport it prints
-//! `REAL|<cli>|<transport>|drained=N/M|passkey_seen_by_model=K` and exits non-zero on any failure.
+//! `REAL|<cli>|<transport>|drained=N/M|passkey_seen_by_model=K|records=R/T` (runs whose record in runs.db
+//! equals the CLI's own final usage and cost) and exits non-zero on any failure.
 //!
 //! Usage: agentpm-real-agents --cli-bin <dir with claude, gemini, codex> [--only claude,gemini] [--keep]
 //! `--errors` instead runs each CLI once against a model that answers 401, then 429, and keeps what the CLI
