@@ -47,6 +47,10 @@ function showPage(name) {
   renderStatus();
 }
 
+// Times of day in the user's locale, to the minute: the tray writes them the same way (set_clock_style).
+const fmtClock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+const twelveHour = () => /^h1[12]$/.test(new Intl.DateTimeFormat([], { hour: "numeric" }).resolvedOptions().hourCycle || "");
+
 function fmtDuration(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
@@ -74,35 +78,69 @@ function renderStatus() {
   if (snap.running && snap.server.token_rejected) {
     problems.push(`The PM server rejected the coordinator token. Set the new one in Settings → Coordinator token.`);
   } else if (snap.running && !snap.server.reachable && snap.server.unreachable_since) {
-    problems.push(`PM server unreachable since ${new Date(snap.server.unreachable_since).toLocaleTimeString()}: ${snap.server.last_error || ""}`);
+    problems.push(`PM server unreachable since ${fmtClock(snap.server.unreachable_since)}: ${snap.server.last_error || ""}`);
   }
   if (snap.secret_store_error) problems.push(snap.secret_store_error);
-  // Agents' attention items (the server's and the secret store's are said above).
-  for (const a of snap.attention || []) if (a.agent_id) problems.push(`${a.reason} ${a.fix}`);
   $("#nav-badge") && ($("#nav-badge").textContent = (snap.attention || []).length ? String(snap.attention.length) : "");
   if (view && view.start_error) problems.unshift(view.start_error);
-  banner.textContent = problems.join(" — ");
+  // Agents' attention items (the server's and the secret store's are said above), each with its fix as a button.
+  const items = (snap.attention || []).filter((a) => a.agent_id);
+  const sig = JSON.stringify([problems, items.map((a) => [a.key, a.reason, a.action])]);
+  if (sig !== bannerSig) {
+    bannerSig = sig;
+    banner.replaceChildren(...(problems.length ? [el("div", {}, problems.join(" — "))] : []),
+      ...items.map((a) => el("div", { class: "attention", "data-testid": `attention-${a.key}` }, `${a.reason} `,
+        a.until ? el("span", { class: "countdown", "data-until": a.until }, countdown(a.until)) : "", " ", attentionButton(a))));
+  }
   // The welcome view explains a missing server in plain words (doctor): no banner on top of it.
-  banner.classList.toggle("hidden", problems.length === 0 || page === "welcome");
+  banner.classList.toggle("hidden", problems.length + items.length === 0 || page === "welcome");
 }
 
+let bannerSig = "";
+const countdown = (until) => { const ms = until - Date.now(); return ms > 0 ? `resets in ${fmtDuration(ms)}` : "resetting…"; };
+setInterval(() => document.querySelectorAll(".countdown").forEach((e) => (e.textContent = countdown(Number(e.dataset.until)))), 1000);
+
+// The fix of an attention item as one button: where to go, or what to do.
+function attentionButton(a) {
+  const go = (p) => () => showPage(p);
+  const agentRun = () => { const st = snap.agents.find((x) => x.agent_id === a.agent_id); openLogPage(a.agent_id, st && st.last_log_path); };
+  const [label, act] = {
+    set_passkey: ["Set passkey", () => { showPage("agents"); const b = $(`[data-testid=set-passkey-${a.agent_id}]`); if (b) b.click(); }],
+    set_token: ["Set token", go("settings")],
+    check_server: ["Settings", go("settings")],
+    choose_log_folder: ["Settings", go("settings")],
+    fix_provider: ["Providers", go("providers")],
+    open_last_run: ["Open last run", agentRun],
+    retry_now: ["Retry now", () => invoke("retry_agent", { agentId: a.agent_id }).then(refresh, alertErr)],
+  }[a.action] || [null, null];
+  return label ? el("button", { class: "small", "data-testid": `fix-${a.key}`, onclick: act }, label) : el("span", { class: "muted" }, a.fix);
+}
+
+// One row per running instance: the work (task, project, what it is doing now, tokens and cost so far), not
+// the process; a click on the row opens its transcript.
 function renderInstances() {
   if (!snap) return;
   const tbody = $("#instances-table tbody");
-  tbody.replaceChildren(...snap.instances.map((i) => el("tr", { "data-testid": `instance-${i.agent_id}-${i.project_id}` },
-    el("td", {}, i.agent_id),
-    el("td", {}, i.project_id),
-    el("td", {}, i.provider + (i.model ? ` / ${i.model}` : "")),
-    el("td", {}, i.pid),
-    el("td", { class: "elapsed", "data-start": i.started_at }, fmtDuration(Date.now() - i.started_at)),
-    el("td", {}, el("a", { onclick: () => openLogPage(i.agent_id, i.log_path) }, "view")),
-    el("td", {}, el("button", { class: "small", title: "Stops this run; the server may start the agent again for the same work", onclick: () => invoke("stop_instance", { id: i.id }).catch(alertErr) }, "Stop"), " ",
-      el("button", { class: "small", "data-testid": `stop-pause-${i.agent_id}`, title: "Stops the agent's runs and keeps it from starting until you resume it", onclick: () => invoke("pause_agent", { agentId: i.agent_id, until: null, stopRunning: true }).catch(alertErr) }, "Stop and pause agent")),
-  )));
+  const ago = (at) => at ? ` · ${fmtDuration(Date.now() - at)} ago` : "";
+  tbody.replaceChildren(...snap.instances.map((i) => {
+    const tokens = i.tokens ? i.tokens.input + i.tokens.output + i.tokens.cache_read + i.tokens.cache_write : 0;
+    const open = () => openTranscript({ logPath: i.log_path, agentId: i.agent_id, title: `Transcript · ${i.agent_id} · ${i.project_name || i.project_id} · ${i.task_id || "chat"}` });
+    const stop = (ev) => { ev.stopPropagation(); invoke("stop_instance", { id: i.id }).catch(alertErr); };
+    const stopPause = (ev) => { ev.stopPropagation(); invoke("pause_agent", { agentId: i.agent_id, until: null, stopRunning: true }).catch(alertErr); };
+    return el("tr", { class: "clickable", "data-testid": `instance-${i.agent_id}-${i.project_id}`, title: `${i.provider}${i.model ? " / " + i.model : ""} · pid ${i.pid} — click for the transcript`, onclick: open },
+      el("td", {}, el("b", {}, i.agent_id)),
+      el("td", { title: i.project_id }, i.project_name || i.project_id),
+      el("td", { "data-testid": `instance-task-${i.agent_id}` }, i.task_id || el("span", { class: "muted" }, "chat / no task")),
+      el("td", { class: "elapsed", "data-start": i.started_at }, fmtDuration(Date.now() - i.started_at)),
+      el("td", { class: "activity", "data-testid": `instance-activity-${i.agent_id}` }, i.last_activity ? `${i.last_activity}` : el("span", { class: "muted" }, "starting…"), el("span", { class: "muted" }, ago(i.last_activity_at))),
+      el("td", { "data-testid": `instance-usage-${i.agent_id}` }, tokens ? `${fmtTokens(tokens)} · ${fmtCost(i.cost_usd, i.cost_estimated)}` : "—"),
+      el("td", { class: "actions" }, el("button", { class: "small", title: "Stops this run; the server may start the agent again for the same work", onclick: stop }, "Stop"), " ",
+        el("button", { class: "small", "data-testid": `stop-pause-${i.agent_id}`, title: "Stops the agent's runs and keeps it from starting until you resume it", onclick: stopPause }, "Stop and pause agent")));
+  }));
   $("#instances-table").classList.toggle("hidden", snap.instances.length === 0);
   $("#instances-empty").classList.toggle("hidden", snap.instances.length > 0);
   const errs = snap.last_errors.slice(-8).reverse();
-  $("#errors").replaceChildren(...(errs.length ? errs.map((e) => el("li", {}, `${new Date(e.at).toLocaleTimeString()} ${e.agent_id ? e.agent_id + ": " : ""}${e.message}`)) : [el("li", {}, "None.")]));
+  $("#errors").replaceChildren(...(errs.length ? errs.map((e) => el("li", {}, `${fmtClock(e.at)} ${e.agent_id ? e.agent_id + ": " : ""}${e.message}`)) : [el("li", {}, "None.")]));
 }
 
 setInterval(() => {
@@ -144,8 +182,25 @@ function renderAgents(force) {
       el("td", {}, el("span", { class: `pill ${cls}`, "data-testid": `state-${id}` }, text)),
       pkCell,
       el("td", {}, sel),
-      el("td", {}, pauseBtn, " ", el("button", { class: "small", onclick: () => invoke("list_runs", { agentId: id }).then((r) => openLogPage(id, r[0] && r[0].path)) }, "Logs")));
+      el("td", {}, pauseBtn, " ", el("button", { class: "small", onclick: () => invoke("list_runs", { agentId: id }).then((r) => openLogPage(id, r[0] && r[0].path)) }, "Logs"), " ",
+        el("button", { class: "small danger", "data-testid": `remove-${id}`, onclick: () => removeAgent(id, has) }, "Remove agent…")));
   }));
+}
+
+// Removing an agent stops its runs first (a removed agent's process would otherwise run on unseen), then takes
+// it out of the settings; its passkey is deleted only when the user says so.
+async function removeAgent(id, hasPasskey) {
+  const running = snap ? snap.instances.filter((i) => i.agent_id === id) : [];
+  const runs = running.length ? ` Its ${running.length === 1 ? "running instance is" : running.length + " running instances are"} stopped.` : "";
+  if (!confirm(`Remove ${id} from this coordinator?${runs} The PM server keeps the agent; you can add it again later.`)) return;
+  const dropKey = hasPasskey && confirm(`Also delete the passkey of ${id} from the Keychain?\n\nOK deletes it; Cancel keeps it for when you add the agent again.`);
+  try {
+    for (const i of running) await invoke("stop_instance", { id: i.id });
+    await invoke("remove_agent", { agentId: id });
+    if (dropKey) await invoke("delete_passkey", { agentId: id });
+    await refresh();
+    renderAgents(true);
+  } catch (e) { alertErr(e); }
 }
 
 function editPasskey(id, td) {
@@ -284,7 +339,7 @@ async function renderRunHistory() {
       el("td", {}, `${fmtTokens(r.input_tokens + r.cache_read_tokens)} / ${fmtTokens(r.output_tokens)}`),
       el("td", {}, fmtCost(r.cost_usd, r.cost_is_estimate)),
       el("td", { class: "detail", title: detail }, detail.length > 90 ? detail.slice(0, 90) + "…" : detail),
-      el("td", {}, r.log_path ? el("a", { onclick: () => openLogPage(r.agent_id, r.log_path) }, "log") : ""));
+      el("td", {}, r.log_path ? el("a", { "data-testid": `run-open-${r.run_id}`, onclick: () => openTranscript({ runId: r.run_id, agentId: r.agent_id, title: `Transcript · ${r.agent_id} · ${r.project_id} · ${fmtWhen(r.started_at)}` }) }, "open") : ""));
   }));
 }
 ["#runs-agent", "#runs-since", "#runs-failed"].forEach((s) => $(s).addEventListener("change", renderRunHistory));
@@ -408,28 +463,37 @@ async function scrubYaml(path) {
     const r = await invoke("import_config", { path, scrub: true });
     row.replaceChildren(r.backup
       ? el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, `The file no longer contains passkeys. The backup of the original, ${r.backup}, still does: delete it once you have checked the import.`)
-      : el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, "The file holds no passkeys any more (nothing to remove)."));
+      : el("div", { class: "ok-text", "data-testid": "import-scrubbed" }, r.already_scrubbed
+          ? "The file holds no passkeys any more (nothing to remove)."
+          : "The file no longer contains passkeys, and no copy of it with passkeys was kept: they are in the Keychain now."));
     await refresh();
   } catch (e) { row.replaceChildren(el("div", { class: "bad-text" }, String(e))); }
 }
 
-async function importYaml(path) {
+async function importYaml(path, overwrite = false) {
   const out = $("#import-result");
   if (!path) { out.textContent = "Choose the YAML file first."; return; }
   out.textContent = "Importing…";
   try {
-    const r = await invoke("import_config", { path, scrub: false });
+    const r = await invoke("import_config", { path, scrub: false, overwrite });
     const line = (id, label, list) => el("div", { "data-testid": `import-${id}` }, el("b", {}, label + ": "), list.length ? list.join(", ") : "—");
     const tokenText = { moved: "moved into the Keychain", unchanged: "already there", conflict: "a different token is already stored (kept it)", missing: "not in the file" }[r.token] || "—";
+    // A new export (a rotated token, replaced passkeys) must be able to win over what is stored.
+    const conflicting = [...r.conflicts, ...(r.token === "conflict" ? ["the coordinator token"] : [])];
+    const replaceRow = conflicting.length
+      ? el("div", { class: "row" }, el("span", { class: "muted" }, `The file has different values for ${conflicting.join(", ")}.`),
+          el("button", { "data-testid": "import-overwrite", onclick: () => importYaml(path, true) }, "Use the file's values"))
+      : "";
     const stored = r.moved.length + r.unchanged.length > 0 || r.token === "moved" || r.token === "unchanged";
     const scrubRow = el("div", { id: "import-scrub-row" }, stored && r.conflicts.length === 0
       ? el("div", { class: "row" }, el("span", { class: "muted" }, "The file still holds the passkeys in plain text."),
-          el("button", { "data-testid": "import-scrub", onclick: () => scrubYaml(path) }, "Remove them from the file (keep a backup)"))
+          el("button", { "data-testid": "import-scrub", onclick: () => scrubYaml(path) }, "Remove them from the file"))
       : "");
     out.replaceChildren(
       line("moved", "Moved into the Keychain", r.moved), line("unchanged", "Already there", r.unchanged),
       line("conflicts", "Conflicts (kept the stored one)", r.conflicts), line("missing", "Without a passkey", r.missing),
       el("div", { "data-testid": "import-token" }, el("b", {}, "Coordinator token: "), tokenText),
+      replaceRow,
       scrubRow,
       ...r.warnings.map((w) => el("div", { class: "muted" }, w)),
       el("div", { class: "row" }, el("button", { class: "primary", "data-testid": "import-done", onclick: async () => { await refresh(); showPage("agents"); } }, "Show agents")));
@@ -437,7 +501,7 @@ async function importYaml(path) {
   } catch (e) { out.textContent = String(e); }
 }
 
-function alertErr(e) { $("#banner").textContent = String(e); $("#banner").classList.remove("hidden"); logToApp(4, e); }
+function alertErr(e) { bannerSig = ""; $("#banner").textContent = String(e); $("#banner").classList.remove("hidden"); logToApp(4, e); }
 
 async function refresh() {
   view = await invoke("app_state");
@@ -478,6 +542,16 @@ async function main() {
     } catch (e) { alertErr(e); }
   });
   $("#demo-btn").addEventListener("click", async () => { try { view = await invoke("set_demo", { on: true }); await refresh(); showPage("agents"); } catch (e) { alertErr(e); } });
+
+  // ⌘1…⌘7 (Ctrl on Linux) open the pages in the order of the navigation bar.
+  const navPages = [...document.querySelectorAll("#nav button")].map((b) => b.dataset.page);
+  document.querySelectorAll("#nav button").forEach((b, n) => { b.title = `${navigator.platform.startsWith("Mac") ? "⌘" : "Ctrl+"}${n + 1}`; });
+  document.addEventListener("keydown", (ev) => {
+    if (!(ev.metaKey || ev.ctrlKey) || ev.altKey || ev.shiftKey) return;
+    const n = Number(ev.key);
+    if (n >= 1 && n <= navPages.length) { ev.preventDefault(); showPage(navPages[n - 1]); }
+  });
+  invoke("set_clock_style", { twelveHour: twelveHour() }).catch(() => {});
 
   await listen("engine-stopped", () => refresh());
   await listen("snapshot", (ev) => { snap = ev.payload; renderStatus(); renderInstances(); if (page === "agents") renderAgents(); });

@@ -3,7 +3,7 @@
 
 use crate::engine_host;
 use crate::error::{AppError, AppResult};
-use crate::state::{AppCore, AppView, LogTarget, RunFile};
+use crate::state::{AppCore, AppView, LogTarget, RunFile, TranscriptMatches, TranscriptView};
 use coordinator::config::Settings;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,6 +104,13 @@ pub async fn resume_agent(core: Core<'_>, agent_id: String) -> AppResult<()> {
     Ok(())
 }
 
+/// "Retry now" on a cooldown (a quota that reset early, a failure whose cause is fixed).
+#[tauri::command]
+pub async fn retry_agent(core: Core<'_>, agent_id: String) -> AppResult<()> {
+    core.running_engine().await?.retry_agent(&agent_id).await;
+    Ok(())
+}
+
 /// The Runs page: recorded runs, newest first (`since` in ms since the epoch).
 #[tauri::command]
 pub async fn run_history(core: Core<'_>, agent: Option<String>, project: Option<String>, failed: Option<bool>, since: Option<i64>, limit: Option<usize>) -> AppResult<Vec<coordinator::runs::RunRecord>> {
@@ -114,6 +121,24 @@ pub async fn run_history(core: Core<'_>, agent: Option<String>, project: Option<
 #[tauri::command]
 pub async fn run_usage(core: Core<'_>, by: String, since: Option<i64>) -> AppResult<Vec<coordinator::runs::UsageRow>> {
     core.run_usage(&by, since).await
+}
+
+/// The Transcript page: open a run's log (by run id, or by its path) and get its first `n` items.
+#[tauri::command]
+pub async fn run_transcript_open(core: Core<'_>, run_id: Option<String>, log_path: Option<PathBuf>, n: Option<usize>) -> AppResult<TranscriptView> {
+    core.transcript_open(run_id.as_deref(), log_path.as_deref(), n.unwrap_or(100)).await
+}
+
+/// Items `[from, from + n)`, the last `n` (`tail`), or those at `indices` (search hits).
+#[tauri::command]
+pub async fn run_transcript_window(core: Core<'_>, log_path: PathBuf, from: Option<usize>, n: Option<usize>, tail: Option<bool>, indices: Option<Vec<usize>>) -> AppResult<TranscriptView> {
+    core.transcript_window(&log_path, from.unwrap_or(0), n.unwrap_or(100), tail.unwrap_or(false), indices).await
+}
+
+/// Indices of the items that contain `query` (ignoring case) and/or are errors.
+#[tauri::command]
+pub async fn run_transcript_search(core: Core<'_>, log_path: PathBuf, query: Option<String>, errors_only: Option<bool>, max: Option<usize>) -> AppResult<TranscriptMatches> {
+    core.transcript_search(&log_path, query.as_deref().unwrap_or(""), errors_only.unwrap_or(false), max).await
 }
 
 #[tauri::command]
@@ -151,8 +176,8 @@ pub async fn run_doctor(core: Core<'_>) -> AppResult<Vec<coordinator::doctor::Ch
 }
 
 #[tauri::command]
-pub async fn import_config(core: Core<'_>, path: PathBuf, scrub: bool) -> AppResult<coordinator::import::ImportReport> {
-    core.import(&path, scrub).await
+pub async fn import_config(core: Core<'_>, path: PathBuf, scrub: bool, overwrite: Option<bool>) -> AppResult<coordinator::import::ImportReport> {
+    core.import(&path, scrub, overwrite.unwrap_or(false)).await
 }
 
 #[tauri::command]

@@ -191,6 +191,8 @@ pub fn exit_on_signals(app: AppHandle) {
         let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         tracing::info!("signal received: stopping agents and quitting");
+        // While the window still exists (at Exit it may be gone already).
+        crate::window::remember_geometry(&app);
         app.exit(0);
     });
 }

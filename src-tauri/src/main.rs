@@ -56,6 +56,13 @@ fn main() {
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| window::show(app)))
         .plugin(applog::plugin(coordinator::paths::coordinator_dir(), debug))
         .plugin(tauri_plugin_store::Builder::new().build())
+        // Window size and position, beside settings.json (an absolute name wins over the plugin's config dir).
+        .plugin(
+            tauri_plugin_window_state::Builder::new()
+                .with_filename(coordinator::paths::coordinator_dir().join("window-state.json").to_string_lossy())
+                .with_state_flags(window::REMEMBERED)
+                .build(),
+        )
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
@@ -78,7 +85,11 @@ fn main() {
             commands::run_history,
             commands::run_usage,
             commands::resume_agent,
+            commands::retry_agent,
             commands::list_runs,
+            commands::run_transcript_open,
+            commands::run_transcript_window,
+            commands::run_transcript_search,
             commands::read_log,
             commands::open_log,
             commands::reveal_log,
@@ -87,6 +98,7 @@ fn main() {
             commands::import_config,
             commands::set_demo,
             window::window_ready,
+            window::set_clock_style,
         ])
         .setup(move |app| {
             // Menu-bar app on macOS: no Dock icon (Info.plist also sets LSUIElement for the bundle).
@@ -111,6 +123,7 @@ fn main() {
             // Closing the window keeps the app (and the agents) running in the menu bar.
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 api.prevent_close();
+                window::remember_geometry(window.app_handle());
                 let _ = window.hide();
             }
         })

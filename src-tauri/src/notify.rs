@@ -53,7 +53,7 @@ mod tests {
         assert_eq!(n.text(&Event::ServerUnreachable { since: 0, error: "connection refused".into() }).as_deref(), Some("PM server unreachable: connection refused"));
         assert_eq!(n.text(&Event::Started), None);
         assert_eq!(n.text(&Event::ServerReachable { after_ms: 5 }), None);
-        let item = |key: &str| coordinator::api::Attention { key: key.into(), agent_id: Some("agt_a".into()), reason: "agt_a failed 3 runs in a row.".into(), fix: "Open its last log.".into() };
+        let item = |key: &str| coordinator::api::Attention { key: key.into(), agent_id: Some("agt_a".into()), reason: "agt_a failed 3 runs in a row.".into(), fix: "Open its last log.".into(), action: None, until: None };
         assert_eq!(n.text(&Event::AttentionStarted { item: item("agent:agt_a:failing") }).as_deref(), Some("agt_a failed 3 runs in a row. Open its last log."));
         assert_eq!(n.text(&Event::AttentionStarted { item: item("server:down") }), None, "announced by ServerUnreachable already");
     }

@@ -14,6 +14,12 @@ pub fn show(app: &AppHandle) {
 /// When the process started: cold start is measured from there to the page's first render.
 pub struct StartedAt(pub std::time::Instant);
 
+/// The page's locale uses a 12-hour clock (Intl's hour cycle): the tray writes times of day the same way.
+#[tauri::command]
+pub fn set_clock_style(twelve_hour: bool) {
+    crate::status_words::set_twelve_hour(twelve_hour);
+}
+
 /// Called by the page once it has rendered: logs the cold start time (launch → window ready).
 #[tauri::command]
 pub fn window_ready(started: tauri::State<'_, StartedAt>) -> f64 {
@@ -31,4 +37,18 @@ pub fn settings_error_dialog(mut context: tauri::Context<tauri::Wry>, message: &
     let Ok(app) = app else { return };
     app.dialog().message(text).title("AgentPM Coordinator: settings cannot be read").kind(MessageDialogKind::Error).show(|_| std::process::exit(2));
     app.run(|_, _| {});
+}
+
+/// What is kept of the window between launches: where it was and how big.
+pub const REMEMBERED: tauri_plugin_window_state::StateFlags = tauri_plugin_window_state::StateFlags::SIZE
+    .union(tauri_plugin_window_state::StateFlags::POSITION)
+    .union(tauri_plugin_window_state::StateFlags::MAXIMIZED);
+
+/// Saved when the window is hidden, not only at exit: a menu-bar app is rarely quit, and a crash or logout
+/// would otherwise lose the last geometry.
+pub fn remember_geometry(app: &tauri::AppHandle) {
+    use tauri_plugin_window_state::AppHandleExt;
+    if let Err(e) = app.save_window_state(REMEMBERED) {
+        tracing::warn!("window size and position not saved: {e}");
+    }
 }

@@ -17,6 +17,8 @@ pub struct Script {
     pub always: bool,
     /// Body of `GET /api/coordinator/config` (HTTP only).
     pub remote_config: Value,
+    /// When set, the text answered to `list_active_projects_with_agents` verbatim (e.g. a huge list).
+    pub projects_text: Option<Arc<String>>,
 }
 
 #[derive(Clone)]
@@ -81,6 +83,9 @@ impl Hostile {
         self.calls.lock().unwrap().push((tool.clone(), args.clone()));
         let s = self.script.lock().unwrap().clone();
         let agent = args.get("agent_id").and_then(Value::as_str).unwrap_or_default().to_string();
+        if let (Some(text), "list_active_projects_with_agents") = (&s.projects_text, tool.as_str()) {
+            return json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": text.as_str()}]}});
+        }
         let body = match tool.as_str() {
             "health_check" => json!({"status": "ok", "agent_count": s.agents.len(), "project_count": 1}),
             "list_active_projects_with_agents" => json!({"success": true, "projects": [{

@@ -6,6 +6,9 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[path = "webdriver/transcript.rs"]
+mod transcript;
+
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 struct Session {
@@ -115,6 +118,22 @@ impl Session {
     }
 }
 
+/// SIGTERM to the app started with `--data-dir <dir_arg>` (a logout or `kill`), then wait for it to exit.
+async fn terminate_app(dir_arg: &str) -> Duration {
+    let app_pid = processes()
+        .into_iter()
+        .find(|(_, _, cmd)| cmd.contains("agentpm-coordinator-app") && cmd.contains(dir_arg) && !cmd.contains("--fake-agent"))
+        .map(|(pid, _, _)| pid)
+        .expect("the app process");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let t = Instant::now();
+    while agentpm_e2e::pid_alive(app_pid as i32) {
+        assert!(t.elapsed() < Duration::from_secs(15), "the app did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.elapsed()
+}
+
 fn screenshots_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
 }
@@ -195,10 +214,19 @@ async fn app_end_to_end() {
     s.wait("[data-testid=enable-agt_03]", Duration::from_secs(10)).await;
     s.wait_text("[data-testid=passkey-state-agt_03]", "missing", Duration::from_secs(10)).await;
     s.click("[data-testid=enable-agt_03]").await;
+    // Enabled without a passkey: it needs the user. The banner says so with the fix as a button, the badge counts it.
+    s.wait_text("[data-testid=\"attention-agent:agt_03:passkey\"]", "agt_03 has no passkey", Duration::from_secs(30)).await;
+    assert!(!s.text("#banner").await.contains("agentpm-coordinator"), "CLI commands in the window's banner");
+    s.wait_text("[data-testid=attention-badge]", "1", Duration::from_secs(10)).await;
+    s.screenshot("attention").await;
+    s.click("[data-testid=\"fix-agent:agt_03:passkey\"]").await;
     // The table is live: retry the click if it landed on a row that was just redrawn.
     let mut opened = false;
     for _ in 0..10 {
-        s.click("[data-testid=set-passkey-agt_03]").await;
+        // The banner's button opened it already, unless a live redraw closed it again.
+        if s.find("[data-testid=passkey-input-agt_03]").await.is_none() {
+            s.click("[data-testid=set-passkey-agt_03]").await;
+        }
         if s.find("[data-testid=passkey-input-agt_03]").await.is_some() {
             opened = true;
             break;
@@ -242,6 +270,7 @@ async fn app_end_to_end() {
     let runs = s.wait_text("[data-testid=runs-table]", "agt_03", Duration::from_secs(20)).await;
     assert!(runs.contains("worked") && runs.contains("$"), "runs without outcome or cost: {runs}");
     s.screenshot("runs").await;
+    transcript::transcript_phase(&s).await;
     // Usage page: per agent, the totals of those runs.
     s.click("#nav-usage").await;
     s.exec("const a = document.querySelector('#usage-by'); a.value = 'agent'; a.dispatchEvent(new Event('change')); return true").await;
@@ -290,6 +319,13 @@ async fn app_end_to_end() {
         let r = s.invoke("read_log", json!({"path": path})).await;
         assert!(r.starts_with("err: ") && r.contains("not inside the log folder"), "read_log {path}: {r}");
     }
+    shortcuts_and_removing_an_agent(&s).await;
+    // Window geometry is kept across launches (tauri-plugin-window-state, window-state.json).
+    let r = s.post("/window/rect", json!({"width": 880, "height": 620})).await;
+    let size = s.exec("return [window.outerWidth, window.outerHeight]").await;
+    println!("window resized to {size} ({})", r["value"]);
+    // Quit as a logout does (WebDriver's own session end kills the app without warning).
+    terminate_app(&demo_dir_s).await;
     s.close().await;
     // The last page was saved when it was opened (read now: the next launch rewrites the file as it starts).
     let ui_state = std::fs::read_to_string(demo_dir.join("coordinator/ui-state.json")).unwrap_or_default();
@@ -308,6 +344,9 @@ async fn app_end_to_end() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(on_settings, "the window did not reopen on the Settings page");
+    let size = s.exec("return [window.outerWidth, window.outerHeight]").await;
+    assert_eq!(size, json!([880, 620]), "the window size was not kept across launches: {}", std::fs::read_to_string(demo_dir.join("coordinator/window-state.json")).unwrap_or_default());
+    assert!(demo_dir.join("coordinator/window-state.json").exists(), "no window-state.json beside settings.json");
     // The window's errors reach the app log (tauri-plugin-log), which never holds a passkey.
     s.exec("setTimeout(() => { throw new Error('e2e-probe: a window error') }, 0); return true").await;
     let app_log = demo_dir.join("coordinator/app.log");
@@ -363,16 +402,18 @@ async fn app_end_to_end() {
     s.click("#import-btn").await;
     let moved = s.wait_text("[data-testid=import-moved]", "agt_imported_b", Duration::from_secs(20)).await;
     assert!(moved.contains("agt_imported_a"), "{moved}");
-    // Offered afterwards: scrub the file, keeping a backup.
+    // Offered afterwards: scrub the file (no plaintext copy kept).
     s.click("[data-testid=import-scrub]").await;
     s.wait_text("[data-testid=import-scrubbed]", "no longer contains passkeys", Duration::from_secs(20)).await;
     let moved_after = s.text("[data-testid=import-moved]").await;
     assert!(moved_after.contains("agt_imported_a") && moved_after.contains("agt_imported_b"), "the scrub hid which passkeys moved: {moved_after}");
     let scrubbed = std::fs::read_to_string(&yaml).unwrap();
     assert!(!scrubbed.contains("imported-secret"), "scrubbed file still holds a passkey: {scrubbed}");
-    let backup = std::fs::read_to_string(tmp.path().join("coordinator.yaml.bak")).unwrap();
-    assert!(backup.contains("imported-secret-aaaa"), "the backup is not the original");
+    // No plaintext copy is left beside it (the scrub keeps no backup of secrets).
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_file() && std::fs::read_to_string(p).unwrap_or_default().contains("imported-secret")).collect();
+    assert!(leftovers.is_empty(), "plaintext copies of the passkeys left: {leftovers:?}");
     s.screenshot("import").await;
+    import_with_new_values_replaces_on_request(&s, &yaml).await;
     // The app holds the coordinator lock of its settings file: the CLI refuses to run beside it, naming it.
     let cli = std::process::Command::new(agentpm_e2e::bin("agentpm-coordinator")).arg("run").env("AGENTPM_DATA_DIR", &fresh).output().unwrap();
     let err = String::from_utf8_lossy(&cli.stderr);
@@ -438,19 +479,11 @@ async fn app_end_to_end() {
     let s = Session::new(&app(), &["--demo", "--data-dir", &term_dir.display().to_string()]).await;
     s.wait("tr[data-testid^=instance-]", Duration::from_secs(30)).await;
     let dir_arg = term_dir.display().to_string();
-    let app_pid = processes()
-        .into_iter()
-        .find(|(_, _, cmd)| cmd.contains("agentpm-coordinator-app") && cmd.contains(&dir_arg) && !cmd.contains("--fake-agent"))
-        .map(|(pid, _, _)| pid)
-        .expect("the app process");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let t = Instant::now();
-    while agentpm_e2e::pid_alive(app_pid as i32) {
-        assert!(t.elapsed() < Duration::from_secs(15), "the app did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!("app exited {:.1} s after SIGTERM", t.elapsed().as_secs_f64());
-    let left: Vec<_> = processes().into_iter().filter(|(_, _, cmd)| cmd.contains("--fake-agent")).collect();
+    let t = terminate_app(&dir_arg).await;
+    println!("app exited {:.1} s after SIGTERM", t.as_secs_f64());
+    // The app's fake agents are the app binary itself (other runs on this machine are not ours).
+    let exe = app().display().to_string();
+    let left: Vec<_> = processes().into_iter().filter(|(_, _, cmd)| cmd.starts_with(&exe) && cmd.contains("--fake-agent")).collect();
     assert!(left.is_empty(), "agents outlived the app: {left:?}");
     let mut stopped_logs = 0;
     for agent in std::fs::read_dir(term_dir.join("demo/logs")).unwrap().flatten() {
@@ -462,3 +495,44 @@ async fn app_end_to_end() {
     drop(s);
 }
 
+
+/// ⌘/Ctrl+1…7 open the pages; an agent can be removed from the window (after a confirmation).
+async fn shortcuts_and_removing_an_agent(s: &Session) {
+    s.exec("document.dispatchEvent(new KeyboardEvent('keydown', {key: '2', ctrlKey: true, bubbles: true})); return true").await;
+    s.wait("#page-agents:not(.hidden)", Duration::from_secs(5)).await;
+    s.exec("document.dispatchEvent(new KeyboardEvent('keydown', {key: '1', metaKey: true, bubbles: true})); return true").await;
+    s.wait("#page-instances:not(.hidden)", Duration::from_secs(5)).await;
+    s.exec("document.dispatchEvent(new KeyboardEvent('keydown', {key: '2', ctrlKey: true, bubbles: true})); return true").await;
+    s.type_into("#new-agent", "agt_removable").await;
+    s.click("#add-agent").await;
+    s.wait("[data-testid=remove-agt_removable]", Duration::from_secs(10)).await;
+    // The confirmations are the page's own dialogs: answered yes to removing, no to deleting a passkey.
+    s.exec("let n = 0; window.confirm = () => (n++ === 0); return true").await;
+    s.click("[data-testid=remove-agt_removable]").await;
+    let t = Instant::now();
+    while s.find("[data-testid=agent-agt_removable]").await.is_some() {
+        assert!(t.elapsed() < Duration::from_secs(10), "the removed agent is still listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t = Instant::now();
+    while s.invoke("app_state", json!({})).await.contains("agt_removable") {
+        assert!(t.elapsed() < Duration::from_secs(10), "the removed agent is still in the settings or the snapshot");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Back to Settings (the 4th page), where the next step expects the window to be left.
+    s.exec("document.dispatchEvent(new KeyboardEvent('keydown', {key: '4', ctrlKey: true, bubbles: true})); return true").await;
+    s.wait("#page-settings:not(.hidden)", Duration::from_secs(5)).await;
+}
+
+/// A re-export with a rotated passkey: kept by default (a conflict), replaced by "Use the file's values".
+async fn import_with_new_values_replaces_on_request(s: &Session, yaml: &Path) {
+    std::fs::write(yaml, "agents:\n  agt_imported_a:\n    passkey: imported-rotated-cccc\n").unwrap();
+    s.click("[data-testid=import-done]").await;
+    s.click("[data-testid=open-import]").await;
+    s.type_into("#import-path", &yaml.display().to_string()).await;
+    s.click("#import-btn").await;
+    s.wait_text("[data-testid=import-conflicts]", "agt_imported_a", Duration::from_secs(20)).await;
+    s.click("[data-testid=import-overwrite]").await;
+    s.wait_text("[data-testid=import-moved]", "agt_imported_a", Duration::from_secs(20)).await;
+    assert!(s.find("[data-testid=import-overwrite]").await.is_none(), "still offering to replace after replacing");
+}

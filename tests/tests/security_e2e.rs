@@ -102,6 +102,7 @@ async fn a_provider_command_from_the_dynamic_config_never_runs() {
         always: true,
         remote_config: json!({"ai_providers": {"evil": {"cli_command": "/bin/sh", "cli_args": ["-c", format!("env > {}", evil.display())]}},
                               "agents": {"agt_a": {"passkey": PK_A}}}),
+        ..Default::default()
     };
     let h = Hostile::start(d.path(), script, true).await;
     let url = format!("{}/mcp", h.http.clone().unwrap());
@@ -313,4 +314,148 @@ async fn closing_the_terminal_stops_the_agents_cleanly() {
     assert!(!running(), "the agent outlived the coordinator");
     assert!(!h.calls_of("report_process_exit").is_empty() || !h.calls_of("invalidate_session").is_empty(), "the exit was not reported to the server");
     println!("SECURITY| SIGHUP (terminal closed) | clean stop: agents stopped and their exits reported | nothing left running");
+}
+
+/// Peak resident memory of a process (VmHWM), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kb.unwrap_or(0.0) / 1024.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_just_under_the_cap_costs_about_its_size_not_a_tree() {
+    // 15 MiB of tiny items, under the 16 MiB cap for project lists: as a JSON tree (`serde_json::Value`) this is
+    // 7 million objects (hundreds of MiB); read as typed structs each bad item is dropped as it is read.
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::with_capacity(15 << 20);
+    text.push_str("{\"success\":true,\"projects\":[{\"project_id\":\"prj_x\",\"working_directory\":\"/nonexistent\",\"agents\":[]}");
+    while text.len() < (15 << 20) - 4 {
+        text.push_str(",{}");
+    }
+    text.push_str("]}");
+    let script = Script { project_dir: project(d.path()), agents: vec![], first_action: json!({"action": "hold"}), projects_text: Some(Arc::new(text)), ..Default::default() };
+    let h = Hostile::start(d.path(), script, false).await;
+    let cfg = d.path().join("settings.json");
+    std::fs::write(&cfg, json!({"server": h.socket, "polling_interval_secs": 1}).to_string()).unwrap();
+    let mut child = cli(&d.path().join("data")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert!(wait_for(Duration::from_secs(30), || h.calls_of("list_active_projects_with_agents").len() >= 3).await, "the coordinator did not poll three times");
+    let peak = peak_rss_mib(child.id());
+    let (status, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(10));
+    assert!(obeyed && status.success(), "{status:?}");
+    assert!(peak > 1.0 && peak < 100.0, "peak RSS {peak:.0} MiB for a 15 MiB reply");
+    println!("SECURITY| a 15 MiB reply of 5 million tiny items (under the 16 MiB cap) | read as typed structs, bad items dropped as read, lists bounded (100,000 projects) | peak RSS {peak:.0} MiB");
+}
+
+/// A private CA and a certificate for `localhost` signed by it (openssl CLI), in `dir`.
+fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca_key, ca, key, csr, cert, ext) = (dir.join("ca.key"), dir.join("ca.pem"), dir.join("srv.key"), dir.join("srv.csr"), dir.join("srv.pem"), dir.join("ext.cnf"));
+    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    let ssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl not found (apt install openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    ssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=AgentPM test private CA", "-keyout", "ca.key", "-out", "ca.pem"]);
+    ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "srv.key", "-out", "srv.csr"]);
+    ssl(&["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "srv.pem"]);
+    let _ = (ca_key, csr);
+    (ca, cert, key)
+}
+
+/// HTTPS in front of a plain HTTP server: TLS is terminated here, bytes are copied to `backend`.
+async fn tls_proxy(cert: &Path, key: &Path, backend: std::net::SocketAddr) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((c, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(c).await else { return };
+                let Ok(mut up) = tokio::net::TcpStream::connect(backend).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_private_ca_works_through_the_system_trust_store_and_an_unknown_ca_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(d.path());
+    let mut cfg = pm_sim::SimConfig::new(pm_sim::Workload { projects: 1, agents: 1, items_per_pair: 0, provider: "claude".into(), model: None }, d.path().join("work"));
+    cfg.http_addr = Some("127.0.0.1:0".parse().unwrap());
+    let sim = pm_sim::Simulator::start(cfg).await.unwrap();
+    let backend: std::net::SocketAddr = sim.http_base().unwrap().trim_start_matches("http://").parse().unwrap();
+    let port = tls_proxy(&cert, &key, backend).await;
+    let settings = d.path().join("settings.json");
+    std::fs::write(&settings, json!({"server": format!("https://localhost:{port}/mcp")}).to_string()).unwrap();
+    let data = d.path().join("data");
+    let token = sim.coordinator_token();
+    let doctor = |trust: Option<PathBuf>| {
+        let mut c = cli(&data);
+        c.env("MCP_COORDINATOR_TOKEN", &token).env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-never-used").env_remove("SSL_CERT_DIR").args(["doctor", "--config"]).arg(&settings);
+        match trust {
+            // The system trust store as rustls-native-certs reads it on Linux; on macOS it is the Keychain's.
+            Some(p) => c.env("SSL_CERT_FILE", p),
+            None => c.env_remove("SSL_CERT_FILE"),
+        };
+        async move {
+            let out = tokio::process::Command::from(c).output().await.unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+        }
+    };
+    let server_line = |text: &str| text.lines().find(|l| l.contains("PM server")).unwrap_or_default().to_string();
+    let trusted = doctor(Some(ca.clone())).await;
+    // Doctor reads the token from the secret store, which this test does not set up: a verified TLS session shows
+    // as the server's own 401 ("Authorization header required"), i.e. the request got through TLS to the server.
+    let line = server_line(&trusted);
+    assert!(line.contains("HTTP 401") && !line.to_lowercase().contains("certificate"), "private CA in the trust store, yet: {trusted}");
+    let untrusted = doctor(None).await;
+    let line = server_line(&untrusted);
+    assert!(line.contains("FAIL") && line.to_lowercase().contains("certificate"), "an unknown CA must be refused, naming the certificate: {untrusted}");
+    println!("SECURITY| https:// server with a certificate from a private CA | trusted once the CA is in the system trust store (rustls-native-certs: Keychain on macOS, SSL_CERT_FILE / the system bundle here); refused otherwise, naming the certificate | no token to an unverified server");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_thousand_failing_projects_never_flood_the_server_or_our_fds() {
+    // The server lists 30,000 projects and grants a start for each; every run fails at once. Before, 30,000
+    // projects with missing folders opened 1,201 concurrent report_agent_error connections (1,406 fds) and our own
+    // health_check failed with EAGAIN. (A missing folder is now known locally and never asked about.)
+    let d = tempfile::tempdir().unwrap();
+    let dir = project(d.path());
+    let projects: Vec<_> = (0..30_000).map(|i| json!({"project_id": format!("prj_{i}"), "project_name": "x", "working_directory": dir, "agents": ["agt_a"]})).collect();
+    let text = json!({"success": true, "projects": projects}).to_string();
+    let script = Script { project_dir: project(d.path()), agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), always: true, projects_text: Some(Arc::new(text)), ..Default::default() };
+    let h = Hostile::start(d.path(), script, false).await;
+    let cfg = python_yaml_with_script(d.path(), &h, "echo Error: failed; exit 1");
+    let mut child = cli(&d.path().join("data")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id();
+    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).map(|r| r.count()).unwrap_or(0);
+    let mut peak_fds = 0;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(12) {
+        peak_fds = peak_fds.max(fds());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (health, asked, reports) = (h.calls_of("health_check").len(), h.calls_of("get_agent_action").len(), h.calls_of("report_agent_error").len());
+    let (status, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(15));
+    assert!(obeyed && status.success(), "{status:?}");
+    assert!(asked >= 5, "the coordinator hardly asked: {asked} questions");
+    assert!(health >= 2, "our own health checks stopped: {health}");
+    assert!(reports <= asked, "more error reports ({reports}) than runs");
+    assert!(peak_fds < 150, "peak {peak_fds} open fds");
+    println!("SECURITY| 30,000 projects, a start granted for each, every run failing | server calls bounded (64 in flight per client), questions bounded by free slots, one report per failure streak | peak {peak_fds} fds; {asked} questions, {reports} reports and {health} health checks in 12 s");
 }

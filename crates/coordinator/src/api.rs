@@ -28,6 +28,9 @@ pub struct InstanceInfo {
     /// Milliseconds from the server's `start` answer to the child running.
     #[serde(default)]
     pub spawn_ms: f64,
+    /// The project's name as the server lists it (filled in when the snapshot is published).
+    #[serde(default)]
+    pub project_name: Option<String>,
     /// Its row in the run history.
     #[serde(default)]
     pub run_id: Option<String>,
@@ -143,7 +146,42 @@ pub struct Attention {
     pub key: String,
     pub agent_id: Option<String>,
     pub reason: String,
+    /// What fixes it, in words for the window and the tray (the CLI adds its command from `action`).
     pub fix: String,
+    /// The one action that fixes it, for a button (window, tray) or a command (CLI).
+    #[serde(default)]
+    pub action: Option<AttentionAction>,
+    /// When it ends by itself (a quota's reset): for a countdown.
+    #[serde(default)]
+    pub until: Option<UnixMs>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionAction {
+    SetToken,
+    CheckServer,
+    UnlockSecrets,
+    SetPasskey,
+    FixProvider,
+    ChooseLogFolder,
+    OpenLastRun,
+    /// End a cooldown now (the quota reset early, the cause is fixed).
+    RetryNow,
+}
+
+impl AttentionAction {
+    /// The CLI's way to do it, when it has one.
+    pub fn cli_command(self, agent_id: Option<&str>) -> Option<String> {
+        let agent = agent_id.unwrap_or("<agent>");
+        Some(match self {
+            AttentionAction::SetToken => "agentpm-coordinator token set".into(),
+            AttentionAction::SetPasskey => format!("agentpm-coordinator passkey set {agent}"),
+            AttentionAction::OpenLastRun => format!("agentpm-coordinator runs --agent {agent} --failed"),
+            AttentionAction::CheckServer | AttentionAction::FixProvider | AttentionAction::UnlockSecrets | AttentionAction::ChooseLogFolder => "agentpm-coordinator doctor".into(),
+            AttentionAction::RetryNow => return None,
+        })
+    }
 }
 
 impl Snapshot {

@@ -2,7 +2,7 @@
 //! it. Derived from the snapshot (pure, so the tray, the window and `status` all say the same), plus two
 //! facts the snapshot does not carry: consecutive failures per agent and agent-wide local problems.
 
-use crate::api::{AgentState, Attention, Snapshot, UnixMs};
+use crate::api::{AgentState, Attention, AttentionAction as Act, Snapshot, UnixMs};
 use std::collections::HashMap;
 
 /// An agent that failed this many runs in a row needs a look (one failure is routine: it backs off).
@@ -21,38 +21,44 @@ fn clock(at: UnixMs) -> String {
     chrono::DateTime::from_timestamp_millis(at).map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string()).unwrap_or_else(|| "later".into())
 }
 
-fn item(key: String, agent_id: Option<&str>, reason: String, fix: &str) -> Attention {
-    Attention { key, agent_id: agent_id.map(str::to_string), reason, fix: fix.to_string() }
+fn item(key: String, agent_id: Option<&str>, reason: String, fix: &str, action: Act) -> Attention {
+    Attention { key, agent_id: agent_id.map(str::to_string), reason, fix: fix.to_string(), action: Some(action), until: None }
 }
 
 /// The attention list, most pressing first: the server, then the secret store, then each agent.
 pub fn list(s: &Snapshot, f: &Facts) -> Vec<Attention> {
     let mut out = Vec::new();
     if s.running && s.server.token_rejected {
-        out.push(item("server:token".into(), None, "The PM server rejected the coordinator token.".into(), "Set the new token: Settings → Coordinator token (or `agentpm-coordinator token set`)."));
+        out.push(item("server:token".into(), None, "The PM server rejected the coordinator token.".into(), "Set the new token in Settings → Coordinator token.", Act::SetToken));
     } else if s.running && !s.server.reachable {
         if let Some(since) = s.server.unreachable_since {
             let why = s.server.last_error.as_deref().unwrap_or("no answer");
-            out.push(item("server:down".into(), None, format!("The PM server at {} is unreachable since {} ({why}).", s.server.address, clock(since)), "Start AI Agent PM, or check the server address in Settings."));
+            out.push(item("server:down".into(), None, format!("The PM server at {} is unreachable since {} ({why}).", s.server.address, clock(since)), "Start AI Agent PM, or check the server address in Settings.", Act::CheckServer));
         }
     }
     if let Some(e) = &s.secret_store_error {
-        out.push(item("secrets".into(), None, format!("The secret store cannot be read: {e}"), "Unlock the keychain (or the login keyring) and press Start."));
+        out.push(item("secrets".into(), None, format!("The secret store cannot be read: {e}"), "Unlock the keychain (or the login keyring) and press Start.", Act::UnlockSecrets));
     }
     for a in s.agents.iter().filter(|a| a.enabled) {
         let id = a.agent_id.as_str();
         if let Some(p) = f.local_problems.get(id) {
-            let fix = if p.contains("log file") { "Choose a writable log folder in Settings." } else { "Fix the provider's command on the Providers page (Test shows what is found)." };
-            out.push(item(format!("agent:{id}:local"), Some(id), format!("{id} cannot start: {p}"), fix));
+            let (fix, act) = if p.contains("log file") || p.contains("cannot write") {
+                ("Choose a writable log folder in Settings.", Act::ChooseLogFolder)
+            } else {
+                ("Fix the provider's command on the Providers page (Test shows what is found).", Act::FixProvider)
+            };
+            out.push(item(format!("agent:{id}:local"), Some(id), format!("{id} cannot start: {p}"), fix, act));
         }
         match &a.state {
-            AgentState::NoPasskey => out.push(item(format!("agent:{id}:passkey"), Some(id), format!("{id} has no passkey."), "Set it on the Agents page (or `agentpm-coordinator passkey set`).")),
+            AgentState::NoPasskey => out.push(item(format!("agent:{id}:passkey"), Some(id), format!("{id} has no passkey."), "Set it on the Agents page.", Act::SetPasskey)),
             AgentState::Cooldown { until, reason } if reason.starts_with("quota") => {
                 let who = match reason.find("hit by ") {
                     Some(i) => format!("{id} waits for its provider's quota ({}); its work is parked until {}.", reason[i..].trim_end_matches(')'), clock(*until)),
                     None => format!("{id} hit its provider's quota; its work is parked until {}.", clock(*until)),
                 };
-                out.push(item(format!("agent:{id}:quota"), Some(id), who, "Nothing to do: it resumes by itself."))
+                let mut it = item(format!("agent:{id}:quota"), Some(id), who, "Nothing to do: it resumes by itself (or retry now if the limit was lifted).", Act::RetryNow);
+                it.until = Some(*until);
+                out.push(it)
             }
             _ => {}
         }
@@ -61,7 +67,7 @@ pub fn list(s: &Snapshot, f: &Facts) -> Vec<Attention> {
                 AgentState::Error { message } => format!(": {message}"),
                 _ => String::new(),
             };
-            out.push(item(format!("agent:{id}:failing"), Some(id), format!("{id} failed {n} runs in a row{last}."), "Open its last log; pause it until the cause is fixed."));
+            out.push(item(format!("agent:{id}:failing"), Some(id), format!("{id} failed {n} runs in a row{last}."), "Open its last run; pause it until the cause is fixed.", Act::OpenLastRun));
         }
     }
     out
@@ -134,7 +140,7 @@ mod tests {
 
     #[test]
     fn diff_names_what_started_and_ended() {
-        let a = |k: &str| Attention { key: k.into(), agent_id: None, reason: String::new(), fix: String::new() };
+        let a = |k: &str| Attention { key: k.into(), agent_id: None, reason: String::new(), fix: String::new(), action: None, until: None };
         let before = vec![a("x"), a("y")];
         let after = vec![a("y"), a("z")];
         let (started, ended) = diff(&before, &after);

@@ -67,6 +67,11 @@ impl Engine {
         let _ = self.cmd.send(Command::ResumeAgent(agent_id.to_string())).await;
     }
 
+    /// "Retry now": end the agent's cooldowns (a quota that reset early, a cause the user fixed).
+    pub async fn retry_agent(&self, agent_id: &str) {
+        let _ = self.cmd.send(Command::RetryAgent(agent_id.to_string())).await;
+    }
+
     pub async fn secrets_changed(&self) {
         let _ = self.cmd.send(Command::SecretsChanged).await;
     }

@@ -245,6 +245,20 @@ impl Cooldowns {
         }
     }
 
+    /// "Retry now": every hold of the agent ends at `now` (the user says the cause is fixed, or the quota
+    /// reset early). Failure counts stay, so a run that fails again backs off longer, never storms.
+    pub fn lift(&mut self, agent_id: &str, now: UnixMs) -> bool {
+        let mut lifted = false;
+        let pairs = self.pairs.get_mut(agent_id).into_iter().flat_map(|m| m.values_mut());
+        for c in self.agents.get_mut(agent_id).into_iter().chain(pairs) {
+            if c.until > now {
+                c.until = now;
+                lifted = true;
+            }
+        }
+        lifted
+    }
+
     /// Is the agent cooling down everywhere (an agent-wide cooldown)?
     pub fn agent_wide(&self, agent_id: &str, now: UnixMs) -> bool {
         self.agents.get(agent_id).is_some_and(|c| c.until > now)
@@ -254,6 +268,19 @@ impl Cooldowns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_now_lifts_every_hold_but_keeps_the_failure_count() {
+        let mut c = Cooldowns::default();
+        c.record_failure("a", Some("p"), None, 60, 3600, 0);
+        c.record_failure("a", None, Some(600), 60, 3600, 0);
+        assert!(c.active("a", "p", 1000).is_some());
+        assert!(c.lift("a", 1000));
+        assert!(c.active("a", "p", 1000).is_none() && !c.lift("a", 1000));
+        // A new failure of the pair backs off from its earlier count (2nd failure), not from scratch.
+        let again = c.record_failure("a", Some("p"), None, 60, 3600, 1000);
+        assert_eq!(again.consecutive_failures, 2);
+    }
 
     #[test]
     fn quota_vectors_from_upstream() {

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 pub struct ImportOptions {
     pub scrub: bool,
     pub overwrite: bool,
+    /// With `scrub`: keep a byte-exact copy of the original (it holds the secrets in plain text) as `<file>.bak`.
+    /// Off by default: the scrub only writes once the rewritten file re-parses with no secret left and every
+    /// secret is in the store, so no plaintext copy needs to rest on disk.
+    pub keep_backup: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -141,7 +145,7 @@ pub fn import_yaml(yaml: &Path, store: &dyn SecretStore, settings_path: &Path, o
         if report.has_conflicts() {
             report.warnings.push("not scrubbed: some secrets conflict with stored ones (re-run with --overwrite)".into());
         } else if let Some(out) = scrubbed {
-            report.backup = Some(scrub(yaml, &original, &out)?);
+            report.backup = scrub(yaml, &original, &out, opts.keep_backup)?;
         } else {
             report.already_scrubbed = true;
         }
@@ -207,25 +211,29 @@ fn scrubbed_text(yaml: &Path, text: &str) -> Result<String, ImportError> {
     Ok(out)
 }
 
-/// Backup first (byte-exact, 0600; an existing backup is never overwritten: `.bak.1`, `.bak.2`, …), then
-/// write the scrubbed YAML.
-fn scrub(yaml: &Path, original: &[u8], out: &str) -> Result<PathBuf, ImportError> {
+/// Write the scrubbed YAML, atomically. With `keep_backup`, a backup first (byte-exact, 0600; an existing
+/// backup is never overwritten: `.bak.1`, `.bak.2`, …).
+fn scrub(yaml: &Path, original: &[u8], out: &str, keep_backup: bool) -> Result<Option<PathBuf>, ImportError> {
     let io = |p: &Path, e: std::io::Error| ImportError::Io { file: p.display().to_string(), message: e.to_string() };
     let name = |suffix: String| {
         let mut b = yaml.as_os_str().to_owned();
         b.push(suffix);
         PathBuf::from(b)
     };
-    let mut bak = name(".bak".into());
-    let mut n = 1;
-    while bak.symlink_metadata().is_ok() {
-        bak = name(format!(".bak.{n}"));
-        n += 1;
+    let mut backup = None;
+    if keep_backup {
+        let mut bak = name(".bak".into());
+        let mut n = 1;
+        while bak.symlink_metadata().is_ok() {
+            bak = name(format!(".bak.{n}"));
+            n += 1;
+        }
+        crate::paths::write_atomic(&bak, original, 0o600).map_err(|e| io(&bak, e))?;
+        backup = Some(bak);
     }
-    crate::paths::write_atomic(&bak, original, 0o600).map_err(|e| io(&bak, e))?;
     let mode = std::fs::metadata(yaml).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap_or(0o600);
     crate::paths::write_atomic(yaml, out.as_bytes(), mode).map_err(|e| io(yaml, e))?;
-    Ok(bak)
+    Ok(backup)
 }
 
 #[cfg(test)]
@@ -256,10 +264,10 @@ mod tests {
         let r = import_yaml(&yaml, &store, &settings, &ImportOptions::default()).unwrap();
         assert_eq!(r.unchanged, vec!["agt_a"]);
         store.set("agent:agt_a", "different").unwrap();
-        let r = import_yaml(&yaml, &store, &settings, &ImportOptions { scrub: true, overwrite: false }).unwrap();
+        let r = import_yaml(&yaml, &store, &settings, &ImportOptions { scrub: true, overwrite: false, keep_backup: true }).unwrap();
         assert_eq!(r.conflicts, vec!["agt_a"]);
         assert!(r.backup.is_none(), "scrubbed despite a conflict");
-        let r = import_yaml(&yaml, &store, &settings, &ImportOptions { scrub: true, overwrite: true }).unwrap();
+        let r = import_yaml(&yaml, &store, &settings, &ImportOptions { scrub: true, overwrite: true, keep_backup: true }).unwrap();
         assert_eq!(store.get("agent:agt_a").unwrap().as_deref(), Some("pk-aaaa1111"));
         let bak = r.backup.unwrap();
         assert_eq!(std::fs::read_to_string(&bak).unwrap(), YAML);
@@ -277,7 +285,7 @@ mod tests {
     #[test]
     fn scrub_twice_keeps_the_backup_and_env_references() {
         let (d, yaml, settings, store) = fixture();
-        let scrub = ImportOptions { scrub: true, overwrite: false };
+        let scrub = ImportOptions { scrub: true, overwrite: false, keep_backup: true };
         let r = import_yaml(&yaml, &store, &settings, &scrub).unwrap();
         let bak = r.backup.unwrap();
         assert_eq!(bak, d.path().join("c.yaml.bak"));
@@ -305,7 +313,7 @@ mod tests {
         std::fs::write(&yaml, YAML).unwrap();
         let store = MemoryStore::new();
         store.set(crate::secrets::TOKEN_ACCOUNT, "another-token").unwrap();
-        let r = import_yaml(&yaml, &store, &d.path().join("s.json"), &ImportOptions { scrub: true, overwrite: false }).unwrap();
+        let r = import_yaml(&yaml, &store, &d.path().join("s.json"), &ImportOptions { scrub: true, overwrite: false, keep_backup: true }).unwrap();
         assert_eq!(r.token.as_deref(), Some("conflict"));
         assert!(r.has_conflicts() && r.backup.is_none());
         assert_eq!(std::fs::read_to_string(&yaml).unwrap(), YAML);
@@ -331,7 +339,7 @@ mod tests {
         std::fs::write(&yaml, text).unwrap();
         let settings = d.path().join("s.json");
         let store = MemoryStore::new();
-        let e = import_yaml(&yaml, &store, &settings, &ImportOptions { scrub: true, overwrite: false }).unwrap_err().to_string();
+        let e = import_yaml(&yaml, &store, &settings, &ImportOptions { scrub: true, overwrite: false, keep_backup: true }).unwrap_err().to_string();
         assert!(e.contains("c.yaml") && e.contains("agt_a") && !e.contains("agt_b") && !e.contains("pk-flow-1"), "{e}");
         assert_eq!(std::fs::read_to_string(&yaml).unwrap(), text);
         assert!(!d.path().join("c.yaml.bak").exists() && !settings.exists());

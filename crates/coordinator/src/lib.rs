@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod engine;
 pub mod exit;
 pub mod import;
+pub mod io_words;
 pub mod launch;
 pub mod legacy_yaml;
 pub mod lock;

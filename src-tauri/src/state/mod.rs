@@ -15,9 +15,11 @@ mod logs;
 mod models;
 mod secrets;
 mod settings;
+mod transcript;
 
 pub use logs::LogTarget;
 pub use models::{AppView, RunFile};
+pub use transcript::{TranscriptMatches, TranscriptView};
 
 use crate::error::{AppError, AppResult};
 use coordinator::config::{ConfigError, Settings};
@@ -55,6 +57,8 @@ pub struct AppCore {
     pub generation: std::sync::atomic::AtomicU64,
     /// A task is retrying to start while another coordinator holds the lock (only one such task).
     pub waiting_for_lock: std::sync::atomic::AtomicBool,
+    /// The Transcript page's open logs.
+    pub(crate) transcripts: Arc<transcript::OpenTranscripts>,
 }
 
 impl AppCore {
@@ -67,6 +71,7 @@ impl AppCore {
             inner: Mutex::new(Inner { engine: None, demo: None, demo_settings: None, demo_store: None, saved, lock: None, start_error: None, token_present: None }),
             generation: 0.into(),
             waiting_for_lock: false.into(),
+            transcripts: Default::default(),
         })
     }
 

@@ -91,10 +91,11 @@ impl AppCore {
     }
 
     /// Import the Python coordinator's YAML (or AI Agent PM's export) into the platform store and settings.
-    pub async fn import(&self, path: &Path, scrub: bool) -> AppResult<coordinator::import::ImportReport> {
+    /// `overwrite`: the file's passkeys and token replace different stored ones (a re-export after a rotation).
+    pub async fn import(&self, path: &Path, scrub: bool, overwrite: bool) -> AppResult<coordinator::import::ImportReport> {
         let store = self.platform_store.clone();
         let (yaml, settings_path) = (path.to_path_buf(), self.settings_path.clone());
-        let report = tokio::task::spawn_blocking(move || coordinator::import::import_yaml(&yaml, store.as_ref(), &settings_path, &coordinator::import::ImportOptions { scrub, overwrite: false }))
+        let report = tokio::task::spawn_blocking(move || coordinator::import::import_yaml(&yaml, store.as_ref(), &settings_path, &coordinator::import::ImportOptions { scrub, overwrite, keep_backup: false }))
             .await?
             .map_err(|e| AppError::Message(e.to_string()))?;
         let mut inner = self.inner.lock().await;
@@ -171,7 +172,7 @@ mod tests {
         assert!(c.first_run());
         let yaml = d.path().join("coordinator.yaml");
         std::fs::write(&yaml, "agents:\n  agt_a:\n    passkey: secret-aaaa-1111\n  agt_b:\n    passkey: secret-bbbb-2222\n").unwrap();
-        let r = c.import(&yaml, false).await.unwrap();
+        let r = c.import(&yaml, false, false).await.unwrap();
         assert_eq!(r.moved, vec!["agt_a".to_string(), "agt_b".to_string()]);
         assert!(r.backup.is_none());
         let view = c.view().await;
@@ -181,12 +182,24 @@ mod tests {
         let report_json = serde_json::to_string(&r).unwrap();
         assert!(!report_json.contains("secret-"), "the import report carries a passkey: {report_json}");
         assert!(!std::fs::read_to_string(d.path().join("settings.json")).unwrap().contains("secret-"));
-        // Second run with scrub: nothing new moved, the file is blanked, the original kept as a backup.
-        let r = c.import(&yaml, true).await.unwrap();
+        // Second run with scrub: nothing new moved, the file is blanked, and no plaintext copy is kept anywhere.
+        let r = c.import(&yaml, true, false).await.unwrap();
         assert_eq!(r.unchanged.len(), 2);
         assert!(!std::fs::read_to_string(&yaml).unwrap().contains("secret-"));
-        assert!(std::fs::read_to_string(r.backup.unwrap()).unwrap().contains("secret-aaaa-1111"));
+        assert!(r.backup.is_none());
+        for f in std::fs::read_dir(d.path()).unwrap() {
+            let f = f.unwrap().path();
+            assert!(f.is_dir() || !std::fs::read_to_string(&f).unwrap_or_default().contains("secret-"), "{} holds a passkey", f.display());
+        }
+        // A re-export with a rotated token: kept by default (a conflict), replaced when the user asks.
+        std::fs::write(&yaml, "coordinator_token: tok-rotated-new-9999\nagents:\n  agt_a:\n    passkey: secret-aaaa-1111\n").unwrap();
+        c.platform_store.set(coordinator::secrets::TOKEN_ACCOUNT, "tok-old-stored-1111").unwrap();
+        let r = c.import(&yaml, false, false).await.unwrap();
+        assert_eq!(r.token.as_deref(), Some("conflict"));
+        assert_eq!(c.platform_store.get(coordinator::secrets::TOKEN_ACCOUNT).unwrap().as_deref(), Some("tok-old-stored-1111"));
+        c.import(&yaml, false, true).await.unwrap();
+        assert_eq!(c.platform_store.get(coordinator::secrets::TOKEN_ACCOUNT).unwrap().as_deref(), Some("tok-rotated-new-9999"));
         // A missing file is an error in words, not a panic.
-        assert!(c.import(&d.path().join("nope.yaml"), false).await.unwrap_err().to_string().contains("nope.yaml"));
+        assert!(c.import(&d.path().join("nope.yaml"), false, false).await.unwrap_err().to_string().contains("nope.yaml"));
     }
 }

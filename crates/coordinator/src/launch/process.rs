@@ -33,7 +33,7 @@ pub fn probe_version(cmd: &str, timeout: std::time::Duration) -> Result<(PathBuf
     for k in super::plan::TOKEN_ENV_VARS.iter().chain(["AGENT_PASSKEY"].iter()) {
         c.env_remove(k);
     }
-    let spawn_err = |e: std::io::Error| LaunchError::Spawn { command: program.display().to_string(), message: e.to_string() };
+    let spawn_err = |e: std::io::Error| LaunchError::Spawn { command: program.display().to_string(), message: crate::io_words::io_words(&e) };
     let mut child = c.arg("--version").env("PATH", crate::shell_path::effective_path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn().map_err(spawn_err)?;
     let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
     let reader = std::thread::spawn(move || {
@@ -76,7 +76,7 @@ pub struct RunningChild {
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), LaunchError> {
-    crate::paths::write_atomic(path, contents.as_bytes(), 0o600).map_err(|e| LaunchError::Io { path: path.display().to_string(), message: e.to_string() })
+    crate::paths::write_atomic(path, contents.as_bytes(), 0o600).map_err(|e| LaunchError::Io { path: path.display().to_string(), message: crate::io_words::io_words(&e) })
 }
 
 /// Write the plan's files, spawn with `process_group(0)`, pipe stdout+stderr through the redactor into `log_path`,
@@ -95,12 +95,12 @@ pub async fn spawn_recorded(plan: &LaunchPlan, log_path: &Path, redactor: &crate
     use tokio::io::AsyncWriteExt;
     let program = resolve_command(&plan.program)?;
     if !plan.cwd.is_dir() {
-        std::fs::create_dir_all(&plan.cwd).map_err(|e| LaunchError::Io { path: plan.cwd.display().to_string(), message: e.to_string() })?;
+        std::fs::create_dir_all(&plan.cwd).map_err(|e| LaunchError::Io { path: plan.cwd.display().to_string(), message: crate::io_words::io_words(&e) })?;
     }
     for f in &plan.files {
         write_private(&f.path, &f.contents)?;
     }
-    let io = |e: std::io::Error| LaunchError::Io { path: log_path.display().to_string(), message: e.to_string() };
+    let io = |e: std::io::Error| LaunchError::Io { path: log_path.display().to_string(), message: crate::io_words::io_words(&e) };
     let mut log = tokio::fs::OpenOptions::new().create(true).append(true).open(log_path).await.map_err(io)?;
     let mut cmd = tokio::process::Command::new(&program);
     for k in env_to_scrub(std::env::vars_os(), redactor) {
@@ -118,7 +118,7 @@ pub async fn spawn_recorded(plan: &LaunchPlan, log_path: &Path, redactor: &crate
         .kill_on_drop(false);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LaunchError::NotFound { command: plan.program.clone(), hint: "install it, or set an absolute path in settings".into() },
-        _ => LaunchError::Spawn { command: plan.program.clone(), message: e.to_string() },
+        _ => LaunchError::Spawn { command: plan.program.clone(), message: crate::io_words::io_words(&e) },
     })?;
     let pid = child.id().unwrap_or(0);
     let header = format!(

@@ -8,9 +8,11 @@ pub mod client;
 pub mod rest;
 pub mod transport;
 pub mod types;
+pub mod wire;
 
 pub use client::PmClient;
 pub use types::*;
+pub use wire::Reply;
 
 use std::time::Duration;
 

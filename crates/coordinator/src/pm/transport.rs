@@ -1,5 +1,6 @@
 //! Envelope transports: Unix socket (newline-delimited JSON, connections reused) and HTTP (keep-alive).
 
+use super::wire::Envelope;
 use super::PmError;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -85,23 +86,23 @@ impl Transport {
     }
 
     /// Send one JSON-RPC request object (with `id`) and return the full response envelope.
-    pub async fn roundtrip(&self, tool: &str, request: Value, timeout: Duration) -> Result<Value, PmError> {
+    pub async fn roundtrip(&self, tool: &str, request: Value, timeout: Duration) -> Result<Envelope, PmError> {
         match tokio::time::timeout(timeout, self.roundtrip_inner(tool, &request)).await {
             Ok(r) => r,
             Err(_) => Err(PmError::Timeout { tool: tool.into(), after: timeout }),
         }
     }
 
-    async fn roundtrip_inner(&self, tool: &str, request: &Value) -> Result<Value, PmError> {
+    async fn roundtrip_inner(&self, tool: &str, request: &Value) -> Result<Envelope, PmError> {
         match self {
             Transport::Unix { path, pool } => {
-                let id = request.get("id").cloned().unwrap_or(Value::Null);
+                let id = request.get("id").and_then(Value::as_u64).unwrap_or(0);
                 let mut line = serde_json::to_vec(request).map_err(|e| PmError::Protocol { tool: tool.into(), message: e.to_string() })?;
                 line.push(b'\n');
                 // A pooled connection may have been closed by the server meanwhile: then retry once on a new one.
                 let pooled = pool.lock().unwrap().pop();
                 if let Some(conn) = pooled {
-                    match exchange(conn, &line, &id, tool, path).await {
+                    match exchange(conn, &line, id, tool, path).await {
                         Ok((v, conn)) => {
                             put_back(pool, conn);
                             return Ok(v);
@@ -117,7 +118,7 @@ impl Transport {
                     address: path.display().to_string(),
                     message: e.to_string(),
                 })?;
-                match exchange(BufReader::new(stream), &line, &id, tool, path).await {
+                match exchange(BufReader::new(stream), &line, id, tool, path).await {
                     Ok((v, conn)) => {
                         put_back(pool, conn);
                         Ok(v)
@@ -140,7 +141,7 @@ impl Transport {
                     let body = String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).to_string();
                     return Err(PmError::Http { tool: tool.into(), status, body: crate::redact::global().redact(&body) });
                 }
-                serde_json::from_slice(&bytes).map_err(|e| PmError::Protocol { tool: tool.into(), message: format!("reply is not JSON: {e}") })
+                Envelope::parse(&bytes, tool)
             }
         }
     }
@@ -194,10 +195,10 @@ pub async fn read_limited(mut resp: reqwest::Response, tool: &str, url: &str, ca
 async fn exchange(
     mut conn: BufReader<UnixStream>,
     line: &[u8],
-    id: &Value,
+    id: u64,
     tool: &str,
     path: &std::path::Path,
-) -> Result<(Value, BufReader<UnixStream>), (PmError, bool)> {
+) -> Result<(Envelope, BufReader<UnixStream>), (PmError, bool)> {
     let unreachable = |m: String| PmError::Unreachable { tool: tool.into(), address: path.display().to_string(), message: m };
     if let Err(e) = conn.get_mut().write_all(line).await {
         return Err((unreachable(e.to_string()), false));
@@ -232,15 +233,13 @@ async fn exchange(
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let v: Value = match serde_json::from_slice(text) {
+        let v = match Envelope::parse(text, tool) {
             Ok(v) => v,
-            Err(e) => return Err((PmError::Protocol { tool: tool.into(), message: format!("reply is not JSON: {e}") }, true)),
+            Err(e) => return Err((e, true)),
         };
         // Skip notifications and replies to other ids (never expected, but never mistaken for ours).
-        match v.get("id") {
-            Some(rid) if rid == id => return Ok((v, conn)),
-            None if v.get("error").is_some() => return Ok((v, conn)),
-            _ => continue,
+        if v.answers(id) || v.is_anonymous_error() {
+            return Ok((v, conn));
         }
     }
 }

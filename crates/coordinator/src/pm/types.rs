@@ -116,6 +116,14 @@ pub struct AgentProfile {
     pub skills: Vec<Skill>,
 }
 
+/// The answer to `register_execution_log_file`; the id is what a log upload needs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogRegistration {
+    pub success: bool,
+    pub execution_log_id: Option<String>,
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AppSettings {
     pub agent_base_prompt: Option<String>,

@@ -291,6 +291,15 @@ impl RunReader {
         rows.collect::<Result<Vec<_>, _>>().map_err(sql_err(&self.path))
     }
 
+    /// One run by its id (the transcript view opens a run by id).
+    pub fn get(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let sql = format!("SELECT {} FROM runs WHERE run_id = ?1", schema::COLUMNS);
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = conn.prepare_cached(&sql).map_err(sql_err(&self.path))?;
+        st.query_row([run_id], schema::record_from_row).optional().map_err(sql_err(&self.path))
+    }
+
     /// `f`'s runs as a JSON array of [`RunRecord`]s, written straight from the rows in 1 MB pieces (no
     /// record is built: that is what keeps `runs --json` over 100,000 runs fast; tested equal to the
     /// records' JSON). Returns how many runs were written.

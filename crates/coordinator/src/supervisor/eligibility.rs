@@ -110,6 +110,15 @@ impl Supervisor {
         }
     }
 
+    pub(super) fn retry_agent(&mut self, agent: &str) {
+        if self.holds.cooldowns.lift(agent, now_ms()) {
+            tracing::info!(agent = %agent, "cooldown lifted by the user (retry now)");
+            self.cycle.next_at = tokio::time::Instant::now();
+            self.status.dirty = true;
+            self.persist();
+        }
+    }
+
     /// Everything that decides whether a pair may be asked or started, read from the owners' state.
     pub(super) fn pair_facts(&self, pair: &PairKey) -> PairFacts {
         PairFacts {

@@ -19,16 +19,10 @@ pub(super) struct UploadTarget {
 
 /// `register_execution_log_file`, returning the server's execution log id (needed for an upload).
 pub(super) async fn register_log(client: &PmClient, agent: &str, task: &str, path: &Path) -> Option<String> {
-    let mut args = serde_json::Map::new();
-    args.insert("agent_id".into(), agent.into());
-    args.insert("task_id".into(), task.into());
-    args.insert("log_file_path".into(), path.display().to_string().into());
-    match client.call("register_execution_log_file", args).await {
-        Ok(v) if v.get("success").and_then(|s| s.as_bool()).unwrap_or(false) => {
-            v.get("execution_log_id").and_then(|x| x.as_str()).map(str::to_string)
-        }
-        Ok(v) => {
-            tracing::debug!(agent, task, "log not registered: {}", v.get("error").and_then(|e| e.as_str()).unwrap_or("no execution log"));
+    match client.register_execution_log_file(agent, task, &path.display().to_string()).await {
+        Ok(r) if r.success => r.execution_log_id,
+        Ok(r) => {
+            tracing::debug!(agent, task, "log not registered: {}", r.error.as_deref().unwrap_or("no execution log"));
             None
         }
         Err(e) => {

@@ -188,6 +188,7 @@ impl Supervisor {
             }
             Command::PauseAgent { agent_id, until, stop_running } => self.pause_agent(agent_id, until, stop_running),
             Command::ResumeAgent(agent_id) => self.resume_agent(&agent_id),
+            Command::RetryAgent(agent_id) => self.retry_agent(&agent_id),
             Command::SecretsChanged => self.load_secrets(),
             Command::Shutdown(_) => unreachable!("handled in run"),
         }

@@ -63,6 +63,8 @@ pub(crate) enum Command {
     /// Pause an agent (until a time, or until resumed); `stop_running` also stops its instances.
     PauseAgent { agent_id: String, until: Option<crate::api::UnixMs>, stop_running: bool },
     ResumeAgent(String),
+    /// "Retry now": lift the agent's cooldowns (quota or failures) at once.
+    RetryAgent(String),
     SecretsChanged,
     Shutdown(oneshot::Sender<()>),
 }

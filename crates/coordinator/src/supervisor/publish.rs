@@ -80,6 +80,9 @@ impl Supervisor {
         self.status.dirty = false;
         let now = now_ms();
         let mut instances: Vec<InstanceInfo> = self.runs.instances.values().map(|i| i.info.clone()).collect();
+        for i in &mut instances {
+            i.project_name = self.cycle.projects.get(&i.project_id).map(|p| p.project_name.clone()).filter(|n| !n.is_empty());
+        }
         instances.sort_by_key(|i| i.id);
         let agents = self
             .settings
@@ -88,10 +91,11 @@ impl Supervisor {
             .map(|(id, a)| {
                 let has_passkey = self.secrets.passkeys.get(id).cloned().flatten().is_some();
                 let running = instances.iter().filter(|i| &i.agent_id == id).count();
-                let state = if !a.enabled {
-                    AgentState::Disabled
-                } else if running > 0 {
+                // A run goes on after its agent is disabled (it is not killed mid-task): shown as running, never hidden.
+                let state = if running > 0 {
                     AgentState::Running { instances: running }
+                } else if !a.enabled {
+                    AgentState::Disabled
                 } else if let Some(until) = self.holds.paused_now(id, now) {
                     AgentState::Paused { until }
                 } else if let Some((c, pairs)) = self.holds.cooldowns.active_for_agent(id, now) {

@@ -61,10 +61,10 @@ pub(crate) fn token(cmd: TokenCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn import_yaml(file: &Path, scrub: bool, overwrite: bool) -> Result<ExitCode> {
+pub(crate) fn import_yaml(file: &Path, scrub: bool, overwrite: bool, keep_backup: bool) -> Result<ExitCode> {
     let store = platform_store();
     let settings_path = coordinator::paths::settings_path();
-    let report = coordinator::import::import_yaml(file, store.as_ref(), &settings_path, &coordinator::import::ImportOptions { scrub, overwrite })?;
+    let report = coordinator::import::import_yaml(file, store.as_ref(), &settings_path, &coordinator::import::ImportOptions { scrub, overwrite, keep_backup })?;
     for w in &report.warnings {
         println!("warning: {w}");
     }
@@ -80,6 +80,9 @@ pub(crate) fn import_yaml(file: &Path, scrub: bool, overwrite: bool) -> Result<E
     if let Some(b) = &report.backup {
         println!("backup of the original YAML: {} (mode 0600); the YAML no longer contains secrets", b.display());
         println!("the backup still holds the passkeys in plain text: once the import is checked, delete it: rm {}", shell_words::quote(&b.display().to_string()));
+    }
+    if scrub && report.backup.is_none() && !report.already_scrubbed && !report.has_conflicts() {
+        println!("{}: no longer contains secrets; no copy of the original was kept (--keep-backup keeps one)", file.display());
     }
     if report.already_scrubbed {
         println!("{}: already scrubbed (no secret left in it); nothing rewritten, no backup written", file.display());

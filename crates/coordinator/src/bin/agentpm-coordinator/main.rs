@@ -92,9 +92,13 @@ enum Cmd {
     /// Move the Python coordinator's YAML (passkeys, token, agents, providers) into the secret store and settings.json.
     ImportYaml {
         file: PathBuf,
-        /// Rewrite the YAML without secrets (a byte-exact backup `<file>.bak`, mode 0600, is written first).
+        /// Rewrite the YAML without secrets, once every secret is in the store and the rewritten file re-parses.
         #[arg(long)]
         scrub: bool,
+        /// With --scrub: first keep a byte-exact copy of the original as `<file>.bak` (mode 0600). It holds the
+        /// passkeys in plain text; the command says where it is and how to delete it.
+        #[arg(long, requires = "scrub")]
+        keep_backup: bool,
         /// Replace passkeys that are already stored with a different value.
         #[arg(long)]
         overwrite: bool,
@@ -199,7 +203,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
         Cmd::Doctor { config } => doctor(config).await,
         Cmd::Passkey { cmd } => passkey(cmd),
         Cmd::Token { cmd } => token(cmd),
-        Cmd::ImportYaml { file, scrub, overwrite } => import_yaml(&file, scrub, overwrite),
+        Cmd::ImportYaml { file, scrub, overwrite, keep_backup } => import_yaml(&file, scrub, overwrite, keep_backup),
         Cmd::Runs { agent, project, since, failed, limit, db } => runs_cmd(db, since, cli.json, |since| coordinator::runs::RunFilter { agent, project, since, failed, limit }),
         Cmd::Usage { by, since, db } => usage_cmd(db, &by, since, cli.json),
         Cmd::Paths => {

@@ -74,7 +74,10 @@ impl StatusView {
             }
             Event::ServerUnreachable { error, .. } => format!("server unreachable: {error}"),
             Event::ServerReachable { after_ms } => format!("server reachable again after {:.1} s", *after_ms as f64 / 1000.0),
-            Event::AttentionStarted { item } => format!("needs you: {} {}", item.reason, item.fix),
+            Event::AttentionStarted { item } => {
+                let cmd = item.action.and_then(|a| a.cli_command(item.agent_id.as_deref())).map(|c| format!(" (`{c}`)")).unwrap_or_default();
+                format!("needs you: {} {}{cmd}", item.reason, item.fix)
+            }
             Event::AttentionEnded { key } => format!("resolved: {key}"),
             Event::TokenRejected { error } => format!("the server rejected the coordinator token — set the new one (`agentpm-coordinator token set`): {error}"),
             Event::PasskeyMissing { agent_id } => format!("{agent_id} has no passkey: `agentpm-coordinator passkey set {agent_id}`"),

@@ -46,6 +46,10 @@ fn a_claude_run_round_trips_with_what_its_result_says() {
     assert_eq!((r.cost_usd, r.cost_is_estimate), (Some(0.0123), false));
     assert_eq!(r.final_message.as_deref(), Some("No task; done."));
     assert_eq!(r.log_path.as_deref(), Some(log.to_str().unwrap()));
+    // By id, through a read-only reader (the window's).
+    let reader = RunReader::open(&db).unwrap();
+    assert_eq!(reader.get("r1").unwrap().as_ref(), Some(r));
+    assert_eq!(reader.get("nope").unwrap(), None);
     // The file and its directory are private.
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o600);
