@@ -40,7 +40,7 @@ mod tests {
     use coordinator::api::InstanceInfo;
 
     fn exited(agent: &str, error: Option<&str>) -> Event {
-        let instance = InstanceInfo { id: 1, agent_id: agent.into(), project_id: "prj_1".into(), pid: 42, started_at: 0, provider: "claude".into(), model: None, task_id: None, log_path: "/l/1.log".into(), spawn_ms: 0.0 };
+        let instance = InstanceInfo { id: 1, agent_id: agent.into(), project_id: "prj_1".into(), pid: 42, started_at: 0, provider: "claude".into(), model: None, task_id: None, log_path: "/l/1.log".into(), spawn_ms: 0.0, ..Default::default() };
         Event::InstanceExited { instance, exit_code: Some(1), error: error.map(str::to_string) }
     }
 

@@ -1,7 +1,8 @@
 //! `agentpm-real-agents`: the real agent CLIs (Claude Code, Gemini CLI, Codex, installed by
 //! scripts/real-agents) driven end to end by the real `agentpm-coordinator run`, against the simulator and
 //! a scripted model endpoint on 127.0.0.1 (nothing leaves the machine). For each CLI and transport it prints
-//! `REAL|<cli>|<transport>|drained=N/M|passkey_seen_by_model=K` and exits non-zero on any failure.
+//! `REAL|<cli>|<transport>|drained=N/M|passkey_seen_by_model=K|records=R/T` (runs whose record in runs.db
+//! equals the CLI's own final usage and cost) and exits non-zero on any failure.
 //!
 //! Usage: agentpm-real-agents --cli-bin <dir with claude, gemini, codex> [--only claude,gemini] [--keep]
 //! `--errors` instead runs each CLI once against a model that answers 401, then 429, and keeps what the CLI
@@ -283,6 +284,12 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
             }
         }
     }
+    // Every run's record in runs.db says what the CLI's own final events say.
+    let (rec_ok, rec_total, rec_problems) = check_records(c.cli, &root.join("data"));
+    problems.extend(rec_problems);
+    if rec_total == 0 && drained > 0 {
+        problems.push("no run record in runs.db".into());
+    }
     let ok = problems.is_empty() && drained == total;
     if !ok || keep {
         let kept = dir.keep();
@@ -291,7 +298,85 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
         eprintln!("  {} {}: {decided} model replies; files kept in {}", c.cli, transport(c), kept.display());
     }
     sim.shutdown().await;
-    Outcome { line: format!("REAL|{}|{}|drained={drained}/{total}|passkey_seen_by_model={seen}", c.cli, transport(c)), ok, problems }
+    Outcome { line: format!("REAL|{}|{}|drained={drained}/{total}|passkey_seen_by_model={seen}|records={rec_ok}/{rec_total}", c.cli, transport(c)), ok, problems }
+}
+
+/// Finds runs.db under the coordinator's data root and checks each run: outcome ok, model and session id
+/// present, tokens (and Claude's cost) equal to what the CLI's own final events in the raw log say.
+fn check_records(cli: &str, data: &Path) -> (usize, usize, Vec<String>) {
+    let Some(db) = find_file(data, "runs.db") else { return (0, 0, vec![format!("no runs.db under {}", data.display())]) };
+    let runs = match coordinator::runs::RunReader::open(&db).and_then(|r| r.query(&Default::default())) {
+        Ok(r) => r,
+        Err(e) => return (0, 0, vec![format!("reading {}: {e}", db.display())]),
+    };
+    let mut problems = Vec::new();
+    let mut good = 0;
+    for r in &runs {
+        let log = r.log_path.as_deref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+        let events: Vec<serde_json::Value> = log.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok()).filter(|v| v.get("type").is_some()).collect();
+        let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+        // (input not from the cache, output, cache read, cache write), cost when the CLI states one.
+        let want: Option<((u64, u64, u64, u64), Option<f64>)> = match cli {
+            "claude" => events.iter().rfind(|e| e["type"] == "result").map(|e| {
+                let u = &e["usage"];
+                ((n(u, "input_tokens"), n(u, "output_tokens"), n(u, "cache_read_input_tokens"), n(u, "cache_creation_input_tokens")), e["total_cost_usd"].as_f64())
+            }),
+            "gemini" => events.iter().rfind(|e| e["type"] == "result").map(|e| {
+                let st = &e["stats"];
+                ((n(st, "input_tokens").saturating_sub(n(st, "cached")), n(st, "output_tokens"), n(st, "cached"), 0), None)
+            }),
+            _ => {
+                let turns: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "turn.completed").map(|e| &e["usage"]).collect();
+                (!turns.is_empty()).then(|| {
+                    let sum = |k: &str| turns.iter().map(|u| n(u, k)).sum::<u64>();
+                    ((sum("input_tokens").saturating_sub(sum("cached_input_tokens")), sum("output_tokens"), sum("cached_input_tokens"), 0), None)
+                })
+            }
+        };
+        let got = (r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens);
+        let mut bad = Vec::new();
+        match &want {
+            None => bad.push("its log has no final usage event".to_string()),
+            Some((tokens, cost)) => {
+                if got != *tokens {
+                    bad.push(format!("tokens {got:?}, the CLI said {tokens:?}"));
+                }
+                if let Some(c) = cost {
+                    if r.cost_usd.is_none_or(|x| (x - c).abs() > 1e-12) || r.cost_is_estimate {
+                        bad.push(format!("cost {:?} (estimate {}), the CLI said {c}", r.cost_usd, r.cost_is_estimate));
+                    }
+                } else if r.cost_usd.is_some() && !r.cost_is_estimate {
+                    bad.push("a cost not labelled as an estimate".into());
+                }
+            }
+        }
+        if r.outcome != coordinator::runs::Outcome::Ok {
+            bad.push(format!("outcome {:?}", r.outcome));
+        }
+        if r.model.is_none() || r.session_id.is_none() {
+            bad.push(format!("model {:?}, session {:?}", r.model, r.session_id));
+        }
+        if bad.is_empty() {
+            good += 1;
+        } else {
+            problems.push(format!("run {} ({}): {}", r.run_id, r.log_path.as_deref().unwrap_or("no log"), bad.join("; ")));
+        }
+    }
+    (good, runs.len(), problems)
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(f) = find_file(&p, name) {
+                return Some(f);
+            }
+        } else if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// How long a CLI may keep retrying a 401/429 before it is stopped (they retry with backoff on their own).
