@@ -118,7 +118,9 @@ pub fn build(s: &Snapshot, demo: bool, status: Option<&str>, now: UnixMs) -> Tra
         let mut inst: Vec<_> = s.instances.iter().collect();
         inst.sort_by_key(|i| (i.started_at, i.id));
         for i in inst {
-            e.push(item("open", cut(&format!("{} · {} · {}", i.agent_id, i.project_id, elapsed(now - i.started_at))), true));
+            // The project's name when the server gives one, else its id.
+            let project = i.project_name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&i.project_id);
+            e.push(item("open", cut(&format!("{} · {project} · {}", i.agent_id, elapsed(now - i.started_at))), true));
         }
         e.push(Entry::Separator);
     }
@@ -177,7 +179,7 @@ mod tests {
     }
 
     fn instance(agent: &str, project: &str, started_at: UnixMs) -> InstanceInfo {
-        InstanceInfo { id: started_at as u64, agent_id: agent.into(), project_id: project.into(), pid: 1, started_at, provider: "claude".into(), model: None, task_id: None, log_path: "x.log".into(), spawn_ms: 0.0 }
+        InstanceInfo { id: started_at as u64, agent_id: agent.into(), project_id: project.into(), pid: 1, started_at, provider: "claude".into(), log_path: "x.log".into(), ..Default::default() }
     }
 
     fn labels(entries: &[Entry]) -> Vec<String> {
@@ -201,13 +203,14 @@ mod tests {
         let mut s = Snapshot { running: true, ..Default::default() };
         s.server.reachable = true;
         s.instances = vec![instance("agt_b", "prj_2", now - 30_000), instance("agt_a", "prj_1", now - 3 * 60_000 - 5_000)];
+        s.instances[0].project_name = Some("Web shop".into());
         s.agents = vec![agent("agt_a", AgentState::Running { instances: 1 }), agent("agt_b", AgentState::Running { instances: 1 })];
         let m = build(&s, true, None, now);
         let l = labels(&m.entries);
         assert!(l[0].starts_with("Demo"), "{l:?}");
         assert!(m.tooltip.contains("Demo"));
         // Oldest first.
-        let (a, b) = (l.iter().position(|x| x == "agt_a · prj_1 · 3 min"), l.iter().position(|x| x == "agt_b · prj_2 · <1 min"));
+        let (a, b) = (l.iter().position(|x| x == "agt_a · prj_1 · 3 min"), l.iter().position(|x| x == "agt_b · Web shop · <1 min"));
         assert!(a.is_some() && b.is_some() && a < b, "{l:?}");
         let top = ids(&m.entries);
         assert!(top.contains(&"stop".to_string()) && !top.contains(&"start".to_string()), "one toggle: {top:?}");
