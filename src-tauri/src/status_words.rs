@@ -24,18 +24,10 @@ pub struct Words {
     pub tone: Tone,
 }
 
-/// Whether times of day read "2:05 PM" (the user's locale uses a 12-hour clock) or "14:05". The window reports
-/// its locale's hour cycle at start (`set_clock_style`), so the tray and the window write times alike.
-static TWELVE_HOUR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-pub fn set_twelve_hour(on: bool) {
-    TWELVE_HOUR.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// A local clock time ("14:05" or "2:05 PM"), not a countdown: the tray menu is only rebuilt when the state changes.
+/// A local clock time ("14:05" or "2:05 PM", see `coordinator::clock`), not a countdown: the tray menu is
+/// only rebuilt when the state changes.
 pub fn clock(at: UnixMs) -> Option<String> {
-    let fmt = if TWELVE_HOUR.load(std::sync::atomic::Ordering::Relaxed) { "%-I:%M %p" } else { "%H:%M" };
-    chrono::DateTime::from_timestamp_millis(at).map(|t| t.with_timezone(&chrono::Local).format(fmt).to_string())
+    coordinator::clock::clock(at)
 }
 
 pub fn words(state: &AgentState) -> Words {

@@ -17,7 +17,7 @@ pub struct StartedAt(pub std::time::Instant);
 /// The page's locale uses a 12-hour clock (Intl's hour cycle): the tray writes times of day the same way.
 #[tauri::command]
 pub fn set_clock_style(twelve_hour: bool) {
-    crate::status_words::set_twelve_hour(twelve_hour);
+    coordinator::clock::set_twelve_hour(twelve_hour);
 }
 
 /// Called by the page once it has rendered: logs the cold start time (launch → window ready).

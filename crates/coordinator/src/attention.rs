@@ -18,7 +18,7 @@ pub struct Facts {
 }
 
 fn clock(at: UnixMs) -> String {
-    chrono::DateTime::from_timestamp_millis(at).map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string()).unwrap_or_else(|| "later".into())
+    crate::clock::clock(at).unwrap_or_else(|| "later".into())
 }
 
 fn item(key: String, agent_id: Option<&str>, reason: String, fix: &str, action: Act) -> Attention {

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod doctor;
 pub mod engine;
 pub mod exit;
+pub mod clock;
 pub mod import;
 pub mod io_words;
 pub mod launch;
