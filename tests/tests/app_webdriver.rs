@@ -167,6 +167,42 @@ fn mem_kb(pid: u32, field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// CPU time (user + system, seconds) of a process, from /proc/<pid>/stat.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
+    let f: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after `(comm) state`; clock ticks of 1/100 s.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// The app's CPU use over `secs` while it shows the window with agents running: percent of one core for the
+/// app process, and with its WebKit helpers.
+async fn app_cpu_percent(secs: u64) -> Option<(f64, f64)> {
+    let (app, helpers) = app_pids()?;
+    let total = |pids: &[u32]| pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
+    let all: Vec<u32> = std::iter::once(app).chain(helpers).collect();
+    let (a0, t0) = (cpu_secs(app), total(&all));
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (a1, t1) = (cpu_secs(app), total(&all));
+    Some(((a1 - a0) * 100.0 / secs as f64, (t1 - t0) * 100.0 / secs as f64))
+}
+
+/// The app process under this test's tauri-driver and its WebKit helper processes.
+fn app_pids() -> Option<(u32, Vec<u32>)> {
+    let driver: u32 = std::env::var("TAURI_DRIVER_PID").ok()?.parse().ok()?;
+    let procs = processes();
+    let mut tree = vec![driver];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(procs.iter().filter(|(_, pp, _)| *pp == p).map(|(c, _, _)| *c));
+        i += 1;
+    }
+    let (app, _, _) = procs.iter().find(|(pid, _, cmd)| tree.contains(pid) && cmd.contains("agentpm-coordinator-app") && !cmd.contains("--fake-agent"))?;
+    Some((*app, procs.iter().filter(|(_, pp, cmd)| pp == app && cmd.contains("WebKit")).map(|(c, _, _)| *c).collect()))
+}
+
 /// (RSS, PSS) in MB of the app process under this test's tauri-driver, and of the app plus its WebKit
 /// helper processes (web content, network). `None` when the app cannot be found.
 fn app_mem_mb() -> Option<[(f64, f64); 2]> {
@@ -241,6 +277,11 @@ async fn app_end_to_end() {
     s.click("#nav-instances").await;
     s.wait("tr[data-testid^=instance-agt_03]", Duration::from_secs(30)).await;
     s.screenshot("instances").await;
+    // What the app costs while agents run and the Instances page updates live.
+    let running = s.exec("return document.querySelectorAll('#instances-table tbody tr').length").await;
+    if let (Some((app_cpu, with_webkit)), Some([(rss, _), (total, _)])) = (app_cpu_percent(10).await, app_mem_mb()) {
+        println!("app with {running} running instances on the Instances page: CPU {app_cpu:.1} % of a core (app), {with_webkit:.1} % with WebKit over 10 s; RSS {rss:.0} MB, {total:.0} MB with WebKit");
+    }
     // The demo keeps going (refilled work): "Stop and pause agent" ends its runs, and they disappear.
     s.click("[data-testid=stop-pause-agt_03]").await;
     let t = Instant::now();
