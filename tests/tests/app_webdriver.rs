@@ -362,6 +362,7 @@ async fn app_end_to_end() {
         let r = s.invoke("read_log", json!({"path": path})).await;
         assert!(r.starts_with("err: ") && r.contains("not inside the log folder"), "read_log {path}: {r}");
     }
+    instance_rows_open_their_own_run_and_a_disabled_agents_run_stays_visible(&s).await;
     shortcuts_and_removing_an_agent(&s).await;
     // Window geometry is kept across launches (tauri-plugin-window-state, window-state.json).
     let r = s.post("/window/rect", json!({"width": 880, "height": 620})).await;
@@ -538,6 +539,29 @@ async fn app_end_to_end() {
     drop(s);
 }
 
+
+/// Instances: a row opens the transcript of that very run; an agent disabled mid-run still shows its run.
+async fn instance_rows_open_their_own_run_and_a_disabled_agents_run_stays_visible(s: &Session) {
+    s.click("#nav-instances").await;
+    s.wait("tr[data-testid^=instance-agt_01]", Duration::from_secs(60)).await;
+    // Read the row and click it in one step: rows come and go with the demo's runs.
+    let task = s.exec("const r = document.querySelector('tr[data-testid^=instance-agt_01]'); if (!r) return null; const t = r.children[2].textContent; r.click(); return t").await;
+    let task = task.as_str().expect("the agt_01 row vanished before the click").to_string();
+    let title = s.wait_text("#tr-title", &task, Duration::from_secs(10)).await;
+    assert!(title.contains("agt_01"), "the row opened another run: {title}");
+    // Disable agt_01 while it runs: the run goes on and the Agents page says so (running, not "disabled").
+    s.click("#nav-instances").await;
+    s.wait("tr[data-testid^=instance-agt_01]", Duration::from_secs(60)).await;
+    s.click("#nav-agents").await;
+    s.click("[data-testid=enable-agt_01]").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the settings reload and the next snapshot
+    let state = s.text("[data-testid=state-agt_01]").await;
+    let rows = s.exec("return document.querySelectorAll('tr[data-testid^=instance-agt_01]').length").await;
+    if rows.as_u64().unwrap_or(0) > 0 {
+        assert!(state.contains("running"), "a disabled agent's current run is hidden: {state}");
+    }
+    s.click("[data-testid=enable-agt_01]").await;
+}
 
 /// ⌘/Ctrl+1…7 open the pages; an agent can be removed from the window (after a confirmation).
 async fn shortcuts_and_removing_an_agent(s: &Session) {
