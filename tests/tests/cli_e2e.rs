@@ -2,7 +2,7 @@
 
 use agentpm_e2e::*;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn cli() -> Command {
     let mut c = Command::new(bin("agentpm-coordinator"));
@@ -199,5 +199,56 @@ async fn a_cli_on_the_login_shells_path_is_found_from_a_minimal_environment() {
     sigterm_and_wait(&mut child, Duration::from_secs(20));
     let err = child.wait_with_output().unwrap().stderr;
     assert!(done, "the CLI on the login shell's PATH did not run: {:?}\n{}", sim.stats(), String::from_utf8_lossy(&err));
+    sim.shutdown().await;
+}
+
+/// `status` reads what the running `run` of the same config is doing: its runs, and what needs you (an agent
+/// without a passkey here), with the CLI's command for the fix. Exit 1 while something needs you, 3 once it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_what_the_running_coordinator_does_and_what_needs_you() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = socket_sim(dir.path(), 2, 1, 3, Some(2), pm_sim::ExitTool::Both).await;
+    let ids = sim.agent_ids();
+    // The second agent is configured with an unset variable: enabled, no passkey.
+    let yaml = format!(
+        "polling_interval: 1\nmax_concurrent: 2\nmcp_socket_path: {sock}\ncoordinator_token: ${{TEST_TOKEN}}\nai_providers:\n  claude:\n    cli_command: {fake}\n    cli_args: [\"--work-ms\", \"1500\"]\nagents:\n  {a}:\n    passkey: ${{PK_A}}\n  {b}:\n    passkey: ${{PK_UNSET_FOR_STATUS}}\n",
+        sock = sim.socket_path().unwrap().display(),
+        fake = bin("fake-agent").display(),
+        a = ids[0],
+        b = ids[1]
+    );
+    let path = dir.path().join("coordinator.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let data = dir.path().join("data");
+    let mut child = cli()
+        .env("AGENTPM_DATA_DIR", &data)
+        .env("TEST_TOKEN", sim.coordinator_token())
+        .env("PK_A", sim.passkey(&ids[0]))
+        .env_remove("PK_UNSET_FOR_STATUS")
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = || {
+        let out = cli().env("AGENTPM_DATA_DIR", &data).args(["status", "--config"]).arg(&path).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let t = Instant::now();
+    let (mut code, mut text) = status();
+    while !(text.contains("running  ") && text.contains("has no passkey")) && t.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        (code, text) = status();
+    }
+    assert!(text.contains(&format!("running  {}", ids[0])), "{text}");
+    assert!(text.contains(&format!("{} has no passkey", ids[1])) && text.contains(&format!("`agentpm-coordinator passkey set {}`", ids[1])), "{text}");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(!text.contains(&sim.passkey(&ids[0])));
+    let (st, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(20));
+    assert!(obeyed && st.success(), "{st:?}");
+    let (code, text) = status();
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("no coordinator is running"), "{text}");
     sim.shutdown().await;
 }

@@ -17,6 +17,7 @@ mod demo;
 mod doctor;
 mod history;
 mod run;
+mod status;
 mod credentials;
 mod view;
 
@@ -25,6 +26,7 @@ use demo::*;
 use doctor::*;
 use history::*;
 use run::*;
+use status::*;
 use credentials::*;
 use view::*;
 
@@ -49,6 +51,12 @@ enum Cmd {
     /// Coordinate agents against the configured PM server until Ctrl-C / SIGTERM.
     Run {
         /// settings.json (default: the standard location) or the Python coordinator's YAML.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// What the running coordinator (of this config) is doing, and what needs you. Exit 0: nothing needs you,
+    /// 1: something does, 3: no coordinator runs. `--json` prints its snapshot.
+    Status {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -213,6 +221,7 @@ fn main() -> ExitCode {
 async fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Run { config } => run(config, cli.json, cli.verbose).await,
+        Cmd::Status { config } => status(config, cli.json),
         Cmd::Demo { agents, projects, items, work_ms, max_concurrent, polling_interval, timeout, dir, continuous, run_secs, seed, quota_reset_secs, cooldown_secs } => {
             let continuous = match continuous {
                 true => Some(coordinator::demo::Continuous {

@@ -22,6 +22,10 @@ pub(crate) async fn run(config: Option<PathBuf>, json: bool, verbose: bool) -> R
         runs_db: Some(coordinator::runs::store::default_path()),
     });
     let mut view = StatusView::new(json);
+    // `status` reads what this coordinator is doing from here (its snapshot, at most once a second).
+    let status_file = status_path_for(&path);
+    let mut unwritten: Option<Snapshot> = Some(engine.snapshot());
+    let mut status_tick = tokio::time::interval(WRITE_EVERY);
     let mut snaps = engine.subscribe();
     let mut events = engine.events();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -32,7 +36,13 @@ pub(crate) async fn run(config: Option<PathBuf>, json: bool, verbose: bool) -> R
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
             _ = hup.recv() => break,
-            r = snaps.changed() => { if r.is_err() { break; } let s = snaps.borrow_and_update().clone(); view.snapshot(&s); }
+            r = snaps.changed() => {
+                if r.is_err() { break; }
+                let s = snaps.borrow_and_update().clone();
+                view.snapshot(&s);
+                unwritten = Some(s);
+            }
+            _ = status_tick.tick() => if let Some(s) = unwritten.take() { write_status(&status_file, &s) },
             Ok(e) = events.recv() => view.event(&e),
         }
         if view.closed {
@@ -44,6 +54,7 @@ pub(crate) async fn run(config: Option<PathBuf>, json: bool, verbose: bool) -> R
     // Not eprintln!: after SIGHUP the terminal is gone and a failed write must not abort the clean stop.
     let _ = writeln!(std::io::stderr(), "stopping agents…");
     tokio::time::timeout(Duration::from_secs(20), engine.shutdown()).await.ok();
+    let _ = std::fs::remove_file(&status_file);
     drop(lock);
     Ok(ExitCode::SUCCESS)
 }
