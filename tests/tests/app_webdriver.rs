@@ -206,19 +206,9 @@ fn app_pids() -> Option<(u32, Vec<u32>)> {
 /// (RSS, PSS) in MB of the app process under this test's tauri-driver, and of the app plus its WebKit
 /// helper processes (web content, network). `None` when the app cannot be found.
 fn app_mem_mb() -> Option<[(f64, f64); 2]> {
-    let driver: u32 = std::env::var("TAURI_DRIVER_PID").ok()?.parse().ok()?;
-    let procs = processes();
-    let mut tree = vec![driver];
-    let mut i = 0;
-    while i < tree.len() {
-        let p = tree[i];
-        tree.extend(procs.iter().filter(|(_, pp, _)| *pp == p).map(|(c, _, _)| *c));
-        i += 1;
-    }
-    let (app, _, _) = procs.iter().find(|(pid, _, cmd)| tree.contains(pid) && cmd.contains("agentpm-coordinator-app") && !cmd.contains("--fake-agent"))?;
-    let helpers: Vec<u32> = procs.iter().filter(|(_, pp, cmd)| pp == app && cmd.contains("WebKit")).map(|(c, _, _)| *c).collect();
+    let (app, helpers) = app_pids()?;
     let sum = |field: &str| helpers.iter().map(|h| mem_kb(*h, field)).sum::<f64>();
-    let (rss, pss) = (mem_kb(*app, "Rss:"), mem_kb(*app, "Pss:"));
+    let (rss, pss) = (mem_kb(app, "Rss:"), mem_kb(app, "Pss:"));
     Some([(rss / 1024.0, pss / 1024.0), ((rss + sum("Rss:")) / 1024.0, (pss + sum("Pss:")) / 1024.0)])
 }
 
