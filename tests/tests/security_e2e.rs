@@ -254,12 +254,20 @@ async fn background_children_of_a_dead_agent_are_stopped_after_a_coordinator_kil
     let running = || runs(&marker);
     let mut first = spawn();
     assert!(wait_for(Duration::from_secs(15), running).await, "the agent never started");
+    // The kill comes once the state file records the agent's group (milliseconds after the spawn; a crash
+    // inside that window is the one case the restart cannot see).
+    let recorded = || {
+        std::fs::read_dir(data.join("coordinator")).into_iter().flatten().flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with("state") && std::fs::read_to_string(e.path()).unwrap_or_default().contains("\"pgid\"")
+        })
+    };
+    assert!(wait_for(Duration::from_secs(10), recorded).await, "the agent's group was never recorded in the state file");
     first.kill().unwrap();
     first.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(running(), "the background child should outlive the coordinator until the restart");
     let mut second = spawn();
-    let stopped = wait_for(Duration::from_secs(15), || !running()).await;
+    let stopped = wait_for(Duration::from_secs(30), || !running()).await;
     let _ = sigterm_and_wait(&mut second, Duration::from_secs(10));
     if !stopped {
         let _ = Command::new("pkill").args(["-f", &marker]).status();
