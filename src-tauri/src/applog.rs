@@ -15,10 +15,20 @@ const MAX_BYTES: u128 = 2_000_000;
 const KEEP: usize = 3;
 
 pub fn plugin<R: Runtime>(dir: PathBuf, debug: bool) -> TauriPlugin<R> {
-    let level = if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info };
+    let level = if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
     tauri_plugin_log::Builder::new()
         .clear_targets()
-        .targets([Target::new(TargetKind::Stderr), Target::new(TargetKind::Folder { path: dir, file_name: Some("app".into()) })])
+        .targets([
+            Target::new(TargetKind::Stderr),
+            Target::new(TargetKind::Folder {
+                path: dir,
+                file_name: Some("app".into()),
+            }),
+        ])
         .max_file_size(MAX_BYTES)
         .rotation_strategy(RotationStrategy::KeepSome(KEEP))
         .timezone_strategy(TimezoneStrategy::UseLocal)
@@ -28,12 +38,22 @@ pub fn plugin<R: Runtime>(dir: PathBuf, debug: bool) -> TauriPlugin<R> {
         .level_for("wry", log::LevelFilter::Warn)
         .level_for("hyper_util", log::LevelFilter::Warn)
         .level_for("reqwest", log::LevelFilter::Warn)
-        .format(|out, message, record| out.finish(format_args!("{}", line(&chrono::Local::now(), record.level(), record.target(), message))))
+        .format(|out, message, record| {
+            out.finish(format_args!(
+                "{}",
+                line(&chrono::Local::now(), record.level(), record.target(), message)
+            ))
+        })
         .build()
 }
 
 /// One log line, with every known secret masked (the redactor also covers messages from the window).
-fn line(at: &chrono::DateTime<chrono::Local>, level: log::Level, target: &str, message: &std::fmt::Arguments) -> String {
+fn line(
+    at: &chrono::DateTime<chrono::Local>,
+    level: log::Level,
+    target: &str,
+    message: &std::fmt::Arguments,
+) -> String {
     let text = coordinator::redact::global().redact(&message.to_string());
     format!("{} {level:<5} {target}: {text}", at.format("%Y-%m-%d %H:%M:%S%.3f"))
 }
@@ -46,7 +66,12 @@ mod tests {
     fn lines_are_redacted() {
         coordinator::redact::global().add("applog-secret-value");
         let at = chrono::Local::now();
-        let l = line(&at, log::Level::Warn, "webview", &format_args!("token applog-secret-value leaked?"));
+        let l = line(
+            &at,
+            log::Level::Warn,
+            "webview",
+            &format_args!("token applog-secret-value leaked?"),
+        );
         assert!(!l.contains("applog-secret-value"), "{l}");
         assert!(l.contains("WARN  webview: token"), "{l}");
     }

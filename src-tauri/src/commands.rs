@@ -27,12 +27,18 @@ pub async fn save_settings(app: AppHandle, core: Core<'_>, settings: Settings) -
     core.check(&settings)?;
     let autolaunch = app.autolaunch();
     if login != autolaunch.is_enabled().unwrap_or(false) {
-        let r = if login { autolaunch.enable() } else { autolaunch.disable() };
+        let r = if login {
+            autolaunch.enable()
+        } else {
+            autolaunch.disable()
+        };
         r.map_err(|e| AppError::field("launch_at_login", format!("the login item could not be changed: {e}")))?;
     }
     let demo_changed = core.save_settings(settings).await?;
     if demo_changed {
-        engine_host::restart_engine(&app, core.inner().clone(), demo).await.map_err(|e| AppError::field("demo", e))?;
+        engine_host::restart_engine(&app, core.inner().clone(), demo)
+            .await
+            .map_err(|e| AppError::field("demo", e))?;
     }
     Ok(core.view().await)
 }
@@ -70,7 +76,8 @@ pub async fn set_token(core: Core<'_>, value: String) -> AppResult<()> {
 
 #[tauri::command]
 pub async fn delete_token(core: Core<'_>) -> AppResult<bool> {
-    core.delete_secret(coordinator::secrets::TOKEN_ACCOUNT.to_string()).await
+    core.delete_secret(coordinator::secrets::TOKEN_ACCOUNT.to_string())
+        .await
 }
 
 #[tauri::command]
@@ -93,8 +100,16 @@ pub async fn stop_instance(core: Core<'_>, id: u64) -> AppResult<bool> {
 /// Pause an agent until `until` (ms since epoch; None = until resumed); `stop_running` also stops its runs
 /// ("Stop and pause": a stopped run is otherwise started again when the server still has work).
 #[tauri::command]
-pub async fn pause_agent(core: Core<'_>, agent_id: String, until: Option<i64>, stop_running: Option<bool>) -> AppResult<()> {
-    core.running_engine().await?.pause_agent(&agent_id, until, stop_running.unwrap_or(false)).await;
+pub async fn pause_agent(
+    core: Core<'_>,
+    agent_id: String,
+    until: Option<i64>,
+    stop_running: Option<bool>,
+) -> AppResult<()> {
+    core.running_engine()
+        .await?
+        .pause_agent(&agent_id, until, stop_running.unwrap_or(false))
+        .await;
     Ok(())
 }
 
@@ -113,8 +128,22 @@ pub async fn retry_agent(core: Core<'_>, agent_id: String) -> AppResult<()> {
 
 /// The Runs page: recorded runs, newest first (`since` in ms since the epoch).
 #[tauri::command]
-pub async fn run_history(core: Core<'_>, agent: Option<String>, project: Option<String>, failed: Option<bool>, since: Option<i64>, limit: Option<usize>) -> AppResult<Vec<coordinator::runs::RunRecord>> {
-    core.run_history(coordinator::runs::RunFilter { agent, project, since, failed: failed.unwrap_or(false), limit }).await
+pub async fn run_history(
+    core: Core<'_>,
+    agent: Option<String>,
+    project: Option<String>,
+    failed: Option<bool>,
+    since: Option<i64>,
+    limit: Option<usize>,
+) -> AppResult<Vec<coordinator::runs::RunRecord>> {
+    core.run_history(coordinator::runs::RunFilter {
+        agent,
+        project,
+        since,
+        failed: failed.unwrap_or(false),
+        limit,
+    })
+    .await
 }
 
 /// The Usage page: runs, failures, tokens and cost per day, agent or provider.
@@ -125,20 +154,52 @@ pub async fn run_usage(core: Core<'_>, by: String, since: Option<i64>) -> AppRes
 
 /// The Transcript page: open a run's log (by run id, or by its path) and get its first `n` items.
 #[tauri::command]
-pub async fn run_transcript_open(core: Core<'_>, run_id: Option<String>, log_path: Option<PathBuf>, n: Option<usize>) -> AppResult<TranscriptView> {
-    core.transcript_open(run_id.as_deref(), log_path.as_deref(), n.unwrap_or(100)).await
+pub async fn run_transcript_open(
+    core: Core<'_>,
+    run_id: Option<String>,
+    log_path: Option<PathBuf>,
+    n: Option<usize>,
+) -> AppResult<TranscriptView> {
+    core.transcript_open(run_id.as_deref(), log_path.as_deref(), n.unwrap_or(100))
+        .await
 }
 
 /// Items `[from, from + n)`, the last `n` (`tail`), or those at `indices` (search hits).
 #[tauri::command]
-pub async fn run_transcript_window(core: Core<'_>, log_path: PathBuf, from: Option<usize>, n: Option<usize>, tail: Option<bool>, indices: Option<Vec<usize>>) -> AppResult<TranscriptView> {
-    core.transcript_window(&log_path, from.unwrap_or(0), n.unwrap_or(100), tail.unwrap_or(false), indices).await
+pub async fn run_transcript_window(
+    core: Core<'_>,
+    log_path: PathBuf,
+    from: Option<usize>,
+    n: Option<usize>,
+    tail: Option<bool>,
+    indices: Option<Vec<usize>>,
+) -> AppResult<TranscriptView> {
+    core.transcript_window(
+        &log_path,
+        from.unwrap_or(0),
+        n.unwrap_or(100),
+        tail.unwrap_or(false),
+        indices,
+    )
+    .await
 }
 
 /// Indices of the items that contain `query` (ignoring case) and/or are errors.
 #[tauri::command]
-pub async fn run_transcript_search(core: Core<'_>, log_path: PathBuf, query: Option<String>, errors_only: Option<bool>, max: Option<usize>) -> AppResult<TranscriptMatches> {
-    core.transcript_search(&log_path, query.as_deref().unwrap_or(""), errors_only.unwrap_or(false), max).await
+pub async fn run_transcript_search(
+    core: Core<'_>,
+    log_path: PathBuf,
+    query: Option<String>,
+    errors_only: Option<bool>,
+    max: Option<usize>,
+) -> AppResult<TranscriptMatches> {
+    core.transcript_search(
+        &log_path,
+        query.as_deref().unwrap_or(""),
+        errors_only.unwrap_or(false),
+        max,
+    )
+    .await
 }
 
 #[tauri::command]
@@ -155,14 +216,18 @@ pub async fn read_log(core: Core<'_>, path: PathBuf, max_bytes: Option<u64>) -> 
 #[tauri::command]
 pub async fn open_log(app: AppHandle, core: Core<'_>, path: PathBuf) -> AppResult<()> {
     let p = core.checked_log_path(&path, LogTarget::RunLog).await?;
-    app.opener().open_path(p.display().to_string(), None::<&str>).map_err(|e| AppError::Message(e.to_string()))
+    app.opener()
+        .open_path(p.display().to_string(), None::<&str>)
+        .map_err(|e| AppError::Message(e.to_string()))
 }
 
 /// Show a run log (or an agent's log folder) in Finder / the file manager.
 #[tauri::command]
 pub async fn reveal_log(app: AppHandle, core: Core<'_>, path: PathBuf) -> AppResult<()> {
     let p = core.checked_log_path(&path, LogTarget::RunLogOrAgentDir).await?;
-    app.opener().reveal_item_in_dir(p).map_err(|e| AppError::Message(e.to_string()))
+    app.opener()
+        .reveal_item_in_dir(p)
+        .map_err(|e| AppError::Message(e.to_string()))
 }
 
 #[tauri::command]
@@ -176,7 +241,12 @@ pub async fn run_doctor(core: Core<'_>) -> AppResult<Vec<coordinator::doctor::Ch
 }
 
 #[tauri::command]
-pub async fn import_config(core: Core<'_>, path: PathBuf, scrub: bool, overwrite: Option<bool>) -> AppResult<coordinator::import::ImportReport> {
+pub async fn import_config(
+    core: Core<'_>,
+    path: PathBuf,
+    scrub: bool,
+    overwrite: Option<bool>,
+) -> AppResult<coordinator::import::ImportReport> {
     core.import(&path, scrub, overwrite.unwrap_or(false)).await
 }
 
@@ -186,7 +256,9 @@ pub async fn set_demo(app: AppHandle, core: Core<'_>, on: bool) -> AppResult<App
     s.demo = on;
     if on || core.settings_path.exists() {
         // The welcome page shows this as a line of text, not under a field.
-        core.save_settings(s).await.map_err(|e| AppError::Message(e.to_string()))?;
+        core.save_settings(s)
+            .await
+            .map_err(|e| AppError::Message(e.to_string()))?;
     }
     engine_host::restart_engine(&app, core.inner().clone(), on).await?;
     Ok(core.view().await)

@@ -44,7 +44,9 @@ impl AppCore {
                 }
                 Err(e) => {
                     inner.start_error = Some(match &e {
-                        LockError::Held { .. } => format!("Not running: {e}. The app starts by itself once that coordinator stops (or press Start)."),
+                        LockError::Held { .. } => format!(
+                            "Not running: {e}. The app starts by itself once that coordinator stops (or press Start)."
+                        ),
                         LockError::Io { .. } => format!("Not running: {e}."),
                     });
                     return Err(e.into());
@@ -62,12 +64,19 @@ impl AppCore {
             settings_path: self.settings_path.clone(),
             // Beside settings.json (in production exactly `paths::state_path()`).
             // The demo's pauses and cooldowns survive a restart of the demo, apart from the real ones.
-            state_path: Some(if demo { demo::state_file(&self.settings_path) } else { self.settings_path.with_file_name("state.json") }),
+            state_path: Some(if demo {
+                demo::state_file(&self.settings_path)
+            } else {
+                self.settings_path.with_file_name("state.json")
+            }),
             secrets: Self::store_of(&inner, &self.platform_store),
             redactor: coordinator::redact::global().clone(),
             autostart: true,
             // Beside settings.json; the demo keeps its own history (it survives demo restarts).
-            runs_db: Some(self.settings_path.with_file_name(if demo { "demo-runs.db" } else { "runs.db" })),
+            runs_db: Some(
+                self.settings_path
+                    .with_file_name(if demo { "demo-runs.db" } else { "runs.db" }),
+            ),
         });
         inner.engine = Some(engine.clone());
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -192,7 +201,9 @@ fn wire_engine(app: &AppHandle, core: Arc<AppCore>, engine: Engine) {
 pub fn exit_on_signals(app: AppHandle) {
     tauri::async_runtime::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         tracing::info!("signal received: stopping agents and quitting");
         // While the window still exists (at Exit it may be gone already).
@@ -210,9 +221,21 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (a, b) = (core(d.path()), core(d.path()));
         a.start_engine(false).await.unwrap();
-        let e = b.start_engine(false).await.err().expect("the second engine started").to_string();
-        assert!(e.contains("another coordinator is already running") && e.contains(&format!("pid {}", std::process::id())), "{e}");
-        assert!(b.view().await.start_error.is_some_and(|m| m.contains(&e) && m.contains("starts by itself")));
+        let e = b
+            .start_engine(false)
+            .await
+            .err()
+            .expect("the second engine started")
+            .to_string();
+        assert!(
+            e.contains("another coordinator is already running") && e.contains(&format!("pid {}", std::process::id())),
+            "{e}"
+        );
+        assert!(b
+            .view()
+            .await
+            .start_error
+            .is_some_and(|m| m.contains(&e) && m.contains("starts by itself")));
         assert!(b.engine().await.is_none());
         // Released when the first one stops.
         a.shutdown().await;

@@ -27,13 +27,18 @@ pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        AppError::Field { field: field.to_string(), message: message.into() }
+        AppError::Field {
+            field: field.to_string(),
+            message: message.into(),
+        }
     }
 
     /// A settings error as the Settings page shows it: under the field it names.
     pub fn from_settings(e: ConfigError) -> Self {
         match &e {
-            ConfigError::Invalid { field, value, hint, .. } => AppError::field(field, format!("{value} is not valid: {hint}")),
+            ConfigError::Invalid { field, value, hint, .. } => {
+                AppError::field(field, format!("{value} is not valid: {hint}"))
+            }
             other => AppError::field("", other.to_string()),
         }
     }
@@ -82,11 +87,26 @@ mod tests {
 
     #[test]
     fn field_errors_are_objects_and_the_rest_are_strings() {
-        assert_eq!(serde_json::to_value(AppError::field("log_dir", "bad")).unwrap(), json!({"field": "log_dir", "message": "bad"}));
-        assert_eq!(serde_json::to_value(AppError::EngineNotRunning).unwrap(), json!("the engine is not running"));
-        assert_eq!(serde_json::to_value(AppError::from("unknown agent x")).unwrap(), json!("unknown agent x"));
+        assert_eq!(
+            serde_json::to_value(AppError::field("log_dir", "bad")).unwrap(),
+            json!({"field": "log_dir", "message": "bad"})
+        );
+        assert_eq!(
+            serde_json::to_value(AppError::EngineNotRunning).unwrap(),
+            json!("the engine is not running")
+        );
+        assert_eq!(
+            serde_json::to_value(AppError::from("unknown agent x")).unwrap(),
+            json!("unknown agent x")
+        );
         let invalid = || ConfigError::invalid(std::path::Path::new("/s.json"), "max_concurrent", "0", "at least 1");
-        assert_eq!(serde_json::to_value(AppError::from(invalid())).unwrap(), json!(invalid().to_string()));
-        assert_eq!(serde_json::to_value(AppError::from_settings(invalid())).unwrap(), json!({"field": "max_concurrent", "message": "0 is not valid: at least 1"}));
+        assert_eq!(
+            serde_json::to_value(AppError::from(invalid())).unwrap(),
+            json!(invalid().to_string())
+        );
+        assert_eq!(
+            serde_json::to_value(AppError::from_settings(invalid())).unwrap(),
+            json!({"field": "max_concurrent", "message": "0 is not valid: at least 1"})
+        );
     }
 }

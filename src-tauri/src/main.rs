@@ -39,8 +39,14 @@ fn main() {
     }
     let demo_flag = args.iter().any(|a| a == "--demo");
     let show_flag = args.iter().any(|a| a == "--show");
-    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| args[0].clone());
-    let core = match AppCore::new(coordinator::paths::settings_path(), Arc::new(coordinator::secrets::KeyringStore::new()), vec![exe, "--fake-agent".into()]) {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| args[0].clone());
+    let core = match AppCore::new(
+        coordinator::paths::settings_path(),
+        Arc::new(coordinator::secrets::KeyringStore::new()),
+        vec![exe, "--fake-agent".into()],
+    ) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             // A bad settings file is never overwritten: say what is wrong (in a dialog: an app opened from
@@ -60,14 +66,21 @@ fn main() {
         // Window size and position, beside settings.json (an absolute name wins over the plugin's config dir).
         .plugin(
             tauri_plugin_window_state::Builder::new()
-                .with_filename(coordinator::paths::coordinator_dir().join("window-state.json").to_string_lossy())
+                .with_filename(
+                    coordinator::paths::coordinator_dir()
+                        .join("window-state.json")
+                        .to_string_lossy(),
+                )
                 .with_state_flags(window::REMEMBERED)
                 .build(),
         )
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
-        .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, None))
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
         .manage(core.clone())
         .invoke_handler(tauri::generate_handler![
             commands::app_state,

@@ -32,7 +32,13 @@ pub fn on_menu(app: &AppHandle, id: &str) {
                 core.shutdown().await;
                 app.exit(0);
             }
-            other if ["pause:", "pause1h:", "pause4h:", "pausetomorrow:", "resume:"].iter().any(|p| other.starts_with(p)) => pause_menu(&core, other).await,
+            other
+                if ["pause:", "pause1h:", "pause4h:", "pausetomorrow:", "resume:"]
+                    .iter()
+                    .any(|p| other.starts_with(p)) =>
+            {
+                pause_menu(&core, other).await
+            }
             other => open_agent_log(&app, &core, other).await,
         }
     });

@@ -79,9 +79,17 @@ pub struct WindowSnapshot {
 
 impl From<Snapshot> for WindowSnapshot {
     fn from(snapshot: Snapshot) -> Self {
-        let agent_words = snapshot.agents.iter().map(|a| (a.agent_id.clone(), words(&a.state))).collect();
+        let agent_words = snapshot
+            .agents
+            .iter()
+            .map(|a| (a.agent_id.clone(), words(&a.state)))
+            .collect();
         let server_words = server_words(&snapshot.server, snapshot.running);
-        WindowSnapshot { snapshot, agent_words, server_words }
+        WindowSnapshot {
+            snapshot,
+            agent_words,
+            server_words,
+        }
     }
 }
 
@@ -97,26 +105,63 @@ mod tests {
             (AgentState::Running { instances: 2 }, "running (2)", Tone::Ok),
             (AgentState::NoPasskey, "no passkey", Tone::Bad),
             (AgentState::Disabled, "disabled", Tone::Neutral),
-            (AgentState::Error { message: "spawn failed".into() }, "error: spawn failed", Tone::Bad),
+            (
+                AgentState::Error {
+                    message: "spawn failed".into(),
+                },
+                "error: spawn failed",
+                Tone::Bad,
+            ),
         ];
         for (state, text, tone) in cases {
-            assert_eq!(words(&state), Words { text: text.into(), tone }, "{state:?}");
+            assert_eq!(
+                words(&state),
+                Words {
+                    text: text.into(),
+                    tone
+                },
+                "{state:?}"
+            );
         }
     }
 
     #[test]
     fn cooldown_names_a_local_clock_time_and_the_reason() {
         let until = coordinator::api::now_ms() + 90 * 60_000;
-        let hhmm = chrono::DateTime::from_timestamp_millis(until).unwrap().with_timezone(&chrono::Local).format("%H:%M").to_string();
-        let w = words(&AgentState::Cooldown { until, reason: "quota".into() });
-        assert_eq!(w, Words { text: format!("cooling down until {hhmm} (quota)"), tone: Tone::Warn });
+        let hhmm = chrono::DateTime::from_timestamp_millis(until)
+            .unwrap()
+            .with_timezone(&chrono::Local)
+            .format("%H:%M")
+            .to_string();
+        let w = words(&AgentState::Cooldown {
+            until,
+            reason: "quota".into(),
+        });
+        assert_eq!(
+            w,
+            Words {
+                text: format!("cooling down until {hhmm} (quota)"),
+                tone: Tone::Warn
+            }
+        );
         // Out of chrono's range: no clock time, still the reason.
-        assert_eq!(words(&AgentState::Cooldown { until: i64::MAX, reason: "backoff".into() }).text, "cooling down (backoff)");
+        assert_eq!(
+            words(&AgentState::Cooldown {
+                until: i64::MAX,
+                reason: "backoff".into()
+            })
+            .text,
+            "cooling down (backoff)"
+        );
     }
 
     #[test]
     fn a_rejected_token_is_not_an_unreachable_server() {
-        let mut h = ServerHealth { reachable: true, token_rejected: true, ..Default::default() };
+        let mut h = ServerHealth {
+            reachable: true,
+            token_rejected: true,
+            ..Default::default()
+        };
         let w = server_words(&h, true);
         assert!(w.text.contains("token rejected") && w.tone == Tone::Bad, "{w:?}");
         h.token_rejected = false;
@@ -129,13 +174,27 @@ mod tests {
 
     #[test]
     fn the_window_payload_keeps_the_snapshot_fields_and_adds_the_words() {
-        let agent = AgentStatus { agent_id: "agt_a".into(), enabled: true, has_passkey: false, state: AgentState::NoPasskey, last_exit_code: None, last_log_path: None };
-        let snap = Snapshot { running: true, agents: vec![agent], ..Default::default() };
+        let agent = AgentStatus {
+            agent_id: "agt_a".into(),
+            enabled: true,
+            has_passkey: false,
+            state: AgentState::NoPasskey,
+            last_exit_code: None,
+            last_log_path: None,
+        };
+        let snap = Snapshot {
+            running: true,
+            agents: vec![agent],
+            ..Default::default()
+        };
         let v = serde_json::to_value(WindowSnapshot::from(snap.clone())).unwrap();
         let plain = serde_json::to_value(&snap).unwrap();
         for (k, val) in plain.as_object().unwrap() {
             assert_eq!(&v[k], val, "field {k} changed");
         }
-        assert_eq!(v["agent_words"]["agt_a"], serde_json::json!({"text": "no passkey", "tone": "bad"}));
+        assert_eq!(
+            v["agent_words"]["agt_a"],
+            serde_json::json!({"text": "no passkey", "tone": "bad"})
+        );
     }
 }

@@ -24,7 +24,12 @@ fn light_glyph() -> bool {
         if cfg!(target_os = "macos") {
             return false;
         }
-        let scheme = std::process::Command::new("gsettings").args(["get", "org.gnome.desktop.interface", "color-scheme"]).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        let scheme = std::process::Command::new("gsettings")
+            .args(["get", "org.gnome.desktop.interface", "color-scheme"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
         tray_model::linux_light_glyph(std::env::var("AGENTPM_TRAY_ICON").ok().as_deref(), scheme.as_deref())
     })
 }
@@ -49,7 +54,9 @@ fn entries(app: &AppHandle, es: &[Entry]) -> tauri::Result<Vec<Box<dyn IsMenuIte
     let mut out: Vec<Box<dyn IsMenuItem<Wry>>> = Vec::new();
     for e in es {
         match e {
-            Entry::Item(id, label, enabled) => out.push(Box::new(MenuItem::with_id(app, id, label, *enabled, None::<&str>)?)),
+            Entry::Item(id, label, enabled) => {
+                out.push(Box::new(MenuItem::with_id(app, id, label, *enabled, None::<&str>)?))
+            }
             Entry::Separator => out.push(Box::new(PredefinedMenuItem::separator(app)?)),
             Entry::Submenu(label, sub) => {
                 let items = entries(app, sub)?;
@@ -101,7 +108,12 @@ pub fn update(app: &AppHandle, s: &Snapshot, demo: bool) {
 /// The engine could not start (e.g. another coordinator holds the lock): error icon, the reason in the
 /// tooltip, and "Start coordinator" to try again.
 pub fn show_not_running(app: &AppHandle, reason: &str) {
-    let mut m = tray_model::build(&Snapshot::default(), false, Some("Not running: open the window for why"), coordinator::api::now_ms());
+    let mut m = tray_model::build(
+        &Snapshot::default(),
+        false,
+        Some("Not running: open the window for why"),
+        coordinator::api::now_ms(),
+    );
     m.icon = Icon::Error;
     m.tooltip = format!("AgentPM Coordinator — {reason}");
     show(app, &m);
@@ -113,9 +125,19 @@ mod tests {
 
     #[test]
     fn every_icon_is_a_44px_png_in_both_colours() {
-        for bytes in [ICON_IDLE, ICON_RUNNING, ICON_ERROR, ICON_IDLE_LIGHT, ICON_RUNNING_LIGHT, ICON_ERROR_LIGHT] {
+        for bytes in [
+            ICON_IDLE,
+            ICON_RUNNING,
+            ICON_ERROR,
+            ICON_IDLE_LIGHT,
+            ICON_RUNNING_LIGHT,
+            ICON_ERROR_LIGHT,
+        ] {
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-            let (w, h) = (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()));
+            let (w, h) = (
+                u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+                u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+            );
             assert_eq!((w, h), (44, 44));
         }
         assert_ne!(ICON_IDLE, ICON_IDLE_LIGHT);
@@ -125,12 +147,33 @@ mod tests {
     fn the_menu_uses_the_window_words_and_its_signature_is_stable_while_a_cooldown_runs() {
         use coordinator::api::{AgentState, AgentStatus};
         let until = coordinator::api::now_ms() + 90 * 60_000;
-        let cooldown = AgentState::Cooldown { until, reason: "quota".into() };
-        assert_eq!(tray_model::state_text(&cooldown), crate::status_words::words(&cooldown).text);
-        let long = AgentState::Error { message: "x".repeat(200) };
-        assert_eq!(tray_model::state_text(&long).chars().count(), tray_model::MENU_TEXT_MAX + 1);
-        let a = AgentStatus { agent_id: "a".into(), enabled: true, has_passkey: true, state: cooldown, last_exit_code: None, last_log_path: None };
-        let s = Snapshot { agents: vec![a], ..Default::default() };
+        let cooldown = AgentState::Cooldown {
+            until,
+            reason: "quota".into(),
+        };
+        assert_eq!(
+            tray_model::state_text(&cooldown),
+            crate::status_words::words(&cooldown).text
+        );
+        let long = AgentState::Error {
+            message: "x".repeat(200),
+        };
+        assert_eq!(
+            tray_model::state_text(&long).chars().count(),
+            tray_model::MENU_TEXT_MAX + 1
+        );
+        let a = AgentStatus {
+            agent_id: "a".into(),
+            enabled: true,
+            has_passkey: true,
+            state: cooldown,
+            last_exit_code: None,
+            last_log_path: None,
+        };
+        let s = Snapshot {
+            agents: vec![a],
+            ..Default::default()
+        };
         let first = signature(&s, false);
         std::thread::sleep(std::time::Duration::from_millis(1100));
         assert_eq!(signature(&s, false), first, "the menu would be rebuilt every second");

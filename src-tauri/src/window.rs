@@ -33,9 +33,15 @@ pub fn settings_error_dialog(mut context: tauri::Context<tauri::Wry>, message: &
     use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
     let text = format!("{message}\n\nFix or move the file, then open the app again. Nothing was changed.");
     context.config_mut().app.windows.clear(); // only the dialog, not the main window
-    let app = tauri::Builder::default().plugin(tauri_plugin_dialog::init()).build(context);
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .build(context);
     let Ok(app) = app else { return };
-    app.dialog().message(text).title("AgentPM Coordinator: settings cannot be read").kind(MessageDialogKind::Error).show(|_| std::process::exit(2));
+    app.dialog()
+        .message(text)
+        .title("AgentPM Coordinator: settings cannot be read")
+        .kind(MessageDialogKind::Error)
+        .show(|_| std::process::exit(2));
     app.run(|_, _| {});
 }
 

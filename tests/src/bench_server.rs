@@ -11,7 +11,12 @@ use std::time::{Duration, Instant};
 /// Starts a coordinator (ours or Python's) on a YAML file with a data dir.
 pub type Starter<'a> = &'a dyn Fn(&Path, &Path) -> Child;
 
-async fn setup(agents: usize, projects: usize, items: usize, fake_args: &[&str]) -> (tempfile::TempDir, pm_sim::Simulator, std::path::PathBuf) {
+async fn setup(
+    agents: usize,
+    projects: usize,
+    items: usize,
+    fake_args: &[&str],
+) -> (tempfile::TempDir, pm_sim::Simulator, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let sim = crate::socket_sim(dir.path(), agents, projects, items, Some(3), pm_sim::ExitTool::Both).await;
     let yaml = crate::python_yaml(&sim, 1, 3, fake_args);
@@ -48,7 +53,9 @@ pub async fn logout_drain_once(start: Starter<'_>, limit: Duration) -> Value {
 pub async fn outage_drain_once(start: Starter<'_>, limit: Duration) -> Value {
     let (dir, sim, yaml) = setup(2, 2, 5, &["--work-ms", "500"]).await;
     let mut child = start(&yaml, &dir.path().join("data"));
-    sim.schedule_outage(Duration::from_secs(3), Duration::from_secs(8)).await.unwrap();
+    sim.schedule_outage(Duration::from_secs(3), Duration::from_secs(8))
+        .await
+        .unwrap();
     let back = Instant::now();
     let left = sim.stats().remaining_items;
     let done = sim.wait_until(limit, |s| s.remaining_items == 0).await;

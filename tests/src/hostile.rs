@@ -34,7 +34,13 @@ pub struct Hostile {
 impl Hostile {
     pub async fn start(dir: &Path, script: Script, http: bool) -> Hostile {
         let socket = dir.join("hostile.sock");
-        let mut h = Hostile { socket: socket.clone(), http: None, script: Arc::new(Mutex::new(script)), calls: Default::default(), answered: Default::default() };
+        let mut h = Hostile {
+            socket: socket.clone(),
+            http: None,
+            script: Arc::new(Mutex::new(script)),
+            calls: Default::default(),
+            answered: Default::default(),
+        };
         let l = tokio::net::UnixListener::bind(&socket).unwrap();
         let me = h.clone();
         tokio::spawn(async move {
@@ -44,7 +50,9 @@ impl Hostile {
                     let (r, mut w) = conn.into_split();
                     let mut lines = BufReader::new(r).lines();
                     while let Ok(Some(line)) = lines.next_line().await {
-                        let Ok(req) = serde_json::from_str::<Value>(&line) else { continue };
+                        let Ok(req) = serde_json::from_str::<Value>(&line) else {
+                            continue;
+                        };
                         let mut out = serde_json::to_vec(&me.answer(&req)).unwrap();
                         out.push(b'\n');
                         if w.write_all(&out).await.is_err() {
@@ -73,16 +81,30 @@ impl Hostile {
     }
 
     pub fn calls_of(&self, tool: &str) -> Vec<Value> {
-        self.calls.lock().unwrap().iter().filter(|(t, _)| t == tool).map(|(_, a)| a.clone()).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t == tool)
+            .map(|(_, a)| a.clone())
+            .collect()
     }
 
     fn answer(&self, req: &Value) -> Value {
         let id = req.get("id").cloned().unwrap_or(Value::Null);
-        let tool = req.pointer("/params/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let tool = req
+            .pointer("/params/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let args = req.pointer("/params/arguments").cloned().unwrap_or(Value::Null);
         self.calls.lock().unwrap().push((tool.clone(), args.clone()));
         let s = self.script.lock().unwrap().clone();
-        let agent = args.get("agent_id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let agent = args
+            .get("agent_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if let (Some(text), "list_active_projects_with_agents") = (&s.projects_text, tool.as_str()) {
             return json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": text.as_str()}]}});
         }
@@ -92,9 +114,15 @@ impl Hostile {
                 "project_id": "prj_hostile", "project_name": "Hostile", "working_directory": s.project_dir, "agents": s.agents}]}),
             "get_agent_action" => {
                 let first = self.answered.lock().unwrap().insert(agent.clone());
-                if first || s.always { s.first_action.clone() } else { json!({"action": "hold", "reason": "no_work"}) }
+                if first || s.always {
+                    s.first_action.clone()
+                } else {
+                    json!({"action": "hold", "reason": "no_work"})
+                }
             }
-            "get_subordinate_profile" => json!({"success": true, "agent_id": agent, "name": agent, "system_prompt": "", "skills": []}),
+            "get_subordinate_profile" => {
+                json!({"success": true, "agent_id": agent, "name": agent, "system_prompt": "", "skills": []})
+            }
             "get_app_settings" => json!({"success": true}),
             _ => json!({"success": true}),
         };
@@ -117,7 +145,11 @@ impl Hostile {
             }
             let len = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
                 .unwrap_or(0);
             let mut body = vec![0; len];
             if r.read_exact(&mut body).await.is_err() {
@@ -128,10 +160,15 @@ impl Hostile {
                 self.calls.lock().unwrap().push(("GET config".into(), Value::Null));
                 self.script.lock().unwrap().remote_config.clone()
             } else {
-                serde_json::from_slice::<Value>(&body).map(|req| self.answer(&req)).unwrap_or(Value::Null)
+                serde_json::from_slice::<Value>(&body)
+                    .map(|req| self.answer(&req))
+                    .unwrap_or(Value::Null)
             };
             let text = reply.to_string();
-            let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}", text.len());
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+                text.len()
+            );
             if r.get_mut().write_all(resp.as_bytes()).await.is_err() {
                 return;
             }

@@ -19,7 +19,11 @@ pub fn bin(name: &str) -> PathBuf {
     let dir = exe.parent().expect("exe dir");
     let candidates = [dir.join(name), dir.parent().map(|d| d.join(name)).unwrap_or_default()];
     let found = candidates.iter().find(|p| p.exists());
-    assert!(found.is_some(), "{name} is missing next to {}: run `cargo build --workspace` before the end-to-end tests", exe.display());
+    assert!(
+        found.is_some(),
+        "{name} is missing next to {}: run `cargo build --workspace` before the end-to-end tests",
+        exe.display()
+    );
     found.unwrap().clone()
 }
 
@@ -58,7 +62,22 @@ pub struct RigOptions {
 
 impl Default for RigOptions {
     fn default() -> Self {
-        RigOptions { agents: 2, projects: 2, items: 1, max_concurrent: 3, work_ms: 100, http: false, exit_tool: pm_sim::ExitTool::Both, wrong_token: false, agent_args: vec![], kind: "custom".into(), tweak: None, without_passkey: vec![], lease_secs: 120, before_engine: None }
+        RigOptions {
+            agents: 2,
+            projects: 2,
+            items: 1,
+            max_concurrent: 3,
+            work_ms: 100,
+            http: false,
+            exit_tool: pm_sim::ExitTool::Both,
+            wrong_token: false,
+            agent_args: vec![],
+            kind: "custom".into(),
+            tweak: None,
+            without_passkey: vec![],
+            lease_secs: 120,
+            before_engine: None,
+        }
     }
 }
 
@@ -68,7 +87,13 @@ impl Rig {
         // their `mcp-bridge` (the CLI and the app name themselves).
         std::env::set_var("AGENTPM_MCP_BRIDGE", bin("agentpm-coordinator"));
         let dir = tempfile::tempdir().unwrap();
-        let workload = pm_sim::Workload { projects: o.projects, agents: o.agents, items_per_pair: o.items, provider: "fake".into(), model: Some("fake-1".into()) };
+        let workload = pm_sim::Workload {
+            projects: o.projects,
+            agents: o.agents,
+            items_per_pair: o.items,
+            provider: "fake".into(),
+            model: Some("fake-1".into()),
+        };
         let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));
         cfg.socket_path = Some(dir.path().join("mcp.sock"));
         if o.http {
@@ -78,7 +103,11 @@ impl Rig {
         cfg.max_concurrent = Some(o.max_concurrent);
         cfg.lease = Duration::from_secs(o.lease_secs);
         let sim = pm_sim::Simulator::start(cfg).await.unwrap();
-        let server = if o.http { sim.mcp_url().unwrap() } else { sim.socket_path().unwrap().display().to_string() };
+        let server = if o.http {
+            sim.mcp_url().unwrap()
+        } else {
+            sim.socket_path().unwrap().display().to_string()
+        };
         let mut settings = Settings {
             server: Some(server),
             max_concurrent: o.max_concurrent,
@@ -88,10 +117,25 @@ impl Rig {
         };
         let mut args = vec!["--work-ms".to_string(), o.work_ms.to_string()];
         args.extend(o.agent_args.clone());
-        settings.providers.insert("fake".into(), ProviderSettings { command: bin("fake-agent").display().to_string(), args, model: None, kind: Some(o.kind.clone()) });
+        settings.providers.insert(
+            "fake".into(),
+            ProviderSettings {
+                command: bin("fake-agent").display().to_string(),
+                args,
+                model: None,
+                kind: Some(o.kind.clone()),
+            },
+        );
         let store = Arc::new(MemoryStore::new());
         for id in sim.agent_ids() {
-            settings.agents.insert(id.clone(), AgentSettings { enabled: true, provider: Some("fake".into()), ..Default::default() });
+            settings.agents.insert(
+                id.clone(),
+                AgentSettings {
+                    enabled: true,
+                    provider: Some("fake".into()),
+                    ..Default::default()
+                },
+            );
             if !o.without_passkey.contains(&id) {
                 store.set(&secrets::agent_account(&id), &sim.passkey(&id)).unwrap();
             }
@@ -102,7 +146,11 @@ impl Rig {
         if let Some(f) = o.before_engine {
             f(&sim);
         }
-        let token = if o.wrong_token { "wrong-token-value".to_string() } else { sim.coordinator_token() };
+        let token = if o.wrong_token {
+            "wrong-token-value".to_string()
+        } else {
+            sim.coordinator_token()
+        };
         store.set(secrets::TOKEN_ACCOUNT, &token).unwrap();
         let engine = Engine::launch(EngineConfig {
             settings: settings.clone(),
@@ -113,7 +161,13 @@ impl Rig {
             autostart: true,
             runs_db: Some(dir.path().join("runs.db")),
         });
-        Rig { dir, sim, engine, settings, store }
+        Rig {
+            dir,
+            sim,
+            engine,
+            settings,
+            store,
+        }
     }
 
     /// Wait for a snapshot condition with a deadline.
@@ -135,7 +189,10 @@ impl Rig {
 
     pub async fn wait_done(&self, timeout: Duration) -> bool {
         let ok = self.sim.wait_until(timeout, |s| s.remaining_items == 0).await;
-        ok && self.wait_snapshot(Duration::from_secs(10), |s| s.instances.is_empty()).await.is_some()
+        ok && self
+            .wait_snapshot(Duration::from_secs(10), |s| s.instances.is_empty())
+            .await
+            .is_some()
     }
 
     pub async fn stop(self) -> (tempfile::TempDir, pm_sim::Simulator) {
@@ -188,16 +245,37 @@ pub fn pid_alive(pid: i32) -> bool {
 /// at module load), created once under the target dir and reused. Returns its python.
 pub fn python_venv() -> Result<PathBuf, String> {
     use std::process::Command;
-    let dir = bin("agentpm-coordinator").parent().unwrap().join("py-aiagent-runner-0.1.13");
+    let dir = bin("agentpm-coordinator")
+        .parent()
+        .unwrap()
+        .join("py-aiagent-runner-0.1.13");
     let py = dir.join("bin/python");
-    let ok = py.exists() && Command::new(&py).args(["-c", "import aiagent_runner, aiohttp"]).status().map(|s| s.success()).unwrap_or(false);
+    let ok = py.exists()
+        && Command::new(&py)
+            .args(["-c", "import aiagent_runner, aiohttp"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
     if !ok {
         eprintln!("creating {} with aiagent-runner==0.1.13 from PyPI…", dir.display());
-        let s = Command::new("python3").args(["-m", "venv", "--clear"]).arg(&dir).status().map_err(|e| e.to_string())?;
+        let s = Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&dir)
+            .status()
+            .map_err(|e| e.to_string())?;
         if !s.success() {
             return Err("python3 -m venv failed (install python3-venv)".into());
         }
-        let s = Command::new(dir.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check", "aiagent-runner==0.1.13", "aiohttp"]).status().map_err(|e| e.to_string())?;
+        let s = Command::new(dir.join("bin/pip"))
+            .args([
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "aiagent-runner==0.1.13",
+                "aiohttp",
+            ])
+            .status()
+            .map_err(|e| e.to_string())?;
         if !s.success() {
             return Err("pip install aiagent-runner==0.1.13 aiohttp failed (is PyPI reachable?)".into());
         }
@@ -207,8 +285,21 @@ pub fn python_venv() -> Result<PathBuf, String> {
 
 /// A simulator on a Unix socket in `dir` that names "claude" as provider (the Python coordinator's default),
 /// for tests that run a coordinator *process* from a YAML file.
-pub async fn socket_sim(dir: &Path, agents: usize, projects: usize, items: usize, max_concurrent: Option<usize>, exit_tool: pm_sim::ExitTool) -> pm_sim::Simulator {
-    let workload = pm_sim::Workload { projects, agents, items_per_pair: items, provider: "claude".into(), model: None };
+pub async fn socket_sim(
+    dir: &Path,
+    agents: usize,
+    projects: usize,
+    items: usize,
+    max_concurrent: Option<usize>,
+    exit_tool: pm_sim::ExitTool,
+) -> pm_sim::Simulator {
+    let workload = pm_sim::Workload {
+        projects,
+        agents,
+        items_per_pair: items,
+        provider: "claude".into(),
+        model: None,
+    };
     let mut cfg = pm_sim::SimConfig::new(workload, dir.join("projects"));
     cfg.socket_path = Some(dir.join("mcp.sock"));
     cfg.max_concurrent = max_concurrent;
@@ -235,7 +326,10 @@ pub fn python_yaml(sim: &pm_sim::Simulator, polling: u64, max_concurrent: usize,
 
 /// SIGTERM a child and wait for it (SIGKILL after `timeout`). Returns its status and whether it obeyed.
 pub fn sigterm_and_wait(child: &mut std::process::Child, timeout: Duration) -> (std::process::ExitStatus, bool) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let t = Instant::now();
     while t.elapsed() < timeout {
         if let Ok(Some(s)) = child.try_wait() {
@@ -280,12 +374,21 @@ impl CoordinatorProcess {
                 }
             }
         });
-        CoordinatorProcess { child, lines, reader: Some(reader) }
+        CoordinatorProcess {
+            child,
+            lines,
+            reader: Some(reader),
+        }
     }
 
     /// Every `snapshot` printed so far.
     pub fn snapshots(&self) -> Vec<serde_json::Value> {
-        self.lines.lock().unwrap().iter().filter_map(|v| v.get("snapshot").cloned()).collect()
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.get("snapshot").cloned())
+            .collect()
     }
 
     pub fn last_snapshot(&self) -> Option<serde_json::Value> {

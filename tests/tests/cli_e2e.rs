@@ -15,10 +15,18 @@ fn bad_settings_exit_2_and_name_field_and_value() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("settings.json");
     std::fs::write(&path, r#"{"max_concurrent": 0}"#).unwrap();
-    let out = cli().env("AGENTPM_DATA_DIR", dir.path()).args(["run", "--config"]).arg(&path).output().unwrap();
+    let out = cli()
+        .env("AGENTPM_DATA_DIR", dir.path())
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("max_concurrent") && err.contains('0') && err.contains("settings.json"), "{err}");
+    assert!(
+        err.contains("max_concurrent") && err.contains('0') && err.contains("settings.json"),
+        "{err}"
+    );
     // The bad file is left as it was.
     assert_eq!(std::fs::read_to_string(&path).unwrap(), r#"{"max_concurrent": 0}"#);
 }
@@ -28,7 +36,12 @@ fn bad_yaml_exit_2_and_name_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("coordinator.yaml");
     std::fs::write(&path, "polling_interval: -5\nagents:\n  agt_a:\n    passkey: x\n").unwrap();
-    let out = cli().env("AGENTPM_DATA_DIR", dir.path()).args(["run", "--config"]).arg(&path).output().unwrap();
+    let out = cli()
+        .env("AGENTPM_DATA_DIR", dir.path())
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("polling_interval") && err.contains("-5"), "{err}");
@@ -38,12 +51,23 @@ fn bad_yaml_exit_2_and_name_field() {
 fn malformed_agents_block_names_the_type_not_the_value() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("coordinator.yaml");
-    for yaml in ["agents: [agt_a, pk-leak-4242]\n", "agents:\n  agt_a:\n    passkey: [pk-leak-4242]\n"] {
+    for yaml in [
+        "agents: [agt_a, pk-leak-4242]\n",
+        "agents:\n  agt_a:\n    passkey: [pk-leak-4242]\n",
+    ] {
         std::fs::write(&path, yaml).unwrap();
-        let out = cli().env("AGENTPM_DATA_DIR", dir.path()).args(["run", "--config"]).arg(&path).output().unwrap();
+        let out = cli()
+            .env("AGENTPM_DATA_DIR", dir.path())
+            .args(["run", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("coordinator.yaml") && err.contains("agents") && err.contains("a list"), "{err}");
+        assert!(
+            err.contains("coordinator.yaml") && err.contains("agents") && err.contains("a list"),
+            "{err}"
+        );
         assert!(!err.contains("pk-leak-4242"), "passkey printed in the error: {err}");
     }
 }
@@ -57,11 +81,23 @@ fn scrub_that_would_leave_a_secret_changes_nothing() {
     let yaml = "coordinator_token: tok-flow-1\nagents:\n  agt_a: {passkey: pk-flow-7777}\n  agt_b:\n    passkey: pk-block-8888\n";
     std::fs::write(&path, yaml).unwrap();
     let data = dir.path().join("data");
-    let out = cli().env("AGENTPM_DATA_DIR", &data).env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-never-used").args(["import-yaml", "--scrub"]).arg(&path).output().unwrap();
+    let out = cli()
+        .env("AGENTPM_DATA_DIR", &data)
+        .env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-never-used")
+        .args(["import-yaml", "--scrub"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("coordinator.yaml") && text.contains("agt_a") && !text.contains("no longer contains secrets"), "{text}");
-    assert!(!text.contains("pk-flow-7777") && !text.contains("pk-block-8888"), "{text}");
+    assert!(
+        text.contains("coordinator.yaml") && text.contains("agt_a") && !text.contains("no longer contains secrets"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("pk-flow-7777") && !text.contains("pk-block-8888"),
+        "{text}"
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), yaml);
     assert!(!dir.path().join("coordinator.yaml.bak").exists());
     assert!(!data.join("coordinator/settings.json").exists());
@@ -72,7 +108,12 @@ fn unknown_settings_field_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("settings.json");
     std::fs::write(&path, r#"{"polling_intervall": 3}"#).unwrap();
-    let out = cli().env("AGENTPM_DATA_DIR", dir.path()).args(["run", "--config"]).arg(&path).output().unwrap();
+    let out = cli()
+        .env("AGENTPM_DATA_DIR", dir.path())
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("polling_intervall"));
 }
@@ -82,13 +123,35 @@ fn demo_drains_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let out = cli()
         .env("AGENTPM_DATA_DIR", dir.path())
-        .args(["demo", "--agents", "2", "--projects", "2", "--items", "1", "--work-ms", "100", "--timeout", "90", "--dir"])
+        .args([
+            "demo",
+            "--agents",
+            "2",
+            "--projects",
+            "2",
+            "--items",
+            "1",
+            "--work-ms",
+            "100",
+            "--timeout",
+            "90",
+            "--dir",
+        ])
         .arg(dir.path().join("demo"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("All work done") && stdout.contains("4/4 items done") && stdout.contains("0 protocol violations"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("All work done")
+            && stdout.contains("4/4 items done")
+            && stdout.contains("0 protocol violations"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,13 +180,20 @@ async fn run_with_python_yaml_and_env_passkeys_then_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let done = sim.wait_until(Duration::from_secs(60), |s| s.remaining_items == 0).await;
+    let done = sim
+        .wait_until(Duration::from_secs(60), |s| s.remaining_items == 0)
+        .await;
     // Let the last exits be reported, then ask it to stop.
     sim.wait_until(Duration::from_secs(10), |s| s.exit_reports >= 4).await;
     let (status, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(20));
     assert!(obeyed, "coordinator did not exit after SIGTERM");
     let out = child.wait_with_output().unwrap();
-    assert!(done, "work not drained: {:?}\n{}", sim.stats(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        done,
+        "work not drained: {:?}\n{}",
+        sim.stats(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(status.success(), "{status:?}");
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -142,21 +212,37 @@ async fn closed_stdout_stops_the_agents_cleanly() {
     let yaml = python_yaml(&sim, 1, 1, &["--hang"]);
     let path = dir.path().join("coordinator.yaml");
     std::fs::write(&path, yaml).unwrap();
-    let mut child = cli().env("AGENTPM_DATA_DIR", dir.path().join("data")).args(["--json", "run", "--config"]).arg(&path).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    assert!(sim.wait_until(Duration::from_secs(30), |s| s.live_processes == 1).await, "the agent never started");
+    let mut child = cli()
+        .env("AGENTPM_DATA_DIR", dir.path().join("data"))
+        .args(["--json", "run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        sim.wait_until(Duration::from_secs(30), |s| s.live_processes == 1).await,
+        "the agent never started"
+    );
     drop(child.stdout.take()); // the reader goes away
     let t = std::time::Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "the coordinator kept running with its stdout closed");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the coordinator kept running with its stdout closed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(status.success() && !stderr.contains("panicked"), "{status:?}\n{stderr}");
-    assert!(sim.wait_until(Duration::from_secs(5), |s| s.live_processes == 0).await, "the agent outlived its coordinator");
+    assert!(
+        sim.wait_until(Duration::from_secs(5), |s| s.live_processes == 0).await,
+        "the agent outlived its coordinator"
+    );
     sim.shutdown().await;
 }
 
@@ -171,7 +257,11 @@ async fn a_cli_on_the_login_shells_path_is_found_from_a_minimal_environment() {
     std::fs::create_dir_all(&tools).unwrap();
     std::fs::copy(bin("fake-agent"), tools.join("claude")).unwrap();
     // What a user's profile does; the coordinator's own PATH does not have the folder.
-    std::fs::write(home.join(".bash_profile"), "echo 'Good morning'\nexport PATH=\"$HOME/tools/bin:$PATH\"\n").unwrap();
+    std::fs::write(
+        home.join(".bash_profile"),
+        "echo 'Good morning'\nexport PATH=\"$HOME/tools/bin:$PATH\"\n",
+    )
+    .unwrap();
     let sim = socket_sim(dir.path(), 1, 1, 2, Some(2), pm_sim::ExitTool::Both).await;
     let id = sim.agent_ids()[0].clone();
     let yaml = format!(
@@ -181,24 +271,45 @@ async fn a_cli_on_the_login_shells_path_is_found_from_a_minimal_environment() {
     let path = dir.path().join("coordinator.yaml");
     std::fs::write(&path, yaml).unwrap();
     let minimal = |c: &mut Command| {
-        c.env_clear().env("PATH", "/usr/bin:/bin").env("HOME", &home).env("SHELL", "/bin/bash").env("AGENTPM_DATA_DIR", dir.path().join("data"));
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("SHELL", "/bin/bash")
+            .env("AGENTPM_DATA_DIR", dir.path().join("data"));
         if let Ok(bus) = std::env::var("DBUS_SESSION_BUS_ADDRESS") {
             c.env("DBUS_SESSION_BUS_ADDRESS", bus);
         }
-        c.env("TEST_TOKEN", sim.coordinator_token()).env("PK_A", sim.passkey(&id));
+        c.env("TEST_TOKEN", sim.coordinator_token())
+            .env("PK_A", sim.passkey(&id));
     };
     let mut doctor = cli();
     minimal(&mut doctor);
     let out = doctor.args(["doctor", "--config"]).arg(&path).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains(&format!("claude found at {}", tools.join("claude").display())), "doctor did not find the CLI on the login shell's PATH:\n{text}");
+    assert!(
+        text.contains(&format!("claude found at {}", tools.join("claude").display())),
+        "doctor did not find the CLI on the login shell's PATH:\n{text}"
+    );
     let mut run = cli();
     minimal(&mut run);
-    let mut child = run.args(["run", "--config"]).arg(&path).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let done = sim.wait_until(Duration::from_secs(30), |s| s.remaining_items == 0).await;
+    let mut child = run
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = sim
+        .wait_until(Duration::from_secs(30), |s| s.remaining_items == 0)
+        .await;
     sigterm_and_wait(&mut child, Duration::from_secs(20));
     let err = child.wait_with_output().unwrap().stderr;
-    assert!(done, "the CLI on the login shell's PATH did not run: {:?}\n{}", sim.stats(), String::from_utf8_lossy(&err));
+    assert!(
+        done,
+        "the CLI on the login shell's PATH did not run: {:?}\n{}",
+        sim.stats(),
+        String::from_utf8_lossy(&err)
+    );
     sim.shutdown().await;
 }
 
@@ -232,7 +343,12 @@ async fn status_shows_what_the_running_coordinator_does_and_what_needs_you() {
         .spawn()
         .unwrap();
     let status = || {
-        let out = cli().env("AGENTPM_DATA_DIR", &data).args(["status", "--config"]).arg(&path).output().unwrap();
+        let out = cli()
+            .env("AGENTPM_DATA_DIR", &data)
+            .args(["status", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
     };
     let t = Instant::now();
@@ -242,7 +358,11 @@ async fn status_shows_what_the_running_coordinator_does_and_what_needs_you() {
         (code, text) = status();
     }
     assert!(text.contains(&format!("running  {}", ids[0])), "{text}");
-    assert!(text.contains(&format!("{} has no passkey", ids[1])) && text.contains(&format!("`agentpm-coordinator passkey set {}`", ids[1])), "{text}");
+    assert!(
+        text.contains(&format!("{} has no passkey", ids[1]))
+            && text.contains(&format!("`agentpm-coordinator passkey set {}`", ids[1])),
+        "{text}"
+    );
     assert_eq!(code, Some(1), "{text}");
     assert!(!text.contains(&sim.passkey(&ids[0])));
     let (st, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(20));

@@ -33,16 +33,31 @@ async fn python_coordinator_drains_a_workload_against_the_simulator() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let done = sim.wait_until(Duration::from_secs(120), |s| s.remaining_items == 0).await;
+    let done = sim
+        .wait_until(Duration::from_secs(120), |s| s.remaining_items == 0)
+        .await;
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let stats = sim.stats();
-    assert!(done, "Python coordinator did not drain the workload: {stats:?}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        done,
+        "Python coordinator did not drain the workload: {stats:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stats.completed_items, 4);
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     let calls = sim.calls();
-    for tool in ["health_check", "list_active_projects_with_agents", "get_agent_action", "authenticate", "invalidate_session"] {
-        assert!(calls.iter().any(|c| c.tool == tool), "the Python coordinator never called {tool}");
+    for tool in [
+        "health_check",
+        "list_active_projects_with_agents",
+        "get_agent_action",
+        "authenticate",
+        "invalidate_session",
+    ] {
+        assert!(
+            calls.iter().any(|c| c.tool == tool),
+            "the Python coordinator never called {tool}"
+        );
     }
     sim.shutdown().await;
 }

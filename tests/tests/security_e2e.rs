@@ -19,7 +19,12 @@ const PK_B: &str = "pk-bravo-fedcba9876543210";
 
 /// A provider that is our own shell script (custom conventions unless `kind` says otherwise).
 fn script_provider(script: &str, kind: &str) -> ProviderSettings {
-    ProviderSettings { command: "/bin/sh".into(), args: vec!["-c".into(), script.into(), "provider".into()], model: None, kind: Some(kind.into()) }
+    ProviderSettings {
+        command: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into(), "provider".into()],
+        model: None,
+        kind: Some(kind.into()),
+    }
 }
 
 struct Setup {
@@ -30,10 +35,22 @@ struct Setup {
 /// The real engine pointed at `server`, agents `agt_a` (enabled) and `agt_b` (disabled), both with passkeys.
 fn engine(dir: &Path, server: &str, claude: ProviderSettings, tweak: impl FnOnce(&mut Settings)) -> Setup {
     let logs = dir.join("logs");
-    let mut settings = Settings { server: Some(server.into()), polling_interval_secs: 1, max_concurrent: 2, log_dir: Some(logs.clone()), ..Settings::default() };
+    let mut settings = Settings {
+        server: Some(server.into()),
+        polling_interval_secs: 1,
+        max_concurrent: 2,
+        log_dir: Some(logs.clone()),
+        ..Settings::default()
+    };
     settings.providers.insert("claude".into(), claude);
     settings.agents.insert("agt_a".into(), AgentSettings::default());
-    settings.agents.insert("agt_b".into(), AgentSettings { enabled: false, ..Default::default() });
+    settings.agents.insert(
+        "agt_b".into(),
+        AgentSettings {
+            enabled: false,
+            ..Default::default()
+        },
+    );
     tweak(&mut settings);
     let store = Arc::new(MemoryStore::new());
     store.set(&secrets::agent_account("agt_a"), PK_A).unwrap();
@@ -47,7 +64,7 @@ fn engine(dir: &Path, server: &str, claude: ProviderSettings, tweak: impl FnOnce
         // Our own redactor: tests in this process must not mask each other's secrets.
         redactor: Redactor::default(),
         autostart: true,
-            runs_db: None,
+        runs_db: None,
     });
     Setup { engine, logs }
 }
@@ -81,12 +98,34 @@ async fn a_kick_command_from_the_server_never_runs() {
         ..Default::default()
     };
     let h = Hostile::start(d.path(), script, false).await;
-    let s = engine(d.path(), &h.socket.display().to_string(), script_provider("echo configured >> \"$WORKING_DIRECTORY/configured-ran\"", "custom"), |_| {});
-    assert!(wait_for(Duration::from_secs(15), || proj.join("configured-ran").exists()).await, "the configured provider did not run");
+    let s = engine(
+        d.path(),
+        &h.socket.display().to_string(),
+        script_provider("echo configured >> \"$WORKING_DIRECTORY/configured-ran\"", "custom"),
+        |_| {},
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || proj.join("configured-ran").exists()).await,
+        "the configured provider did not run"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!evil.exists(), "the server's kick_command ran (with the agent's environment)");
-    let reports = s.engine.snapshot().last_errors.iter().filter(|e| e.message.contains("kick_command")).count();
-    assert_eq!(reports, 1, "the ignored kick_command is reported once: {:?}", s.engine.snapshot().last_errors);
+    assert!(
+        !evil.exists(),
+        "the server's kick_command ran (with the agent's environment)"
+    );
+    let reports = s
+        .engine
+        .snapshot()
+        .last_errors
+        .iter()
+        .filter(|e| e.message.contains("kick_command"))
+        .count();
+    assert_eq!(
+        reports,
+        1,
+        "the ignored kick_command is reported once: {:?}",
+        s.engine.snapshot().last_errors
+    );
     println!("SECURITY| server sends kick_command | ignored, configured provider ran, reported once | nothing of the server's ran");
     s.engine.shutdown().await;
 }
@@ -106,9 +145,20 @@ async fn a_provider_command_from_the_dynamic_config_never_runs() {
     };
     let h = Hostile::start(d.path(), script, true).await;
     let url = format!("{}/mcp", h.http.clone().unwrap());
-    let s = engine(d.path(), &url, script_provider("echo claude >> \"$WORKING_DIRECTORY/claude-config-ran\"", "custom"), |_| {});
-    assert!(wait_for(Duration::from_secs(15), || !h.calls_of("GET config").is_empty()).await, "dynamic config never fetched");
-    assert!(wait_for(Duration::from_secs(15), || proj.join("claude-config-ran").exists()).await, "an unknown provider name did not fall back to the claude configuration");
+    let s = engine(
+        d.path(),
+        &url,
+        script_provider("echo claude >> \"$WORKING_DIRECTORY/claude-config-ran\"", "custom"),
+        |_| {},
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || !h.calls_of("GET config").is_empty()).await,
+        "dynamic config never fetched"
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || proj.join("claude-config-ran").exists()).await,
+        "an unknown provider name did not fall back to the claude configuration"
+    );
     // Starts keep coming after the config was read: none of them may run the server's command.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(!evil.exists(), "the server's provider command ran");
@@ -126,16 +176,37 @@ async fn secrets_are_masked_across_the_64k_cut_and_for_disabled_agents() {
         "head -c 65530 /dev/zero | tr '\\0' x; printf '%s\\n' \"$AGENT_PASSKEY\"; cat {}; echo; echo done",
         d.path().join("b.txt").display()
     );
-    let script = Script { project_dir: proj, agents: vec!["agt_a".into(), "agt_b".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
+    let script = Script {
+        project_dir: proj,
+        agents: vec!["agt_a".into(), "agt_b".into()],
+        first_action: json!({"action": "start", "task_id": "tsk_1"}),
+        ..Default::default()
+    };
     let h = Hostile::start(d.path(), script, false).await;
-    let s = engine(d.path(), &h.socket.display().to_string(), script_provider(&printer, "custom"), |_| {});
-    assert!(wait_for(Duration::from_secs(15), || !files_containing(&s.logs, "done").is_empty()).await, "the agent's run never logged");
+    let s = engine(
+        d.path(),
+        &h.socket.display().to_string(),
+        script_provider(&printer, "custom"),
+        |_| {},
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || !files_containing(&s.logs, "done")
+            .is_empty())
+        .await,
+        "the agent's run never logged"
+    );
     s.engine.shutdown().await;
     for pk in [PK_A, PK_B] {
-        let hits = files_containing(d.path(), pk).into_iter().filter(|p| !p.ends_with("b.txt")).collect::<Vec<_>>();
+        let hits = files_containing(d.path(), pk)
+            .into_iter()
+            .filter(|p| !p.ends_with("b.txt"))
+            .collect::<Vec<_>>();
         assert!(hits.is_empty(), "{pk} on disk in {hits:?}");
     }
-    assert!(!files_containing(&s.logs, coordinator::redact::MASK).is_empty(), "nothing was masked");
+    assert!(
+        !files_containing(&s.logs, coordinator::redact::MASK).is_empty(),
+        "nothing was masked"
+    );
     println!("SECURITY| agent prints its passkey across the 64 KiB cut, and a disabled agent's passkey | both masked in the log | no secret on disk");
 }
 
@@ -152,17 +223,40 @@ async fn symlinks_planted_in_the_project_reach_nothing_outside_it() {
     std::fs::create_dir_all(proj.join(".aiagent/agents/agt_a")).unwrap();
     std::os::unix::fs::symlink(&victim, proj.join(".aiagent/agents/agt_a/.claude")).unwrap();
     std::os::unix::fs::symlink(d.path().join("victim-file"), proj.join(".aiagent/.gitignore")).unwrap();
-    let script = Script { project_dir: proj.clone(), agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
+    let script = Script {
+        project_dir: proj.clone(),
+        agents: vec!["agt_a".into()],
+        first_action: json!({"action": "start", "task_id": "tsk_1"}),
+        ..Default::default()
+    };
     let h = Hostile::start(d.path(), script, false).await;
     let marker = proj.join("agent-ran");
-    let s = engine(d.path(), &h.socket.display().to_string(), script_provider(&format!("cat >/dev/null; touch {}", marker.display()), "claude"), |_| {});
-    assert!(wait_for(Duration::from_secs(15), || marker.exists() || !s.engine.snapshot().last_errors.is_empty()).await);
+    let s = engine(
+        d.path(),
+        &h.socket.display().to_string(),
+        script_provider(&format!("cat >/dev/null; touch {}", marker.display()), "claude"),
+        |_| {},
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || marker.exists()
+            || !s.engine.snapshot().last_errors.is_empty())
+        .await
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     s.engine.shutdown().await;
-    assert_eq!(std::fs::read_to_string(victim.join("skills/precious/SKILL.md")).unwrap(), "keep me");
-    assert_eq!(std::fs::read_to_string(victim.join("CLAUDE.md")).unwrap(), "victim's own");
+    assert_eq!(
+        std::fs::read_to_string(victim.join("skills/precious/SKILL.md")).unwrap(),
+        "keep me"
+    );
+    assert_eq!(
+        std::fs::read_to_string(victim.join("CLAUDE.md")).unwrap(),
+        "victim's own"
+    );
     assert!(!victim.join("settings.json").exists());
-    assert_eq!(std::fs::read_to_string(d.path().join("victim-file")).unwrap(), "victim file\n");
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("victim-file")).unwrap(),
+        "victim file\n"
+    );
     println!("SECURITY| .aiagent/agents/<id>/.claude and .aiagent/.gitignore are symlinks out of the project | refused | victims untouched");
 }
 
@@ -172,10 +266,25 @@ async fn claude_debug_output_never_rests_on_disk_unmasked() {
     let proj = project(d.path());
     // A `claude` that does what Claude Code does with --debug-file: writes its own file, bypassing our log.
     let fake_claude = "cat >/dev/null; while [ $# -gt 0 ]; do if [ \"$1\" = --debug-file ]; then echo \"debug $AGENT_PASSKEY\" > \"$2\"; fi; shift; done; echo \"stderr-debug $AGENT_PASSKEY\" >&2; echo finished";
-    let script = Script { project_dir: proj, agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
+    let script = Script {
+        project_dir: proj,
+        agents: vec!["agt_a".into()],
+        first_action: json!({"action": "start", "task_id": "tsk_1"}),
+        ..Default::default()
+    };
     let h = Hostile::start(d.path(), script, false).await;
-    let s = engine(d.path(), &h.socket.display().to_string(), script_provider(fake_claude, "claude"), |st| st.debug = true);
-    assert!(wait_for(Duration::from_secs(15), || !files_containing(&s.logs, "finished").is_empty()).await, "the run never logged");
+    let s = engine(
+        d.path(),
+        &h.socket.display().to_string(),
+        script_provider(fake_claude, "claude"),
+        |st| st.debug = true,
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || !files_containing(&s.logs, "finished")
+            .is_empty())
+        .await,
+        "the run never logged"
+    );
     s.engine.shutdown().await;
     let hits = files_containing(d.path(), PK_A);
     assert!(hits.is_empty(), "passkey on disk in {hits:?}");
@@ -213,7 +322,10 @@ fn plain_http_to_another_host_is_refused_unless_opted_in() {
     let out = cli(d.path()).args(["run", "--config"]).arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("allow_insecure_http") && err.contains("192.0.2.10"), "{err}");
+    assert!(
+        err.contains("allow_insecure_http") && err.contains("192.0.2.10"),
+        "{err}"
+    );
     println!("SECURITY| server = http:// to another host | refused at load (exit 2) unless allow_insecure_http | token never sent in clear");
 }
 
@@ -226,16 +338,39 @@ async fn a_planted_lock_folder_in_tmp_is_not_used() {
     std::fs::create_dir_all(&victim).unwrap();
     let uid = nix::unistd::getuid();
     std::os::unix::fs::symlink(&victim, tmp.join(format!("agentpm-coordinator-{uid}"))).unwrap();
-    let script = Script { project_dir: project(d.path()), agents: vec![], first_action: json!({"action": "hold"}), ..Default::default() };
+    let script = Script {
+        project_dir: project(d.path()),
+        agents: vec![],
+        first_action: json!({"action": "hold"}),
+        ..Default::default()
+    };
     let h = Hostile::start(d.path(), script, false).await;
     let cfg = d.path().join("settings.json");
     std::fs::write(&cfg, json!({"server": h.socket}).to_string()).unwrap();
-    let mut child = cli(&d.path().join("data")).env_remove("XDG_RUNTIME_DIR").env("TMPDIR", &tmp).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    assert!(wait_for(Duration::from_secs(10), || !h.calls_of("health_check").is_empty()).await, "the coordinator did not start");
+    let mut child = cli(&d.path().join("data"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", &tmp)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || !h.calls_of("health_check").is_empty()).await,
+        "the coordinator did not start"
+    );
     let (status, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(10));
     assert!(obeyed && status.success(), "{status:?}");
-    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0, "lock files written through the planted link");
-    assert!(d.path().join("data/coordinator/locks").is_dir(), "no private fallback lock folder");
+    assert_eq!(
+        std::fs::read_dir(&victim).unwrap().count(),
+        0,
+        "lock files written through the planted link"
+    );
+    assert!(
+        d.path().join("data/coordinator/locks").is_dir(),
+        "no private fallback lock folder"
+    );
     println!("SECURITY| $TMPDIR/agentpm-coordinator-<uid> planted as a link | not used; lock under the data root | victim folder untouched");
 }
 
@@ -243,29 +378,63 @@ async fn a_planted_lock_folder_in_tmp_is_not_used() {
 async fn background_children_of_a_dead_agent_are_stopped_after_a_coordinator_kill() {
     let d = tempfile::tempdir().unwrap();
     let proj = project(d.path());
-    let script = Script { project_dir: proj, agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
+    let script = Script {
+        project_dir: proj,
+        agents: vec!["agt_a".into()],
+        first_action: json!({"action": "start", "task_id": "tsk_1"}),
+        ..Default::default()
+    };
     let h = Hostile::start(d.path(), script, false).await;
     // The agent leaves a background child and keeps printing: when the coordinator dies, the next print
     // kills the agent (broken pipe) and only the child remains in the group.
     let marker = format!("sleep {}", 300 + std::process::id() % 97);
-    let cfg = python_yaml_with_script(d.path(), &h, &format!("{marker} >/dev/null 2>&1 & while true; do echo tick; sleep 0.1; done"));
+    let cfg = python_yaml_with_script(
+        d.path(),
+        &h,
+        &format!("{marker} >/dev/null 2>&1 & while true; do echo tick; sleep 0.1; done"),
+    );
     let data = d.path().join("data");
-    let spawn = || cli(&data).env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-security").args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let spawn = || {
+        cli(&data)
+            .env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-security")
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
     let running = || runs(&marker);
     let mut first = spawn();
-    assert!(wait_for(Duration::from_secs(15), running).await, "the agent never started");
+    assert!(
+        wait_for(Duration::from_secs(15), running).await,
+        "the agent never started"
+    );
     // The kill comes once the state file records the agent's group (milliseconds after the spawn; a crash
     // inside that window is the one case the restart cannot see).
     let recorded = || {
-        std::fs::read_dir(data.join("coordinator")).into_iter().flatten().flatten().any(|e| {
-            e.file_name().to_string_lossy().starts_with("state") && std::fs::read_to_string(e.path()).unwrap_or_default().contains("\"pgid\"")
-        })
+        std::fs::read_dir(data.join("coordinator"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name().to_string_lossy().starts_with("state")
+                    && std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .contains("\"pgid\"")
+            })
     };
-    assert!(wait_for(Duration::from_secs(10), recorded).await, "the agent's group was never recorded in the state file");
+    assert!(
+        wait_for(Duration::from_secs(10), recorded).await,
+        "the agent's group was never recorded in the state file"
+    );
     first.kill().unwrap();
     first.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(running(), "the background child should outlive the coordinator until the restart");
+    assert!(
+        running(),
+        "the background child should outlive the coordinator until the restart"
+    );
     let mut second = spawn();
     let stopped = wait_for(Duration::from_secs(30), || !running()).await;
     let _ = sigterm_and_wait(&mut second, Duration::from_secs(10));
@@ -299,14 +468,32 @@ fn a_short_passkey_is_refused_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_terminal_stops_the_agents_cleanly() {
     let d = tempfile::tempdir().unwrap();
-    let script = Script { project_dir: project(d.path()), agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), ..Default::default() };
+    let script = Script {
+        project_dir: project(d.path()),
+        agents: vec!["agt_a".into()],
+        first_action: json!({"action": "start", "task_id": "tsk_1"}),
+        ..Default::default()
+    };
     let h = Hostile::start(d.path(), script, false).await;
     let marker = format!("sleep {}", 400 + std::process::id() % 89);
     let cfg = python_yaml_with_script(d.path(), &h, &marker);
-    let mut child = cli(&d.path().join("data")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = cli(&d.path().join("data"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let running = || runs(&marker);
-    assert!(wait_for(Duration::from_secs(15), running).await, "the agent never started");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGHUP).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(15), running).await,
+        "the agent never started"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
     let t = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -318,16 +505,25 @@ async fn closing_the_terminal_stops_the_agents_cleanly() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(status.is_some_and(|s| s.success()), "SIGHUP did not stop the coordinator cleanly: {status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGHUP did not stop the coordinator cleanly: {status:?}"
+    );
     assert!(!running(), "the agent outlived the coordinator");
-    assert!(!h.calls_of("report_process_exit").is_empty() || !h.calls_of("invalidate_session").is_empty(), "the exit was not reported to the server");
+    assert!(
+        !h.calls_of("report_process_exit").is_empty() || !h.calls_of("invalidate_session").is_empty(),
+        "the exit was not reported to the server"
+    );
     println!("SECURITY| SIGHUP (terminal closed) | clean stop: agents stopped and their exits reported | nothing left running");
 }
 
 /// Peak resident memory of a process (VmHWM), in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
     kb.unwrap_or(0.0) / 1024.0
 }
 
@@ -342,12 +538,35 @@ async fn a_reply_just_under_the_cap_costs_about_its_size_not_a_tree() {
         text.push_str(",{}");
     }
     text.push_str("]}");
-    let script = Script { project_dir: project(d.path()), agents: vec![], first_action: json!({"action": "hold"}), projects_text: Some(Arc::new(text)), ..Default::default() };
+    let script = Script {
+        project_dir: project(d.path()),
+        agents: vec![],
+        first_action: json!({"action": "hold"}),
+        projects_text: Some(Arc::new(text)),
+        ..Default::default()
+    };
     let h = Hostile::start(d.path(), script, false).await;
     let cfg = d.path().join("settings.json");
-    std::fs::write(&cfg, json!({"server": h.socket, "polling_interval_secs": 1}).to_string()).unwrap();
-    let mut child = cli(&d.path().join("data")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    assert!(wait_for(Duration::from_secs(30), || h.calls_of("list_active_projects_with_agents").len() >= 3).await, "the coordinator did not poll three times");
+    std::fs::write(
+        &cfg,
+        json!({"server": h.socket, "polling_interval_secs": 1}).to_string(),
+    )
+    .unwrap();
+    let mut child = cli(&d.path().join("data"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(30), || h
+            .calls_of("list_active_projects_with_agents")
+            .len()
+            >= 3)
+        .await,
+        "the coordinator did not poll three times"
+    );
     let peak = peak_rss_mib(child.id());
     let (status, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(10));
     assert!(obeyed && status.success(), "{status:?}");
@@ -357,15 +576,75 @@ async fn a_reply_just_under_the_cap_costs_about_its_size_not_a_tree() {
 
 /// A private CA and a certificate for `localhost` signed by it (openssl CLI), in `dir`.
 fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let (ca_key, ca, key, csr, cert, ext) = (dir.join("ca.key"), dir.join("ca.pem"), dir.join("srv.key"), dir.join("srv.csr"), dir.join("srv.pem"), dir.join("ext.cnf"));
-    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    let (ca_key, ca, key, csr, cert, ext) = (
+        dir.join("ca.key"),
+        dir.join("ca.pem"),
+        dir.join("srv.key"),
+        dir.join("srv.csr"),
+        dir.join("srv.pem"),
+        dir.join("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
     let ssl = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl not found (apt install openssl)");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl not found (apt install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    ssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=AgentPM test private CA", "-keyout", "ca.key", "-out", "ca.pem"]);
-    ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "srv.key", "-out", "srv.csr"]);
-    ssl(&["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "srv.pem"]);
+    ssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=AgentPM test private CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    ssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+    ]);
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "srv.pem",
+    ]);
     let _ = (ca_key, csr);
     (ca, cert, key)
 }
@@ -374,7 +653,10 @@ fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 async fn tls_proxy(cert: &Path, key: &Path, backend: std::net::SocketAddr) -> u16 {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
     let key = PrivateKeyDer::from_pem_file(key).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -390,7 +672,9 @@ async fn tls_proxy(cert: &Path, key: &Path, backend: std::net::SocketAddr) -> u1
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(c).await else { return };
-                let Ok(mut up) = tokio::net::TcpStream::connect(backend).await else { return };
+                let Ok(mut up) = tokio::net::TcpStream::connect(backend).await else {
+                    return;
+                };
                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
             });
         }
@@ -402,18 +686,35 @@ async fn tls_proxy(cert: &Path, key: &Path, backend: std::net::SocketAddr) -> u1
 async fn https_with_a_private_ca_works_through_the_system_trust_store_and_an_unknown_ca_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let (ca, cert, key) = private_ca(d.path());
-    let mut cfg = pm_sim::SimConfig::new(pm_sim::Workload { projects: 1, agents: 1, items_per_pair: 0, provider: "claude".into(), model: None }, d.path().join("work"));
+    let mut cfg = pm_sim::SimConfig::new(
+        pm_sim::Workload {
+            projects: 1,
+            agents: 1,
+            items_per_pair: 0,
+            provider: "claude".into(),
+            model: None,
+        },
+        d.path().join("work"),
+    );
     cfg.http_addr = Some("127.0.0.1:0".parse().unwrap());
     let sim = pm_sim::Simulator::start(cfg).await.unwrap();
     let backend: std::net::SocketAddr = sim.http_base().unwrap().trim_start_matches("http://").parse().unwrap();
     let port = tls_proxy(&cert, &key, backend).await;
     let settings = d.path().join("settings.json");
-    std::fs::write(&settings, json!({"server": format!("https://localhost:{port}/mcp")}).to_string()).unwrap();
+    std::fs::write(
+        &settings,
+        json!({"server": format!("https://localhost:{port}/mcp")}).to_string(),
+    )
+    .unwrap();
     let data = d.path().join("data");
     let token = sim.coordinator_token();
     let doctor = |trust: Option<PathBuf>| {
         let mut c = cli(&data);
-        c.env("MCP_COORDINATOR_TOKEN", &token).env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-never-used").env_remove("SSL_CERT_DIR").args(["doctor", "--config"]).arg(&settings);
+        c.env("MCP_COORDINATOR_TOKEN", &token)
+            .env("AGENTPM_KEYRING_SERVICE", "com.aiagentpm.coordinator.test-never-used")
+            .env_remove("SSL_CERT_DIR")
+            .args(["doctor", "--config"])
+            .arg(&settings);
         match trust {
             // The system trust store as rustls-native-certs reads it on Linux; on macOS it is the Keychain's.
             Some(p) => c.env("SSL_CERT_FILE", p),
@@ -424,15 +725,26 @@ async fn https_with_a_private_ca_works_through_the_system_trust_store_and_an_unk
             String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
         }
     };
-    let server_line = |text: &str| text.lines().find(|l| l.contains("PM server")).unwrap_or_default().to_string();
+    let server_line = |text: &str| {
+        text.lines()
+            .find(|l| l.contains("PM server"))
+            .unwrap_or_default()
+            .to_string()
+    };
     let trusted = doctor(Some(ca.clone())).await;
     // Doctor reads the token from the secret store, which this test does not set up: a verified TLS session shows
     // as the server's own 401 ("Authorization header required"), i.e. the request got through TLS to the server.
     let line = server_line(&trusted);
-    assert!(line.contains("HTTP 401") && !line.to_lowercase().contains("certificate"), "private CA in the trust store, yet: {trusted}");
+    assert!(
+        line.contains("HTTP 401") && !line.to_lowercase().contains("certificate"),
+        "private CA in the trust store, yet: {trusted}"
+    );
     let untrusted = doctor(None).await;
     let line = server_line(&untrusted);
-    assert!(line.contains("FAIL") && line.to_lowercase().contains("certificate"), "an unknown CA must be refused, naming the certificate: {untrusted}");
+    assert!(
+        line.contains("FAIL") && line.to_lowercase().contains("certificate"),
+        "an unknown CA must be refused, naming the certificate: {untrusted}"
+    );
     println!("SECURITY| https:// server with a certificate from a private CA | trusted once the CA is in the system trust store (rustls-native-certs: Keychain on macOS, SSL_CERT_FILE / the system bundle here); refused otherwise, naming the certificate | no token to an unverified server");
     sim.shutdown().await;
 }
@@ -446,19 +758,40 @@ async fn thirty_thousand_failing_projects_never_flood_the_server_or_our_fds() {
     let dir = project(d.path());
     let projects: Vec<_> = (0..30_000).map(|i| json!({"project_id": format!("prj_{i}"), "project_name": "x", "working_directory": dir, "agents": ["agt_a"]})).collect();
     let text = json!({"success": true, "projects": projects}).to_string();
-    let script = Script { project_dir: project(d.path()), agents: vec!["agt_a".into()], first_action: json!({"action": "start", "task_id": "tsk_1"}), always: true, projects_text: Some(Arc::new(text)), ..Default::default() };
+    let script = Script {
+        project_dir: project(d.path()),
+        agents: vec!["agt_a".into()],
+        first_action: json!({"action": "start", "task_id": "tsk_1"}),
+        always: true,
+        projects_text: Some(Arc::new(text)),
+        ..Default::default()
+    };
     let h = Hostile::start(d.path(), script, false).await;
     let cfg = python_yaml_with_script(d.path(), &h, "echo Error: failed; exit 1");
-    let mut child = cli(&d.path().join("data")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = cli(&d.path().join("data"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = child.id();
-    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).map(|r| r.count()).unwrap_or(0);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    };
     let mut peak_fds = 0;
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(12) {
         peak_fds = peak_fds.max(fds());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (health, asked, reports) = (h.calls_of("health_check").len(), h.calls_of("get_agent_action").len(), h.calls_of("report_agent_error").len());
+    let (health, asked, reports) = (
+        h.calls_of("health_check").len(),
+        h.calls_of("get_agent_action").len(),
+        h.calls_of("report_agent_error").len(),
+    );
     let (status, obeyed) = sigterm_and_wait(&mut child, Duration::from_secs(15));
     assert!(obeyed && status.success(), "{status:?}");
     assert!(asked >= 5, "the coordinator hardly asked: {asked} questions");

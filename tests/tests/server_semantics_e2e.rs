@@ -23,13 +23,26 @@ struct Opts {
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { agents: 1, projects: 1, items: 1, http: false, humans: 0, max_concurrent: 3 }
+        Opts {
+            agents: 1,
+            projects: 1,
+            items: 1,
+            http: false,
+            humans: 0,
+            max_concurrent: 3,
+        }
     }
 }
 
 async fn setup(o: Opts) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let w = pm_sim::Workload { projects: o.projects, agents: o.agents, items_per_pair: o.items, provider: "claude".into(), model: None };
+    let w = pm_sim::Workload {
+        projects: o.projects,
+        agents: o.agents,
+        items_per_pair: o.items,
+        provider: "claude".into(),
+        model: None,
+    };
     let mut cfg = pm_sim::SimConfig::new(w, dir.path().join("projects"));
     cfg.socket_path = Some(dir.path().join("mcp.sock"));
     if o.http {
@@ -54,7 +67,15 @@ struct Yaml<'a> {
 
 impl Default for Yaml<'_> {
     fn default() -> Self {
-        Yaml { polling: 1, max_concurrent: 3, fake_args: &[], claude_command: None, with_agents: true, token: None, extra: "" }
+        Yaml {
+            polling: 1,
+            max_concurrent: 3,
+            fake_args: &[],
+            claude_command: None,
+            with_agents: true,
+            token: None,
+            extra: "",
+        }
     }
 }
 
@@ -62,8 +83,14 @@ impl Setup {
     fn write_yaml(&self, y: Yaml) -> PathBuf {
         let fake = bin("fake-agent").display().to_string();
         let args: Vec<String> = y.fake_args.iter().map(|a| format!("\"{a}\"")).collect();
-        let server = self.sim.mcp_url().unwrap_or_else(|| self.sim.socket_path().unwrap().display().to_string());
-        let token = y.token.map(str::to_string).unwrap_or_else(|| self.sim.coordinator_token());
+        let server = self
+            .sim
+            .mcp_url()
+            .unwrap_or_else(|| self.sim.socket_path().unwrap().display().to_string());
+        let token = y
+            .token
+            .map(str::to_string)
+            .unwrap_or_else(|| self.sim.coordinator_token());
         let mut yaml = format!(
             "polling_interval: {}\nmax_concurrent: {}\nmcp_socket_path: {server}\ncoordinator_token: {token}\ndebug_mode: false\nai_providers:\n  claude:\n    cli_command: {}\n    cli_args: [{a}]\n  gemini:\n    cli_command: {fake}\n    cli_args: [{a}]\n",
             y.polling,
@@ -105,11 +132,19 @@ impl Setup {
 }
 
 fn agent_states(snaps: &[Value]) -> Vec<(String, Value)> {
-    snaps.iter().flat_map(|s| s["agents"].as_array().cloned().unwrap_or_default()).map(|a| (a["agent_id"].as_str().unwrap_or("").to_string(), a["state"].clone())).collect()
+    snaps
+        .iter()
+        .flat_map(|s| s["agents"].as_array().cloned().unwrap_or_default())
+        .map(|a| (a["agent_id"].as_str().unwrap_or("").to_string(), a["state"].clone()))
+        .collect()
 }
 
 fn cooled_down(snaps: &[Value]) -> Vec<String> {
-    let mut v: Vec<String> = agent_states(snaps).into_iter().filter(|(_, st)| st.to_string().to_lowercase().contains("cooldown")).map(|(a, st)| format!("{a}: {st}")).collect();
+    let mut v: Vec<String> = agent_states(snaps)
+        .into_iter()
+        .filter(|(_, st)| st.to_string().to_lowercase().contains("cooldown"))
+        .map(|(a, st)| format!("{a}: {st}"))
+        .collect();
     v.dedup();
     v
 }
@@ -118,10 +153,22 @@ fn cooled_down(snaps: &[Value]) -> Vec<String> {
 /// in between (it has no live session); throwing that answer away blocks the pair for 120 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_lease_is_wasted_when_agents_log_out_before_exiting() {
-    let s = setup(Opts { agents: 4, projects: 5, items: 3, ..Default::default() }).await;
+    let s = setup(Opts {
+        agents: 4,
+        projects: 5,
+        items: 3,
+        ..Default::default()
+    })
+    .await;
     let t = Instant::now();
-    let c = s.coordinator(Yaml { fake_args: &["--work-ms", "200", "--linger-ms", "300"], ..Default::default() });
-    let done = s.sim.wait_until(Duration::from_secs(20), |st| st.remaining_items == 0).await;
+    let c = s.coordinator(Yaml {
+        fake_args: &["--work-ms", "200", "--linger-ms", "300"],
+        ..Default::default()
+    });
+    let done = s
+        .sim
+        .wait_until(Duration::from_secs(20), |st| st.remaining_items == 0)
+        .await;
     let wall = t.elapsed().as_secs_f64();
     let st = s.sim.stats();
     c.stop();
@@ -135,15 +182,35 @@ async fn no_lease_is_wasted_when_agents_log_out_before_exiting() {
 async fn a_task_and_a_chat_instance_run_side_by_side_for_one_pair() {
     let s = setup(Opts::default()).await;
     let (a, p) = (s.sim.agent_ids()[0].clone(), s.sim.project_ids()[0].clone());
-    let c = s.coordinator(Yaml { fake_args: &["--work-ms", "6000"], ..Default::default() });
-    assert!(s.sim.wait_until(Duration::from_secs(15), |st| st.task_sessions == 1).await, "the task instance never started");
+    let c = s.coordinator(Yaml {
+        fake_args: &["--work-ms", "6000"],
+        ..Default::default()
+    });
+    assert!(
+        s.sim
+            .wait_until(Duration::from_secs(15), |st| st.task_sessions == 1)
+            .await,
+        "the task instance never started"
+    );
     s.sim.add_chat_message(&a, &p, "a question from the user");
-    let chat_ran = s.sim.wait_until(Duration::from_secs(4), |st| st.chat_sessions >= 1 && st.unread_chat_messages == 0).await;
+    let chat_ran = s
+        .sim
+        .wait_until(Duration::from_secs(4), |st| {
+            st.chat_sessions >= 1 && st.unread_chat_messages == 0
+        })
+        .await;
     let st = s.sim.stats();
     let task_still_running = st.completed_items == 0;
-    let done = s.sim.wait_until(Duration::from_secs(15), |st| st.remaining_items == 0).await;
+    let done = s
+        .sim
+        .wait_until(Duration::from_secs(15), |st| st.remaining_items == 0)
+        .await;
     c.stop();
-    assert!(chat_ran && task_still_running, "no chat instance beside the running task instance: {:?}", s.sim.stats());
+    assert!(
+        chat_ran && task_still_running,
+        "no chat instance beside the running task instance: {:?}",
+        s.sim.stats()
+    );
     assert!(done, "{:?}", s.sim.stats());
     assert!(st.peak_live_processes >= 2);
     s.assert_no_lease_wasted();
@@ -154,8 +221,17 @@ async fn a_task_and_a_chat_instance_run_side_by_side_for_one_pair() {
 /// theirs: no cooldown, and the rest drains right after the server is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_mid_call_costs_no_cooldown_and_work_drains_when_the_server_is_back() {
-    let s = setup(Opts { agents: 2, projects: 2, items: 5, ..Default::default() }).await;
-    let c = s.coordinator(Yaml { fake_args: &["--work-ms", "500"], ..Default::default() });
+    let s = setup(Opts {
+        agents: 2,
+        projects: 2,
+        items: 5,
+        ..Default::default()
+    })
+    .await;
+    let c = s.coordinator(Yaml {
+        fake_args: &["--work-ms", "500"],
+        ..Default::default()
+    });
     let outage = s.sim.schedule_outage(Duration::from_secs(3), Duration::from_secs(8));
     outage.await.unwrap();
     let back = Instant::now();
@@ -170,12 +246,32 @@ async fn an_outage_mid_call_costs_no_cooldown_and_work_drains_when_the_server_is
     let snaps = c.stop();
     let snaps: Vec<Value> = snaps.iter().filter_map(|v| v.get("snapshot").cloned()).collect();
     let last = snaps.last().cloned().unwrap_or_default();
-    let trace: Vec<String> = s.sim.calls().iter().filter(|c| c.tool != "health_check").map(|c| format!("{} {} {} {}", c.at_us / 1000, c.tool, c.args["agent_id"].as_str().unwrap_or(""), c.args["project_id"].as_str().unwrap_or(""))).collect();
+    let trace: Vec<String> = s
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.tool != "health_check")
+        .map(|c| {
+            format!(
+                "{} {} {} {}",
+                c.at_us / 1000,
+                c.tool,
+                c.args["agent_id"].as_str().unwrap_or(""),
+                c.args["project_id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
     assert!(done, "{left} items left when the server came back, not drained within {:.1} s (still {} after {took:.1} s)\nagents {}\nerrors {}\n{}", bound.as_secs_f64(), s.sim.stats().remaining_items, last["agents"], last["last_errors"], trace.join("\n"));
     let cooled = cooled_down(&snaps);
-    assert!(cooled.is_empty(), "agents cooled down for the server's outage: {cooled:?}");
+    assert!(
+        cooled.is_empty(),
+        "agents cooled down for the server's outage: {cooled:?}"
+    );
     // The outage did hit agents mid-call: some run ended non-zero (else this test proves nothing).
-    let failed_runs = snaps.iter().flat_map(|s| s["agents"].as_array().cloned().unwrap_or_default()).any(|a| a["last_exit_code"].as_i64().is_some_and(|c| c != 0));
+    let failed_runs = snaps
+        .iter()
+        .flat_map(|s| s["agents"].as_array().cloned().unwrap_or_default())
+        .any(|a| a["last_exit_code"].as_i64().is_some_and(|c| c != 0));
     eprintln!("outage: {left} items left at resume, drained {took:.1} s after; failed runs seen: {failed_runs}");
     assert!(failed_runs, "no agent run failed during the outage");
 }
@@ -184,46 +280,109 @@ async fn an_outage_mid_call_costs_no_cooldown_and_work_drains_when_the_server_is
 /// problem. Reporting them to the server writes chat messages that make the server start agents (paid runs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawn_failures_and_unusable_folders_are_not_reported_to_the_server() {
-    let s = setup(Opts { agents: 1, projects: 2, items: 1, ..Default::default() }).await;
+    let s = setup(Opts {
+        agents: 1,
+        projects: 2,
+        items: 1,
+        ..Default::default()
+    })
+    .await;
     let gone = s.dir.path().join("projects").join(&s.sim.project_ids()[1]);
     std::fs::remove_dir_all(&gone).unwrap();
-    let c = s.coordinator(Yaml { claude_command: Some("/nonexistent/agent-cli"), extra: "error_protection:\n  default_cooldown_seconds: 1\n", ..Default::default() });
+    let c = s.coordinator(Yaml {
+        claude_command: Some("/nonexistent/agent-cli"),
+        extra: "error_protection:\n  default_cooldown_seconds: 1\n",
+        ..Default::default()
+    });
     tokio::time::sleep(Duration::from_secs(8)).await;
     let snap = c.last_snapshot();
     c.stop();
     let st = s.sim.stats();
-    assert!(st.agent_errors.is_empty(), "local problems reported to the server's chat ({} chat sessions started for them): {:?}", st.chat_sessions, st.agent_errors);
+    assert!(
+        st.agent_errors.is_empty(),
+        "local problems reported to the server's chat ({} chat sessions started for them): {:?}",
+        st.chat_sessions,
+        st.agent_errors
+    );
     let shown = snap.map(|s| s["last_errors"].to_string()).unwrap_or_default();
-    assert!(shown.contains("agent-cli") || shown.to_lowercase().contains("not found"), "the spawn failure is not shown to the user: {shown}");
+    assert!(
+        shown.contains("agent-cli") || shown.to_lowercase().contains("not found"),
+        "the spawn failure is not shown to the user: {shown}"
+    );
 }
 
 /// Bullet 3 (real failures): one report per failure streak, not one per failed run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_failure_is_reported_once_per_failure_streak() {
-    let s = setup(Opts { items: 1, ..Default::default() }).await;
+    let s = setup(Opts {
+        items: 1,
+        ..Default::default()
+    })
+    .await;
     let (a, p) = (s.sim.agent_ids()[0].clone(), s.sim.project_ids()[0].clone());
-    s.sim.set_agent_behavior(&a, pm_sim::AgentBehavior::Fail { message: "Error: the model refused".into() });
-    let c = s.coordinator(Yaml { extra: "error_protection:\n  default_cooldown_seconds: 1\n  max_cooldown_seconds: 1\n", ..Default::default() });
-    let failed_twice = s.sim.wait_until(Duration::from_secs(20), |st| st.authentications_ok >= 3).await;
+    s.sim.set_agent_behavior(
+        &a,
+        pm_sim::AgentBehavior::Fail {
+            message: "Error: the model refused".into(),
+        },
+    );
+    let c = s.coordinator(Yaml {
+        extra: "error_protection:\n  default_cooldown_seconds: 1\n  max_cooldown_seconds: 1\n",
+        ..Default::default()
+    });
+    let failed_twice = s
+        .sim
+        .wait_until(Duration::from_secs(20), |st| st.authentications_ok >= 3)
+        .await;
     let reports = |st: &pm_sim::SimStats| st.agent_errors.iter().filter(|e| e.0 == a && e.1 == p).count();
     let in_streak = reports(&s.sim.stats());
     // The streak ends with a good run; the next failure starts a new streak and is reported again.
     s.sim.set_agent_behavior(&a, pm_sim::AgentBehavior::Succeed);
-    let drained = s.sim.wait_until(Duration::from_secs(20), |st| st.remaining_items == 0 && st.live_processes == 0).await;
-    s.sim.set_agent_behavior(&a, pm_sim::AgentBehavior::Fail { message: "Error: the model refused again".into() });
+    let drained = s
+        .sim
+        .wait_until(Duration::from_secs(20), |st| {
+            st.remaining_items == 0 && st.live_processes == 0
+        })
+        .await;
+    s.sim.set_agent_behavior(
+        &a,
+        pm_sim::AgentBehavior::Fail {
+            message: "Error: the model refused again".into(),
+        },
+    );
     s.sim.add_items(&a, &p, 1);
-    let second = s.sim.wait_until(Duration::from_secs(20), |st| reports(st) >= in_streak + 1).await;
+    let second = s
+        .sim
+        .wait_until(Duration::from_secs(20), |st| reports(st) >= in_streak + 1)
+        .await;
     c.stop();
-    assert!(failed_twice, "the failing agent did not run repeatedly: {:?}", s.sim.stats());
-    assert_eq!(in_streak, 1, "reports during one failure streak: {:?}", s.sim.stats().agent_errors);
-    assert!(drained && second, "a new streak after a good run was not reported: {:?}", s.sim.stats());
+    assert!(
+        failed_twice,
+        "the failing agent did not run repeatedly: {:?}",
+        s.sim.stats()
+    );
+    assert_eq!(
+        in_streak,
+        1,
+        "reports during one failure streak: {:?}",
+        s.sim.stats().agent_errors
+    );
+    assert!(
+        drained && second,
+        "a new streak after a good run was not reported: {:?}",
+        s.sim.stats()
+    );
 }
 
 /// Bullet 4: `SKILL.md` at the archive root (as the server stores skills) lands in skills/<dir>/SKILL.md,
 /// for claude and for gemini.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skill_from_a_root_level_archive_is_installed_for_claude_and_gemini() {
-    let s = setup(Opts { agents: 2, ..Default::default() }).await;
+    let s = setup(Opts {
+        agents: 2,
+        ..Default::default()
+    })
+    .await;
     let ids = s.sim.agent_ids();
     s.sim.set_agent_provider(&ids[1], "gemini");
     let zip = {
@@ -231,22 +390,42 @@ async fn a_skill_from_a_root_level_archive_is_installed_for_claude_and_gemini() 
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let o = zip::write::SimpleFileOptions::default();
         w.start_file("SKILL.md", o).unwrap();
-        w.write_all(b"---\nname: webapp-testing\n---\nTest web apps.\n").unwrap();
+        w.write_all(b"---\nname: webapp-testing\n---\nTest web apps.\n")
+            .unwrap();
         w.start_file("scripts/run.sh", o).unwrap();
         w.write_all(b"echo ok\n").unwrap();
         w.finish().unwrap().into_inner()
     };
     for id in &ids {
-        s.sim.set_agent_profile(id, "You test web apps.", vec![("webapp-testing".into(), zip.clone())]);
+        s.sim
+            .set_agent_profile(id, "You test web apps.", vec![("webapp-testing".into(), zip.clone())]);
     }
     let c = s.coordinator(Yaml::default());
-    let done = s.sim.wait_until(Duration::from_secs(30), |st| st.remaining_items == 0).await;
+    let done = s
+        .sim
+        .wait_until(Duration::from_secs(30), |st| st.remaining_items == 0)
+        .await;
     c.stop();
     assert!(done, "{:?}", s.sim.stats());
-    let wd = s.dir.path().join("projects").join(&s.sim.project_ids()[0]).canonicalize().unwrap();
+    let wd = s
+        .dir
+        .path()
+        .join("projects")
+        .join(&s.sim.project_ids()[0])
+        .canonicalize()
+        .unwrap();
     for (id, cfg) in [(&ids[0], ".claude"), (&ids[1], ".gemini")] {
-        let skill = wd.join(".aiagent/agents").join(id).join(cfg).join("skills/webapp-testing");
-        assert!(skill.join("SKILL.md").is_file() && skill.join("scripts/run.sh").is_file(), "{} missing; skills dir has {:?}", skill.display(), list(&skill.parent().unwrap().to_path_buf()));
+        let skill = wd
+            .join(".aiagent/agents")
+            .join(id)
+            .join(cfg)
+            .join("skills/webapp-testing");
+        assert!(
+            skill.join("SKILL.md").is_file() && skill.join("scripts/run.sh").is_file(),
+            "{} missing; skills dir has {:?}",
+            skill.display(),
+            list(&skill.parent().unwrap().to_path_buf())
+        );
     }
 }
 
@@ -269,31 +448,68 @@ fn list(dir: &PathBuf) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_token_shows_its_own_state() {
     let s = setup(Opts::default()).await;
-    let c = s.coordinator(Yaml { token: Some("tok-wrong-value"), ..Default::default() });
+    let c = s.coordinator(Yaml {
+        token: Some("tok-wrong-value"),
+        ..Default::default()
+    });
     tokio::time::sleep(Duration::from_secs(4)).await;
     let snaps = c.stop();
-    let attention = snaps.iter().filter_map(|v| v.get("snapshot")).last().map(|s| s["attention"].clone()).unwrap_or_default();
-    assert!(attention.to_string().contains("server:token"), "the rejected token does not need the user: {attention}");
-    let server: Vec<Value> = snaps.iter().filter_map(|v| v.get("snapshot")).map(|s| s["server"].clone()).collect();
+    let attention = snaps
+        .iter()
+        .filter_map(|v| v.get("snapshot"))
+        .last()
+        .map(|s| s["attention"].clone())
+        .unwrap_or_default();
+    assert!(
+        attention.to_string().contains("server:token"),
+        "the rejected token does not need the user: {attention}"
+    );
+    let server: Vec<Value> = snaps
+        .iter()
+        .filter_map(|v| v.get("snapshot"))
+        .map(|s| s["server"].clone())
+        .collect();
     let last = server.last().cloned().unwrap_or_default();
     let text = last.to_string().to_lowercase();
-    assert!(text.contains("token") && text.contains("rejected"), "no token-rejected state: {last}");
-    assert!(last["unreachable_since"].is_null(), "a rejected token is shown as an unreachable server: {last}");
-    assert!(s.sim.violations().iter().all(|v| v.kind == pm_sim::ViolationKind::BadCoordinatorToken));
+    assert!(
+        text.contains("token") && text.contains("rejected"),
+        "no token-rejected state: {last}"
+    );
+    assert!(
+        last["unreachable_since"].is_null(),
+        "a rejected token is shown as an unreachable server: {last}"
+    );
+    assert!(s
+        .sim
+        .violations()
+        .iter()
+        .all(|v| v.kind == pm_sim::ViolationKind::BadCoordinatorToken));
 }
 
 /// Bullet 6: provider names the coordinator does not know fall back to the claude configuration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_provider_names_fall_back_to_the_claude_configuration() {
-    let s = setup(Opts { agents: 2, ..Default::default() }).await;
+    let s = setup(Opts {
+        agents: 2,
+        ..Default::default()
+    })
+    .await;
     let ids = s.sim.agent_ids();
     s.sim.set_agent_provider(&ids[0], "openai");
     s.sim.set_agent_provider(&ids[1], "custom");
     let c = s.coordinator(Yaml::default());
-    let done = s.sim.wait_until(Duration::from_secs(20), |st| st.remaining_items == 0).await;
+    let done = s
+        .sim
+        .wait_until(Duration::from_secs(20), |st| st.remaining_items == 0)
+        .await;
     let snap = c.last_snapshot();
     c.stop();
-    assert!(done, "agents with provider openai/custom did not run with the claude config: {:?}; errors {}", s.sim.stats(), snap.map(|s| s["last_errors"].to_string()).unwrap_or_default());
+    assert!(
+        done,
+        "agents with provider openai/custom did not run with the claude config: {:?}; errors {}",
+        s.sim.stats(),
+        snap.map(|s| s["last_errors"].to_string()).unwrap_or_default()
+    );
     s.assert_no_lease_wasted();
 }
 
@@ -301,20 +517,45 @@ async fn unknown_provider_names_fall_back_to_the_claude_configuration() {
 /// humans included) must not enable the humans.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_configuration_never_enables_human_agents() {
-    let s = setup(Opts { agents: 1, humans: 1, http: true, ..Default::default() }).await;
+    let s = setup(Opts {
+        agents: 1,
+        humans: 1,
+        http: true,
+        ..Default::default()
+    })
+    .await;
     let human = s.sim.human_ids()[0].clone();
     let ai = s.sim.agent_ids()[0].clone();
-    let c = s.coordinator(Yaml { with_agents: false, ..Default::default() });
+    let c = s.coordinator(Yaml {
+        with_agents: false,
+        ..Default::default()
+    });
     let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(15) && !c.snapshots().iter().any(|s| s["agents"].to_string().contains(&ai)) {
+    while t.elapsed() < Duration::from_secs(15) && !c.snapshots().iter().any(|s| s["agents"].to_string().contains(&ai))
+    {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let snaps = c.stop();
     let snaps: Vec<Value> = snaps.iter().filter_map(|v| v.get("snapshot").cloned()).collect();
-    assert!(snaps.iter().any(|s| s["agents"].to_string().contains(&ai)), "the dynamic configuration was never applied; fetches: {}", s.sim.stats().remote_config_fetches);
-    let enabled_human = snaps.iter().flat_map(|s| s["agents"].as_array().cloned().unwrap_or_default()).any(|a| a["agent_id"] == human.as_str() && a["enabled"] == true);
-    assert!(!enabled_human, "the human agent {human} was enabled from the dynamic configuration");
-    let asked = s.sim.calls().iter().filter(|c| c.tool == "get_agent_action" && c.args["agent_id"] == human.as_str()).count();
+    assert!(
+        snaps.iter().any(|s| s["agents"].to_string().contains(&ai)),
+        "the dynamic configuration was never applied; fetches: {}",
+        s.sim.stats().remote_config_fetches
+    );
+    let enabled_human = snaps
+        .iter()
+        .flat_map(|s| s["agents"].as_array().cloned().unwrap_or_default())
+        .any(|a| a["agent_id"] == human.as_str() && a["enabled"] == true);
+    assert!(
+        !enabled_human,
+        "the human agent {human} was enabled from the dynamic configuration"
+    );
+    let asked = s
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.tool == "get_agent_action" && c.args["agent_id"] == human.as_str())
+        .count();
     assert_eq!(asked, 0, "the coordinator asked the server to start the human {human}");
 }

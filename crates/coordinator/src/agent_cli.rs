@@ -10,14 +10,24 @@ pub const SERVER_NAME: &str = "agent-pm";
 /// The variables the bridge reads that are set for this run. A config names only these: Claude Code
 /// refuses a config that references an unset `${VAR}`.
 pub fn bridge_vars(has_token: bool) -> Vec<&'static str> {
-    crate::mcp_bridge::ENV_VARS.iter().copied().filter(|v| has_token || *v != crate::launch::TOKEN_ENV).collect()
+    crate::mcp_bridge::ENV_VARS
+        .iter()
+        .copied()
+        .filter(|v| has_token || *v != crate::launch::TOKEN_ENV)
+        .collect()
 }
 
 /// The `agent-pm` entry for Claude's `--mcp-config` and Gemini's settings: the bridge, with its variables
 /// passed by reference (`${VAR}`, expanded by the CLI from its own environment; the values are never written).
 pub fn bridge_entry(bridge: &[String], has_token: bool) -> Value {
-    let (cmd, args) = bridge.split_first().map(|(c, a)| (c.clone(), a.to_vec())).unwrap_or_default();
-    let env: serde_json::Map<String, Value> = bridge_vars(has_token).into_iter().map(|v| (v.to_string(), format!("${{{v}}}").into())).collect();
+    let (cmd, args) = bridge
+        .split_first()
+        .map(|(c, a)| (c.clone(), a.to_vec()))
+        .unwrap_or_default();
+    let env: serde_json::Map<String, Value> = bridge_vars(has_token)
+        .into_iter()
+        .map(|v| (v.to_string(), format!("${{{v}}}").into()))
+        .collect();
     json!({"command": cmd, "args": args, "env": env})
 }
 
@@ -28,7 +38,8 @@ pub fn bridge_entry(bridge: &[String], has_token: bool) -> Value {
 pub fn codex_overrides(bridge: &[String], has_token: bool) -> Vec<String> {
     let toml_str = |s: &str| serde_json::to_string(s).expect("string");
     let (cmd, args) = bridge.split_first().map(|(c, a)| (c.as_str(), a)).unwrap_or(("", &[]));
-    let list = |items: &mut dyn Iterator<Item = &str>| format!("[{}]", items.map(toml_str).collect::<Vec<_>>().join(", "));
+    let list =
+        |items: &mut dyn Iterator<Item = &str>| format!("[{}]", items.map(toml_str).collect::<Vec<_>>().join(", "));
     let key = format!("mcp_servers.{SERVER_NAME}");
     let mut out = Vec::new();
     for kv in [
@@ -49,7 +60,10 @@ pub fn codex_overrides(bridge: &[String], has_token: bool) -> Vec<String> {
 /// `--output-format stream-json`, which in `-p` mode also needs `--verbose`. Added unless configured.
 pub fn claude_output_args(configured: &[String]) -> Vec<String> {
     let mut out = Vec::new();
-    if !configured.iter().any(|a| a == "--output-format" || a.starts_with("--output-format=")) {
+    if !configured
+        .iter()
+        .any(|a| a == "--output-format" || a.starts_with("--output-format="))
+    {
         out.extend(["--output-format".to_string(), "stream-json".to_string()]);
     }
     if !configured.iter().any(|a| a == "--verbose") {
@@ -75,7 +89,10 @@ pub fn codex_exec_args(configured: &[String]) -> Vec<String> {
 
 /// Gemini CLI's structured events (`init`, messages, tool calls, `result` with stats) for the run record.
 pub fn gemini_output_args(configured: &[String]) -> Vec<String> {
-    if configured.iter().any(|a| a == "--output-format" || a == "-o" || a.starts_with("--output-format=")) {
+    if configured
+        .iter()
+        .any(|a| a == "--output-format" || a == "-o" || a.starts_with("--output-format="))
+    {
         vec![]
     } else {
         vec!["--output-format".to_string(), "stream-json".to_string()]
@@ -115,29 +132,50 @@ mod tests {
         assert_eq!(e["env"]["AGENT_PASSKEY"], "${AGENT_PASSKEY}");
         assert!(e["env"].get(crate::launch::TOKEN_ENV).is_none());
         let e = bridge_entry(&bridge(), true);
-        assert_eq!(e["env"][crate::launch::TOKEN_ENV], format!("${{{}}}", crate::launch::TOKEN_ENV));
+        assert_eq!(
+            e["env"][crate::launch::TOKEN_ENV],
+            format!("${{{}}}", crate::launch::TOKEN_ENV)
+        );
     }
 
     #[test]
     fn codex_overrides_are_toml_values() {
         let o = codex_overrides(&bridge(), false);
         assert_eq!(o.iter().filter(|a| *a == "-c").count(), 4);
-        assert!(o.contains(&"mcp_servers.agent-pm.default_tools_approval_mode=\"approve\"".to_string()), "{o:?}");
-        assert!(o.contains(&"mcp_servers.agent-pm.command=\"/opt/My Apps/agentpm-coordinator\"".to_string()), "{o:?}");
-        assert!(o.contains(&"mcp_servers.agent-pm.args=[\"mcp-bridge\"]".to_string()), "{o:?}");
+        assert!(
+            o.contains(&"mcp_servers.agent-pm.default_tools_approval_mode=\"approve\"".to_string()),
+            "{o:?}"
+        );
+        assert!(
+            o.contains(&"mcp_servers.agent-pm.command=\"/opt/My Apps/agentpm-coordinator\"".to_string()),
+            "{o:?}"
+        );
+        assert!(
+            o.contains(&"mcp_servers.agent-pm.args=[\"mcp-bridge\"]".to_string()),
+            "{o:?}"
+        );
         let vars = o.iter().find(|a| a.contains("env_vars")).unwrap();
-        assert!(vars.contains("\"AGENT_PASSKEY\"") && !vars.contains(crate::launch::TOKEN_ENV), "{vars}");
+        assert!(
+            vars.contains("\"AGENT_PASSKEY\"") && !vars.contains(crate::launch::TOKEN_ENV),
+            "{vars}"
+        );
     }
 
     #[test]
     fn claude_output_flags_are_added_once() {
-        assert_eq!(claude_output_args(&[]), vec!["--output-format", "stream-json", "--verbose"]);
+        assert_eq!(
+            claude_output_args(&[]),
+            vec!["--output-format", "stream-json", "--verbose"]
+        );
         assert!(claude_output_args(&["--verbose".into(), "--output-format=json".into()]).is_empty());
     }
 
     #[test]
     fn codex_exec_skips_the_git_check_once() {
-        assert_eq!(codex_exec_args(&["exec".into(), "--sandbox".into(), "workspace-write".into()]), vec!["--skip-git-repo-check", "--json"]);
+        assert_eq!(
+            codex_exec_args(&["exec".into(), "--sandbox".into(), "workspace-write".into()]),
+            vec!["--skip-git-repo-check", "--json"]
+        );
         assert!(codex_exec_args(&["exec".into(), "--skip-git-repo-check".into(), "--json".into()]).is_empty());
         assert_eq!(gemini_output_args(&[]), vec!["--output-format", "stream-json"]);
         assert!(gemini_output_args(&["-o".into(), "json".into()]).is_empty());
@@ -148,7 +186,10 @@ mod tests {
     #[test]
     fn sandbox_only_as_root_and_trust_only_for_gemini() {
         assert!(run_env("claude", false).is_empty());
-        assert_eq!(run_env("claude", true), vec![("IS_SANDBOX".to_string(), "1".to_string())]);
+        assert_eq!(
+            run_env("claude", true),
+            vec![("IS_SANDBOX".to_string(), "1".to_string())]
+        );
         assert_eq!(run_env("gemini", false)[0].0, "GEMINI_CLI_TRUST_WORKSPACE");
         assert!(run_env("codex", true).is_empty());
     }

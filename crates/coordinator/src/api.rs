@@ -178,7 +178,10 @@ impl AttentionAction {
             AttentionAction::SetToken => "agentpm-coordinator token set".into(),
             AttentionAction::SetPasskey => format!("agentpm-coordinator passkey set {agent}"),
             AttentionAction::OpenLastRun => format!("agentpm-coordinator runs --agent {agent} --failed"),
-            AttentionAction::CheckServer | AttentionAction::FixProvider | AttentionAction::UnlockSecrets | AttentionAction::ChooseLogFolder => "agentpm-coordinator doctor".into(),
+            AttentionAction::CheckServer
+            | AttentionAction::FixProvider
+            | AttentionAction::UnlockSecrets
+            | AttentionAction::ChooseLogFolder => "agentpm-coordinator doctor".into(),
             AttentionAction::RetryNow => return None,
         })
     }
@@ -217,18 +220,45 @@ impl Snapshot {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    InstanceStarted { instance: InstanceInfo },
-    InstanceExited { instance: InstanceInfo, exit_code: Option<i32>, error: Option<String> },
-    SpawnFailed { agent_id: String, project_id: String, error: String },
-    CooldownStarted { agent_id: String, until: UnixMs, reason: String },
-    ServerUnreachable { since: UnixMs, error: String },
-    ServerReachable { after_ms: i64 },
+    InstanceStarted {
+        instance: InstanceInfo,
+    },
+    InstanceExited {
+        instance: InstanceInfo,
+        exit_code: Option<i32>,
+        error: Option<String>,
+    },
+    SpawnFailed {
+        agent_id: String,
+        project_id: String,
+        error: String,
+    },
+    CooldownStarted {
+        agent_id: String,
+        until: UnixMs,
+        reason: String,
+    },
+    ServerUnreachable {
+        since: UnixMs,
+        error: String,
+    },
+    ServerReachable {
+        after_ms: i64,
+    },
     /// The server refused the coordinator token (once per change of state).
-    TokenRejected { error: String },
+    TokenRejected {
+        error: String,
+    },
     /// Something started to need the user, or stopped needing them.
-    AttentionStarted { item: Attention },
-    AttentionEnded { key: String },
-    PasskeyMissing { agent_id: String },
+    AttentionStarted {
+        item: Attention,
+    },
+    AttentionEnded {
+        key: String,
+    },
+    PasskeyMissing {
+        agent_id: String,
+    },
     Started,
     Stopped,
 }

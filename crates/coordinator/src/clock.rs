@@ -13,6 +13,10 @@ pub fn set_twelve_hour(on: bool) {
 
 /// A local clock time, to the minute.
 pub fn clock(at: UnixMs) -> Option<String> {
-    let fmt = if TWELVE_HOUR.load(Ordering::Relaxed) { "%-I:%M %p" } else { "%H:%M" };
+    let fmt = if TWELVE_HOUR.load(Ordering::Relaxed) {
+        "%-I:%M %p"
+    } else {
+        "%H:%M"
+    };
     chrono::DateTime::from_timestamp_millis(at).map(|t| t.with_timezone(&chrono::Local).format(fmt).to_string())
 }

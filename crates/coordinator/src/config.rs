@@ -56,7 +56,12 @@ pub struct AgentSettings {
 
 impl Default for AgentSettings {
     fn default() -> Self {
-        Self { enabled: true, name: None, provider: None, model: None }
+        Self {
+            enabled: true,
+            name: None,
+            provider: None,
+            model: None,
+        }
     }
 }
 
@@ -156,7 +161,10 @@ pub struct LogRetention {
 
 impl Default for LogRetention {
     fn default() -> Self {
-        Self { max_files_per_agent: 200, max_mb_per_agent: 500 }
+        Self {
+            max_files_per_agent: 200,
+            max_mb_per_agent: 500,
+        }
     }
 }
 
@@ -173,7 +181,13 @@ pub struct LogUpload {
 
 impl Default for LogUpload {
     fn default() -> Self {
-        Self { enabled: false, server_url: None, max_file_size_mb: 10, retry_count: 3, retry_delay_secs: 1.0 }
+        Self {
+            enabled: false,
+            server_url: None,
+            max_file_size_mb: 10,
+            retry_count: 3,
+            retry_delay_secs: 1.0,
+        }
     }
 }
 
@@ -211,10 +225,19 @@ pub fn builtin_providers() -> BTreeMap<String, ProviderSettings> {
         kind: Some(cmd.to_string()),
     };
     BTreeMap::from([
-        ("claude".to_string(), p("claude", &["--dangerously-skip-permissions", "--max-turns", "300", "--verbose"])),
+        (
+            "claude".to_string(),
+            p(
+                "claude",
+                &["--dangerously-skip-permissions", "--max-turns", "300", "--verbose"],
+            ),
+        ),
         ("gemini".to_string(), p("gemini", &["-y"])),
         // Codex 0.171 removed `--full-auto` ("unexpected argument"); `--sandbox workspace-write` is what it set.
-        ("codex".to_string(), p("codex", &["exec", "--sandbox", "workspace-write"])),
+        (
+            "codex".to_string(),
+            p("codex", &["exec", "--sandbox", "workspace-write"]),
+        ),
     ])
 }
 
@@ -222,7 +245,12 @@ pub fn builtin_providers() -> BTreeMap<String, ProviderSettings> {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: field `{field}` has invalid value {value}: {hint}")]
-    Invalid { file: String, field: String, value: String, hint: String },
+    Invalid {
+        file: String,
+        field: String,
+        value: String,
+        hint: String,
+    },
     #[error("{file}: cannot be parsed: {message}")]
     Parse { file: String, message: String },
     #[error("{file}: {message}")]
@@ -258,7 +286,12 @@ impl Settings {
     /// Check every field; `file` is only used in messages.
     pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         if self.version != SCHEMA_VERSION {
-            return Err(ConfigError::invalid(file, "version", self.version, "this build reads version 1"));
+            return Err(ConfigError::invalid(
+                file,
+                "version",
+                self.version,
+                "this build reads version 1",
+            ));
         }
         if self.polling_interval_secs == 0 || self.polling_interval_secs > 3600 {
             return Err(ConfigError::invalid(
@@ -269,15 +302,30 @@ impl Settings {
             ));
         }
         if self.max_concurrent == 0 || self.max_concurrent > 256 {
-            return Err(ConfigError::invalid(file, "max_concurrent", self.max_concurrent, "use 1 to 256"));
+            return Err(ConfigError::invalid(
+                file,
+                "max_concurrent",
+                self.max_concurrent,
+                "use 1 to 256",
+            ));
         }
         if let Some(server) = &self.server {
             let s = server.trim();
             if s.is_empty() {
-                return Err(ConfigError::invalid(file, "server", "\"\"", "remove the field for the default socket, or give a socket path or http(s)://host:port/mcp URL"));
+                return Err(ConfigError::invalid(
+                    file,
+                    "server",
+                    "\"\"",
+                    "remove the field for the default socket, or give a socket path or http(s)://host:port/mcp URL",
+                ));
             }
             if s.contains("://") && !(s.starts_with("http://") || s.starts_with("https://")) {
-                return Err(ConfigError::invalid(file, "server", format!("{s:?}"), "only http:// and https:// URLs or socket paths are supported"));
+                return Err(ConfigError::invalid(
+                    file,
+                    "server",
+                    format!("{s:?}"),
+                    "only http:// and https:// URLs or socket paths are supported",
+                ));
             }
             if let Err(e) = crate::pm::transport::check_cleartext(s, self.allow_insecure_http) {
                 return Err(ConfigError::invalid(file, "server", format!("{s:?}"), &e));
@@ -285,7 +333,12 @@ impl Settings {
         }
         for id in self.agents.keys() {
             if let Err(e) = crate::paths::validate_id(id) {
-                return Err(ConfigError::invalid(file, &format!("agents.{id}"), format!("{id:?}"), &e));
+                return Err(ConfigError::invalid(
+                    file,
+                    &format!("agents.{id}"),
+                    format!("{id:?}"),
+                    &e,
+                ));
             }
         }
         for (id, a) in &self.agents {
@@ -302,45 +355,100 @@ impl Settings {
         }
         for (name, p) in &self.providers {
             if p.command.trim().is_empty() {
-                return Err(ConfigError::invalid(file, &format!("providers.{name}.command"), "\"\"", "give an executable name or absolute path"));
+                return Err(ConfigError::invalid(
+                    file,
+                    &format!("providers.{name}.command"),
+                    "\"\"",
+                    "give an executable name or absolute path",
+                ));
             }
             if let Some(k) = &p.kind {
                 if ProviderKind::parse(k).is_none() {
-                    return Err(ConfigError::invalid(file, &format!("providers.{name}.kind"), format!("{k:?}"), "use claude, gemini, codex or custom"));
+                    return Err(ConfigError::invalid(
+                        file,
+                        &format!("providers.{name}.kind"),
+                        format!("{k:?}"),
+                        "use claude, gemini, codex or custom",
+                    ));
                 }
             }
         }
         let ep = &self.error_protection;
         if ep.default_cooldown_secs == 0 || ep.default_cooldown_secs > MAX_COOLDOWN_SECS {
-            return Err(ConfigError::invalid(file, "error_protection.default_cooldown_secs", ep.default_cooldown_secs, &format!("use a number of seconds from 1 to {MAX_COOLDOWN_SECS}")));
+            return Err(ConfigError::invalid(
+                file,
+                "error_protection.default_cooldown_secs",
+                ep.default_cooldown_secs,
+                &format!("use a number of seconds from 1 to {MAX_COOLDOWN_SECS}"),
+            ));
         }
         if ep.max_cooldown_secs < ep.default_cooldown_secs {
-            return Err(ConfigError::invalid(file, "error_protection.max_cooldown_secs", ep.max_cooldown_secs, "must be at least default_cooldown_secs"));
+            return Err(ConfigError::invalid(
+                file,
+                "error_protection.max_cooldown_secs",
+                ep.max_cooldown_secs,
+                "must be at least default_cooldown_secs",
+            ));
         }
         if ep.max_cooldown_secs > MAX_COOLDOWN_SECS {
-            return Err(ConfigError::invalid(file, "error_protection.max_cooldown_secs", ep.max_cooldown_secs, &format!("use at most {MAX_COOLDOWN_SECS} seconds (one week)")));
+            return Err(ConfigError::invalid(
+                file,
+                "error_protection.max_cooldown_secs",
+                ep.max_cooldown_secs,
+                &format!("use at most {MAX_COOLDOWN_SECS} seconds (one week)"),
+            ));
         }
         if let Some(d) = &self.log_dir {
             if !d.is_absolute() {
-                return Err(ConfigError::invalid(file, "log_dir", format!("{:?}", d.display().to_string()), "use an absolute path (or remove the field for the default)"));
+                return Err(ConfigError::invalid(
+                    file,
+                    "log_dir",
+                    format!("{:?}", d.display().to_string()),
+                    "use an absolute path (or remove the field for the default)",
+                ));
             }
         }
         let lu = &self.log_upload;
         if !lu.retry_delay_secs.is_finite() || !(0.0..=3600.0).contains(&lu.retry_delay_secs) {
-            return Err(ConfigError::invalid(file, "log_upload.retry_delay_secs", lu.retry_delay_secs, "use a number of seconds from 0 to 3600"));
+            return Err(ConfigError::invalid(
+                file,
+                "log_upload.retry_delay_secs",
+                lu.retry_delay_secs,
+                "use a number of seconds from 0 to 3600",
+            ));
         }
         if lu.retry_count > 100 {
-            return Err(ConfigError::invalid(file, "log_upload.retry_count", lu.retry_count, "use 0 to 100"));
+            return Err(ConfigError::invalid(
+                file,
+                "log_upload.retry_count",
+                lu.retry_count,
+                "use 0 to 100",
+            ));
         }
         if lu.max_file_size_mb == 0 || lu.max_file_size_mb > 1024 {
-            return Err(ConfigError::invalid(file, "log_upload.max_file_size_mb", lu.max_file_size_mb, "use 1 to 1024 (megabytes)"));
+            return Err(ConfigError::invalid(
+                file,
+                "log_upload.max_file_size_mb",
+                lu.max_file_size_mb,
+                "use 1 to 1024 (megabytes)",
+            ));
         }
         if let Some(u) = &self.log_upload.server_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(ConfigError::invalid(file, "log_upload.server_url", format!("{u:?}"), "use an http(s):// URL"));
+                return Err(ConfigError::invalid(
+                    file,
+                    "log_upload.server_url",
+                    format!("{u:?}"),
+                    "use an http(s):// URL",
+                ));
             }
             if let Err(e) = crate::pm::transport::check_cleartext(u, self.allow_insecure_http) {
-                return Err(ConfigError::invalid(file, "log_upload.server_url", format!("{u:?}"), &e));
+                return Err(ConfigError::invalid(
+                    file,
+                    "log_upload.server_url",
+                    format!("{u:?}"),
+                    &e,
+                ));
             }
         }
         Ok(())
@@ -362,7 +470,10 @@ impl Settings {
         match std::fs::read_to_string(path) {
             Ok(text) => Settings::from_json(&text, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
-            Err(e) => Err(ConfigError::Io { file: path.display().to_string(), message: e.to_string() }),
+            Err(e) => Err(ConfigError::Io {
+                file: path.display().to_string(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -370,8 +481,10 @@ impl Settings {
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
         self.validate(path)?;
         let text = serde_json::to_string_pretty(self).expect("settings serialize");
-        crate::paths::write_atomic(path, text.as_bytes(), 0o600)
-            .map_err(|e| ConfigError::Io { file: path.display().to_string(), message: e.to_string() })
+        crate::paths::write_atomic(path, text.as_bytes(), 0o600).map_err(|e| ConfigError::Io {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// The effective log root.
@@ -404,7 +517,10 @@ mod tests {
     fn bad_interval_names_field_and_value() {
         let err = Settings::from_json(r#"{"polling_interval_secs": 0}"#, Path::new("/tmp/s.json")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("/tmp/s.json") && msg.contains("polling_interval_secs") && msg.contains('0'), "{msg}");
+        assert!(
+            msg.contains("/tmp/s.json") && msg.contains("polling_interval_secs") && msg.contains('0'),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -416,19 +532,56 @@ mod tests {
     #[test]
     fn log_upload_error_protection_and_log_dir_are_range_checked() {
         let bad = [
-            (r#"{"log_upload": {"retry_delay_secs": 1e20}}"#, "log_upload.retry_delay_secs", "100000000000000000000"),
-            (r#"{"log_upload": {"retry_delay_secs": -1.0}}"#, "log_upload.retry_delay_secs", "-1"),
-            (r#"{"log_upload": {"retry_count": 100000}}"#, "log_upload.retry_count", "100000"),
-            (r#"{"log_upload": {"max_file_size_mb": 0}}"#, "log_upload.max_file_size_mb", "0"),
-            (r#"{"log_upload": {"max_file_size_mb": 99999999}}"#, "log_upload.max_file_size_mb", "99999999"),
-            (r#"{"error_protection": {"default_cooldown_secs": 0}}"#, "error_protection.default_cooldown_secs", "0"),
-            (r#"{"error_protection": {"default_cooldown_secs": 600, "max_cooldown_secs": 300}}"#, "error_protection.max_cooldown_secs", "300"),
-            (r#"{"error_protection": {"max_cooldown_secs": 99999999999}}"#, "error_protection.max_cooldown_secs", "99999999999"),
+            (
+                r#"{"log_upload": {"retry_delay_secs": 1e20}}"#,
+                "log_upload.retry_delay_secs",
+                "100000000000000000000",
+            ),
+            (
+                r#"{"log_upload": {"retry_delay_secs": -1.0}}"#,
+                "log_upload.retry_delay_secs",
+                "-1",
+            ),
+            (
+                r#"{"log_upload": {"retry_count": 100000}}"#,
+                "log_upload.retry_count",
+                "100000",
+            ),
+            (
+                r#"{"log_upload": {"max_file_size_mb": 0}}"#,
+                "log_upload.max_file_size_mb",
+                "0",
+            ),
+            (
+                r#"{"log_upload": {"max_file_size_mb": 99999999}}"#,
+                "log_upload.max_file_size_mb",
+                "99999999",
+            ),
+            (
+                r#"{"error_protection": {"default_cooldown_secs": 0}}"#,
+                "error_protection.default_cooldown_secs",
+                "0",
+            ),
+            (
+                r#"{"error_protection": {"default_cooldown_secs": 600, "max_cooldown_secs": 300}}"#,
+                "error_protection.max_cooldown_secs",
+                "300",
+            ),
+            (
+                r#"{"error_protection": {"max_cooldown_secs": 99999999999}}"#,
+                "error_protection.max_cooldown_secs",
+                "99999999999",
+            ),
             (r#"{"log_dir": "relative/logs"}"#, "log_dir", "relative/logs"),
         ];
         for (json, field, value) in bad {
-            let msg = Settings::from_json(json, Path::new("/tmp/s.json")).unwrap_err().to_string();
-            assert!(msg.contains("/tmp/s.json") && msg.contains(&format!("`{field}`")) && msg.contains(value), "{json}: {msg}");
+            let msg = Settings::from_json(json, Path::new("/tmp/s.json"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("/tmp/s.json") && msg.contains(&format!("`{field}`")) && msg.contains(value),
+                "{json}: {msg}"
+            );
         }
         let ok = r#"{"log_dir": "/var/log/x", "log_upload": {"retry_delay_secs": 0.5, "retry_count": 0, "max_file_size_mb": 10}, "error_protection": {"default_cooldown_secs": 1, "max_cooldown_secs": 1}}"#;
         Settings::from_json(ok, Path::new("s.json")).unwrap();
@@ -441,7 +594,10 @@ mod tests {
         let good = Settings::default();
         good.save(&path).unwrap();
         let before = std::fs::read_to_string(&path).unwrap();
-        let bad = Settings { max_concurrent: 0, ..Settings::default() };
+        let bad = Settings {
+            max_concurrent: 0,
+            ..Settings::default()
+        };
         assert!(bad.save(&path).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
     }

@@ -30,7 +30,12 @@ impl From<SafeFsError> for ContextError {
 /// Write the context for claude/gemini and return the directory the agent should run in; other providers
 /// run in the working directory itself. Everything below `working_dir` is written without following
 /// symlinks (a cloned repository may carry hostile links in `.aiagent/`): a link on the way is an error.
-pub fn prepare(working_dir: &Path, agent_id: &str, kind: &str, profile: &AgentProfile) -> Result<PathBuf, ContextError> {
+pub fn prepare(
+    working_dir: &Path,
+    agent_id: &str,
+    kind: &str,
+    profile: &AgentProfile,
+) -> Result<PathBuf, ContextError> {
     let config_name = match kind {
         "claude" => ".claude",
         "gemini" => ".gemini",
@@ -43,14 +48,26 @@ pub fn prepare(working_dir: &Path, agent_id: &str, kind: &str, profile: &AgentPr
     let ctx = aiagent.subdir("agents")?.subdir(agent_id)?;
     let cfg = ctx.subdir(config_name)?;
     let wd = working_dir.display();
-    let prompt = if profile.system_prompt.trim().is_empty() { "(no system prompt is set for this agent)" } else { profile.system_prompt.trim() };
+    let prompt = if profile.system_prompt.trim().is_empty() {
+        "(no system prompt is set for this agent)"
+    } else {
+        profile.system_prompt.trim()
+    };
     let instructions = format!(
         "# Agent Context\n\n{prompt}\n\n---\n\n## Working directory\n\nThe project lives in `{wd}`. Work there, using absolute paths.\n\n## Restrictions\n\nDo not create, change or delete anything under `{wd}/.aiagent/`: it belongs to the coordinator.\n"
     );
-    cfg.write(if kind == "claude" { "CLAUDE.md" } else { "GEMINI.md" }, instructions.as_bytes(), 0o644)?;
+    cfg.write(
+        if kind == "claude" { "CLAUDE.md" } else { "GEMINI.md" },
+        instructions.as_bytes(),
+        0o644,
+    )?;
     if kind == "claude" {
         let settings = serde_json::json!({"permissions": {"additionalDirectories": [wd.to_string()]}});
-        cfg.write("settings.json", serde_json::to_string_pretty(&settings).unwrap_or_default().as_bytes(), 0o644)?;
+        cfg.write(
+            "settings.json",
+            serde_json::to_string_pretty(&settings).unwrap_or_default().as_bytes(),
+            0o644,
+        )?;
     }
     write_skills(&cfg, profile)?;
     Ok(ctx.path().to_path_buf())
@@ -58,7 +75,10 @@ pub fn prepare(working_dir: &Path, agent_id: &str, kind: &str, profile: &AgentPr
 
 fn ensure_gitignore(aiagent: &SafeDir) -> Result<(), ContextError> {
     let existing = String::from_utf8_lossy(&aiagent.read(".gitignore")?.unwrap_or_default()).into_owned();
-    let missing: Vec<&str> = ["logs/", "agents/"].into_iter().filter(|l| !existing.lines().any(|x| x.trim() == *l)).collect();
+    let missing: Vec<&str> = ["logs/", "agents/"]
+        .into_iter()
+        .filter(|l| !existing.lines().any(|x| x.trim() == *l))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -83,14 +103,22 @@ fn write_skills(cfg: &SafeDir, profile: &AgentProfile) -> Result<(), ContextErro
     let dir = cfg.subdir("skills")?;
     for skill in &profile.skills {
         if crate::paths::validate_id(&skill.directory_name).is_err() {
-            tracing::warn!("skipping skill {:?}: unsafe directory name {:?}", skill.name, skill.directory_name);
+            tracing::warn!(
+                "skipping skill {:?}: unsafe directory name {:?}",
+                skill.name,
+                skill.directory_name
+            );
             continue;
         }
         if let Err(e) = extract_skill(&dir, &skill.directory_name, &skill.archive_base64) {
             tracing::warn!("skill {:?} not installed: {e}", skill.name);
             let _ = dir.remove_all(&skill.directory_name);
             if let Ok(d) = dir.subdir(&skill.directory_name) {
-                let _ = d.write("EXTRACTION_ERROR.txt", format!("This skill could not be installed: {e}\n").as_bytes(), 0o644);
+                let _ = d.write(
+                    "EXTRACTION_ERROR.txt",
+                    format!("This skill could not be installed: {e}\n").as_bytes(),
+                    0o644,
+                );
             }
         }
     }
@@ -117,8 +145,16 @@ fn strip_common_top(paths: &mut [PathBuf]) {
     if paths.iter().any(|p| p == Path::new("SKILL.md")) {
         return;
     }
-    let Some(top) = paths.first().and_then(|p| p.components().next()).map(|c| c.as_os_str().to_owned()) else { return };
-    let all_under = paths.iter().all(|p| p.components().next().map(|c| c.as_os_str() == top).unwrap_or(false));
+    let Some(top) = paths
+        .first()
+        .and_then(|p| p.components().next())
+        .map(|c| c.as_os_str().to_owned())
+    else {
+        return;
+    };
+    let all_under = paths
+        .iter()
+        .all(|p| p.components().next().map(|c| c.as_os_str() == top).unwrap_or(false));
     if all_under && paths.iter().any(|p| p.components().count() > 1) {
         for p in paths.iter_mut() {
             *p = p.components().skip(1).collect();
@@ -129,8 +165,11 @@ fn strip_common_top(paths: &mut [PathBuf]) {
 /// Extract one skill archive into `skills/<top>/`; returns the files written (relative to `dir`).
 pub fn extract_skill(dir: &SafeDir, top: &str, archive_base64: &str) -> Result<Vec<PathBuf>, String> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(archive_base64.trim()).map_err(|e| format!("archive is not base64: {e}"))?;
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("archive is not a zip: {e}"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(archive_base64.trim())
+        .map_err(|e| format!("archive is not base64: {e}"))?;
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("archive is not a zip: {e}"))?;
     if zip.len() > MAX_SKILL_ENTRIES {
         return Err(format!("archive has {} entries (limit {MAX_SKILL_ENTRIES})", zip.len()));
     }
@@ -147,7 +186,10 @@ pub fn extract_skill(dir: &SafeDir, top: &str, archive_base64: &str) -> Result<V
         let rel = safe_entry_path(&name).ok_or_else(|| format!("entry {name:?} would be written outside {top}/"))?;
         total += f.size();
         if total > MAX_SKILL_BYTES {
-            return Err(format!("archive unpacks to more than {} MiB", MAX_SKILL_BYTES / 1024 / 1024));
+            return Err(format!(
+                "archive unpacks to more than {} MiB",
+                MAX_SKILL_BYTES / 1024 / 1024
+            ));
         }
         plan.push((i, f.is_dir()));
         rels.push(rel);
@@ -156,7 +198,12 @@ pub fn extract_skill(dir: &SafeDir, top: &str, archive_base64: &str) -> Result<V
     if !rels.iter().any(|p| p == Path::new("SKILL.md")) {
         return Err("archive has no SKILL.md at its root (nor under one top folder)".into());
     }
-    let plan = plan.into_iter().zip(rels).filter(|(_, rel)| rel.components().next().is_some()).map(|((i, d), rel)| (i, rel, d)).collect();
+    let plan = plan
+        .into_iter()
+        .zip(rels)
+        .filter(|(_, rel)| rel.components().next().is_some())
+        .map(|((i, d), rel)| (i, rel, d))
+        .collect();
     // Declared sizes may lie: read everything first, counting the bytes actually read, then write.
     let contents = read_entries(&mut zip, plan, MAX_SKILL_BYTES)?;
     let skill = dir.subdir(top).map_err(|e| e.to_string())?;
@@ -166,7 +213,10 @@ pub fn extract_skill(dir: &SafeDir, top: &str, archive_base64: &str) -> Result<V
             skill.subdirs(&rel).map_err(|e| e.to_string())?;
             continue;
         };
-        let name = rel.file_name().and_then(|n| n.to_str()).ok_or_else(|| format!("entry {:?} has no file name", rel))?;
+        let name = rel
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| format!("entry {:?} has no file name", rel))?;
         let parent = match rel.parent().filter(|p| p.components().next().is_some()) {
             Some(p) => skill.subdirs(p).map_err(|e| e.to_string())?,
             None => SafeDir::open(skill.path()).map_err(|e| e.to_string())?,
@@ -182,7 +232,11 @@ type EntryContents = Vec<(PathBuf, Option<Vec<u8>>)>;
 
 /// Read the planned entries (index, path, is_dir) into memory; fails once more than `limit` bytes in total
 /// have actually been read, whatever the entries declare. Directories come back as `None`.
-fn read_entries<R: std::io::Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>, plan: Vec<(usize, PathBuf, bool)>, limit: u64) -> Result<EntryContents, String> {
+fn read_entries<R: std::io::Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    plan: Vec<(usize, PathBuf, bool)>,
+    limit: u64,
+) -> Result<EntryContents, String> {
     let mut out = Vec::new();
     let mut total = 0u64;
     for (i, rel, is_dir) in plan {
@@ -193,10 +247,16 @@ fn read_entries<R: std::io::Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>, 
         let f = zip.by_index(i).map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
         // At most one byte past what is left of the budget: enough to know it was exceeded.
-        f.take(limit - total + 1).read_to_end(&mut buf).map_err(|e| e.to_string())?;
+        f.take(limit - total + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| e.to_string())?;
         total += buf.len() as u64;
         if total > limit {
-            return Err(format!("archive unpacks to more than {} bytes ({} MiB)", limit, limit / 1024 / 1024));
+            return Err(format!(
+                "archive unpacks to more than {} bytes ({} MiB)",
+                limit,
+                limit / 1024 / 1024
+            ));
         }
         out.push((rel, Some(buf)));
     }
@@ -228,7 +288,12 @@ mod tests {
     }
 
     fn skill(dir: &str, zip: &[u8]) -> Skill {
-        Skill { id: "s".into(), name: dir.into(), directory_name: dir.into(), archive_base64: b64(zip) }
+        Skill {
+            id: "s".into(),
+            name: dir.into(),
+            directory_name: dir.into(),
+            archive_base64: b64(zip),
+        }
     }
 
     #[test]
@@ -239,7 +304,16 @@ mod tests {
             name: "A".into(),
             system_prompt: "You are the tester.".into(),
             skills: vec![
-                skill("webapp-testing", &zip_of(&[("webapp-testing/SKILL.md", "# Web"), ("webapp-testing/scripts/run.sh", "echo")], None)),
+                skill(
+                    "webapp-testing",
+                    &zip_of(
+                        &[
+                            ("webapp-testing/SKILL.md", "# Web"),
+                            ("webapp-testing/scripts/run.sh", "echo"),
+                        ],
+                        None,
+                    ),
+                ),
                 skill("docs", &zip_of(&[("docs/SKILL.md", "# Docs")], None)),
             ],
         };
@@ -260,8 +334,19 @@ mod tests {
 
     #[test]
     fn bytes_actually_read_are_capped_in_total() {
-        let z = zip_of(&[("s/a", &"a".repeat(400)), ("s/b", &"b".repeat(400)), ("s/c", &"c".repeat(400))], None);
-        let plan = |n: usize| (0..n).map(|i| (i, PathBuf::from(format!("s/{i}")), false)).collect::<Vec<_>>();
+        let z = zip_of(
+            &[
+                ("s/a", &"a".repeat(400)),
+                ("s/b", &"b".repeat(400)),
+                ("s/c", &"c".repeat(400)),
+            ],
+            None,
+        );
+        let plan = |n: usize| {
+            (0..n)
+                .map(|i| (i, PathBuf::from(format!("s/{i}")), false))
+                .collect::<Vec<_>>()
+        };
         let mut zip = zip::ZipArchive::new(std::io::Cursor::new(z)).unwrap();
         // Each entry is well under the limit; the running total is not.
         let e = read_entries(&mut zip, plan(3), 1000).unwrap_err();
@@ -281,17 +366,26 @@ mod tests {
             zip_of(&[("other-dir/README.md", "x")], None),
         ];
         for z in &bad {
-            let profile = AgentProfile { skills: vec![skill("evil", z)], ..Default::default() };
+            let profile = AgentProfile {
+                skills: vec![skill("evil", z)],
+                ..Default::default()
+            };
             let ctx = prepare(d.path(), "agt_a", "claude", &profile).unwrap();
             let skills = ctx.join(".claude/skills");
             assert!(skills.join("evil/EXTRACTION_ERROR.txt").exists());
-            assert!(!skills.join("evil/SKILL.md").exists(), "partial install of a bad archive");
+            assert!(
+                !skills.join("evil/SKILL.md").exists(),
+                "partial install of a bad archive"
+            );
         }
         assert!(!d.path().join(".aiagent/agents/escaped.txt").exists());
         assert!(!d.path().join("escaped.txt").exists());
         assert!(!Path::new("/tmp/abs-escape.txt").exists());
         // Unsafe names never become directories.
-        let profile = AgentProfile { skills: vec![skill("../up", &zip_of(&[("../up/x", "x")], None))], ..Default::default() };
+        let profile = AgentProfile {
+            skills: vec![skill("../up", &zip_of(&[("../up/x", "x")], None))],
+            ..Default::default()
+        };
         prepare(d.path(), "agt_a", "gemini", &profile).unwrap();
         assert!(!d.path().join(".aiagent/agents/agt_a/up").exists());
         assert!(prepare(d.path(), "../../etc", "claude", &profile).is_err());
@@ -304,12 +398,21 @@ mod tests {
         let root = zip_of(&[("SKILL.md", "# Root"), ("scripts/run.sh", "echo")], None);
         let topped = zip_of(&[("packed/SKILL.md", "# Top"), ("packed/ref/a.md", "a")], None);
         for kind in ["claude", "gemini"] {
-            let profile = AgentProfile { skills: vec![skill("root-skill", &root), skill("top-skill", &topped)], ..Default::default() };
+            let profile = AgentProfile {
+                skills: vec![skill("root-skill", &root), skill("top-skill", &topped)],
+                ..Default::default()
+            };
             let ctx = prepare(d.path(), "agt_a", kind, &profile).unwrap();
             let skills = ctx.join(format!(".{kind}/skills"));
-            assert_eq!(std::fs::read_to_string(skills.join("root-skill/SKILL.md")).unwrap(), "# Root");
+            assert_eq!(
+                std::fs::read_to_string(skills.join("root-skill/SKILL.md")).unwrap(),
+                "# Root"
+            );
             assert!(skills.join("root-skill/scripts/run.sh").exists());
-            assert_eq!(std::fs::read_to_string(skills.join("top-skill/SKILL.md")).unwrap(), "# Top");
+            assert_eq!(
+                std::fs::read_to_string(skills.join("top-skill/SKILL.md")).unwrap(),
+                "# Top"
+            );
             assert!(skills.join("top-skill/ref/a.md").exists());
             assert!(!skills.join("root-skill/EXTRACTION_ERROR.txt").exists());
         }
@@ -327,7 +430,10 @@ mod tests {
         std::fs::create_dir_all(wd.join(".aiagent/agents/agt_a")).unwrap();
         symlink(&victim, wd.join(".aiagent/agents/agt_a/.claude")).unwrap();
         symlink(t.path().join("victim-file"), wd.join(".aiagent/.gitignore")).unwrap();
-        let profile = AgentProfile { skills: vec![skill("s", &zip_of(&[("SKILL.md", "x")], None))], ..Default::default() };
+        let profile = AgentProfile {
+            skills: vec![skill("s", &zip_of(&[("SKILL.md", "x")], None))],
+            ..Default::default()
+        };
         let e = prepare(&wd, "agt_a", "claude", &profile).unwrap_err().to_string();
         assert!(e.contains("symbolic link"), "{e}");
         assert_eq!(std::fs::read_to_string(victim.join("CLAUDE.md")).unwrap(), "victim");

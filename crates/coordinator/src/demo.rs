@@ -41,7 +41,13 @@ impl Continuous {
     /// The app's demo: runs of 20-60 s (the first of each pair 5-10 s), a quota that resets in 3 minutes,
     /// failures retried after 5 s.
     pub fn app(seed: u64) -> Continuous {
-        Continuous { run_ms: (20_000, 60_000), first_runs_ms: Some((5_000, 10_000)), seed, quota_reset_secs: 180, failure_cooldown_secs: 5 }
+        Continuous {
+            run_ms: (20_000, 60_000),
+            first_runs_ms: Some((5_000, 10_000)),
+            seed,
+            quota_reset_secs: 180,
+            failure_cooldown_secs: 5,
+        }
     }
 }
 
@@ -79,7 +85,10 @@ pub const DEMO_PROVIDER_2: &str = "fake-2";
 
 impl Demo {
     pub async fn start(opts: DemoOptions) -> anyhow::Result<Demo> {
-        anyhow::ensure!(opts.agents > 0 && opts.projects > 0, "the demo needs at least one agent and one project");
+        anyhow::ensure!(
+            opts.agents > 0 && opts.projects > 0,
+            "the demo needs at least one agent and one project"
+        );
         anyhow::ensure!(!opts.fake_agent.is_empty(), "no fake agent command given");
         std::fs::create_dir_all(&opts.dir)?;
         let socket = opts.dir.join("mcp.sock");
@@ -93,36 +102,77 @@ impl Demo {
         let mut cfg = pm_sim::SimConfig::new(workload, opts.dir.join("projects"));
         cfg.socket_path = Some(socket.clone());
         // Predictable demo passkeys, so a user can try "Set passkey" in the app.
-        cfg.passkeys = (1..=opts.agents).map(|i| (format!("agt_{i:02}"), format!("demo-agt_{i:02}"))).collect();
+        cfg.passkeys = (1..=opts.agents)
+            .map(|i| (format!("agt_{i:02}"), format!("demo-agt_{i:02}")))
+            .collect();
         let sim = pm_sim::Simulator::start(cfg).await?;
-        let mut settings = Settings { server: Some(socket.display().to_string()), log_dir: Some(opts.dir.join("logs")), demo: true, ..Settings::default() };
+        let mut settings = Settings {
+            server: Some(socket.display().to_string()),
+            log_dir: Some(opts.dir.join("logs")),
+            demo: true,
+            ..Settings::default()
+        };
         let provider = ProviderSettings {
             command: opts.fake_agent[0].clone(),
             // Claude-style stream-json output, so the demo's runs become real records (tokens, cost, turns).
-            args: opts.fake_agent[1..].iter().cloned().chain(["--work-ms".to_string(), opts.work_ms.to_string(), "--output-format".to_string(), "stream-json".to_string()]).collect(),
+            args: opts.fake_agent[1..]
+                .iter()
+                .cloned()
+                .chain([
+                    "--work-ms".to_string(),
+                    opts.work_ms.to_string(),
+                    "--output-format".to_string(),
+                    "stream-json".to_string(),
+                ])
+                .collect(),
             model: None,
             kind: Some("custom".to_string()),
         };
         settings.providers.insert(DEMO_PROVIDER.to_string(), provider.clone());
         let ids = sim.agent_ids();
         for id in &ids {
-            settings.agents.insert(id.clone(), AgentSettings { enabled: true, provider: Some(DEMO_PROVIDER.to_string()), ..AgentSettings::default() });
+            settings.agents.insert(
+                id.clone(),
+                AgentSettings {
+                    enabled: true,
+                    provider: Some(DEMO_PROVIDER.to_string()),
+                    ..AgentSettings::default()
+                },
+            );
         }
         let mut roles = Roles::default();
         if let Some(c) = &opts.continuous {
             let warmup = c.first_runs_ms.map(|r| (opts.agents * opts.projects, r));
-            sim.set_refill(Some(pm_sim::Refill { items: 1, run_ms: c.run_ms, seed: c.seed, warmup }));
+            sim.set_refill(Some(pm_sim::Refill {
+                items: 1,
+                run_ms: c.run_ms,
+                seed: c.seed,
+                warmup,
+            }));
             settings.error_protection.default_cooldown_secs = c.failure_cooldown_secs;
             if ids.len() >= 3 {
                 // The second agent fails, the last one hits a quota (with 4 agents the third is a plain one).
                 let (failing, quota) = (ids[1].clone(), ids[ids.len() - 1].clone());
-                sim.set_agent_behavior(&failing, pm_sim::AgentBehavior::Fail { message: DEMO_FAILURE.to_string() });
-                sim.set_agent_behavior(&quota, pm_sim::AgentBehavior::QuotaResetsIn { secs: c.quota_reset_secs });
+                sim.set_agent_behavior(
+                    &failing,
+                    pm_sim::AgentBehavior::Fail {
+                        message: DEMO_FAILURE.to_string(),
+                    },
+                );
+                sim.set_agent_behavior(
+                    &quota,
+                    pm_sim::AgentBehavior::QuotaResetsIn {
+                        secs: c.quota_reset_secs,
+                    },
+                );
                 settings.providers.insert(DEMO_PROVIDER_2.to_string(), provider);
                 if let Some(a) = settings.agents.get_mut(&quota) {
                     a.provider = Some(DEMO_PROVIDER_2.to_string());
                 }
-                roles = Roles { failing: Some(failing), quota: Some(quota) };
+                roles = Roles {
+                    failing: Some(failing),
+                    quota: Some(quota),
+                };
             }
         }
         Ok(Demo { sim, settings, roles })
@@ -130,10 +180,14 @@ impl Demo {
 
     /// (agent_id, passkey) for every demo agent.
     pub fn passkeys(&self) -> Vec<(String, String)> {
-        self.sim.agent_ids().into_iter().map(|id| {
-            let pk = self.sim.passkey(&id);
-            (id, pk)
-        }).collect()
+        self.sim
+            .agent_ids()
+            .into_iter()
+            .map(|id| {
+                let pk = self.sim.passkey(&id);
+                (id, pk)
+            })
+            .collect()
     }
 
     pub fn coordinator_token(&self) -> String {

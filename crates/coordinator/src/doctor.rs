@@ -17,7 +17,12 @@ pub struct Check {
 
 fn check(name: &str, ok: bool, detail: impl Into<String>, hint: impl Into<String>) -> Check {
     let hint = hint.into();
-    Check { name: name.to_string(), ok, detail: detail.into(), hint: (!ok && !hint.is_empty()).then_some(hint) }
+    Check {
+        name: name.to_string(),
+        ok,
+        detail: detail.into(),
+        hint: (!ok && !hint.is_empty()).then_some(hint),
+    }
 }
 
 /// Run every check (bounded in time: the server check has a short timeout).
@@ -33,7 +38,11 @@ pub async fn run(settings: &Settings, store: &dyn SecretStore) -> Vec<Check> {
             out.push(check(
                 "coordinator token",
                 t.is_some(),
-                if t.is_some() { "present in the secret store" } else { "not set" },
+                if t.is_some() {
+                    "present in the secret store"
+                } else {
+                    "not set"
+                },
                 "run `agentpm-coordinator token set` (AI Agent PM shows the token in its coordinator settings)",
             ));
             t
@@ -44,15 +53,28 @@ pub async fn run(settings: &Settings, store: &dyn SecretStore) -> Vec<Check> {
         }
     };
 
-    let server = match crate::pm::PmClient::with_options(&address, token, Duration::from_secs(3), settings.allow_insecure_http) {
+    let server = match crate::pm::PmClient::with_options(
+        &address,
+        token,
+        Duration::from_secs(3),
+        settings.allow_insecure_http,
+    ) {
         Ok(client) => match client.health_check().await {
             Ok(h) if h.status == "ok" => check("PM server", true, format!("{address} answers (status ok)"), ""),
-            Ok(h) => check("PM server", false, format!("{address} answers with status {:?}", h.status), "check AI Agent PM's logs"),
+            Ok(h) => check(
+                "PM server",
+                false,
+                format!("{address} answers with status {:?}", h.status),
+                "check AI Agent PM's logs",
+            ),
             Err(e) => {
                 let hint = if e.is_auth() {
                     "the coordinator token was refused: set the token shown by AI Agent PM with `agentpm-coordinator token set`".to_string()
                 } else if is_http {
-                    format!("start AI Agent PM's REST server on that host, or fix `server` in {}", crate::paths::settings_path().display())
+                    format!(
+                        "start AI Agent PM's REST server on that host, or fix `server` in {}",
+                        crate::paths::settings_path().display()
+                    )
                 } else {
                     format!("start AI Agent PM (its MCP daemon creates {address}), or set `server` in settings to its socket path or http(s)://host:port/mcp URL")
                 };
@@ -73,14 +95,29 @@ pub async fn run(settings: &Settings, store: &dyn SecretStore) -> Vec<Check> {
     // Agents reach the server through this program's `mcp-bridge` (no `nc` needed any more).
     let (bridge, _) = crate::mcp_bridge::command();
     let bridge_ok = std::path::Path::new(&bridge).is_file();
-    out.push(check("MCP bridge for agents", bridge_ok, format!("{bridge} mcp-bridge"), "reinstall the coordinator, or set AGENTPM_MCP_BRIDGE to the agentpm-coordinator binary"));
+    out.push(check(
+        "MCP bridge for agents",
+        bridge_ok,
+        format!("{bridge} mcp-bridge"),
+        "reinstall the coordinator, or set AGENTPM_MCP_BRIDGE to the agentpm-coordinator binary",
+    ));
 
     // Providers that enabled agents would use (plus the built-in default).
-    let mut used: std::collections::BTreeSet<String> = settings.agents.values().filter(|a| a.enabled).filter_map(|a| a.provider.clone()).collect();
+    let mut used: std::collections::BTreeSet<String> = settings
+        .agents
+        .values()
+        .filter(|a| a.enabled)
+        .filter_map(|a| a.provider.clone())
+        .collect();
     used.insert("claude".to_string());
     for name in used {
         let Some(p) = settings.providers.get(&name) else {
-            out.push(check(&format!("provider {name}"), false, "not configured", "add it under `providers` in settings"));
+            out.push(check(
+                &format!("provider {name}"),
+                false,
+                "not configured",
+                "add it under `providers` in settings",
+            ));
             continue;
         };
         let found = crate::launch::resolve_command(&p.command);
@@ -104,8 +141,18 @@ pub async fn run(settings: &Settings, store: &dyn SecretStore) -> Vec<Check> {
         let present = store.get(&secrets::agent_account(id));
         out.push(match present {
             Ok(Some(_)) => check(&format!("passkey {id}"), true, "present", ""),
-            Ok(None) => check(&format!("passkey {id}"), false, "missing", format!("run `agentpm-coordinator passkey set {id}`")),
-            Err(e) => check(&format!("passkey {id}"), false, e.to_string(), "see the secret store line above"),
+            Ok(None) => check(
+                &format!("passkey {id}"),
+                false,
+                "missing",
+                format!("run `agentpm-coordinator passkey set {id}`"),
+            ),
+            Err(e) => check(
+                &format!("passkey {id}"),
+                false,
+                e.to_string(),
+                "see the secret store line above",
+            ),
         });
     }
     if enabled == 0 {
@@ -119,9 +166,16 @@ pub async fn run(settings: &Settings, store: &dyn SecretStore) -> Vec<Check> {
 
 fn writable(name: &str, dir: &Path) -> Check {
     let probe = dir.join(format!(".doctor-{}", std::process::id()));
-    let r = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"ok")).and_then(|_| std::fs::remove_file(&probe));
+    let r = std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(&probe, b"ok"))
+        .and_then(|_| std::fs::remove_file(&probe));
     match r {
         Ok(()) => check(name, true, format!("{} is writable", dir.display()), ""),
-        Err(e) => check(name, false, format!("{}: {e}", dir.display()), "choose another folder in settings (`log_dir`) or fix its permissions"),
+        Err(e) => check(
+            name,
+            false,
+            format!("{}: {e}", dir.display()),
+            "choose another folder in settings (`log_dir`) or fix its permissions",
+        ),
     }
 }

@@ -25,7 +25,11 @@ impl Engine {
         let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
         let (ev_tx, _) = broadcast::channel(1024);
         crate::supervisor::spawn(cfg, cmd_rx, snap_tx, ev_tx.clone());
-        Engine { cmd: cmd_tx, snapshot: snap_rx, events: ev_tx }
+        Engine {
+            cmd: cmd_tx,
+            snapshot: snap_rx,
+            events: ev_tx,
+        }
     }
 
     /// Start coordinating (polling and spawning).
@@ -60,7 +64,14 @@ impl Engine {
     /// its running instances are stopped too ("Stop and pause": a stopped run is otherwise started again at
     /// once when the server still has work for it). Persisted across restarts.
     pub async fn pause_agent(&self, agent_id: &str, until: Option<crate::api::UnixMs>, stop_running: bool) {
-        let _ = self.cmd.send(Command::PauseAgent { agent_id: agent_id.to_string(), until, stop_running }).await;
+        let _ = self
+            .cmd
+            .send(Command::PauseAgent {
+                agent_id: agent_id.to_string(),
+                until,
+                stop_running,
+            })
+            .await;
     }
 
     pub async fn resume_agent(&self, agent_id: &str) {

@@ -171,7 +171,15 @@ impl Cooldowns {
     /// time, and when quota failures repeat (the reset time was wrong, or the agent hits the limit again at
     /// once) at least the backoff of the previous failure count: max(quota, backoff(n - 1)). `project`
     /// None = an agent-wide error. Returns the new cooldown.
-    pub fn record_failure(&mut self, agent_id: &str, project: Option<&str>, quota_secs: Option<u64>, default_secs: u64, max_secs: u64, now: UnixMs) -> Cooldown {
+    pub fn record_failure(
+        &mut self,
+        agent_id: &str,
+        project: Option<&str>,
+        quota_secs: Option<u64>,
+        default_secs: u64,
+        max_secs: u64,
+        now: UnixMs,
+    ) -> Cooldown {
         let slot = match (quota_secs, project) {
             (None, Some(p)) => self.pairs.entry(agent_id.to_string()).or_default().entry(p.to_string()),
             _ => self.agents.entry(agent_id.to_string()),
@@ -189,7 +197,12 @@ impl Cooldowns {
             }
             None => (backoff(n).min(max_secs as f64), CooldownReason::Error),
         };
-        let c = Cooldown { until: now + (secs * 1000.0) as i64, reason, consecutive_failures: n, cause: None };
+        let c = Cooldown {
+            until: now + (secs * 1000.0) as i64,
+            reason,
+            consecutive_failures: n,
+            cause: None,
+        };
         match slot {
             std::collections::btree_map::Entry::Occupied(mut o) => {
                 o.insert(c.clone());
@@ -222,7 +235,11 @@ impl Cooldowns {
     /// returned; failure counts are kept until a success).
     pub fn active(&self, agent_id: &str, project_id: &str, now: UnixMs) -> Option<&Cooldown> {
         let pair = self.pairs.get(agent_id).and_then(|m| m.get(project_id));
-        [self.agents.get(agent_id), pair].into_iter().flatten().filter(|c| c.until > now).max_by_key(|c| c.until)
+        [self.agents.get(agent_id), pair]
+            .into_iter()
+            .flatten()
+            .filter(|c| c.until > now)
+            .max_by_key(|c| c.until)
     }
 
     /// For display: the agent-wide cooldown, else the longest of its pairs' (and how many pairs are held).
@@ -230,14 +247,25 @@ impl Cooldowns {
         if let Some(c) = self.agents.get(agent_id).filter(|c| c.until > now) {
             return Some((c, 0));
         }
-        let held: Vec<&Cooldown> = self.pairs.get(agent_id).into_iter().flat_map(|m| m.values()).filter(|c| c.until > now).collect();
+        let held: Vec<&Cooldown> = self
+            .pairs
+            .get(agent_id)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter(|c| c.until > now)
+            .collect();
         held.iter().max_by_key(|c| c.until).map(|c| (*c, held.len()))
     }
 
     /// Hold an agent everywhere until `until` because another agent on the same provider account hit its
     /// limit: its own failure count is unchanged (it did not fail), an existing longer hold is kept.
     pub fn hold_for_provider(&mut self, agent_id: &str, until: UnixMs, cause: &str) {
-        let c = self.agents.entry(agent_id.to_string()).or_insert(Cooldown { until, reason: CooldownReason::Quota, consecutive_failures: 0, cause: None });
+        let c = self.agents.entry(agent_id.to_string()).or_insert(Cooldown {
+            until,
+            reason: CooldownReason::Quota,
+            consecutive_failures: 0,
+            cause: None,
+        });
         if c.until <= until {
             c.until = until;
             c.reason = CooldownReason::Quota;
@@ -315,7 +343,7 @@ mod tests {
         assert_eq!(q("retry in 1 min"), Some(60));
         assert_eq!(q("retry after 2 hrs"), Some(7200));
         assert_eq!(q("retry in 1500ms"), Some(5)); // 2 s, raised to the 5 s floor
-        // A number followed by an unrelated word is seconds, not a unit prefix.
+                                                   // A number followed by an unrelated word is seconds, not a unit prefix.
         assert_eq!(q("retry in 20 more seconds"), Some(20));
         assert_eq!(q("retry in 7 mango"), Some(7));
         // The cap still applies.
@@ -354,19 +382,43 @@ mod tests {
 
     #[test]
     fn talking_about_rate_limits_is_not_a_quota() {
-        assert_eq!(detect_quota("I will add rate limit handling to the API client.", 10, 3600), None);
-        assert_eq!(detect_quota("Error: rate limit exceeded, try again later", 10, 3600), Some(330));
+        assert_eq!(
+            detect_quota("I will add rate limit handling to the API client.", 10, 3600),
+            None
+        );
+        assert_eq!(
+            detect_quota("Error: rate limit exceeded, try again later", 10, 3600),
+            Some(330)
+        );
     }
 
     #[test]
     fn error_extraction_prefers_real_error_lines() {
         let log = "starting\nthe function returns error: when input is empty (documented)\nError: simulated failure\n";
         assert_eq!(extract_error(log).as_deref(), Some("Error: simulated failure"));
-        assert_eq!(extract_error("ok\nwe fixed the error: handling in parse()\ndone\n"), None);
-        assert_eq!(extract_error("2026-01-01 10:00:00 ERROR: boom\n").as_deref(), Some("2026-01-01 10:00:00 ERROR: boom"));
-        assert_eq!(extract_error("[API Error: 529 overloaded]\n").as_deref(), Some("[API Error: 529 overloaded]"));
-        assert_eq!(extract_error("TerminalQuotaError: quota will reset after 0m5s\n").as_deref(), Some("TerminalQuotaError: quota will reset after 0m5s"));
-        assert!(extract_error(&format!("Error: {}\n", "x".repeat(2000))).unwrap().chars().count() <= 501);
+        assert_eq!(
+            extract_error("ok\nwe fixed the error: handling in parse()\ndone\n"),
+            None
+        );
+        assert_eq!(
+            extract_error("2026-01-01 10:00:00 ERROR: boom\n").as_deref(),
+            Some("2026-01-01 10:00:00 ERROR: boom")
+        );
+        assert_eq!(
+            extract_error("[API Error: 529 overloaded]\n").as_deref(),
+            Some("[API Error: 529 overloaded]")
+        );
+        assert_eq!(
+            extract_error("TerminalQuotaError: quota will reset after 0m5s\n").as_deref(),
+            Some("TerminalQuotaError: quota will reset after 0m5s")
+        );
+        assert!(
+            extract_error(&format!("Error: {}\n", "x".repeat(2000)))
+                .unwrap()
+                .chars()
+                .count()
+                <= 501
+        );
     }
 
     /// What the real CLIs printed (scripts/real-agents --errors: Claude Code 2.1.197 with stream-json,
@@ -388,7 +440,10 @@ mod tests {
         let e = extract_error(real("claude-401")).unwrap();
         assert_eq!(e, "API Error (401): Invalid API key · Fix external API key");
         let e = extract_error(real("gemini-401")).unwrap();
-        assert!(e.starts_with("Error when talking to Gemini API") && e.contains("API key not valid"), "{e}");
+        assert!(
+            e.starts_with("Error when talking to Gemini API") && e.contains("API key not valid"),
+            "{e}"
+        );
         let e = extract_error(real("codex-401")).unwrap();
         assert!(e.starts_with("ERROR: unexpected status 401 Unauthorized"), "{e}");
         for cli in ["claude-401", "gemini-401", "codex-401"] {
@@ -399,11 +454,17 @@ mod tests {
     #[test]
     fn real_cli_rate_limits_are_quotas() {
         let e = extract_error(real("claude-429")).unwrap();
-        assert!(e.starts_with("API Error: Request rejected (429)"), "the result text, not the JSON line: {e}");
+        assert!(
+            e.starts_with("API Error: Request rejected (429)"),
+            "the result text, not the JSON line: {e}"
+        );
         assert!(detect_quota(real("claude-429"), 10, 3600).is_some());
         assert!(detect_quota(real("gemini-429"), 10, 3600).is_some());
         // OpenAI's insufficient_quota is billing, not a rate limit: an error (with backoff), named as such.
-        assert_eq!(extract_error(real("codex-429")).as_deref(), Some("ERROR: Quota exceeded. Check your plan and billing details."));
+        assert_eq!(
+            extract_error(real("codex-429")).as_deref(),
+            Some("ERROR: Quota exceeded. Check your plan and billing details.")
+        );
     }
 
     #[test]

@@ -50,7 +50,12 @@ pub enum ImportError {
 }
 
 /// Store one secret unless a different one is there (then report a conflict, unless `overwrite`).
-fn store_one(store: &dyn SecretStore, account: &str, value: &str, overwrite: bool) -> Result<&'static str, SecretError> {
+fn store_one(
+    store: &dyn SecretStore,
+    account: &str,
+    value: &str,
+    overwrite: bool,
+) -> Result<&'static str, SecretError> {
     match store.get(account)? {
         Some(existing) if existing == value => Ok("unchanged"),
         Some(_) if !overwrite => Ok("conflict"),
@@ -61,24 +66,56 @@ fn store_one(store: &dyn SecretStore, account: &str, value: &str, overwrite: boo
     }
 }
 
-pub fn import_yaml(yaml: &Path, store: &dyn SecretStore, settings_path: &Path, opts: &ImportOptions) -> Result<ImportReport, ImportError> {
-    let original = std::fs::read(yaml).map_err(|e| ImportError::Io { file: yaml.display().to_string(), message: e.to_string() })?;
-    let text = String::from_utf8(original.clone()).map_err(|_| ImportError::Io { file: yaml.display().to_string(), message: "not UTF-8 text".into() })?;
+pub fn import_yaml(
+    yaml: &Path,
+    store: &dyn SecretStore,
+    settings_path: &Path,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let original = std::fs::read(yaml).map_err(|e| ImportError::Io {
+        file: yaml.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let text = String::from_utf8(original.clone()).map_err(|_| ImportError::Io {
+        file: yaml.display().to_string(),
+        message: "not UTF-8 text".into(),
+    })?;
     let legacy = legacy_yaml::parse(&text, yaml)?;
     // Plan the scrub first: when it cannot remove every secret, nothing is imported, stored or written.
-    let has_plain = legacy.passkeys.values().any(|p| matches!(p, PasskeySource::Plain(_))) || matches!(legacy.token, Some(PasskeySource::Plain(_)));
-    let scrubbed = if opts.scrub && has_plain { Some(scrubbed_text(yaml, &text)?) } else { None };
+    let has_plain = legacy.passkeys.values().any(|p| matches!(p, PasskeySource::Plain(_)))
+        || matches!(legacy.token, Some(PasskeySource::Plain(_)));
+    let scrubbed = if opts.scrub && has_plain {
+        Some(scrubbed_text(yaml, &text)?)
+    } else {
+        None
+    };
     // A secret too short to be real (or to be masked in logs) stops the import before anything is stored.
     let short = legacy
         .passkeys
         .iter()
-        .filter_map(|(id, src)| src.value().and_then(|v| secrets::check_secret(&format!("passkey of {id}"), &v).err()))
-        .chain(legacy.token.as_ref().and_then(PasskeySource::value).and_then(|v| secrets::check_secret("coordinator_token", &v).err()))
+        .filter_map(|(id, src)| {
+            src.value()
+                .and_then(|v| secrets::check_secret(&format!("passkey of {id}"), &v).err())
+        })
+        .chain(
+            legacy
+                .token
+                .as_ref()
+                .and_then(PasskeySource::value)
+                .and_then(|v| secrets::check_secret("coordinator_token", &v).err()),
+        )
         .collect::<Vec<_>>();
     if !short.is_empty() {
-        return Err(ImportError::Invalid { file: yaml.display().to_string(), message: short.join("; ") });
+        return Err(ImportError::Invalid {
+            file: yaml.display().to_string(),
+            message: short.join("; "),
+        });
     }
-    let mut report = ImportReport { settings_path: settings_path.to_path_buf(), warnings: Vec::new(), ..Default::default() };
+    let mut report = ImportReport {
+        settings_path: settings_path.to_path_buf(),
+        warnings: Vec::new(),
+        ..Default::default()
+    };
     for (id, src) in &legacy.passkeys {
         match src.value() {
             None => report.missing.push(id.clone()),
@@ -143,14 +180,18 @@ pub fn import_yaml(yaml: &Path, store: &dyn SecretStore, settings_path: &Path, o
 
     if opts.scrub {
         if report.has_conflicts() {
-            report.warnings.push("not scrubbed: some secrets conflict with stored ones (re-run with --overwrite)".into());
+            report
+                .warnings
+                .push("not scrubbed: some secrets conflict with stored ones (re-run with --overwrite)".into());
         } else if let Some(out) = scrubbed {
             report.backup = scrub(yaml, &original, &out, opts.keep_backup)?;
         } else {
             report.already_scrubbed = true;
         }
     }
-    report.warnings.extend(legacy.warnings.into_iter().filter(|w| !w.contains("plain text")));
+    report
+        .warnings
+        .extend(legacy.warnings.into_iter().filter(|w| !w.contains("plain text")));
     Ok(report)
 }
 
@@ -183,7 +224,9 @@ fn scrubbed_text(yaml: &Path, text: &str) -> Result<String, ImportError> {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start();
-        let key = ["passkey:", "coordinator_token:"].into_iter().find(|k| trimmed.starts_with(k));
+        let key = ["passkey:", "coordinator_token:"]
+            .into_iter()
+            .find(|k| trimmed.starts_with(k));
         match key {
             Some(k) => {
                 let value = line_value(&trimmed[k.len()..]);
@@ -194,14 +237,26 @@ fn scrubbed_text(yaml: &Path, text: &str) -> Result<String, ImportError> {
                 }
                 let indent = &line[..line.len() - trimmed.len()];
                 let nl = if line.ends_with('\n') { "\n" } else { "" };
-                out.push_str(&format!("{indent}{k} \"\"  # moved to the secret store by agentpm-coordinator{nl}"));
+                out.push_str(&format!(
+                    "{indent}{k} \"\"  # moved to the secret store by agentpm-coordinator{nl}"
+                ));
             }
             None => out.push_str(line),
         }
     }
-    let incomplete = |who: String, detail: String| ImportError::ScrubIncomplete { file: yaml.display().to_string(), who, detail };
-    let check = legacy_yaml::parse(&out, yaml).map_err(|_| incomplete("some entries".into(), " (the rewritten file would not parse)".into()))?;
-    let mut left: Vec<String> = check.passkeys.iter().filter(|(_, p)| matches!(p, PasskeySource::Plain(_))).map(|(id, _)| id.clone()).collect();
+    let incomplete = |who: String, detail: String| ImportError::ScrubIncomplete {
+        file: yaml.display().to_string(),
+        who,
+        detail,
+    };
+    let check = legacy_yaml::parse(&out, yaml)
+        .map_err(|_| incomplete("some entries".into(), " (the rewritten file would not parse)".into()))?;
+    let mut left: Vec<String> = check
+        .passkeys
+        .iter()
+        .filter(|(_, p)| matches!(p, PasskeySource::Plain(_)))
+        .map(|(id, _)| id.clone())
+        .collect();
     if matches!(check.token, Some(PasskeySource::Plain(_))) {
         left.push("coordinator_token".into());
     }
@@ -214,7 +269,10 @@ fn scrubbed_text(yaml: &Path, text: &str) -> Result<String, ImportError> {
 /// Write the scrubbed YAML, atomically. With `keep_backup`, a backup first (byte-exact, 0600; an existing
 /// backup is never overwritten: `.bak.1`, `.bak.2`, …).
 fn scrub(yaml: &Path, original: &[u8], out: &str, keep_backup: bool) -> Result<Option<PathBuf>, ImportError> {
-    let io = |p: &Path, e: std::io::Error| ImportError::Io { file: p.display().to_string(), message: e.to_string() };
+    let io = |p: &Path, e: std::io::Error| ImportError::Io {
+        file: p.display().to_string(),
+        message: e.to_string(),
+    };
     let name = |suffix: String| {
         let mut b = yaml.as_os_str().to_owned();
         b.push(suffix);
@@ -231,7 +289,9 @@ fn scrub(yaml: &Path, original: &[u8], out: &str, keep_backup: bool) -> Result<O
         crate::paths::write_atomic(&bak, original, 0o600).map_err(|e| io(&bak, e))?;
         backup = Some(bak);
     }
-    let mode = std::fs::metadata(yaml).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap_or(0o600);
+    let mode = std::fs::metadata(yaml)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap_or(0o600);
     crate::paths::write_atomic(yaml, out.as_bytes(), mode).map_err(|e| io(yaml, e))?;
     Ok(backup)
 }
@@ -264,15 +324,38 @@ mod tests {
         let r = import_yaml(&yaml, &store, &settings, &ImportOptions::default()).unwrap();
         assert_eq!(r.unchanged, vec!["agt_a"]);
         store.set("agent:agt_a", "different").unwrap();
-        let r = import_yaml(&yaml, &store, &settings, &ImportOptions { scrub: true, overwrite: false, keep_backup: true }).unwrap();
+        let r = import_yaml(
+            &yaml,
+            &store,
+            &settings,
+            &ImportOptions {
+                scrub: true,
+                overwrite: false,
+                keep_backup: true,
+            },
+        )
+        .unwrap();
         assert_eq!(r.conflicts, vec!["agt_a"]);
         assert!(r.backup.is_none(), "scrubbed despite a conflict");
-        let r = import_yaml(&yaml, &store, &settings, &ImportOptions { scrub: true, overwrite: true, keep_backup: true }).unwrap();
+        let r = import_yaml(
+            &yaml,
+            &store,
+            &settings,
+            &ImportOptions {
+                scrub: true,
+                overwrite: true,
+                keep_backup: true,
+            },
+        )
+        .unwrap();
         assert_eq!(store.get("agent:agt_a").unwrap().as_deref(), Some("pk-aaaa1111"));
         let bak = r.backup.unwrap();
         assert_eq!(std::fs::read_to_string(&bak).unwrap(), YAML);
         let scrubbed = std::fs::read_to_string(&yaml).unwrap();
-        assert!(!scrubbed.contains("pk-aaaa1111") && !scrubbed.contains("tok-abcdef"), "{scrubbed}");
+        assert!(
+            !scrubbed.contains("pk-aaaa1111") && !scrubbed.contains("tok-abcdef"),
+            "{scrubbed}"
+        );
         assert!(scrubbed.contains("# export") && scrubbed.contains("polling_interval: 7"));
         let s = std::fs::read_to_string(&settings).unwrap();
         assert!(s.contains("agt_a") && !s.contains("pk-aaaa1111"));
@@ -285,12 +368,19 @@ mod tests {
     #[test]
     fn scrub_twice_keeps_the_backup_and_env_references() {
         let (d, yaml, settings, store) = fixture();
-        let scrub = ImportOptions { scrub: true, overwrite: false, keep_backup: true };
+        let scrub = ImportOptions {
+            scrub: true,
+            overwrite: false,
+            keep_backup: true,
+        };
         let r = import_yaml(&yaml, &store, &settings, &scrub).unwrap();
         let bak = r.backup.unwrap();
         assert_eq!(bak, d.path().join("c.yaml.bak"));
         let scrubbed = std::fs::read_to_string(&yaml).unwrap();
-        assert!(scrubbed.contains("passkey: ${IMPORT_UNIT_UNSET}"), "unset ${{VAR}} blanked: {scrubbed}");
+        assert!(
+            scrubbed.contains("passkey: ${IMPORT_UNIT_UNSET}"),
+            "unset ${{VAR}} blanked: {scrubbed}"
+        );
         // Second scrub: nothing left to scrub, the backup (the only copy of the original) is untouched.
         let r = import_yaml(&yaml, &store, &settings, &scrub).unwrap();
         assert!(r.already_scrubbed && r.backup.is_none());
@@ -313,7 +403,17 @@ mod tests {
         std::fs::write(&yaml, YAML).unwrap();
         let store = MemoryStore::new();
         store.set(crate::secrets::TOKEN_ACCOUNT, "another-token").unwrap();
-        let r = import_yaml(&yaml, &store, &d.path().join("s.json"), &ImportOptions { scrub: true, overwrite: false, keep_backup: true }).unwrap();
+        let r = import_yaml(
+            &yaml,
+            &store,
+            &d.path().join("s.json"),
+            &ImportOptions {
+                scrub: true,
+                overwrite: false,
+                keep_backup: true,
+            },
+        )
+        .unwrap();
         assert_eq!(r.token.as_deref(), Some("conflict"));
         assert!(r.has_conflicts() && r.backup.is_none());
         assert_eq!(std::fs::read_to_string(&yaml).unwrap(), YAML);
@@ -326,8 +426,13 @@ mod tests {
         std::fs::write(&yaml, "coordinator_token: tok-abcdef\nagents:\n  agt_a:\n    passkey: pk-long-enough\n  agt_b:\n    passkey: abc\n").unwrap();
         let settings = d.path().join("s.json");
         let store = MemoryStore::new();
-        let e = import_yaml(&yaml, &store, &settings, &ImportOptions::default()).unwrap_err().to_string();
-        assert!(e.contains("c.yaml") && e.contains("agt_b") && e.contains("3 characters") && !e.contains("abc\""), "{e}");
+        let e = import_yaml(&yaml, &store, &settings, &ImportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("c.yaml") && e.contains("agt_b") && e.contains("3 characters") && !e.contains("abc\""),
+            "{e}"
+        );
         assert!(store.list().unwrap().is_empty() && !settings.exists());
     }
 
@@ -339,8 +444,22 @@ mod tests {
         std::fs::write(&yaml, text).unwrap();
         let settings = d.path().join("s.json");
         let store = MemoryStore::new();
-        let e = import_yaml(&yaml, &store, &settings, &ImportOptions { scrub: true, overwrite: false, keep_backup: true }).unwrap_err().to_string();
-        assert!(e.contains("c.yaml") && e.contains("agt_a") && !e.contains("agt_b") && !e.contains("pk-flow-1"), "{e}");
+        let e = import_yaml(
+            &yaml,
+            &store,
+            &settings,
+            &ImportOptions {
+                scrub: true,
+                overwrite: false,
+                keep_backup: true,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("c.yaml") && e.contains("agt_a") && !e.contains("agt_b") && !e.contains("pk-flow-1"),
+            "{e}"
+        );
         assert_eq!(std::fs::read_to_string(&yaml).unwrap(), text);
         assert!(!d.path().join("c.yaml.bak").exists() && !settings.exists());
         assert!(store.list().unwrap().is_empty());
@@ -350,7 +469,11 @@ mod tests {
     fn import_keeps_settings_the_yaml_does_not_set_and_pins_the_ones_it_does() {
         let d = tempfile::tempdir().unwrap();
         let settings = d.path().join("s.json");
-        let mut s = Settings { polling_interval_secs: 42, debug: true, ..Settings::default() };
+        let mut s = Settings {
+            polling_interval_secs: 42,
+            debug: true,
+            ..Settings::default()
+        };
         s.pinned.push("debug".into());
         s.save(&settings).unwrap();
         let yaml = d.path().join("c.yaml");

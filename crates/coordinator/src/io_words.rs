@@ -14,8 +14,12 @@ pub fn io_words(e: &Error) -> String {
         ErrorKind::NotADirectory => "a part of the path is a file, not a folder",
         ErrorKind::ExecutableFileBusy => "the program is being written right now; try again",
         _ => match e.raw_os_error() {
-            Some(libc_enoexec) if libc_enoexec == nix::errno::Errno::ENOEXEC as i32 => "it is not a program this system can run",
-            Some(eloop) if eloop == nix::errno::Errno::ELOOP as i32 => "a symbolic link is in the way (links are not followed there)",
+            Some(libc_enoexec) if libc_enoexec == nix::errno::Errno::ENOEXEC as i32 => {
+                "it is not a program this system can run"
+            }
+            Some(eloop) if eloop == nix::errno::Errno::ELOOP as i32 => {
+                "a symbolic link is in the way (links are not followed there)"
+            }
             Some(emfile) if emfile == nix::errno::Errno::EMFILE as i32 => "too many open files",
             _ => return strip_os_error(&e.to_string()),
         },
@@ -42,9 +46,15 @@ mod tests {
 
     #[test]
     fn errors_read_as_words_without_numbers() {
-        assert_eq!(io_words(&Error::from_raw_os_error(13)), "permission denied (check the file's owner and mode)");
+        assert_eq!(
+            io_words(&Error::from_raw_os_error(13)),
+            "permission denied (check the file's owner and mode)"
+        );
         assert_eq!(io_words(&Error::from_raw_os_error(2)), "it does not exist");
-        assert_eq!(io_words(&Error::from_raw_os_error(8)), "it is not a program this system can run");
+        assert_eq!(
+            io_words(&Error::from_raw_os_error(8)),
+            "it is not a program this system can run"
+        );
         let w = io_words(&Error::from_raw_os_error(5));
         assert!(!w.contains("os error") && w.starts_with(char::is_lowercase), "{w}");
         assert_eq!(io_words(&Error::other("custom words")), "custom words");

@@ -9,7 +9,10 @@ use std::path::Path;
 pub enum PasskeySource {
     Plain(String),
     /// `${VAR}`: `value` is what the variable holds now (None when unset or empty).
-    Env { var: String, value: Option<String> },
+    Env {
+        var: String,
+        value: Option<String>,
+    },
     Missing,
 }
 
@@ -43,7 +46,10 @@ fn secret_source(raw: Option<&Value>) -> PasskeySource {
     }
     if let Some(var) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
         let value = std::env::var(var).ok().filter(|v| !v.is_empty());
-        return PasskeySource::Env { var: var.to_string(), value };
+        return PasskeySource::Env {
+            var: var.to_string(),
+            value,
+        };
     }
     PasskeySource::Plain(s)
 }
@@ -64,7 +70,12 @@ fn type_name(v: &Value) -> &'static str {
 fn check_secret_type(file: &Path, field: &str, v: Option<&Value>) -> Result<(), ConfigError> {
     match v {
         None | Some(Value::Null | Value::String(_) | Value::Number(_)) => Ok(()),
-        Some(other) => Err(ConfigError::invalid(file, field, format!("of type {}", type_name(other)), "use a string (the value itself, or ${VAR})")),
+        Some(other) => Err(ConfigError::invalid(
+            file,
+            field,
+            format!("of type {}", type_name(other)),
+            "use a string (the value itself, or ${VAR})",
+        )),
     }
 }
 
@@ -73,7 +84,12 @@ fn positive(file: &Path, v: &Value, field: &str, max: u64) -> Result<Option<u64>
         None | Some(Value::Null) => Ok(None),
         Some(x) => match x.as_u64() {
             Some(n) if n > 0 && n <= max => Ok(Some(n)),
-            _ => Err(ConfigError::invalid(file, field, x, &format!("must be a whole number from 1 to {max}"))),
+            _ => Err(ConfigError::invalid(
+                file,
+                field,
+                x,
+                &format!("must be a whole number from 1 to {max}"),
+            )),
         },
     }
 }
@@ -90,7 +106,12 @@ fn string_list(file: &Path, v: Option<&Value>, field: &str) -> Result<Vec<String
                 other => Err(ConfigError::invalid(file, field, other, "list items must be strings")),
             })
             .collect(),
-        Some(other) => Err(ConfigError::invalid(file, field, other, "use a list of strings or one string")),
+        Some(other) => Err(ConfigError::invalid(
+            file,
+            field,
+            other,
+            "use a list of strings or one string",
+        )),
     }
 }
 
@@ -98,10 +119,16 @@ pub fn parse(text: &str, file: &Path) -> Result<LegacyConfig, ConfigError> {
     let v: Value = if text.trim().is_empty() {
         Value::Object(Default::default())
     } else {
-        serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse { file: file.display().to_string(), message: e.to_string() })?
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.display().to_string(),
+            message: e.to_string(),
+        })?
     };
     if !v.is_object() {
-        return Err(ConfigError::Parse { file: file.display().to_string(), message: "the top level must be a mapping of keys".into() });
+        return Err(ConfigError::Parse {
+            file: file.display().to_string(),
+            message: "the top level must be a mapping of keys".into(),
+        });
     }
     let mut s = Settings::default();
     let mut warnings = Vec::new();
@@ -111,7 +138,13 @@ pub fn parse(text: &str, file: &Path) -> Result<LegacyConfig, ConfigError> {
     if let Some(n) = positive(file, &v, "max_concurrent", 256)? {
         s.max_concurrent = n as usize;
     }
-    let str_of = |k: &str| v.get(k).and_then(Value::as_str).map(str::trim).filter(|x| !x.is_empty()).map(str::to_string);
+    let str_of = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+    };
     let server_url = str_of("server_url");
     s.server = match (str_of("mcp_socket_path"), &server_url) {
         (Some(p), _) => Some(p),
@@ -126,26 +159,58 @@ pub fn parse(text: &str, file: &Path) -> Result<LegacyConfig, ConfigError> {
         s.log_dir = Some(std::path::absolute(&p).unwrap_or(p));
     }
     if let Some(d) = v.get("debug_mode") {
-        s.debug = d.as_bool().ok_or_else(|| ConfigError::invalid(file, "debug_mode", d, "use true or false"))?;
+        s.debug = d
+            .as_bool()
+            .ok_or_else(|| ConfigError::invalid(file, "debug_mode", d, "use true or false"))?;
     }
     if let Some(p) = v.get("ai_providers").filter(|p| !p.is_null()) {
-        let map = p.as_object().ok_or_else(|| ConfigError::invalid(file, "ai_providers", p, "must be a mapping of provider names"))?;
+        let map = p
+            .as_object()
+            .ok_or_else(|| ConfigError::invalid(file, "ai_providers", p, "must be a mapping of provider names"))?;
         for (name, cfg) in map {
-            crate::paths::validate_id(name).map_err(|e| ConfigError::invalid(file, &format!("ai_providers.{name}"), format!("{name:?}"), &e))?;
-            let command = cfg.get("cli_command").and_then(Value::as_str).unwrap_or(name).to_string();
+            crate::paths::validate_id(name)
+                .map_err(|e| ConfigError::invalid(file, &format!("ai_providers.{name}"), format!("{name:?}"), &e))?;
+            let command = cfg
+                .get("cli_command")
+                .and_then(Value::as_str)
+                .unwrap_or(name)
+                .to_string();
             let args = string_list(file, cfg.get("cli_args"), &format!("ai_providers.{name}.cli_args"))?;
-            let kind = matches!(name.as_str(), "claude" | "gemini" | "codex").then(|| name.clone()).or(Some("custom".into()));
-            s.providers.insert(name.clone(), ProviderSettings { command, args, model: None, kind });
+            let kind = matches!(name.as_str(), "claude" | "gemini" | "codex")
+                .then(|| name.clone())
+                .or(Some("custom".into()));
+            s.providers.insert(
+                name.clone(),
+                ProviderSettings {
+                    command,
+                    args,
+                    model: None,
+                    kind,
+                },
+            );
         }
     }
     let mut passkeys = BTreeMap::new();
     if let Some(a) = v.get("agents").filter(|a| !a.is_null()) {
-            // Never print the value: it may hold passkeys, and none is registered for masking yet.
-        let map = a.as_object().ok_or_else(|| ConfigError::invalid(file, "agents", format!("of type {}", type_name(a)), "must be a mapping of agent ids"))?;
+        // Never print the value: it may hold passkeys, and none is registered for masking yet.
+        let map = a.as_object().ok_or_else(|| {
+            ConfigError::invalid(
+                file,
+                "agents",
+                format!("of type {}", type_name(a)),
+                "must be a mapping of agent ids",
+            )
+        })?;
         for (id, cfg) in map {
-            crate::paths::validate_id(id).map_err(|e| ConfigError::invalid(file, &format!("agents.{id}"), format!("{id:?}"), &e))?;
+            crate::paths::validate_id(id)
+                .map_err(|e| ConfigError::invalid(file, &format!("agents.{id}"), format!("{id:?}"), &e))?;
             if !(cfg.is_object() || cfg.is_null()) {
-                return Err(ConfigError::invalid(file, &format!("agents.{id}"), format!("of type {}", type_name(cfg)), "must be a mapping such as `passkey: ${VAR}`"));
+                return Err(ConfigError::invalid(
+                    file,
+                    &format!("agents.{id}"),
+                    format!("of type {}", type_name(cfg)),
+                    "must be a mapping such as `passkey: ${VAR}`",
+                ));
             }
             check_secret_type(file, &format!("agents.{id}.passkey"), cfg.get("passkey"))?;
             let src = secret_source(cfg.get("passkey"));
@@ -165,7 +230,13 @@ pub fn parse(text: &str, file: &Path) -> Result<LegacyConfig, ConfigError> {
     check_secret_type(file, "coordinator_token", v.get("coordinator_token"))?;
     let token = match v.get("coordinator_token") {
         Some(t) if !t.is_null() => Some(secret_source(Some(t))),
-        _ => std::env::var("MCP_COORDINATOR_TOKEN").ok().filter(|t| !t.is_empty()).map(|t| PasskeySource::Env { var: "MCP_COORDINATOR_TOKEN".into(), value: Some(t) }),
+        _ => std::env::var("MCP_COORDINATOR_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(|t| PasskeySource::Env {
+                var: "MCP_COORDINATOR_TOKEN".into(),
+                value: Some(t),
+            }),
     };
     if let Some(ep) = v.get("error_protection").and_then(Value::as_object) {
         let b = |k: &str, d: bool| ep.get(k).and_then(Value::as_bool).unwrap_or(d);
@@ -199,16 +270,28 @@ pub fn parse(text: &str, file: &Path) -> Result<LegacyConfig, ConfigError> {
         ("error_protection", "error_protection"),
         ("log_upload", "log_upload"),
     ];
-    s.pinned = explicit.iter().filter(|(k, _)| v.get(*k).is_some_and(|x| !x.is_null())).map(|(_, f)| f.to_string()).collect();
+    s.pinned = explicit
+        .iter()
+        .filter(|(k, _)| v.get(*k).is_some_and(|x| !x.is_null()))
+        .map(|(_, f)| f.to_string())
+        .collect();
     if s.server.is_some() {
         s.pinned.push("server".into());
     }
     s.validate(file)?;
-    Ok(LegacyConfig { settings: s, passkeys, token, warnings })
+    Ok(LegacyConfig {
+        settings: s,
+        passkeys,
+        token,
+        warnings,
+    })
 }
 
 pub fn load(path: &Path) -> Result<LegacyConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io { file: path.display().to_string(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     parse(&text, path)
 }
 
@@ -228,19 +311,37 @@ mod tests {
         assert_eq!(c.settings.provider_kind("mine"), "custom");
         assert_eq!(c.passkeys["agt_a"], PasskeySource::Plain("plain-1".into()));
         assert_eq!(c.passkeys["agt_b"].value().as_deref(), Some("from-env-123"));
-        assert_eq!(c.passkeys["agt_c"], PasskeySource::Env { var: "LEGACY_TEST_UNSET".into(), value: None });
+        assert_eq!(
+            c.passkeys["agt_c"],
+            PasskeySource::Env {
+                var: "LEGACY_TEST_UNSET".into(),
+                value: None
+            }
+        );
         assert_eq!(c.passkeys["agt_d"], PasskeySource::Missing);
         assert_eq!(c.token.unwrap().value().as_deref(), Some("from-env-123"));
-        assert!(c.warnings.iter().any(|w| w.contains("agt_a") && w.contains("import-yaml")));
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("agt_a") && w.contains("import-yaml")));
     }
 
     #[test]
     fn bad_values_name_field_and_value() {
-        let e = parse("polling_interval: -5\n", Path::new("c.yaml")).unwrap_err().to_string();
-        assert!(e.contains("polling_interval") && e.contains("-5") && e.contains("c.yaml"), "{e}");
-        let e = parse("agents:\n  ../etc:\n    passkey: x\n", Path::new("c.yaml")).unwrap_err().to_string();
+        let e = parse("polling_interval: -5\n", Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("polling_interval") && e.contains("-5") && e.contains("c.yaml"),
+            "{e}"
+        );
+        let e = parse("agents:\n  ../etc:\n    passkey: x\n", Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("agents.../etc"), "{e}");
-        let e = parse("max_concurrent: lots\n", Path::new("c.yaml")).unwrap_err().to_string();
+        let e = parse("max_concurrent: lots\n", Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_concurrent") && e.contains("lots"), "{e}");
         assert!(parse("agents: [1, 2\n", Path::new("c.yaml")).is_err());
     }
@@ -251,13 +352,24 @@ mod tests {
             ("agents: [agt_a, pk-secret-111]\n", "`agents`", "a list"),
             ("agents: pk-secret-111\n", "`agents`", "a string"),
             ("agents:\n  agt_a: pk-secret-111\n", "`agents.agt_a`", "a string"),
-            ("agents:\n  agt_a:\n    passkey: [pk-secret-111]\n", "`agents.agt_a.passkey`", "a list"),
-            ("agents:\n  agt_a:\n    passkey: {v: pk-secret-111}\n", "`agents.agt_a.passkey`", "a mapping"),
+            (
+                "agents:\n  agt_a:\n    passkey: [pk-secret-111]\n",
+                "`agents.agt_a.passkey`",
+                "a list",
+            ),
+            (
+                "agents:\n  agt_a:\n    passkey: {v: pk-secret-111}\n",
+                "`agents.agt_a.passkey`",
+                "a mapping",
+            ),
             ("coordinator_token: [pk-secret-111]\n", "`coordinator_token`", "a list"),
         ];
         for (y, field, ty) in cases {
             let e = parse(y, Path::new("/cfg/c.yaml")).unwrap_err().to_string();
-            assert!(e.contains("/cfg/c.yaml") && e.contains(field) && e.contains(ty), "{y}: {e}");
+            assert!(
+                e.contains("/cfg/c.yaml") && e.contains(field) && e.contains(ty),
+                "{y}: {e}"
+            );
             assert!(!e.contains("pk-secret-111"), "secret in the error: {e}");
         }
     }
@@ -266,7 +378,11 @@ mod tests {
     fn explicit_fields_are_pinned() {
         let c = parse("max_concurrent: 8\nagents:\n  agt_a: {}\n", Path::new("c.yaml")).unwrap();
         assert_eq!(c.settings.pinned, vec!["max_concurrent"]);
-        let c = parse("polling_interval: 4\ndebug_mode: true\nmcp_socket_path: /x.sock\n", Path::new("c.yaml")).unwrap();
+        let c = parse(
+            "polling_interval: 4\ndebug_mode: true\nmcp_socket_path: /x.sock\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
         assert_eq!(c.settings.pinned, vec!["polling_interval_secs", "debug", "server"]);
     }
 }

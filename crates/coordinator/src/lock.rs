@@ -3,8 +3,15 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another coordinator is already running for {config} (pid {pid} on {host}, since {started}); stop it first")]
-    Held { config: String, pid: u32, host: String, started: String },
+    #[error(
+        "another coordinator is already running for {config} (pid {pid} on {host}, since {started}); stop it first"
+    )]
+    Held {
+        config: String,
+        pid: u32,
+        host: String,
+        started: String,
+    },
     #[error("cannot create lock file {path}: {message}")]
     Io { path: String, message: String },
 }
@@ -40,8 +47,15 @@ fn pick_dir(preferred: PathBuf, fallback: PathBuf) -> Result<PathBuf, LockError>
     match private_dir(&preferred) {
         Ok(()) => Ok(preferred),
         Err(why) => {
-            tracing::warn!("lock folder {} is unsafe ({why}); using {}", preferred.display(), fallback.display());
-            private_dir(&fallback).map_err(|message| LockError::Io { path: fallback.display().to_string(), message })?;
+            tracing::warn!(
+                "lock folder {} is unsafe ({why}); using {}",
+                preferred.display(),
+                fallback.display()
+            );
+            private_dir(&fallback).map_err(|message| LockError::Io {
+                path: fallback.display().to_string(),
+                message,
+            })?;
             Ok(fallback)
         }
     }
@@ -87,7 +101,11 @@ pub fn canonical_config_path(config: &Path) -> PathBuf {
             (Some(name), Some(parent)) => {
                 rest.push(name);
                 // A relative path with one component has the parent "": resolve it against the cwd.
-                existing = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() };
+                existing = if parent.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent.to_path_buf()
+                };
             }
             _ => return config.to_path_buf(),
         }
@@ -111,7 +129,10 @@ impl InstanceLock {
 
     fn acquire_in(dir: &Path, config: &Path) -> Result<InstanceLock, LockError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let io = |p: &Path, e: std::io::Error| LockError::Io { path: p.display().to_string(), message: e.to_string() };
+        let io = |p: &Path, e: std::io::Error| LockError::Io {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        };
         let path = dir.join(format!("coordinator-{}.lock", key(config)));
         let info_path = path.with_extension("info");
         // O_NOFOLLOW: a link planted at the lock's name fails instead of truncating or locking its target.
@@ -128,22 +149,42 @@ impl InstanceLock {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let i = old.unwrap_or_default();
-                return Err(LockError::Held { config: config.display().to_string(), pid: i.pid, host: i.host, started: i.started });
+                return Err(LockError::Held {
+                    config: config.display().to_string(),
+                    pid: i.pid,
+                    host: i.host,
+                    started: i.started,
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&path, e)),
         }
         // The OS lock died with its holder; an info file left behind names who that was.
-        let took_over = old.map(|i| format!("took over a stale lock from pid {} on {} (started {}); that coordinator did not exit cleanly", i.pid, i.host, i.started));
+        let took_over = old.map(|i| {
+            format!(
+                "took over a stale lock from pid {} on {} (started {}); that coordinator did not exit cleanly",
+                i.pid, i.host, i.started
+            )
+        });
         let info = Info {
             pid: std::process::id(),
-            host: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            host: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             started: chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
             config: config.display().to_string(),
         };
         // Temp file + rename: a planted link at the info name is replaced, never followed.
-        crate::safe_fs::write_atomic_path(&info_path, serde_json::to_string(&info).unwrap_or_default().as_bytes(), 0o600)
-            .map_err(|e| io(&info_path, e))?;
-        Ok(InstanceLock { path, took_over, file: Some(file) })
+        crate::safe_fs::write_atomic_path(
+            &info_path,
+            serde_json::to_string(&info).unwrap_or_default().as_bytes(),
+            0o600,
+        )
+        .map_err(|e| io(&info_path, e))?;
+        Ok(InstanceLock {
+            path,
+            took_over,
+            file: Some(file),
+        })
     }
 }
 
@@ -155,7 +196,11 @@ fn libc_o_nofollow() -> i32 {
 fn read_no_follow(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc_o_nofollow()).open(path).ok()?;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nofollow())
+        .open(path)
+        .ok()?;
     if !f.metadata().ok()?.is_file() {
         return None;
     }
@@ -189,7 +234,10 @@ mod tests {
         }
         let other_cfg = d.path().join("other.json");
         std::fs::write(&other_cfg, "{}").unwrap();
-        assert!(InstanceLock::acquire(&other_cfg).is_ok(), "different configs must not conflict");
+        assert!(
+            InstanceLock::acquire(&other_cfg).is_ok(),
+            "different configs must not conflict"
+        );
         drop(first);
         assert!(InstanceLock::acquire(&cfg).is_ok());
     }
@@ -216,11 +264,17 @@ mod tests {
         std::fs::write(&cfg, "{}").unwrap();
         let l = InstanceLock::acquire(&cfg).unwrap();
         let info = l.path.with_extension("info");
-        let saved = std::fs::read_to_string(&info).unwrap().replace(&format!("\"pid\":{}", std::process::id()), "\"pid\":4242");
+        let saved = std::fs::read_to_string(&info)
+            .unwrap()
+            .replace(&format!("\"pid\":{}", std::process::id()), "\"pid\":4242");
         drop(l);
         std::fs::write(&info, saved).unwrap();
         let l = InstanceLock::acquire(&cfg).unwrap();
-        assert!(l.took_over.as_deref().unwrap_or("").contains("4242"), "{:?}", l.took_over);
+        assert!(
+            l.took_over.as_deref().unwrap_or("").contains("4242"),
+            "{:?}",
+            l.took_over
+        );
     }
 
     #[test]
@@ -261,11 +315,17 @@ mod tests {
         let l = InstanceLock::acquire_in(&dir, &cfg).unwrap();
         assert!(l.took_over.is_none(), "a link is not read as a stale holder");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
-        assert!(!std::fs::symlink_metadata(lock.with_extension("info")).unwrap().file_type().is_symlink());
+        assert!(!std::fs::symlink_metadata(lock.with_extension("info"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
         drop(l);
         std::fs::remove_file(&lock).unwrap();
         std::os::unix::fs::symlink(&victim, &lock).unwrap();
-        assert!(matches!(InstanceLock::acquire_in(&dir, &cfg), Err(LockError::Io { .. })));
+        assert!(matches!(
+            InstanceLock::acquire_in(&dir, &cfg),
+            Err(LockError::Io { .. })
+        ));
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 }

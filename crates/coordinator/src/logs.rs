@@ -6,13 +6,23 @@ use std::path::{Path, PathBuf};
 /// `agent_id` must already be validated.
 pub fn new_run_log(root: &Path, agent_id: &str) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = crate::paths::join_id(root, agent_id).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let dir =
+        crate::paths::join_id(root, agent_id).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
     let stem = chrono::Local::now().format("%Y%m%d_%H%M%S_%3f").to_string();
     for n in 0..1000 {
-        let name = if n == 0 { format!("{stem}.log") } else { format!("{stem}-{n}.log") };
+        let name = if n == 0 {
+            format!("{stem}.log")
+        } else {
+            format!("{stem}-{n}.log")
+        };
         let path = dir.join(name);
-        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
             Ok(_) => return Ok(path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -23,7 +33,9 @@ pub fn new_run_log(root: &Path, agent_id: &str) -> std::io::Result<PathBuf> {
 
 /// Last `max_bytes` of a file as (lossy) UTF-8; empty when missing.
 pub fn read_tail(path: &Path, max_bytes: u64) -> String {
-    let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if len > max_bytes {
         let _ = f.seek(SeekFrom::Start(len - max_bytes));
@@ -35,7 +47,9 @@ pub fn read_tail(path: &Path, max_bytes: u64) -> String {
 
 /// Run logs of one agent, newest first (names sort by time).
 pub fn list_runs(root: &Path, agent_id: &str) -> Vec<PathBuf> {
-    let Ok(dir) = crate::paths::join_id(root, agent_id) else { return Vec::new() };
+    let Ok(dir) = crate::paths::join_id(root, agent_id) else {
+        return Vec::new();
+    };
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()

@@ -15,7 +15,13 @@ pub const ENV_AGENT: &str = "AGENT_ID";
 pub const ENV_PROJECT: &str = "PROJECT_ID";
 pub const ENV_PASSKEY: &str = "AGENT_PASSKEY";
 /// Every variable the bridge needs, for CLIs that pass MCP servers only the variables they are told to.
-pub const ENV_VARS: &[&str] = &[ENV_SERVER, ENV_AGENT, ENV_PROJECT, ENV_PASSKEY, crate::launch::TOKEN_ENV];
+pub const ENV_VARS: &[&str] = &[
+    ENV_SERVER,
+    ENV_AGENT,
+    ENV_PROJECT,
+    ENV_PASSKEY,
+    crate::launch::TOKEN_ENV,
+];
 
 /// The credentials the bridge injects. Never printed (Debug is hand-written).
 #[derive(Clone)]
@@ -28,7 +34,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("agent_id", &self.agent_id).field("project_id", &self.project_id).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("agent_id", &self.agent_id)
+            .field("project_id", &self.project_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -37,7 +46,8 @@ const INJECTED: &[&str] = &["agent_id", "project_id", "passkey"];
 
 /// A client→server message with the credentials filled in (only `tools/call` of `authenticate` changes).
 pub fn inject(mut msg: Value, c: &Credentials) -> Value {
-    let is_auth = msg["method"] == "tools/call" && msg.pointer("/params/name").and_then(Value::as_str) == Some("authenticate");
+    let is_auth =
+        msg["method"] == "tools/call" && msg.pointer("/params/name").and_then(Value::as_str) == Some("authenticate");
     if is_auth {
         let params = msg["params"].as_object_mut().expect("tools/call params is an object");
         let args = params.entry("arguments").or_insert_with(|| json!({}));
@@ -61,7 +71,9 @@ pub fn filter_reply(mut reply: Value, c: &Credentials) -> Value {
         }
     }
     let text = reply.to_string();
-    let secrets = std::iter::once(c.passkey.as_str()).chain(c.token.as_deref()).filter(|s| s.len() >= 4);
+    let secrets = std::iter::once(c.passkey.as_str())
+        .chain(c.token.as_deref())
+        .filter(|s| s.len() >= 4);
     let mut masked = text.clone();
     for s in secrets {
         // Secrets are matched as they appear inside a JSON string (escaped).
@@ -75,7 +87,10 @@ pub fn filter_reply(mut reply: Value, c: &Credentials) -> Value {
 }
 
 fn strip_schema(tool: &mut Value) {
-    let schema = tool.as_object_mut().and_then(|t| t.get_mut("inputSchema")).and_then(Value::as_object_mut);
+    let schema = tool
+        .as_object_mut()
+        .and_then(|t| t.get_mut("inputSchema"))
+        .and_then(Value::as_object_mut);
     let Some(schema) = schema else { return };
     if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         for k in INJECTED {
@@ -85,14 +100,21 @@ fn strip_schema(tool: &mut Value) {
     if let Some(req) = schema.get_mut("required").and_then(Value::as_array_mut) {
         req.retain(|r| !r.as_str().is_some_and(|r| INJECTED.contains(&r)));
     }
-    let d = "Authenticate this agent instance. Call it with no arguments: the agent-pm server supplies the credentials.";
+    let d =
+        "Authenticate this agent instance. Call it with no arguments: the agent-pm server supplies the credentials.";
     tool["description"] = d.into();
 }
 
 /// Where the bridge forwards to.
 enum Upstream {
-    Unix { path: String, conn: Option<BufReader<tokio::net::UnixStream>> },
-    Http { client: reqwest::Client, url: String },
+    Unix {
+        path: String,
+        conn: Option<BufReader<tokio::net::UnixStream>>,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+    },
 }
 
 /// How long one HTTP request may take: the server long-polls `get_next_action` for up to 45 s (§1.4).
@@ -101,12 +123,24 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
 impl Upstream {
     fn new(address: &str) -> Result<Upstream, String> {
         if address.starts_with("http://") || address.starts_with("https://") {
-            let client = reqwest::Client::builder().timeout(HTTP_TIMEOUT).redirect(reqwest::redirect::Policy::none()).build().map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-            Ok(Upstream::Http { client, url: address.to_string() })
+            let client = reqwest::Client::builder()
+                .timeout(HTTP_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+            Ok(Upstream::Http {
+                client,
+                url: address.to_string(),
+            })
         } else if address.is_empty() {
-            Err(format!("{ENV_SERVER} is not set: the bridge does not know where the PM server is"))
+            Err(format!(
+                "{ENV_SERVER} is not set: the bridge does not know where the PM server is"
+            ))
         } else {
-            Ok(Upstream::Unix { path: address.to_string(), conn: None })
+            Ok(Upstream::Unix {
+                path: address.to_string(),
+                conn: None,
+            })
         }
     }
 
@@ -119,7 +153,9 @@ impl Upstream {
                 // once if the server closed it in between.
                 for attempt in 0..2 {
                     if conn.is_none() {
-                        let s = tokio::net::UnixStream::connect(&*path).await.map_err(|e| format!("cannot connect to the PM server at {path}: {e}"))?;
+                        let s = tokio::net::UnixStream::connect(&*path)
+                            .await
+                            .map_err(|e| format!("cannot connect to the PM server at {path}: {e}"))?;
                         *conn = Some(BufReader::new(s));
                     }
                     let s = conn.as_mut().expect("connected");
@@ -135,7 +171,11 @@ impl Upstream {
                         Err(e) => Err(e.to_string()),
                     };
                     match read {
-                        Ok(n) if n > 0 => return serde_json::from_str(&buf).map(Some).map_err(|e| format!("the PM server at {path} sent a reply that is not JSON ({e})")),
+                        Ok(n) if n > 0 => {
+                            return serde_json::from_str(&buf)
+                                .map(Some)
+                                .map_err(|e| format!("the PM server at {path} sent a reply that is not JSON ({e})"))
+                        }
                         Ok(_) | Err(_) if attempt == 0 => *conn = None,
                         Ok(_) => return Err(format!("the PM server at {path} closed the connection without a reply")),
                         Err(e) => return Err(format!("cannot read from {path}: {e}")),
@@ -148,17 +188,28 @@ impl Upstream {
                 if let Some(t) = &c.token {
                     r = r.bearer_auth(t);
                 }
-                let resp = r.send().await.map_err(|e| format!("cannot reach the PM server at {url}: {e}"))?;
+                let resp = r
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot reach the PM server at {url}: {e}"))?;
                 let status = resp.status();
-                let body = resp.text().await.map_err(|e| format!("cannot read the reply of {url}: {e}"))?;
+                let body = resp
+                    .text()
+                    .await
+                    .map_err(|e| format!("cannot read the reply of {url}: {e}"))?;
                 if !status.is_success() {
-                    return Err(format!("the PM server at {url} answered HTTP {status}: {}", body.chars().take(200).collect::<String>()));
+                    return Err(format!(
+                        "the PM server at {url} answered HTTP {status}: {}",
+                        body.chars().take(200).collect::<String>()
+                    ));
                 }
                 // The HTTP transport acknowledges notifications with an id-less body: not for the client.
                 if notification {
                     return Ok(None);
                 }
-                serde_json::from_str(&body).map(Some).map_err(|e| format!("the PM server at {url} sent a reply that is not JSON ({e})"))
+                serde_json::from_str(&body)
+                    .map(Some)
+                    .map_err(|e| format!("the PM server at {url} sent a reply that is not JSON ({e})"))
             }
         }
     }
@@ -183,7 +234,11 @@ where
         let msg: Value = match serde_json::from_str(&line) {
             Ok(m) => m,
             Err(_) => {
-                write_line(&mut output, &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "Parse error"}})).await?;
+                write_line(
+                    &mut output,
+                    &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "Parse error"}}),
+                )
+                .await?;
                 continue;
             }
         };
@@ -211,9 +266,16 @@ async fn write_line<W: AsyncWrite + Unpin>(w: &mut W, v: &Value) -> Result<(), S
 /// Credentials and server address from the environment; a clear error naming the missing variable.
 pub fn from_env() -> Result<(String, Credentials), String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let need = |k: &str| var(k).ok_or_else(|| format!("mcp-bridge: {k} is not set (the coordinator sets it for every agent it starts)"));
+    let need = |k: &str| {
+        var(k).ok_or_else(|| format!("mcp-bridge: {k} is not set (the coordinator sets it for every agent it starts)"))
+    };
     let address = need(ENV_SERVER)?;
-    let c = Credentials { agent_id: need(ENV_AGENT)?, project_id: need(ENV_PROJECT)?, passkey: need(ENV_PASSKEY)?, token: var(crate::launch::TOKEN_ENV) };
+    let c = Credentials {
+        agent_id: need(ENV_AGENT)?,
+        project_id: need(ENV_PROJECT)?,
+        passkey: need(ENV_PASSKEY)?,
+        token: var(crate::launch::TOKEN_ENV),
+    };
     Ok((address, c))
 }
 
@@ -255,14 +317,28 @@ mod tests {
     use super::*;
 
     fn creds() -> Credentials {
-        Credentials { agent_id: "agt_a".into(), project_id: "prj_1".into(), passkey: "PK-secret-1234".into(), token: Some("TOK-secret-5678".into()) }
+        Credentials {
+            agent_id: "agt_a".into(),
+            project_id: "prj_1".into(),
+            passkey: "PK-secret-1234".into(),
+            token: Some("TOK-secret-5678".into()),
+        }
     }
 
     #[test]
     fn authenticate_gets_the_credentials_and_nothing_else_changes() {
-        let m = inject(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "authenticate", "arguments": {"passkey": "guess"}}}), &creds());
-        assert_eq!(m["params"]["arguments"], json!({"agent_id": "agt_a", "project_id": "prj_1", "passkey": "PK-secret-1234"}));
-        let m = inject(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "authenticate"}}), &creds());
+        let m = inject(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "authenticate", "arguments": {"passkey": "guess"}}}),
+            &creds(),
+        );
+        assert_eq!(
+            m["params"]["arguments"],
+            json!({"agent_id": "agt_a", "project_id": "prj_1", "passkey": "PK-secret-1234"})
+        );
+        let m = inject(
+            json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "authenticate"}}),
+            &creds(),
+        );
         assert_eq!(m["params"]["arguments"]["passkey"], "PK-secret-1234");
         let other = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "get_next_action", "arguments": {"session_token": "s"}}});
         assert_eq!(inject(other.clone(), &creds()), other);
@@ -286,7 +362,13 @@ mod tests {
     async fn a_session_through_the_bridge_against_the_simulator() {
         for http in [false, true] {
             let dir = tempfile::tempdir().unwrap();
-            let workload = pm_sim::Workload { projects: 1, agents: 1, items_per_pair: 1, provider: "claude".into(), model: None };
+            let workload = pm_sim::Workload {
+                projects: 1,
+                agents: 1,
+                items_per_pair: 1,
+                provider: "claude".into(),
+                model: None,
+            };
             let mut cfg = pm_sim::SimConfig::new(workload, dir.path().join("projects"));
             cfg.socket_path = Some(dir.path().join("mcp.sock"));
             if http {
@@ -294,8 +376,17 @@ mod tests {
             }
             let sim = pm_sim::Simulator::start(cfg).await.unwrap();
             let (agent, project) = (sim.agent_ids()[0].clone(), sim.project_ids()[0].clone());
-            let c = Credentials { agent_id: agent.clone(), project_id: project, passkey: sim.passkey(&agent), token: Some(sim.coordinator_token()) };
-            let address = if http { sim.mcp_url().unwrap() } else { sim.socket_path().unwrap().display().to_string() };
+            let c = Credentials {
+                agent_id: agent.clone(),
+                project_id: project,
+                passkey: sim.passkey(&agent),
+                token: Some(sim.coordinator_token()),
+            };
+            let address = if http {
+                sim.mcp_url().unwrap()
+            } else {
+                sim.socket_path().unwrap().display().to_string()
+            };
             let (mut client, server_side) = tokio::io::duplex(1 << 16);
             let (r, w) = tokio::io::split(server_side);
             let c2 = c.clone();
@@ -311,17 +402,27 @@ mod tests {
                 call(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}})),
                 call(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
                 call(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})),
-                call(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "authenticate", "arguments": {}}})),
+                call(
+                    json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "authenticate", "arguments": {}}}),
+                ),
             ];
             for m in &msgs {
                 cw.write_all(m).await.unwrap();
             }
             let mut got = Vec::new();
             for _ in 0..3 {
-                let l = tokio::time::timeout(Duration::from_secs(5), replies.next_line()).await.expect("a reply").unwrap().unwrap();
+                let l = tokio::time::timeout(Duration::from_secs(5), replies.next_line())
+                    .await
+                    .expect("a reply")
+                    .unwrap()
+                    .unwrap();
                 got.push(serde_json::from_str::<Value>(&l).unwrap());
             }
-            assert_eq!(got.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(), vec![json!(1), json!(2), json!(3)], "http={http}: {got:?}");
+            assert_eq!(
+                got.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(),
+                vec![json!(1), json!(2), json!(3)],
+                "http={http}: {got:?}"
+            );
             let auth: Value = serde_json::from_str(got[2]["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
             assert_eq!(auth["success"], true, "http={http}: {auth}");
             let session = auth["session_token"].as_str().unwrap();
@@ -345,12 +446,21 @@ mod tests {
         let (mut client, server_side) = tokio::io::duplex(4096);
         let (r, w) = tokio::io::split(server_side);
         let bridge = tokio::spawn(async move { serve(r, w, "/nonexistent/mcp.sock", &creds()).await });
-        client.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\"}\nnot json\n").await.unwrap();
+        client
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\"}\nnot json\n")
+            .await
+            .unwrap();
         let (cr, _cw) = tokio::io::split(client);
         let mut lines = BufReader::new(cr).lines();
         let e: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
         assert_eq!(e["id"], 7);
-        assert!(e["error"]["message"].as_str().unwrap().contains("/nonexistent/mcp.sock"), "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/nonexistent/mcp.sock"),
+            "{e}"
+        );
         let p: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
         assert_eq!(p["error"]["code"], -32700);
         drop(lines);

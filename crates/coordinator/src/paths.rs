@@ -65,8 +65,13 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     if id == "." || id == ".." {
         return Err("an id must not be `.` or `..`".into());
     }
-    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))) {
-        return Err(format!("an id may contain only letters, digits, `_`, `-`, `.` and `@` (found {c:?})"));
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')))
+    {
+        return Err(format!(
+            "an id may contain only letters, digits, `_`, `-`, `.` and `@` (found {c:?})"
+        ));
     }
     Ok(())
 }
@@ -89,7 +94,17 @@ mod tests {
 
     #[test]
     fn hostile_ids_are_rejected() {
-        for bad in ["", "..", ".", "../../etc", "/etc/passwd", "a/b", "a\0b", "ü", &"x".repeat(200)] {
+        for bad in [
+            "",
+            "..",
+            ".",
+            "../../etc",
+            "/etc/passwd",
+            "a/b",
+            "a\0b",
+            "ü",
+            &"x".repeat(200),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["agt_dev", "prj-1", "human.lead", "a@b"] {

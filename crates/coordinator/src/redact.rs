@@ -81,7 +81,10 @@ pub struct StreamRedactor {
 
 impl StreamRedactor {
     pub fn new(redactor: Redactor) -> Self {
-        StreamRedactor { redactor, carry: String::new() }
+        StreamRedactor {
+            redactor,
+            carry: String::new(),
+        }
     }
 
     /// Masked text that is final. `line_complete`: the piece ends a line (secrets never span a newline).
@@ -162,7 +165,11 @@ where
 {
     type Writer = RedactingLine<W::Writer>;
     fn make_writer(&'a self) -> Self::Writer {
-        RedactingLine { buf: Vec::new(), inner: self.inner.make_writer(), redactor: self.redactor.clone() }
+        RedactingLine {
+            buf: Vec::new(),
+            inner: self.inner.make_writer(),
+            redactor: self.redactor.clone(),
+        }
     }
 }
 
@@ -177,8 +184,16 @@ pub fn init_tracing_at(default: &str, json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let writer = RedactingWriter::new(std::io::stderr, global().clone());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false).with_ansi(std::io::stderr().is_terminal());
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 #[cfg(test)]
@@ -215,7 +230,10 @@ mod tests {
         r.add("pk-very-secret");
         let s = sink.clone();
         let writer = RedactingWriter::new(move || s.clone(), r);
-        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_writer(writer).finish();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(writer)
+            .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::debug!(passkey = "pk-very-secret", "spawning with pk-very-secret");
         });
@@ -229,7 +247,11 @@ mod tests {
         let r = Redactor::default();
         r.add("pk-0123456789abcdef");
         r.add("tok-zz99");
-        let text = format!("{}pk-0123456789abcdef{}tok-zz99 end", "x".repeat(70_000), "é".repeat(10));
+        let text = format!(
+            "{}pk-0123456789abcdef{}tok-zz99 end",
+            "x".repeat(70_000),
+            "é".repeat(10)
+        );
         for cut in [1, 3, 7, 15, 4096, 65_536, 70_003, 70_010] {
             let mut sr = StreamRedactor::new(r.clone());
             let mut out = String::new();

@@ -27,7 +27,10 @@ pub struct SafeDir {
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> SafeFsError {
-    SafeFsError::Io { path: path.display().to_string(), message: e.to_string() }
+    SafeFsError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// One plain file-name component (no `/`, not `.`/`..`, not empty).
@@ -41,8 +44,16 @@ fn check_name(parent: &Path, name: &str) -> Result<(), SafeFsError> {
 impl SafeDir {
     /// Open a folder the user or the server named (symlinks in *its* path are the user's choice).
     pub fn open(path: &Path) -> Result<SafeDir, SafeFsError> {
-        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| io_err(path, e))?;
-        Ok(SafeDir { fd, path: path.to_path_buf() })
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(path, e))?;
+        Ok(SafeDir {
+            fd,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -60,7 +71,9 @@ impl SafeDir {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
             Ok(fd) => Ok(SafeDir { fd, path }),
-            Err(rustix::io::Errno::LOOP) => Err(SafeFsError::Symlink { path: path.display().to_string() }),
+            Err(rustix::io::Errno::LOOP) => Err(SafeFsError::Symlink {
+                path: path.display().to_string(),
+            }),
             Err(rustix::io::Errno::NOTDIR) => Err(self.classify(name, "directory")),
             Err(e) => Err(io_err(&path, e)),
         }
@@ -81,8 +94,15 @@ impl SafeDir {
     fn classify(&self, name: &str, expected: &'static str) -> SafeFsError {
         let path = self.path.join(name);
         match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink => SafeFsError::Symlink { path: path.display().to_string() },
-            _ => SafeFsError::WrongType { path: path.display().to_string(), expected },
+            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink => {
+                SafeFsError::Symlink {
+                    path: path.display().to_string(),
+                }
+            }
+            _ => SafeFsError::WrongType {
+                path: path.display().to_string(),
+                expected,
+            },
         }
     }
 
@@ -93,12 +113,19 @@ impl SafeDir {
         let fd = match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(rustix::io::Errno::LOOP) => return Err(SafeFsError::Symlink { path: self.path.join(name).display().to_string() }),
+            Err(rustix::io::Errno::LOOP) => {
+                return Err(SafeFsError::Symlink {
+                    path: self.path.join(name).display().to_string(),
+                })
+            }
             Err(e) => return Err(io_err(&self.path.join(name), e)),
         };
         let st = rustix::fs::fstat(&fd).map_err(|e| io_err(&self.path.join(name), e))?;
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-            return Err(SafeFsError::WrongType { path: self.path.join(name).display().to_string(), expected: "regular file" });
+            return Err(SafeFsError::WrongType {
+                path: self.path.join(name).display().to_string(),
+                expected: "regular file",
+            });
         }
         let mut f = std::fs::File::from(fd);
         let mut out = Vec::new();
@@ -113,14 +140,20 @@ impl SafeDir {
         let path = self.path.join(name);
         if let Ok(st) = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
-                return Err(SafeFsError::WrongType { path: path.display().to_string(), expected: "regular file" });
+                return Err(SafeFsError::WrongType {
+                    path: path.display().to_string(),
+                    expected: "regular file",
+                });
             }
         }
         let (tmp, fd) = create_temp(&self.fd, &self.path, name, mode)?;
         let mut f = std::fs::File::from(fd);
         let written = f.write_all(bytes).and_then(|_| f.sync_all());
         drop(f);
-        if let Err(e) = written.map_err(|e| io_err(&path, e)).and_then(|_| rustix::fs::renameat(&self.fd, &tmp, &self.fd, name).map_err(|e| io_err(&path, e))) {
+        if let Err(e) = written
+            .map_err(|e| io_err(&path, e))
+            .and_then(|_| rustix::fs::renameat(&self.fd, &tmp, &self.fd, name).map_err(|e| io_err(&path, e)))
+        {
             let _ = rustix::fs::unlinkat(&self.fd, &tmp, AtFlags::empty());
             return Err(e);
         }
@@ -165,17 +198,38 @@ fn create_temp(dir: &OwnedFd, dir_path: &Path, name: &str, mode: u32) -> Result<
             Err(e) => return Err(io_err(&dir_path.join(&tmp), e)),
         }
     }
-    Err(io_err(&dir_path.join(name), format!("no free temporary name: {}", last.map(|e| e.to_string()).unwrap_or_default())))
+    Err(io_err(
+        &dir_path.join(name),
+        format!(
+            "no free temporary name: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        ),
+    ))
 }
 
 /// `write_atomic` for our own folders: parents created, the temp file exclusive and never a followed link.
 pub fn write_atomic_path(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| std::io::Error::other(format!("{}: not a file name", path.display())))?;
-    let dfd = rustix::fs::openat(CWD, dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-    let d = SafeDir { fd: dfd, path: dir.to_path_buf() };
-    d.write(name, bytes, mode).map_err(|e| std::io::Error::other(e.to_string()))
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| std::io::Error::other(format!("{}: not a file name", path.display())))?;
+    let dfd = rustix::fs::openat(
+        CWD,
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let d = SafeDir {
+        fd: dfd,
+        path: dir.to_path_buf(),
+    };
+    d.write(name, bytes, mode)
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]
@@ -202,9 +256,15 @@ mod tests {
         assert!(victim.join("skills/keep").is_dir());
         // Writing over a link replaces the link; the target is untouched.
         root.write("file", b"ours", 0o644).unwrap();
-        assert_eq!(std::fs::read_to_string(t.path().join("victim.txt")).unwrap(), "victim file");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("victim.txt")).unwrap(),
+            "victim file"
+        );
         assert_eq!(std::fs::read_to_string(proj.join("file")).unwrap(), "ours");
-        assert!(!std::fs::symlink_metadata(proj.join("file")).unwrap().file_type().is_symlink());
+        assert!(!std::fs::symlink_metadata(proj.join("file"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]
@@ -230,7 +290,11 @@ mod tests {
         write_atomic_path(&p, b"{}", 0o600).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read(&p).unwrap(), b"{}");
-        let leftovers: Vec<_> = std::fs::read_dir(t.path().join("a")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp-")).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(t.path().join("a"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
         assert!(leftovers.is_empty());
     }
 }

@@ -71,11 +71,15 @@ impl Default for KeyringStore {
 
 impl KeyringStore {
     pub fn new() -> Self {
-        KeyringStore { service: service_name() }
+        KeyringStore {
+            service: service_name(),
+        }
     }
 
     pub fn with_service(service: &str) -> Self {
-        KeyringStore { service: service.to_string() }
+        KeyringStore {
+            service: service.to_string(),
+        }
     }
 
     fn entry(&self, account: &str) -> Result<keyring::Entry, SecretError> {
@@ -171,7 +175,10 @@ impl SecretStore for MemoryStore {
         Ok(self.map.lock().unwrap().get(account).map(|v| v.to_string()))
     }
     fn set(&self, account: &str, value: &str) -> Result<(), SecretError> {
-        self.map.lock().unwrap().insert(account.to_string(), zeroize::Zeroizing::new(value.to_string()));
+        self.map
+            .lock()
+            .unwrap()
+            .insert(account.to_string(), zeroize::Zeroizing::new(value.to_string()));
         Ok(())
     }
     fn delete(&self, account: &str) -> Result<bool, SecretError> {

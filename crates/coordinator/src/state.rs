@@ -38,7 +38,11 @@ impl PersistedState {
                 Ok(s) => s,
                 Err(e) => {
                     let aside = path.with_extension("json.corrupt");
-                    tracing::warn!("{} is corrupt ({e}); moved to {} and starting fresh", path.display(), aside.display());
+                    tracing::warn!(
+                        "{} is corrupt ({e}); moved to {} and starting fresh",
+                        path.display(),
+                        aside.display()
+                    );
                     let _ = std::fs::rename(path, &aside);
                     PersistedState::default()
                 }
@@ -88,8 +92,12 @@ pub fn group_is_ours(rec: &ChildRecord) -> bool {
     if rec.pgid <= 1 {
         return false;
     }
-    let leader = ChildRecord { pid: rec.pgid, ..rec.clone() };
-    let leader_exists = nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.pgid as i32), None).is_ok() && !is_zombie(rec.pgid);
+    let leader = ChildRecord {
+        pid: rec.pgid,
+        ..rec.clone()
+    };
+    let leader_exists =
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.pgid as i32), None).is_ok() && !is_zombie(rec.pgid);
     if leader_exists {
         return rec.pgid != rec.pid || is_alive(&leader);
     }
@@ -114,10 +122,28 @@ mod tests {
         let me = std::process::id();
         let start = process_start_time(me);
         assert!(start.is_some());
-        let rec = ChildRecord { pid: me, pgid: me, agent_id: "a".into(), project_id: "p".into(), task_id: None, started_at: 0, log_path: PathBuf::new(), proc_start: start };
+        let rec = ChildRecord {
+            pid: me,
+            pgid: me,
+            agent_id: "a".into(),
+            project_id: "p".into(),
+            task_id: None,
+            started_at: 0,
+            log_path: PathBuf::new(),
+            proc_start: start,
+        };
         assert!(is_alive(&rec));
-        assert!(!is_alive(&ChildRecord { proc_start: start.map(|s| s + 1), ..rec.clone() }), "recycled pid taken for ours");
-        assert!(!is_alive(&ChildRecord { pid: 999_999_999, ..rec }));
+        assert!(
+            !is_alive(&ChildRecord {
+                proc_start: start.map(|s| s + 1),
+                ..rec.clone()
+            }),
+            "recycled pid taken for ours"
+        );
+        assert!(!is_alive(&ChildRecord {
+            pid: 999_999_999,
+            ..rec
+        }));
     }
 
     #[tokio::test]
@@ -125,12 +151,24 @@ mod tests {
         use std::os::unix::process::CommandExt;
         // The leader starts a background sleeper in its group and exits at once, as an agent killed by SIGPIPE.
         let mut leader = std::process::Command::new("sh");
-        leader.args(["-c", "sleep 30 >/dev/null 2>&1 & echo $!"]).process_group(0).stdout(std::process::Stdio::piped());
+        leader
+            .args(["-c", "sleep 30 >/dev/null 2>&1 & echo $!"])
+            .process_group(0)
+            .stdout(std::process::Stdio::piped());
         let child = leader.spawn().unwrap();
         let (pgid, start) = (child.id(), process_start_time(child.id()));
         let out = child.wait_with_output().unwrap();
         let sleeper: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        let rec = ChildRecord { pid: pgid, pgid, agent_id: "a".into(), project_id: "p".into(), task_id: None, started_at: 0, log_path: PathBuf::new(), proc_start: start };
+        let rec = ChildRecord {
+            pid: pgid,
+            pgid,
+            agent_id: "a".into(),
+            project_id: "p".into(),
+            task_id: None,
+            started_at: 0,
+            log_path: PathBuf::new(),
+            proc_start: start,
+        };
         assert!(!is_alive(&rec), "the leader is gone");
         assert!(group_is_ours(&rec), "its group lives on");
         crate::launch::stop_group(pgid, std::time::Duration::from_secs(2)).await;
@@ -142,7 +180,12 @@ mod tests {
         assert!(!group_is_ours(&rec));
         // A live process with a different start time at the recorded pid is not ours.
         let me = std::process::id();
-        let other = ChildRecord { pid: me, pgid: me, proc_start: process_start_time(me).map(|s| s + 7), ..rec };
+        let other = ChildRecord {
+            pid: me,
+            pgid: me,
+            proc_start: process_start_time(me).map(|s| s + 7),
+            ..rec
+        };
         assert!(!group_is_ours(&other));
     }
 }

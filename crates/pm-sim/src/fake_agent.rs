@@ -47,7 +47,15 @@ struct Opts {
 }
 
 fn parse(args: &[String]) -> Opts {
-    let mut o = Opts { mode: Mode::Succeed, work_ms: 200, mcp_config: None, orphan: false, print_env: false, linger_ms: 0, stream_json: false };
+    let mut o = Opts {
+        mode: Mode::Succeed,
+        work_ms: 200,
+        mcp_config: None,
+        orphan: false,
+        print_env: false,
+        linger_ms: 0,
+        stream_json: false,
+    };
     if let Some(ms) = std::env::var("FAKE_AGENT_LINGER_MS").ok().and_then(|v| v.parse().ok()) {
         o.linger_ms = ms;
     }
@@ -83,7 +91,12 @@ fn parse(args: &[String]) -> Opts {
 fn mode_from(name: &str, message: Option<&str>) -> Mode {
     match name {
         "fail" => Mode::Fail(message.unwrap_or("Error: simulated failure").into()),
-        "quota" => Mode::Quota(message.unwrap_or("TerminalQuotaError: quota will reset after 0m5s").into(), None),
+        "quota" => Mode::Quota(
+            message
+                .unwrap_or("TerminalQuotaError: quota will reset after 0m5s")
+                .into(),
+            None,
+        ),
         "hang" => Mode::Hang,
         "grandchild" => Mode::Grandchild,
         "leak" => Mode::Leak,
@@ -107,14 +120,28 @@ fn server_address(o: &Opts) -> Result<Target, String> {
         let e = &v["mcpServers"]["agent-pm"];
         if let Some(url) = e["url"].as_str() {
             let auth = e["headers"]["Authorization"].as_str().map(expand_env);
-            return Ok(Target::Direct(url.to_string(), auth.map(|a| a.trim_start_matches("Bearer ").to_string())));
+            return Ok(Target::Direct(
+                url.to_string(),
+                auth.map(|a| a.trim_start_matches("Bearer ").to_string()),
+            ));
         }
-        let args: Vec<String> = e["args"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+        let args: Vec<String> = e["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
         if let Some(cmd) = e["command"].as_str() {
             if cmd == "nc" {
                 return Ok(Target::Direct(args.last().cloned().unwrap_or_default(), None));
             }
-            let env = e["env"].as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), expand_env(v.as_str()?)))).collect();
+            let env = e["env"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), expand_env(v.as_str()?))))
+                .collect();
             return Ok(Target::Stdio(cmd.to_string(), args, env));
         }
         return Err("MCP config has no agent-pm server".into());
@@ -143,8 +170,16 @@ fn expand_env(s: &str) -> String {
 enum Conn {
     Unix(BufReader<tokio::net::UnixStream>),
     /// Through a stdio MCP server (the bridge): JSON-RPC lines on its stdin/stdout.
-    Stdio { _child: tokio::process::Child, stdin: tokio::process::ChildStdin, stdout: BufReader<tokio::process::ChildStdout> },
-    Http { client: reqwest::Client, url: String, bearer: Option<String> },
+    Stdio {
+        _child: tokio::process::Child,
+        stdin: tokio::process::ChildStdin,
+        stdout: BufReader<tokio::process::ChildStdout>,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        bearer: Option<String>,
+    },
 }
 
 impl Conn {
@@ -160,7 +195,8 @@ impl Conn {
 
     async fn call_once(&mut self, id: &mut u64, tool: &str, args: Value) -> Result<Value, String> {
         *id += 1;
-        let req = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": tool, "arguments": args}, "id": *id});
+        let req =
+            json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": tool, "arguments": args}, "id": *id});
         let env: Value = match self {
             Conn::Unix(s) => {
                 let mut line = serde_json::to_vec(&req).unwrap();
@@ -260,11 +296,32 @@ fn emit(v: Value) {
 
 impl StreamJson {
     fn new(prompt_len: usize) -> StreamJson {
-        let session = format!("fake-{:x}-{:x}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()));
-        let model = std::env::var("AGENTPM_MODEL").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "claude-sonnet-4-5".into());
-        let s = StreamJson { session, model, prompt_tokens: prompt_len as u64 / 4 + 500, turns: 0, usage: [0; 4], text: String::new(), error: None };
-        let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
-        emit(json!({"type": "system", "subtype": "init", "cwd": cwd, "session_id": s.session, "tools": ["Bash", "Read", "Edit"], "mcp_servers": [{"name": "agent-pm", "status": "connected"}], "model": s.model, "permissionMode": "default", "apiKeySource": "none"}));
+        let session = format!(
+            "fake-{:x}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
+        );
+        let model = std::env::var("AGENTPM_MODEL")
+            .ok()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "claude-sonnet-4-5".into());
+        let s = StreamJson {
+            session,
+            model,
+            prompt_tokens: prompt_len as u64 / 4 + 500,
+            turns: 0,
+            usage: [0; 4],
+            text: String::new(),
+            error: None,
+        };
+        let cwd = std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        emit(
+            json!({"type": "system", "subtype": "init", "cwd": cwd, "session_id": s.session, "tools": ["Bash", "Read", "Edit"], "mcp_servers": [{"name": "agent-pm", "status": "connected"}], "model": s.model, "permissionMode": "default", "apiKeySource": "none"}),
+        );
         s
     }
 
@@ -272,7 +329,11 @@ impl StreamJson {
     fn call_usage(&mut self, output: u64) -> Value {
         let first = self.turns == 0;
         self.turns += 1;
-        let u = if first { [12, output, 0, self.prompt_tokens] } else { [4, output, self.prompt_tokens + 40 * self.turns as u64, 40] };
+        let u = if first {
+            [12, output, 0, self.prompt_tokens]
+        } else {
+            [4, output, self.prompt_tokens + 40 * self.turns as u64, 40]
+        };
         for (t, n) in self.usage.iter_mut().zip(u) {
             *t += n;
         }
@@ -282,28 +343,43 @@ impl StreamJson {
     fn tool(&mut self, tool: &str, err: Option<&String>) {
         let usage = self.call_usage(30);
         let id = format!("toolu_{:03}", self.turns);
-        emit(json!({"type": "assistant", "message": {"id": format!("msg_{:03}", self.turns), "type": "message", "role": "assistant", "model": self.model, "content": [{"type": "tool_use", "id": id, "name": format!("mcp__agent-pm__{tool}"), "input": {}}], "usage": usage}, "parent_tool_use_id": null, "session_id": self.session}));
+        emit(
+            json!({"type": "assistant", "message": {"id": format!("msg_{:03}", self.turns), "type": "message", "role": "assistant", "model": self.model, "content": [{"type": "tool_use", "id": id, "name": format!("mcp__agent-pm__{tool}"), "input": {}}], "usage": usage}, "parent_tool_use_id": null, "session_id": self.session}),
+        );
         let text = err.cloned().unwrap_or_else(|| "ok".into());
-        emit(json!({"type": "user", "message": {"role": "user", "content": [{"tool_use_id": id, "type": "tool_result", "content": [{"type": "text", "text": text}], "is_error": err.is_some()}]}, "parent_tool_use_id": null, "session_id": self.session}));
+        emit(
+            json!({"type": "user", "message": {"role": "user", "content": [{"tool_use_id": id, "type": "tool_result", "content": [{"type": "text", "text": text}], "is_error": err.is_some()}]}, "parent_tool_use_id": null, "session_id": self.session}),
+        );
     }
 
     /// A tool of the CLI's own (Bash, Read, Edit) and its result.
     fn local_tool(&mut self, name: &str, input: Value, result: &str, output_tokens: u64) {
         let usage = self.call_usage(output_tokens);
         let id = format!("toolu_{:03}", self.turns);
-        emit(json!({"type": "assistant", "message": {"id": format!("msg_{:03}", self.turns), "type": "message", "role": "assistant", "model": self.model, "content": [{"type": "tool_use", "id": id, "name": name, "input": input}], "usage": usage}, "parent_tool_use_id": null, "session_id": self.session}));
-        emit(json!({"type": "user", "message": {"role": "user", "content": [{"tool_use_id": id, "type": "tool_result", "content": result, "is_error": false}]}, "parent_tool_use_id": null, "session_id": self.session}));
+        emit(
+            json!({"type": "assistant", "message": {"id": format!("msg_{:03}", self.turns), "type": "message", "role": "assistant", "model": self.model, "content": [{"type": "tool_use", "id": id, "name": name, "input": input}], "usage": usage}, "parent_tool_use_id": null, "session_id": self.session}),
+        );
+        emit(
+            json!({"type": "user", "message": {"role": "user", "content": [{"tool_use_id": id, "type": "tool_result", "content": result, "is_error": false}]}, "parent_tool_use_id": null, "session_id": self.session}),
+        );
     }
 
     fn say(&mut self, text: &str) {
         let usage = self.call_usage(12);
-        emit(json!({"type": "assistant", "message": {"id": format!("msg_{:03}", self.turns), "type": "message", "role": "assistant", "model": self.model, "content": [{"type": "text", "text": text}], "usage": usage}, "parent_tool_use_id": null, "session_id": self.session}));
+        emit(
+            json!({"type": "assistant", "message": {"id": format!("msg_{:03}", self.turns), "type": "message", "role": "assistant", "model": self.model, "content": [{"type": "text", "text": text}], "usage": usage}, "parent_tool_use_id": null, "session_id": self.session}),
+        );
         self.text = text.to_string();
     }
 
     fn rate_limited(&mut self, resets_in_secs: u64) {
-        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) + resets_in_secs;
-        emit(json!({"type": "rate_limit_event", "rate_limit_info": {"status": "rejected", "resetsAt": at, "rateLimitType": "five_hour"}, "session_id": self.session}));
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + resets_in_secs;
+        emit(
+            json!({"type": "rate_limit_event", "rate_limit_info": {"status": "rejected", "resetsAt": at, "rateLimitType": "five_hour"}, "session_id": self.session}),
+        );
         self.error = Some(format!("Claude AI usage limit reached|{at}"));
     }
 
@@ -311,7 +387,9 @@ impl StreamJson {
         let [i, o, cr, cw] = self.usage;
         let cost = (i as f64 * 3.0 + o as f64 * 15.0 + cr as f64 * 0.3 + cw as f64 * 3.75) / 1e6;
         let is_error = code != 0;
-        let error = self.error.unwrap_or_else(|| format!("fake-agent exited with code {code}"));
+        let error = self
+            .error
+            .unwrap_or_else(|| format!("fake-agent exited with code {code}"));
         let text = if is_error { error.clone() } else { self.text };
         let mut v = json!({"type": "result", "subtype": if is_error { "error_during_execution" } else { "success" }, "is_error": is_error, "duration_ms": elapsed.as_millis() as u64, "duration_api_ms": elapsed.as_millis() as u64 / 2, "num_turns": self.turns, "result": text, "session_id": self.session, "total_cost_usd": cost, "usage": {"input_tokens": i, "output_tokens": o, "cache_read_input_tokens": cr, "cache_creation_input_tokens": cw, "service_tier": "standard"}, "permission_denials": []});
         if is_error {
@@ -329,19 +407,29 @@ async fn main(args: Vec<String>) -> i32 {
         let _ = std::io::stdin().read_to_string(&mut s);
         s
     });
-    let prompt = tokio::time::timeout(Duration::from_secs(5), prompt).await.ok().and_then(Result::ok).unwrap_or_default();
+    let prompt = tokio::time::timeout(Duration::from_secs(5), prompt)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     println!("fake-agent: received a prompt of {} bytes", prompt.len());
     if o.stream_json {
         STREAM.with(|s| *s.borrow_mut() = Some(StreamJson::new(prompt.len())));
     }
     if o.print_env {
-        let mut names: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::env::vars_os()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
         names.sort();
         println!("fake-agent env: {}", names.join(" "));
     }
     if o.orphan {
         // Like `cmd &` in a shell: the background process inherits stdout/stderr and outlives us.
-        match std::process::Command::new("sleep").arg("600").stdin(std::process::Stdio::null()).spawn() {
+        match std::process::Command::new("sleep")
+            .arg("600")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+        {
             Ok(c) => println!("orphan pid {}", c.id()),
             Err(e) => println!("Error: cannot spawn a background process: {e}"),
         }
@@ -358,7 +446,11 @@ async fn main(args: Vec<String>) -> i32 {
     // Through a bridge the credentials are filled in for us (as for a real model, which never sees them).
     let bridged = matches!(target, Target::Stdio(..));
     let mut conn = match target {
-        Target::Direct(address, bearer) if address.starts_with("http") => Conn::Http { client: reqwest::Client::new(), url: address.clone(), bearer },
+        Target::Direct(address, bearer) if address.starts_with("http") => Conn::Http {
+            client: reqwest::Client::new(),
+            url: address.clone(),
+            bearer,
+        },
         Target::Direct(address, _) => match tokio::net::UnixStream::connect(&address).await {
             Ok(s) => Conn::Unix(BufReader::new(s)),
             Err(e) => {
@@ -367,11 +459,21 @@ async fn main(args: Vec<String>) -> i32 {
             }
         },
         Target::Stdio(cmd, args, env) => {
-            let spawned = tokio::process::Command::new(&cmd).args(&args).envs(env).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).kill_on_drop(true).spawn();
+            let spawned = tokio::process::Command::new(&cmd)
+                .args(&args)
+                .envs(env)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn();
             match spawned {
                 Ok(mut c) => {
                     let (stdin, stdout) = (c.stdin.take().expect("piped"), c.stdout.take().expect("piped"));
-                    Conn::Stdio { _child: c, stdin, stdout: BufReader::new(stdout) }
+                    Conn::Stdio {
+                        _child: c,
+                        stdin,
+                        stdout: BufReader::new(stdout),
+                    }
                 }
                 Err(e) => {
                     println!("Error: cannot start the MCP server {cmd}: {e}");
@@ -381,7 +483,11 @@ async fn main(args: Vec<String>) -> i32 {
         }
     };
     let mut id = 0u64;
-    let creds = if bridged { json!({"pid": std::process::id()}) } else { json!({"agent_id": agent, "passkey": passkey, "project_id": project, "pid": std::process::id()}) };
+    let creds = if bridged {
+        json!({"pid": std::process::id()})
+    } else {
+        json!({"agent_id": agent, "passkey": passkey, "project_id": project, "pid": std::process::id()})
+    };
     let auth = match conn.call(&mut id, "authenticate", creds).await {
         Ok(v) => v,
         Err(e) => {
@@ -389,16 +495,29 @@ async fn main(args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    if auth["success"].as_bool() != Some(true) && auth["error"].as_str().is_some_and(|e| e.starts_with("No valid purpose")) {
-        println!("fake-agent: the server has no work for me ({}); exiting", auth["error"].as_str().unwrap_or(""));
+    if auth["success"].as_bool() != Some(true)
+        && auth["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("No valid purpose"))
+    {
+        println!(
+            "fake-agent: the server has no work for me ({}); exiting",
+            auth["error"].as_str().unwrap_or("")
+        );
         return 0;
     }
     if auth["success"].as_bool() != Some(true) {
-        println!("Error: authentication failed: {}", auth["error"].as_str().unwrap_or("unknown"));
+        println!(
+            "Error: authentication failed: {}",
+            auth["error"].as_str().unwrap_or("unknown")
+        );
         return 1;
     }
     let session = auth["session_token"].as_str().unwrap_or("").to_string();
-    if let Some(b) = auth.get("sim_behavior").filter(|b| b["mode"].as_str().is_some_and(|m| m != "succeed")) {
+    if let Some(b) = auth
+        .get("sim_behavior")
+        .filter(|b| b["mode"].as_str().is_some_and(|m| m != "succeed"))
+    {
         o.mode = mode_from(b["mode"].as_str().unwrap_or(""), b["message"].as_str());
     }
     if let (Mode::Quota(_, reset @ None), Some(secs)) = (&mut o.mode, auth["sim_behavior"]["resets_in_secs"].as_u64()) {
@@ -430,7 +549,10 @@ async fn main(args: Vec<String>) -> i32 {
             match reset {
                 // Claude Code's own words for it, with the reset as a Unix time.
                 Some(secs) => {
-                    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) + *secs;
+                    let at = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs())
+                        + *secs;
                     println!("Claude AI usage limit reached|{at}");
                     with_stream(|s| s.rate_limited(*secs));
                 }
@@ -461,7 +583,10 @@ async fn main(args: Vec<String>) -> i32 {
         Ok(next) if next["action"] == "get_pending_messages" => chat(&mut conn, &mut id, &s).await,
         Ok(next) if next["action"] == "execute" => task(&mut conn, &mut id, &s, &o).await,
         Ok(next) => {
-            println!("fake-agent: nothing to do ({}); logging out", next["action"].as_str().unwrap_or("?"));
+            println!(
+                "fake-agent: nothing to do ({}); logging out",
+                next["action"].as_str().unwrap_or("?")
+            );
             0
         }
         Err(e) => {
@@ -507,7 +632,13 @@ async fn chat(conn: &mut Conn, id: &mut u64, s: &Value) -> i32 {
 /// A task session: one work item, reported like the real prompt asks.
 async fn task(conn: &mut Conn, id: &mut u64, s: &Value, o: &Opts) -> i32 {
     let env = |k: &str| std::env::var(k).unwrap_or_default();
-    let _ = conn.call(id, "report_model", json!({"session_token": s, "provider": "fake", "model_id": env("AGENTPM_MODEL")})).await;
+    let _ = conn
+        .call(
+            id,
+            "report_model",
+            json!({"session_token": s, "provider": "fake", "model_id": env("AGENTPM_MODEL")}),
+        )
+        .await;
     let task = match conn.call(id, "get_my_task", json!({"session_token": s})).await {
         Ok(v) => v["task"]["id"].as_str().map(str::to_string),
         Err(e) => {
@@ -519,7 +650,15 @@ async fn task(conn: &mut Conn, id: &mut u64, s: &Value, o: &Opts) -> i32 {
         println!("fake-agent: no task; logging out");
         return 0;
     };
-    let exl = conn.call(id, "report_execution_start", json!({"session_token": s, "task_id": task})).await.ok().and_then(|v| v["execution_log_id"].as_str().map(str::to_string));
+    let exl = conn
+        .call(
+            id,
+            "report_execution_start",
+            json!({"session_token": s, "task_id": task}),
+        )
+        .await
+        .ok()
+        .and_then(|v| v["execution_log_id"].as_str().map(str::to_string));
     println!("fake-agent: working on {task} for {} ms", o.work_ms);
     progress::work(o.work_ms, &task, o.stream_json).await;
     println!("fake-agent: {task} done");
@@ -527,7 +666,10 @@ async fn task(conn: &mut Conn, id: &mut u64, s: &Value, o: &Opts) -> i32 {
     if let Some(exl) = exl {
         let _ = conn.call(id, "report_execution_complete", json!({"session_token": s, "execution_log_id": exl, "exit_code": 0, "duration_seconds": o.work_ms as f64 / 1000.0})).await;
     }
-    if let Err(e) = conn.call(id, "report_completed", json!({"session_token": s, "result": "success"})).await {
+    if let Err(e) = conn
+        .call(id, "report_completed", json!({"session_token": s, "result": "success"}))
+        .await
+    {
         println!("Error: report_completed failed: {e}");
         return 1;
     }
@@ -540,12 +682,25 @@ mod tests {
 
     #[test]
     fn ignores_real_cli_flags_and_reads_modes() {
-        let o = parse(&["--dangerously-skip-permissions".into(), "--model".into(), "x".into(), "-p".into(), "--quota".into(), "--work-ms".into(), "7".into()]);
+        let o = parse(&[
+            "--dangerously-skip-permissions".into(),
+            "--model".into(),
+            "x".into(),
+            "-p".into(),
+            "--quota".into(),
+            "--work-ms".into(),
+            "7".into(),
+        ]);
         assert!(matches!(o.mode, Mode::Quota(_, None)));
         assert_eq!(o.work_ms, 7);
         let o = parse(&["--orphan".into(), "--print-env".into()]);
         assert!(o.orphan && o.print_env && o.mode == Mode::Succeed && !o.stream_json);
-        let o = parse(&["-p".into(), "--output-format".into(), "stream-json".into(), "--verbose".into()]);
+        let o = parse(&[
+            "-p".into(),
+            "--output-format".into(),
+            "stream-json".into(),
+            "--verbose".into(),
+        ]);
         assert!(o.stream_json && o.mode == Mode::Succeed);
         assert!(!parse(&["--output-format".into(), "text".into()]).stream_json);
     }

@@ -23,7 +23,10 @@ fn lock(m: &Shared) -> std::sync::MutexGuard<'_, Model> {
 pub async fn serve(addr: SocketAddr, model: Shared, mut stop: watch::Receiver<bool>) -> anyhow::Result<SocketAddr> {
     let app = Router::new()
         .route("/mcp", post(mcp).layer(DefaultBodyLimit::max(1024 * 1024)))
-        .route("/api/v1/execution-logs/upload", post(upload).layer(DefaultBodyLimit::max(15 * 1024 * 1024)))
+        .route(
+            "/api/v1/execution-logs/upload",
+            post(upload).layer(DefaultBodyLimit::max(15 * 1024 * 1024)),
+        )
         .route("/api/coordinator/config", get(config))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/sim/stats", get(stats))
@@ -87,7 +90,10 @@ async fn mcp(State(m): State<Shared>, headers: HeaderMap, body: axum::body::Byte
 /// Keep only a plain file name: the real server trusts the client here (protocol doc §9.5); we do not.
 fn safe_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = base.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')).collect();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect();
     if cleaned.is_empty() || cleaned.starts_with('.') {
         "execution.log".into()
     } else {
@@ -125,19 +131,38 @@ async fn upload(State(m): State<Shared>, headers: HeaderMap, mut mp: Multipart) 
     }
     let required = ["execution_log_id", "agent_id", "task_id", "project_id"];
     if required.iter().any(|k| !fields.contains_key(*k)) || file.is_none() {
-        return message(StatusCode::BAD_REQUEST, "Missing required fields: execution_log_id, agent_id, task_id, project_id, log_file");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Missing required fields: execution_log_id, agent_id, task_id, project_id, log_file",
+        );
     }
     let (fname, bytes) = file.unwrap();
     if bytes.len() > 10 * 1024 * 1024 {
-        return message(StatusCode::PAYLOAD_TOO_LARGE, &format!("Log file exceeds maximum size (10MB). Actual: {:.2}MB", bytes.len() as f64 / 1048576.0));
+        return message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "Log file exceeds maximum size (10MB). Actual: {:.2}MB",
+                bytes.len() as f64 / 1048576.0
+            ),
+        );
     }
     let project = fields["project_id"].clone();
     let agent = fields["agent_id"].clone();
     let Some(dir) = lock(&m).project_dir(&project) else {
         return message(StatusCode::NOT_FOUND, "Project not found");
     };
-    let name = safe_name(fields.get("original_filename").map(String::as_str).or(fname.as_deref()).unwrap_or("execution.log"));
-    let agent_dir = if agent.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') { agent.clone() } else { "unknown".into() };
+    let name = safe_name(
+        fields
+            .get("original_filename")
+            .map(String::as_str)
+            .or(fname.as_deref())
+            .unwrap_or("execution.log"),
+    );
+    let agent_dir = if agent.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        agent.clone()
+    } else {
+        "unknown".into()
+    };
     let target = dir.join(".aiagent/logs").join(agent_dir).join(&name);
     if let Some(p) = target.parent() {
         let _ = std::fs::create_dir_all(p);
@@ -149,7 +174,14 @@ async fn upload(State(m): State<Shared>, headers: HeaderMap, mut mp: Multipart) 
     {
         let mut g = lock(&m);
         g.set_log_file_path(&fields["execution_log_id"], &target.display().to_string());
-        g.uploads.push(UploadRecord { fields: fields.clone(), file_name: fname, bytes: size, stored_at: Some(target.clone()), content_type, data: bytes });
+        g.uploads.push(UploadRecord {
+            fields: fields.clone(),
+            file_name: fname,
+            bytes: size,
+            stored_at: Some(target.clone()),
+            content_type,
+            data: bytes,
+        });
     }
     Json(json!({"success": true, "execution_log_id": fields["execution_log_id"], "log_file_path": target.display().to_string(), "file_size": size})).into_response()
 }
@@ -158,7 +190,10 @@ async fn config(State(m): State<Shared>, headers: HeaderMap, Query(q): Query<Has
     let (token, mut body) = {
         let mut g = lock(&m);
         g.remote_config_fetches += 1;
-        (g.token.clone(), g.remote_config(q.get("root_agent_id").map(String::as_str)))
+        (
+            g.token.clone(),
+            g.remote_config(q.get("root_agent_id").map(String::as_str)),
+        )
     };
     if let Err(r) = check_bearer(&headers, &token) {
         return message(StatusCode::UNAUTHORIZED, r);
@@ -176,7 +211,13 @@ async fn stats(State(m): State<Shared>, headers: HeaderMap) -> Response {
     }
     let (st, violations) = {
         let mut g = lock(&m);
-        (g.stats(), g.violations.iter().map(|v| format!("{:?}: {}", v.kind, v.detail)).collect::<Vec<_>>())
+        (
+            g.stats(),
+            g.violations
+                .iter()
+                .map(|v| format!("{:?}: {}", v.kind, v.detail))
+                .collect::<Vec<_>>(),
+        )
     };
     let mut v = serde_json::to_value(st).unwrap_or_default();
     v["violations"] = json!(violations);

@@ -20,7 +20,10 @@ mod unix;
 
 pub use model::pid_alive;
 pub use refill::Refill;
-pub use types::{AgentBehavior, CallRecord, ExitTool, Faults, PairScript, Purpose, SimStats, UploadRecord, Violation, ViolationKind, Workload};
+pub use types::{
+    AgentBehavior, CallRecord, ExitTool, Faults, PairScript, Purpose, SimStats, UploadRecord, Violation, ViolationKind,
+    Workload,
+};
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -96,7 +99,13 @@ impl Simulator {
         if let Some(addr) = cfg.http_addr {
             http = Some(http::serve(addr, model.clone(), stop_rx.clone()).await?);
         }
-        Ok(Simulator { model, socket, http, down: Arc::default(), stop: Arc::new(Mutex::new(stop_tx)) })
+        Ok(Simulator {
+            model,
+            socket,
+            http,
+            down: Arc::default(),
+            stop: Arc::new(Mutex::new(stop_tx)),
+        })
     }
 
     fn m(&self) -> std::sync::MutexGuard<'_, model::Model> {
@@ -203,7 +212,9 @@ impl Simulator {
         m.remote_max_concurrent = max_concurrent;
     }
     pub fn set_agent_profile(&self, agent_id: &str, system_prompt: &str, skills: Vec<(String, Vec<u8>)>) {
-        self.m().profiles.insert(agent_id.into(), (system_prompt.into(), skills));
+        self.m()
+            .profiles
+            .insert(agent_id.into(), (system_prompt.into(), skills));
     }
     /// Continuous work: refill pairs whose work ran out and give each run a length (None: off).
     pub fn set_refill(&self, r: Option<Refill>) {

@@ -141,7 +141,18 @@ impl Model {
         let humans: Vec<String> = (1..=cfg.humans).map(|i| format!("hum_{i:02}")).collect();
         let projects: Vec<String> = (1..=w.projects).map(|i| format!("prj_{i:02}")).collect();
         let given: HashMap<String, String> = cfg.passkeys.iter().cloned().collect();
-        let passkeys = agents.iter().map(|a| (a.clone(), given.get(a).cloned().unwrap_or_else(|| format!("pk-{}", crate::random_hex(20))))).collect();
+        let passkeys = agents
+            .iter()
+            .map(|a| {
+                (
+                    a.clone(),
+                    given
+                        .get(a)
+                        .cloned()
+                        .unwrap_or_else(|| format!("pk-{}", crate::random_hex(20))),
+                )
+            })
+            .collect();
         let mut work_dirs = HashMap::new();
         for p in &projects {
             let d = work_root.join(p);
@@ -151,7 +162,17 @@ impl Model {
         let mut pairs = HashMap::new();
         for a in agents.iter().chain(&humans) {
             for p in &projects {
-                pairs.insert((a.clone(), p.clone()), Pair { remaining: w.items_per_pair, next_item: 1, lease: None, unread: Vec::new(), task_session: None, chat_session: None });
+                pairs.insert(
+                    (a.clone(), p.clone()),
+                    Pair {
+                        remaining: w.items_per_pair,
+                        next_item: 1,
+                        lease: None,
+                        unread: Vec::new(),
+                        task_session: None,
+                        chat_session: None,
+                    },
+                );
             }
         }
         Ok(Model {
@@ -243,7 +264,11 @@ impl Model {
     }
 
     pub(crate) fn violation(&mut self, kind: ViolationKind, detail: String) {
-        self.violations.push(Violation { kind, detail, at_ms: now_ms() });
+        self.violations.push(Violation {
+            kind,
+            detail,
+            at_ms: now_ms(),
+        });
     }
 
     pub(crate) fn live_pids(&mut self) -> usize {
@@ -256,7 +281,9 @@ impl Model {
         let id = req.get("id").cloned();
         let method = req.get("method").and_then(Value::as_str).unwrap_or("");
         let reply = |result: Value| Some(json!({"jsonrpc": "2.0", "id": id.clone(), "result": result}));
-        let err = |code: i64, msg: String| Some(json!({"jsonrpc": "2.0", "id": id.clone(), "error": {"code": code, "message": msg}}));
+        let err = |code: i64, msg: String| {
+            Some(json!({"jsonrpc": "2.0", "id": id.clone(), "error": {"code": code, "message": msg}}))
+        };
         id.as_ref()?; // a notification gets no reply
         match method {
             "initialize" => reply(json!({
@@ -271,7 +298,11 @@ impl Model {
                 let Some(name) = req.pointer("/params/name").and_then(Value::as_str) else {
                     return err(-32602, "Invalid params".into());
                 };
-                let args = req.pointer("/params/arguments").and_then(Value::as_object).cloned().unwrap_or_default();
+                let args = req
+                    .pointer("/params/arguments")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 self.record(name, &args, transport);
                 reply(self.tool(name, &args))
             }
@@ -286,7 +317,13 @@ impl Model {
                 a.insert(k.into(), "<redacted>".into());
             }
         }
-        self.calls.push(CallRecord { tool: tool.into(), args: Value::Object(a), at_ms: now_ms(), at_us: self.started.elapsed().as_micros() as u64, transport });
+        self.calls.push(CallRecord {
+            tool: tool.into(),
+            args: Value::Object(a),
+            at_ms: now_ms(),
+            at_us: self.started.elapsed().as_micros() as u64,
+            transport,
+        });
     }
 
     fn tool(&mut self, name: &str, args: &Map<String, Value>) -> Value {
@@ -294,40 +331,64 @@ impl Model {
         // Caller identification (§1.5): a coordinator_token, whatever the tool, must be the right one.
         let coordinator = match args.get("coordinator_token").and_then(Value::as_str) {
             Some(t) if t != self.token => {
-                self.violation(ViolationKind::BadCoordinatorToken, format!("{name} with a wrong coordinator token"));
-                return error_result("Error: Invalid coordinator token. Set MCP_COORDINATOR_TOKEN environment variable.");
+                self.violation(
+                    ViolationKind::BadCoordinatorToken,
+                    format!("{name} with a wrong coordinator token"),
+                );
+                return error_result(
+                    "Error: Invalid coordinator token. Set MCP_COORDINATOR_TOKEN environment variable.",
+                );
             }
             Some(_) => true,
             None => false,
         };
         if COORDINATOR_TOOLS.contains(&name) {
             if !coordinator {
-                return error_result(&format!("Authorization Error: Tool '{name}' requires Coordinator privilege"));
+                return error_result(&format!(
+                    "Authorization Error: Tool '{name}' requires Coordinator privilege"
+                ));
             }
         } else if crate::sessions::AGENT_TOOLS.contains(&name) {
             if !self.sessions.contains_key(&s("session_token")) {
-                return error_result(&format!("Authorization Error: Tool '{name}' requires authentication. Call authenticate first."));
+                return error_result(&format!(
+                    "Authorization Error: Tool '{name}' requires authentication. Call authenticate first."
+                ));
             }
         } else if name != "authenticate" && name != "help" {
             self.violation(ViolationKind::UnknownTool, name.to_string());
-            return error_result(&format!("Authorization Error: Tool '{name}' is not registered in authorization system"));
+            return error_result(&format!(
+                "Authorization Error: Tool '{name}' is not registered in authorization system"
+            ));
         }
         let r = match name {
-            "health_check" => Ok(json!({"success": true, "status": "ok", "agent_count": self.agents.len() + self.humans.len(), "project_count": self.projects.len()})),
-            "get_app_settings" => Ok(json!({"agent_base_prompt": self.base_prompt, "pending_purpose_ttl_seconds": 300, "allow_remote_access": false})),
+            "health_check" => Ok(
+                json!({"success": true, "status": "ok", "agent_count": self.agents.len() + self.humans.len(), "project_count": self.projects.len()}),
+            ),
+            "get_app_settings" => Ok(
+                json!({"agent_base_prompt": self.base_prompt, "pending_purpose_ttl_seconds": 300, "allow_remote_access": false}),
+            ),
             "list_managed_agents" => Ok(json!({"success": true, "agent_ids": self.agents})),
             "list_active_projects_with_agents" => Ok(self.list_projects()),
             "get_agent_action" => self.get_agent_action(&s("agent_id"), &s("project_id")),
             "register_execution_log_file" => Ok(self.register_log(&s("agent_id"), &s("task_id"), &s("log_file_path"))),
             "report_agent_error" => Ok(self.report_agent_error(&s("agent_id"), &s("project_id"), &s("error_message"))),
-            "report_process_exit" if self.exit_tool == ExitTool::Legacy => Err("Authorization Error: Tool 'report_process_exit' is not registered in authorization system".to_string()),
-            "invalidate_session" if self.exit_tool == ExitTool::Current => Err("Authorization Error: Tool 'invalidate_session' is not registered in authorization system".to_string()),
+            "report_process_exit" if self.exit_tool == ExitTool::Legacy => Err(
+                "Authorization Error: Tool 'report_process_exit' is not registered in authorization system".to_string(),
+            ),
+            "invalidate_session" if self.exit_tool == ExitTool::Current => Err(
+                "Authorization Error: Tool 'invalidate_session' is not registered in authorization system".to_string(),
+            ),
             "report_process_exit" | "invalidate_session" => {
                 let remaining = args.get("remaining_processes").and_then(Value::as_u64).unwrap_or(0);
                 Ok(self.process_exit(&s("agent_id"), &s("project_id"), remaining))
             }
             "get_subordinate_profile" => self.profile(&s("agent_id")),
-            "authenticate" => Ok(self.authenticate(&s("agent_id"), &s("passkey"), &s("project_id"), args.get("pid").and_then(Value::as_u64))),
+            "authenticate" => Ok(self.authenticate(
+                &s("agent_id"),
+                &s("passkey"),
+                &s("project_id"),
+                args.get("pid").and_then(Value::as_u64),
+            )),
             "help" => Ok(json!({"tools": crate::tools::names()})),
             _ => self.agent_tool(name, args),
         };
@@ -430,22 +491,41 @@ impl Model {
             v
         };
         let Some(pair) = self.pairs.get(&key) else {
-            return with(base, json!({"action": "invalidated_all", "deleted_agent_sessions": 0, "ended_workflow_sessions": 0, "ended_conversations": 0}));
+            return with(
+                base,
+                json!({"action": "invalidated_all", "deleted_agent_sessions": 0, "ended_workflow_sessions": 0, "ended_conversations": 0}),
+            );
         };
         let (task, chat) = (pair.task_session.clone(), pair.chat_session.clone());
         if remaining == 0 {
-            let deleted = [task, chat].into_iter().flatten().filter(|t| self.end_session(t)).count();
-            return with(base, json!({"action": "invalidated_all", "deleted_agent_sessions": deleted, "ended_workflow_sessions": 0, "ended_conversations": 0}));
+            let deleted = [task, chat]
+                .into_iter()
+                .flatten()
+                .filter(|t| self.end_session(t))
+                .count();
+            return with(
+                base,
+                json!({"action": "invalidated_all", "deleted_agent_sessions": deleted, "ended_workflow_sessions": 0, "ended_conversations": 0}),
+            );
         }
         let (Some(task), Some(chat)) = (task, chat) else {
             return with(base, json!({"action": "none", "reason": "no_orphan_detected"}));
         };
         let (raw_task, raw_chat) = (pair.remaining > 0, !pair.unread.is_empty());
-        let orphan = if raw_task { Some(("chat", chat)) } else if raw_chat { Some(("task", task)) } else { None };
+        let orphan = if raw_task {
+            Some(("chat", chat))
+        } else if raw_chat {
+            Some(("task", task))
+        } else {
+            None
+        };
         match orphan {
             Some((purpose, token)) => {
                 self.end_session(&token);
-                with(base, json!({"action": "deleted_orphan", "deleted_purpose": purpose, "deleted_session_id": token}))
+                with(
+                    base,
+                    json!({"action": "deleted_orphan", "deleted_purpose": purpose, "deleted_session_id": token}),
+                )
             }
             None => with(base, json!({"action": "none", "reason": "cannot_determine_orphan"})),
         }
@@ -474,22 +554,37 @@ impl Model {
             .enumerate()
             .map(|(i, (dir, zip))| json!({"id": format!("skl_{i}"), "name": dir, "directory_name": dir, "archive_base64": base64::engine::general_purpose::STANDARD.encode(zip)}))
             .collect();
-        Ok(json!({"id": agent, "name": format!("Agent {agent}"), "role": "Developer", "type": if human {"human"} else {"ai"}, "hierarchy_type": "worker", "status": "active", "system_prompt": prompt, "parent_agent_id": null, "ai_type": null, "kick_method": "cli", "max_parallel_tasks": 1, "skills": skills}))
+        Ok(
+            json!({"id": agent, "name": format!("Agent {agent}"), "role": "Developer", "type": if human {"human"} else {"ai"}, "hierarchy_type": "worker", "status": "active", "system_prompt": prompt, "parent_agent_id": null, "ai_type": null, "kick_method": "cli", "max_parallel_tasks": 1, "skills": skills}),
+        )
     }
 
     /// The upload endpoint stored a log: set the execution log's `log_file_path` (protocol doc §4.2; a
     /// missing row is silently ignored, as the real server does).
     pub fn set_log_file_path(&mut self, execution_log_id: &str, path: &str) {
         if self.exec_logs.iter().any(|(id, _, _)| id == execution_log_id) {
-            self.exec_log_paths.insert(execution_log_id.to_string(), path.to_string());
+            self.exec_log_paths
+                .insert(execution_log_id.to_string(), path.to_string());
         }
     }
 
     /// `GET /api/coordinator/config` body. Without a root every agent is listed, humans included (the
     /// server never checks the type); Swift's encoder omits nil members, so a human is `{}`.
     pub fn remote_config(&self, root: Option<&str>) -> Value {
-        let listed = if root.is_some() { self.agents.clone() } else { self.all_agents() };
-        let agents: Map<String, Value> = listed.iter().map(|a| (a.clone(), self.passkeys.get(a).map_or(json!({}), |k| json!({"passkey": k})))).collect();
+        let listed = if root.is_some() {
+            self.agents.clone()
+        } else {
+            self.all_agents()
+        };
+        let agents: Map<String, Value> = listed
+            .iter()
+            .map(|a| {
+                (
+                    a.clone(),
+                    self.passkeys.get(a).map_or(json!({}), |k| json!({"passkey": k})),
+                )
+            })
+            .collect();
         let mut v = json!({
             "coordinator_token": self.token, "polling_interval": self.remote_polling,
             "max_concurrent": self.remote_max_concurrent, "agents": agents,
@@ -515,7 +610,12 @@ impl Model {
 /// Alive and not a zombie (an exited child not yet reaped by its parent is not running).
 pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s.rsplit_once(')').map(|(_, r)| !r.trim_start().starts_with('Z')).unwrap_or(false),
-        Err(_) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok() && !cfg!(target_os = "linux"),
+        Ok(s) => s
+            .rsplit_once(')')
+            .map(|(_, r)| !r.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok() && !cfg!(target_os = "linux")
+        }
     }
 }

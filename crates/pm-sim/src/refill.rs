@@ -19,7 +19,12 @@ pub struct Refill {
 impl Refill {
     /// The demo's: one item at a time, runs of 20-60 s.
     pub fn demo(seed: u64) -> Refill {
-        Refill { items: 1, run_ms: (20_000, 60_000), seed, warmup: None }
+        Refill {
+            items: 1,
+            run_ms: (20_000, 60_000),
+            seed,
+            warmup: None,
+        }
     }
 }
 
@@ -33,7 +38,12 @@ pub(crate) struct RefillState {
 
 impl RefillState {
     pub fn new(cfg: Refill) -> RefillState {
-        RefillState { rng: StdRng::seed_from_u64(cfg.seed), cfg, added: 0, drawn: 0 }
+        RefillState {
+            rng: StdRng::seed_from_u64(cfg.seed),
+            cfg,
+            added: 0,
+            drawn: 0,
+        }
     }
 
     /// How long the next run works.
@@ -65,7 +75,12 @@ mod tests {
 
     #[test]
     fn the_first_runs_are_short_then_the_range_applies() {
-        let mut s = RefillState::new(Refill { items: 1, run_ms: (20_000, 60_000), seed: 3, warmup: Some((4, (5_000, 10_000))) });
+        let mut s = RefillState::new(Refill {
+            items: 1,
+            run_ms: (20_000, 60_000),
+            seed: 3,
+            warmup: Some((4, (5_000, 10_000))),
+        });
         let xs: Vec<u64> = (0..20).map(|_| s.draw_run_ms()).collect();
         assert!(xs[..4].iter().all(|x| (5_000..=10_000).contains(x)), "{xs:?}");
         assert!(xs[4..].iter().all(|x| (20_000..=60_000).contains(x)), "{xs:?}");
@@ -73,7 +88,12 @@ mod tests {
 
     #[test]
     fn runs_stay_in_range_and_a_seed_replays_them() {
-        let cfg = Refill { items: 2, run_ms: (20_000, 60_000), seed: 7, warmup: None };
+        let cfg = Refill {
+            items: 2,
+            run_ms: (20_000, 60_000),
+            seed: 7,
+            warmup: None,
+        };
         let (mut a, mut b) = (RefillState::new(cfg.clone()), RefillState::new(cfg));
         let xs: Vec<u64> = (0..200).map(|_| a.draw_run_ms()).collect();
         let ys: Vec<u64> = (0..200).map(|_| b.draw_run_ms()).collect();
@@ -81,13 +101,23 @@ mod tests {
         assert!(xs.iter().all(|x| (20_000..=60_000).contains(x)), "{xs:?}");
         // Spread over the range, not one value.
         assert!(xs.iter().any(|x| *x < 30_000) && xs.iter().any(|x| *x > 50_000));
-        let mut c = RefillState::new(Refill { items: 2, run_ms: (20_000, 60_000), seed: 8, warmup: None });
+        let mut c = RefillState::new(Refill {
+            items: 2,
+            run_ms: (20_000, 60_000),
+            seed: 8,
+            warmup: None,
+        });
         assert_ne!(xs, (0..200).map(|_| c.draw_run_ms()).collect::<Vec<_>>());
     }
 
     #[test]
     fn only_an_empty_pair_is_topped_up() {
-        let mut s = RefillState::new(Refill { items: 3, run_ms: (5, 5), seed: 1, warmup: None });
+        let mut s = RefillState::new(Refill {
+            items: 3,
+            run_ms: (5, 5),
+            seed: 1,
+            warmup: None,
+        });
         assert_eq!(s.top_up(1), 0);
         assert_eq!(s.top_up(0), 3);
         assert_eq!(s.added, 3);

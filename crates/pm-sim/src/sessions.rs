@@ -18,13 +18,19 @@ pub(crate) const AGENT_TOOLS: &[&str] = &[
     "get_pending_messages",
     "send_message",
 ];
-const TASK_ONLY: &[&str] = &["report_execution_start", "report_execution_complete", "report_completed"];
+const TASK_ONLY: &[&str] = &[
+    "report_execution_start",
+    "report_execution_complete",
+    "report_completed",
+];
 const CHAT_ONLY: &[&str] = &["get_pending_messages"];
 
 impl Model {
     /// Removes a session and its pair slot; false if it was not there.
     pub(crate) fn end_session(&mut self, token: &str) -> bool {
-        let Some(s) = self.sessions.remove(token) else { return false };
+        let Some(s) = self.sessions.remove(token) else {
+            return false;
+        };
         if let Some(p) = self.pairs.get_mut(&(s.agent, s.project)) {
             let slot = match s.purpose {
                 Purpose::Task => &mut p.task_session,
@@ -52,16 +58,31 @@ impl Model {
             json!({"success": false, "error": error, "action": "exit", "instruction": instruction})
         };
         if !self.projects.iter().any(|p| p == project) {
-            return fail(self, "Project not found", "The project was not found. Exit the process.");
+            return fail(
+                self,
+                "Project not found",
+                "The project was not found. Exit the process.",
+            );
         }
         if !self.pairs.contains_key(&key) {
-            return fail(self, "Agent not assigned to project", "You are not assigned to this project. Exit the process.");
+            return fail(
+                self,
+                "Agent not assigned to project",
+                "You are not assigned to this project. Exit the process.",
+            );
         }
         if self.passkeys.get(agent).map(String::as_str) != Some(passkey) {
             if !self.humans.iter().any(|h| h == agent) {
-                self.violation(ViolationKind::BadPasskey, format!("{agent} authenticated with a wrong passkey"));
+                self.violation(
+                    ViolationKind::BadPasskey,
+                    format!("{agent} authenticated with a wrong passkey"),
+                );
             }
-            return fail(self, "Invalid agent_id or passkey", "Authentication failed. Exit the process.");
+            return fail(
+                self,
+                "Invalid agent_id or passkey",
+                "Authentication failed. Exit the process.",
+            );
         }
         let pair = &self.pairs[&key];
         let purpose = if pair.has_task_work() {
@@ -70,9 +91,17 @@ impl Model {
             Purpose::Chat
         } else {
             self.n.auth_no_purpose += 1;
-            return fail(self, "No valid purpose for authentication", "Authentication failed: no work is assigned to you now. Exit the process.");
+            return fail(
+                self,
+                "No valid purpose for authentication",
+                "Authentication failed: no work is assigned to you now. Exit the process.",
+            );
         };
-        let task = if purpose == Purpose::Task { pair.task_id(agent, project) } else { None };
+        let task = if purpose == Purpose::Task {
+            pair.task_id(agent, project)
+        } else {
+            None
+        };
         self.n.auth_ok += 1;
         match purpose {
             Purpose::Task => self.n.task_sessions += 1,
@@ -87,7 +116,15 @@ impl Model {
             Purpose::Task => p.task_session = Some(token.clone()),
             Purpose::Chat => p.chat_session = Some(token.clone()),
         }
-        self.sessions.insert(token.clone(), Session { agent: agent.into(), project: project.into(), purpose, task });
+        self.sessions.insert(
+            token.clone(),
+            Session {
+                agent: agent.into(),
+                project: project.into(),
+                purpose,
+                task,
+            },
+        );
         let mut behavior = match self.behaviors.get(agent).cloned().unwrap_or(AgentBehavior::Succeed) {
             AgentBehavior::Succeed => json!({"mode": "succeed"}),
             AgentBehavior::Fail { message } => json!({"mode": "fail", "message": message}),
@@ -97,7 +134,9 @@ impl Model {
             AgentBehavior::SpawnGrandchild => json!({"mode": "grandchild"}),
             AgentBehavior::WorkMs(ms) => json!({"mode": "succeed", "work_ms": ms}),
             AgentBehavior::LeakPasskey => json!({"mode": "leak"}),
-            AgentBehavior::LogoutThenLinger { work_ms, linger_ms } => json!({"mode": "succeed", "work_ms": work_ms, "linger_ms": linger_ms}),
+            AgentBehavior::LogoutThenLinger { work_ms, linger_ms } => {
+                json!({"mode": "succeed", "work_ms": work_ms, "linger_ms": linger_ms})
+            }
         };
         if let Some(r) = self.refill.as_mut() {
             // Continuous work: every run gets its length; a failing one fails after a sixth of it (it found
@@ -120,7 +159,10 @@ impl Model {
         self.live_pids();
         if !leased {
             if let Some((_, other)) = self.pids.iter().find(|(k, p)| k == key && *p != pid) {
-                let detail = format!("{}/{}: pid {pid} authenticated without a start answer while pid {other} runs", key.0, key.1);
+                let detail = format!(
+                    "{}/{}: pid {pid} authenticated without a start answer while pid {other} runs",
+                    key.0, key.1
+                );
                 self.violation(ViolationKind::DoubleSpawn, detail);
             }
         }
@@ -129,44 +171,73 @@ impl Model {
         self.n.peak_live = self.n.peak_live.max(live);
         if let Some(max) = self.max_concurrent {
             if live > max {
-                self.violation(ViolationKind::MaxConcurrentExceeded, format!("{live} agent processes alive, max_concurrent {max}"));
+                self.violation(
+                    ViolationKind::MaxConcurrentExceeded,
+                    format!("{live} agent processes alive, max_concurrent {max}"),
+                );
             }
         }
     }
 
     pub(crate) fn agent_tool(&mut self, name: &str, args: &Map<String, Value>) -> Result<Value, String> {
-        let token = args.get("session_token").and_then(Value::as_str).unwrap_or("").to_string();
+        let token = args
+            .get("session_token")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let (agent, project, purpose, task) = {
             let s = &self.sessions[&token];
             (s.agent.clone(), s.project.clone(), s.purpose, s.task.clone())
         };
-        if (purpose == Purpose::Chat && TASK_ONLY.contains(&name)) || (purpose == Purpose::Task && CHAT_ONLY.contains(&name)) {
+        if (purpose == Purpose::Chat && TASK_ONLY.contains(&name))
+            || (purpose == Purpose::Task && CHAT_ONLY.contains(&name))
+        {
             let want = if purpose == Purpose::Chat { "task" } else { "chat" };
-            return Err(format!("Authorization Error: Tool '{name}' is only available in a {want} session"));
+            return Err(format!(
+                "Authorization Error: Tool '{name}' is only available in a {want} session"
+            ));
         }
         let key = (agent.clone(), project.clone());
         match name {
             "get_my_task" => Ok(match &task {
-                Some(t) => json!({"success": true, "task": {"id": t, "title": format!("Work item {t}"), "status": "in_progress", "description": "Simulated work"}}),
+                Some(t) => {
+                    json!({"success": true, "task": {"id": t, "title": format!("Work item {t}"), "status": "in_progress", "description": "Simulated work"}})
+                }
                 None => json!({"success": true, "task": null}),
             }),
             "get_next_action" => Ok(match (purpose, &task) {
-                (Purpose::Task, Some(t)) => json!({"action": "execute", "instruction": format!("Execute task {t}, then report_completed"), "task_id": t}),
-                (Purpose::Chat, _) if !self.pairs[&key].unread.is_empty() => json!({"action": "get_pending_messages", "instruction": "Read your messages with get_pending_messages and answer them."}),
-                _ => json!({"action": "logout", "instruction": "Nothing more to do: call logout, then exit the process."}),
+                (Purpose::Task, Some(t)) => {
+                    json!({"action": "execute", "instruction": format!("Execute task {t}, then report_completed"), "task_id": t})
+                }
+                (Purpose::Chat, _) if !self.pairs[&key].unread.is_empty() => {
+                    json!({"action": "get_pending_messages", "instruction": "Read your messages with get_pending_messages and answer them."})
+                }
+                _ => {
+                    json!({"action": "logout", "instruction": "Nothing more to do: call logout, then exit the process."})
+                }
             }),
             "get_pending_messages" => {
                 let msgs = std::mem::take(&mut self.pairs.get_mut(&key).expect("pair").unread);
-                let msgs: Vec<Value> = msgs.iter().map(|m| json!({"sender_id": "system", "content": m})).collect();
+                let msgs: Vec<Value> = msgs
+                    .iter()
+                    .map(|m| json!({"sender_id": "system", "content": m}))
+                    .collect();
                 Ok(json!({"success": true, "messages": msgs}))
             }
             "send_message" => Ok(json!({"success": true, "message_id": format!("msg_{}", crate::random_hex(12))})),
             "report_model" | "get_my_profile" => Ok(json!({"success": true})),
             "report_execution_start" => {
-                let t = args.get("task_id").and_then(Value::as_str).map(str::to_string).or(task).ok_or("Error: no task")?;
+                let t = args
+                    .get("task_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or(task)
+                    .ok_or("Error: no task")?;
                 let id = format!("exl_{}", crate::random_hex(12));
                 self.exec_logs.push((id.clone(), agent.clone(), t.clone()));
-                Ok(json!({"success": true, "execution_log_id": id, "task_id": t, "agent_id": agent, "status": "running", "started_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}))
+                Ok(
+                    json!({"success": true, "execution_log_id": id, "task_id": t, "agent_id": agent, "status": "running", "started_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
+                )
             }
             "report_execution_complete" => Ok(json!({"success": true})),
             "report_completed" => {
@@ -191,7 +262,9 @@ impl Model {
                 self.end_session(&token);
                 Ok(json!({"success": true}))
             }
-            _ => Err(format!("Authorization Error: Tool '{name}' is not registered in authorization system")),
+            _ => Err(format!(
+                "Authorization Error: Tool '{name}' is not registered in authorization system"
+            )),
         }
     }
 }

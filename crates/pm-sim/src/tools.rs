@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 static CATALOG: OnceLock<Vec<Value>> = OnceLock::new();
 
 pub fn catalog() -> &'static [Value] {
-    CATALOG.get_or_init(|| serde_json::from_str(include_str!("../data/tools.json")).expect("data/tools.json is valid JSON"))
+    CATALOG.get_or_init(|| {
+        serde_json::from_str(include_str!("../data/tools.json")).expect("data/tools.json is valid JSON")
+    })
 }
 
 pub fn names() -> Vec<&'static str> {
@@ -31,8 +33,14 @@ mod tests {
             }
         }
         let ga = catalog().iter().find(|t| t["name"] == "get_agent_action").unwrap();
-        assert_eq!(ga["inputSchema"]["required"], serde_json::json!(["agent_id", "project_id"]));
+        assert_eq!(
+            ga["inputSchema"]["required"],
+            serde_json::json!(["agent_id", "project_id"])
+        );
         let rc = catalog().iter().find(|t| t["name"] == "report_completed").unwrap();
-        assert_eq!(rc["inputSchema"]["properties"]["result"]["enum"], serde_json::json!(["success", "failed", "blocked"]));
+        assert_eq!(
+            rc["inputSchema"]["properties"]["result"]["enum"],
+            serde_json::json!(["success", "failed", "blocked"])
+        );
     }
 }

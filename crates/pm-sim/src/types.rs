@@ -36,18 +36,27 @@ pub enum Purpose {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentBehavior {
     Succeed,
-    Fail { message: String },
-    Quota { message: String },
+    Fail {
+        message: String,
+    },
+    Quota {
+        message: String,
+    },
     /// Claude's usage limit: a `rate_limit_event` (stream-json) and "Claude AI usage limit reached|<reset>"
     /// with the reset this many seconds after the run started.
-    QuotaResetsIn { secs: u64 },
+    QuotaResetsIn {
+        secs: u64,
+    },
     Hang,
     SpawnGrandchild,
     WorkMs(u64),
     /// Prints its passkey (a misbehaving agent): the coordinator must mask it in the log.
     LeakPasskey,
     /// Works `work_ms`, logs out, then stays alive `linger_ms` before exiting 0 (a real CLI winding down).
-    LogoutThenLinger { work_ms: u64, linger_ms: u64 },
+    LogoutThenLinger {
+        work_ms: u64,
+        linger_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

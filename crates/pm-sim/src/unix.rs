@@ -55,7 +55,11 @@ async fn connection(stream: UnixStream, model: Arc<Mutex<Model>>, mut stop: watc
         if faults.drop_replies {
             continue;
         }
-        let mut bytes = if faults.garbage_replies { b"}{ not json at all".to_vec() } else { serde_json::to_vec(&reply).unwrap_or_default() };
+        let mut bytes = if faults.garbage_replies {
+            b"}{ not json at all".to_vec()
+        } else {
+            serde_json::to_vec(&reply).unwrap_or_default()
+        };
         if faults.close_mid_reply {
             bytes.truncate(bytes.len() / 2);
             let _ = w.write_all(&bytes).await;

@@ -10,7 +10,8 @@ use coordinator::secrets::{self, MemoryStore, SecretStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub const HINT: &str = "Demo mode: a built-in PM server with fake agents. Demo passkeys are demo-<agent id>, e.g. demo-agt_03.";
+pub const HINT: &str =
+    "Demo mode: a built-in PM server with fake agents. Demo passkeys are demo-<agent id>, e.g. demo-agt_03.";
 
 /// A started demo: the simulator, the settings its agents run with, and the in-memory store of its secrets.
 pub struct DemoRun {
@@ -34,7 +35,16 @@ pub fn state_file(settings_path: &Path) -> PathBuf {
 pub async fn start(fake_agent: Vec<String>, settings_path: &Path) -> anyhow::Result<DemoRun> {
     let dir = coordinator::paths::data_root().join("demo");
     let continuous = Some(Continuous::app(coordinator::demo::random_seed()));
-    let demo = Demo::start(DemoOptions { agents: 4, projects: 2, items: 2, work_ms: 1500, dir, fake_agent, continuous }).await?;
+    let demo = Demo::start(DemoOptions {
+        agents: 4,
+        projects: 2,
+        items: 2,
+        work_ms: 1500,
+        dir,
+        fake_agent,
+        continuous,
+    })
+    .await?;
     let file = settings_file(settings_path);
     let settings = match file.exists() {
         true => restore(&Settings::load(&file)?, &demo.settings),
@@ -104,13 +114,19 @@ mod tests {
         let last = super::WAITING_AGENT.to_string();
         assert!(!view.settings.agents[&last].enabled, "agt_03 should wait for the user");
         // The quota agent runs on its own provider account, so its limit parks only itself.
-        assert_eq!(view.settings.agents["agt_04"].provider.as_deref(), Some(coordinator::demo::DEMO_PROVIDER_2));
+        assert_eq!(
+            view.settings.agents["agt_04"].provider.as_deref(),
+            Some(coordinator::demo::DEMO_PROVIDER_2)
+        );
         let store = {
             let inner = c.inner.lock().await;
             AppCore::store_of(&inner, &c.platform_store)
         };
         for id in ids.iter().filter(|id| **id != last) {
-            assert_eq!(store.get(&secrets::agent_account(id)).unwrap(), Some(format!("demo-{id}")));
+            assert_eq!(
+                store.get(&secrets::agent_account(id)).unwrap(),
+                Some(format!("demo-{id}"))
+            );
         }
         assert_eq!(store.get(&secrets::agent_account(&last)).unwrap(), None);
         // The platform store is untouched by the demo.
@@ -122,12 +138,22 @@ mod tests {
         let mut s = c.view().await.saved;
         assert!(s.demo, "in demo mode the window edits the demo's settings");
         s.max_concurrent = 2;
-        assert!(!c.save_settings(s).await.unwrap(), "saving demo settings switched the mode");
+        assert!(
+            !c.save_settings(s).await.unwrap(),
+            "saving demo settings switched the mode"
+        );
         assert!(store.get(&secrets::agent_account(&last)).unwrap().is_some());
         assert!(c.platform_store.list().unwrap().is_empty());
-        assert!(!d.path().join("settings.json").exists(), "demo changes reached settings.json");
+        assert!(
+            !d.path().join("settings.json").exists(),
+            "demo changes reached settings.json"
+        );
         assert!(!serde_json::to_string(&c.view().await).unwrap().contains("demo-agt_01"));
-        c.running_engine().await.unwrap().pause_agent(&ids[1], None, false).await;
+        c.running_engine()
+            .await
+            .unwrap()
+            .pause_agent(&ids[1], None, false)
+            .await;
         assert!(paused(&c, &ids[1]).await, "the pause did not take");
         // A restart of the demo keeps all of it.
         c.start_engine(true).await.unwrap();
@@ -140,20 +166,30 @@ mod tests {
             let inner = c.inner.lock().await;
             AppCore::store_of(&inner, &c.platform_store)
         };
-        assert_eq!(store.get(&secrets::agent_account(&last)).unwrap(), Some(format!("demo-{last}")));
+        assert_eq!(
+            store.get(&secrets::agent_account(&last)).unwrap(),
+            Some(format!("demo-{last}"))
+        );
         // Leaving the demo writes only the mode to the real settings, none of the demo's.
         let mut s = c.view().await.saved;
         s.demo = false;
         assert!(c.save_settings(s).await.unwrap());
         let real = coordinator::config::Settings::load(&d.path().join("settings.json")).unwrap();
-        assert!(!real.demo && real.agents.is_empty() && real.max_concurrent != 2, "{real:?}");
+        assert!(
+            !real.demo && real.agents.is_empty() && real.max_concurrent != 2,
+            "{real:?}"
+        );
         c.shutdown().await;
     }
 
     async fn paused(c: &AppCore, id: &str) -> bool {
         for _ in 0..100 {
             let snap = c.running_engine().await.unwrap().snapshot();
-            if snap.agents.iter().any(|a| a.agent_id == id && matches!(a.state, coordinator::api::AgentState::Paused { .. })) {
+            if snap
+                .agents
+                .iter()
+                .any(|a| a.agent_id == id && matches!(a.state, coordinator::api::AgentState::Paused { .. }))
+            {
                 return true;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -163,10 +199,30 @@ mod tests {
 
     #[test]
     fn restore_points_at_this_run_and_keeps_the_users_provider_edits() {
-        let mut fresh = coordinator::config::Settings { server: Some("/new/mcp.sock".into()), ..Default::default() };
-        fresh.providers.insert("fake".into(), coordinator::config::ProviderSettings { command: "/new/exe".into(), args: vec!["--fake-agent".into()], ..Default::default() });
-        let mut saved = coordinator::config::Settings { server: Some("/old/mcp.sock".into()), ..Default::default() };
-        saved.providers.insert("fake".into(), coordinator::config::ProviderSettings { command: "/old/exe".into(), args: vec!["--fake-agent".into(), "--work-ms".into(), "9".into()], ..Default::default() });
+        let mut fresh = coordinator::config::Settings {
+            server: Some("/new/mcp.sock".into()),
+            ..Default::default()
+        };
+        fresh.providers.insert(
+            "fake".into(),
+            coordinator::config::ProviderSettings {
+                command: "/new/exe".into(),
+                args: vec!["--fake-agent".into()],
+                ..Default::default()
+            },
+        );
+        let mut saved = coordinator::config::Settings {
+            server: Some("/old/mcp.sock".into()),
+            ..Default::default()
+        };
+        saved.providers.insert(
+            "fake".into(),
+            coordinator::config::ProviderSettings {
+                command: "/old/exe".into(),
+                args: vec!["--fake-agent".into(), "--work-ms".into(), "9".into()],
+                ..Default::default()
+            },
+        );
         let s = super::restore(&saved, &fresh);
         assert_eq!(s.server.as_deref(), Some("/new/mcp.sock"));
         assert_eq!(s.providers["fake"].command, "/new/exe");

@@ -12,9 +12,44 @@ use std::path::{Component, Path, PathBuf};
 
 /// Folders that hold the system or other people's data: never a log root.
 const SYSTEM: &[&str] = &[
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/mnt", "/media", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin",
-    "/usr/lib", "/usr/local", "/usr/sbin", "/usr/share", "/var", "/var/lib", "/var/log", "/var/tmp", "/Applications", "/Library", "/System", "/Users", "/Volumes", "/cores", "/private",
-    "/private/tmp", "/private/var",
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/mnt",
+    "/media",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/bin",
+    "/usr/lib",
+    "/usr/local",
+    "/usr/sbin",
+    "/usr/share",
+    "/var",
+    "/var/lib",
+    "/var/log",
+    "/var/tmp",
+    "/Applications",
+    "/Library",
+    "/System",
+    "/Users",
+    "/Volumes",
+    "/cores",
+    "/private",
+    "/private/tmp",
+    "/private/var",
 ];
 /// Nothing below these is a log root either.
 const SYSTEM_TREES: &[&str] = &["/boot", "/dev", "/etc", "/proc", "/sys", "/System", "/private/etc"];
@@ -36,7 +71,9 @@ fn lexical(p: &Path) -> PathBuf {
 
 fn is_system(p: &Path) -> bool {
     let home = std::env::var_os("HOME").map(|h| lexical(Path::new(&h)));
-    SYSTEM.iter().any(|s| p == Path::new(s)) || SYSTEM_TREES.iter().any(|s| p.starts_with(s)) || home.is_some_and(|h| p == h)
+    SYSTEM.iter().any(|s| p == Path::new(s))
+        || SYSTEM_TREES.iter().any(|s| p.starts_with(s))
+        || home.is_some_and(|h| p == h)
 }
 
 /// May `dir` be the log root? Err is the hint shown under the field. Judged as written and, when it
@@ -61,14 +98,29 @@ pub enum LogTarget {
 
 /// The resolved path of a run log (or agent log folder) below `root`, or why not.
 pub fn checked_path(root: &Path, path: &Path, target: LogTarget) -> AppResult<PathBuf> {
-    check_log_root(root).map_err(|_| AppError::Message(format!("the log folder {} is a system folder: no logs are read from it", root.display())))?;
-    let root = std::fs::canonicalize(root).map_err(|e| AppError::Message(format!("log folder {}: {e}", root.display())))?;
+    check_log_root(root).map_err(|_| {
+        AppError::Message(format!(
+            "the log folder {} is a system folder: no logs are read from it",
+            root.display()
+        ))
+    })?;
+    let root =
+        std::fs::canonicalize(root).map_err(|e| AppError::Message(format!("log folder {}: {e}", root.display())))?;
     let p = std::fs::canonicalize(path).map_err(|e| AppError::Message(format!("{}: {e}", path.display())))?;
     let Ok(rel) = p.strip_prefix(&root) else {
-        return Err(AppError::Message(format!("{} is not inside the log folder {}", path.display(), root.display())));
+        return Err(AppError::Message(format!(
+            "{} is not inside the log folder {}",
+            path.display(),
+            root.display()
+        )));
     };
-    let parts: Vec<&str> = rel.components().filter_map(|c| if let Component::Normal(s) = c { s.to_str() } else { None }).collect();
-    let agent_ok = parts.first().is_some_and(|a| coordinator::paths::validate_id(a).is_ok());
+    let parts: Vec<&str> = rel
+        .components()
+        .filter_map(|c| if let Component::Normal(s) = c { s.to_str() } else { None })
+        .collect();
+    let agent_ok = parts
+        .first()
+        .is_some_and(|a| coordinator::paths::validate_id(a).is_ok());
     let ok = match parts.as_slice() {
         // The shape `coordinator::logs::list_runs` lists: a provider's own debug log is not a run log.
         [_, name] => agent_ok && name.ends_with(".log") && !name.ends_with(".debug.log") && p.is_file(),
@@ -76,7 +128,11 @@ pub fn checked_path(root: &Path, path: &Path, target: LogTarget) -> AppResult<Pa
         _ => false,
     };
     if !ok {
-        return Err(AppError::Message(format!("{} is not a run log in the log folder {}", path.display(), root.display())));
+        return Err(AppError::Message(format!(
+            "{} is not a run log in the log folder {}",
+            path.display(),
+            root.display()
+        )));
     }
     Ok(p)
 }
@@ -85,10 +141,17 @@ pub fn checked_path(root: &Path, path: &Path, target: LogTarget) -> AppResult<Pa
 /// file that was checked, so a path swapped in between cannot lead elsewhere.
 fn read_tail(p: &Path, max_bytes: u64) -> AppResult<String> {
     let io = |e: std::io::Error| AppError::Message(format!("{}: {e}", p.display()));
-    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits()).open(p).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(p)
+        .map_err(io)?;
     let (opened, checked) = (f.metadata().map_err(io)?, std::fs::symlink_metadata(p).map_err(io)?);
     if !opened.is_file() || (opened.dev(), opened.ino()) != (checked.dev(), checked.ino()) {
-        return Err(AppError::Message(format!("{} changed while it was opened", p.display())));
+        return Err(AppError::Message(format!(
+            "{} changed while it was opened",
+            p.display()
+        )));
     }
     if opened.len() > max_bytes {
         f.seek(SeekFrom::Start(opened.len() - max_bytes)).map_err(io)?;
@@ -107,7 +170,14 @@ impl AppCore {
     pub async fn list_runs(&self, agent_id: &str) -> Vec<RunFile> {
         coordinator::logs::list_runs(&self.log_root().await, agent_id)
             .into_iter()
-            .map(|p| RunFile { name: p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), bytes: std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0), path: p })
+            .map(|p| RunFile {
+                name: p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                bytes: std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0),
+                path: p,
+            })
             .collect()
     }
 
@@ -136,7 +206,10 @@ mod tests {
         c.save_settings(s).await.unwrap();
         std::fs::create_dir_all(d.path().join("logs/agt_a")).unwrap();
         std::fs::write(d.path().join("logs/agt_a/1.log"), "hello").unwrap();
-        assert_eq!(c.read_log(&d.path().join("logs/agt_a/1.log"), 10).await.unwrap(), "hello");
+        assert_eq!(
+            c.read_log(&d.path().join("logs/agt_a/1.log"), 10).await.unwrap(),
+            "hello"
+        );
         assert!(c.read_log(&d.path().join("settings.json"), 10).await.is_err());
         assert!(c.read_log(&d.path().join("logs/../settings.json"), 10).await.is_err());
         assert_eq!(c.list_runs("agt_a").await.len(), 1);
@@ -158,13 +231,29 @@ mod tests {
 
         let run = checked_path(&root, &root.join("agt_a/1.log"), LogTarget::RunLog).unwrap();
         assert_eq!(read_tail(&run, 1024).unwrap(), "run");
-        for bad in ["agt_a/1.debug.log", "agt_a/notes.txt", "top.log", "agt_a/2.log", "agt_b/secret.log", "agt_a/../../secret.log", "agt_a"] {
-            assert!(checked_path(&root, &root.join(bad), LogTarget::RunLog).is_err(), "{bad} was allowed");
+        for bad in [
+            "agt_a/1.debug.log",
+            "agt_a/notes.txt",
+            "top.log",
+            "agt_a/2.log",
+            "agt_b/secret.log",
+            "agt_a/../../secret.log",
+            "agt_a",
+        ] {
+            assert!(
+                checked_path(&root, &root.join(bad), LogTarget::RunLog).is_err(),
+                "{bad} was allowed"
+            );
         }
         // An agent's folder may be revealed, not read.
         assert!(checked_path(&root, &root.join("agt_a"), LogTarget::RunLogOrAgentDir).is_ok());
         // A root that leads to a system folder reads nothing, even if a settings file says so.
-        assert!(checked_path(Path::new("/"), Path::new("/etc/passwd"), LogTarget::RunLog).unwrap_err().to_string().contains("system folder"));
+        assert!(
+            checked_path(Path::new("/"), Path::new("/etc/passwd"), LogTarget::RunLog)
+                .unwrap_err()
+                .to_string()
+                .contains("system folder")
+        );
         let link = d.path().join("root-link");
         std::os::unix::fs::symlink("/", &link).unwrap();
         assert!(checked_path(&link, &link.join("etc/passwd"), LogTarget::RunLog).is_err());
@@ -172,11 +261,23 @@ mod tests {
 
     #[test]
     fn system_folders_and_home_are_not_log_roots() {
-        for bad in ["/", "/etc", "/etc/ssh", "/usr", "/var/log", "/tmp/../etc", "/System/Library", "relative/logs"] {
+        for bad in [
+            "/",
+            "/etc",
+            "/etc/ssh",
+            "/usr",
+            "/var/log",
+            "/tmp/../etc",
+            "/System/Library",
+            "relative/logs",
+        ] {
             assert!(check_log_root(Path::new(bad)).is_err(), "{bad} accepted");
         }
         if let Some(home) = std::env::var_os("HOME") {
-            assert!(check_log_root(Path::new(&home)).is_err(), "the home folder was accepted");
+            assert!(
+                check_log_root(Path::new(&home)).is_err(),
+                "the home folder was accepted"
+            );
             assert!(check_log_root(&Path::new(&home).join(".local/share/agentpm/agent_logs")).is_ok());
         }
         assert!(check_log_root(Path::new("/var/log/agentpm")).is_ok());

@@ -62,13 +62,26 @@ pub struct AppCore {
 }
 
 impl AppCore {
-    pub fn new(settings_path: PathBuf, platform_store: SharedStore, fake_agent: Vec<String>) -> Result<AppCore, ConfigError> {
+    pub fn new(
+        settings_path: PathBuf,
+        platform_store: SharedStore,
+        fake_agent: Vec<String>,
+    ) -> Result<AppCore, ConfigError> {
         let saved = Settings::load(&settings_path)?;
         Ok(AppCore {
             settings_path,
             platform_store,
             fake_agent,
-            inner: Mutex::new(Inner { engine: None, demo: None, demo_settings: None, demo_store: None, saved, lock: None, start_error: None, token_present: None }),
+            inner: Mutex::new(Inner {
+                engine: None,
+                demo: None,
+                demo_settings: None,
+                demo_store: None,
+                saved,
+                lock: None,
+                start_error: None,
+                token_present: None,
+            }),
             generation: 0.into(),
             waiting_for_lock: false.into(),
             transcripts: Default::default(),
@@ -114,7 +127,12 @@ impl AppCore {
             Some(p) => p,
             None => {
                 let store = Self::store_of(&inner, &self.platform_store);
-                let p = tokio::task::spawn_blocking(move || store.get(TOKEN_ACCOUNT)).await.ok().and_then(|r| r.ok()).flatten().is_some();
+                let p = tokio::task::spawn_blocking(move || store.get(TOKEN_ACCOUNT))
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .flatten()
+                    .is_some();
                 inner.token_present = Some(p);
                 p
             }
@@ -167,7 +185,12 @@ pub(crate) mod testing {
     use std::path::Path;
 
     pub fn core(dir: &Path) -> AppCore {
-        AppCore::new(dir.join("settings.json"), Arc::new(MemoryStore::new()), vec!["/bin/false".into()]).unwrap()
+        AppCore::new(
+            dir.join("settings.json"),
+            Arc::new(MemoryStore::new()),
+            vec!["/bin/false".into()],
+        )
+        .unwrap()
     }
 }
 
@@ -179,7 +202,11 @@ mod tests {
     fn provider_test_reports_the_version_and_rejects_nonsense() {
         let d = tempfile::tempdir().unwrap();
         let cli = d.path().join("mycli");
-        std::fs::write(&cli, "#!/bin/sh\n[ \"$1\" = --version ] && echo '2.1.197 (Claude Code)'\n").unwrap();
+        std::fs::write(
+            &cli,
+            "#!/bin/sh\n[ \"$1\" = --version ] && echo '2.1.197 (Claude Code)'\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let r = test_provider(cli.to_str().unwrap()).unwrap();
         assert!(r.ends_with("— 2.1.197 (Claude Code)"), "{r}");
@@ -187,6 +214,8 @@ mod tests {
         let bad = d.path().join("bad");
         std::fs::write(&bad, "#!/bin/sh\necho 'unknown option --version' >&2; exit 3\n").unwrap();
         std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        assert!(test_provider(bad.to_str().unwrap()).unwrap().contains("no version (`--version` exited with exit status: 3: unknown option --version)"));
+        assert!(test_provider(bad.to_str().unwrap())
+            .unwrap()
+            .contains("no version (`--version` exited with exit status: 3: unknown option --version)"));
     }
 }

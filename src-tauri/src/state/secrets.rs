@@ -8,7 +8,8 @@ use coordinator::secrets::{self, TOKEN_ACCOUNT};
 impl AppCore {
     /// Store a passkey. The value is never returned, logged or kept anywhere else.
     pub async fn set_passkey(&self, agent_id: &str, value: &str) -> AppResult<()> {
-        coordinator::paths::validate_id(agent_id).map_err(|e| AppError::Message(format!("agent id {agent_id:?}: {e}")))?;
+        coordinator::paths::validate_id(agent_id)
+            .map_err(|e| AppError::Message(format!("agent id {agent_id:?}: {e}")))?;
         secrets::check_secret("passkey", value).map_err(AppError::Message)?;
         let inner = self.inner.lock().await;
         let store = Self::store_of(&inner, &self.platform_store);
@@ -83,7 +84,11 @@ mod tests {
         for _ in 0..5 {
             assert!(!c.view().await.token_present);
         }
-        assert_eq!(store.1.load(std::sync::atomic::Ordering::SeqCst), 1, "the token was read more than once");
+        assert_eq!(
+            store.1.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the token was read more than once"
+        );
         c.set_token("tok-abcdef").await.unwrap();
         assert!(c.view().await.token_present);
         assert_eq!(store.0.get(TOKEN_ACCOUNT).unwrap().as_deref(), Some("tok-abcdef"));

@@ -90,7 +90,15 @@ impl OpenTranscripts {
 
 /// Items of `t`: `indices` when given (a page of search hits), else `[from, from + n)`, or the last `n`
 /// when `tail`. A complete transcript first reads what was appended (follow).
-fn view(t: &Shared, path: &Path, live: bool, from: usize, n: usize, tail: bool, indices: Option<&[usize]>) -> AppResult<TranscriptView> {
+fn view(
+    t: &Shared,
+    path: &Path,
+    live: bool,
+    from: usize,
+    n: usize,
+    tail: bool,
+    indices: Option<&[usize]>,
+) -> AppResult<TranscriptView> {
     let mut g = lock(t);
     if g.is_complete() {
         g.refresh().map_err(io(path))?;
@@ -101,11 +109,20 @@ fn view(t: &Shared, path: &Path, live: bool, from: usize, n: usize, tail: bool, 
         None => g.window(from, n),
     }
     .map_err(io(path))?;
-    Ok(TranscriptView { path: path.to_path_buf(), total: g.len(), complete: g.is_complete(), bytes: g.bytes(), live, items })
+    Ok(TranscriptView {
+        path: path.to_path_buf(),
+        total: g.len(),
+        complete: g.is_complete(),
+        bytes: g.bytes(),
+        live,
+        items,
+    })
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> AppResult<T> + Send + 'static) -> AppResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| AppError::Message(format!("reading the transcript failed: {e}")))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Message(format!("reading the transcript failed: {e}")))?
 }
 
 impl AppCore {
@@ -116,9 +133,25 @@ impl AppCore {
             (Some(id), None) => {
                 let db = self.runs_db().await;
                 let id = id.to_string();
-                let rec = blocking(move || if db.exists() { RunReader::open(&db).and_then(|r| r.get(&id)).map_err(|e| AppError::Message(e.to_string())) } else { Ok(None) }).await?;
-                let Some(rec) = rec else { return Err(AppError::Message("this run is not in the run history (any more)".into())) };
-                PathBuf::from(rec.log_path.ok_or_else(|| AppError::Message(format!("run {} has no log", rec.run_id)))?)
+                let rec = blocking(move || {
+                    if db.exists() {
+                        RunReader::open(&db)
+                            .and_then(|r| r.get(&id))
+                            .map_err(|e| AppError::Message(e.to_string()))
+                    } else {
+                        Ok(None)
+                    }
+                })
+                .await?;
+                let Some(rec) = rec else {
+                    return Err(AppError::Message(
+                        "this run is not in the run history (any more)".into(),
+                    ));
+                };
+                PathBuf::from(
+                    rec.log_path
+                        .ok_or_else(|| AppError::Message(format!("run {} has no log", rec.run_id)))?,
+                )
             }
             (None, None) => return Err(AppError::Message("no run or log given".into())),
         };
@@ -128,10 +161,18 @@ impl AppCore {
     /// Is a run of the running engine writing this (checked) log?
     async fn log_is_live(&self, path: &Path) -> bool {
         let Some(e) = self.engine().await else { return false };
-        e.snapshot().instances.iter().any(|i| std::fs::canonicalize(&i.log_path).is_ok_and(|p| p == path))
+        e.snapshot()
+            .instances
+            .iter()
+            .any(|i| std::fs::canonicalize(&i.log_path).is_ok_and(|p| p == path))
     }
 
-    pub async fn transcript_open(&self, run_id: Option<&str>, log_path: Option<&Path>, n: usize) -> AppResult<TranscriptView> {
+    pub async fn transcript_open(
+        &self,
+        run_id: Option<&str>,
+        log_path: Option<&Path>,
+        n: usize,
+    ) -> AppResult<TranscriptView> {
         let path = self.transcript_path(run_id, log_path).await?;
         let live = self.log_is_live(&path).await;
         let open = self.transcripts.clone();
@@ -142,7 +183,14 @@ impl AppCore {
         .await
     }
 
-    pub async fn transcript_window(&self, log_path: &Path, from: usize, n: usize, tail: bool, indices: Option<Vec<usize>>) -> AppResult<TranscriptView> {
+    pub async fn transcript_window(
+        &self,
+        log_path: &Path,
+        from: usize,
+        n: usize,
+        tail: bool,
+        indices: Option<Vec<usize>>,
+    ) -> AppResult<TranscriptView> {
         let path = self.transcript_path(None, Some(log_path)).await?;
         let live = self.log_is_live(&path).await;
         let open = self.transcripts.clone();
@@ -155,7 +203,13 @@ impl AppCore {
 
     /// Search (case-insensitive) or, with `errors_only` and no query, the error items; both over the whole
     /// log (indexed to its end first).
-    pub async fn transcript_search(&self, log_path: &Path, query: &str, errors_only: bool, max: Option<usize>) -> AppResult<TranscriptMatches> {
+    pub async fn transcript_search(
+        &self,
+        log_path: &Path,
+        query: &str,
+        errors_only: bool,
+        max: Option<usize>,
+    ) -> AppResult<TranscriptMatches> {
         let path = self.transcript_path(None, Some(log_path)).await?;
         let open = self.transcripts.clone();
         let (query, max) = (query.to_string(), max.unwrap_or(MAX_MATCHES).min(MAX_MATCHES));
@@ -163,7 +217,12 @@ impl AppCore {
             let t = open.get(&path)?;
             let mut g = lock(&t);
             g.refresh().map_err(io(&path))?;
-            let mut m = if errors_only { g.errors(usize::MAX) } else { g.search(&query, usize::MAX) }.map_err(io(&path))?;
+            let mut m = if errors_only {
+                g.errors(usize::MAX)
+            } else {
+                g.search(&query, usize::MAX)
+            }
+            .map_err(io(&path))?;
             if errors_only && !query.trim().is_empty() {
                 // Both: the errors that match.
                 let hits = g.search(&query, usize::MAX).map_err(io(&path))?;
@@ -171,7 +230,10 @@ impl AppCore {
             }
             m.truncated = m.indices.len() > max;
             m.indices.truncate(max);
-            Ok(TranscriptMatches { matches: m, total: g.len() })
+            Ok(TranscriptMatches {
+                matches: m,
+                total: g.len(),
+            })
         })
         .await
     }
@@ -193,8 +255,10 @@ mod tests {
         let log = d.path().join("logs/agt_a/1.log");
         let text = concat!(
             "[agentpm] start pid=1 command=claude\n",
-            r#"{"type":"assistant","message":{"id":"m","content":[{"type":"text","text":"Looking at the task"}]}}"#, "\n",
-            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t","is_error":true,"content":"boom"}]}}"#, "\n",
+            r#"{"type":"assistant","message":{"id":"m","content":[{"type":"text","text":"Looking at the task"}]}}"#,
+            "\n",
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t","is_error":true,"content":"boom"}]}}"#,
+            "\n",
         );
         std::fs::write(&log, text).unwrap();
         let v = c.transcript_open(None, Some(&log), 50).await.unwrap();
@@ -203,17 +267,38 @@ mod tests {
         // Appended bytes show on the next window (follow), the last n with `tail`.
         std::fs::write(&log, format!("{text}plain error line\n")).unwrap();
         let w = c.transcript_window(&log, 0, 2, true, None).await.unwrap();
-        assert_eq!((w.total, w.items.iter().map(|i| i.index).collect::<Vec<_>>()), (4, vec![2, 3]));
+        assert_eq!(
+            (w.total, w.items.iter().map(|i| i.index).collect::<Vec<_>>()),
+            (4, vec![2, 3])
+        );
         let m = c.transcript_search(&log, "LOOKING", false, None).await.unwrap();
         assert_eq!((m.matches.indices.clone(), m.total), (vec![1], 4));
-        assert_eq!(c.transcript_search(&log, "", true, None).await.unwrap().matches.indices, vec![2, 3]);
-        assert_eq!(c.transcript_search(&log, "boom", true, None).await.unwrap().matches.indices, vec![2]);
+        assert_eq!(
+            c.transcript_search(&log, "", true, None).await.unwrap().matches.indices,
+            vec![2, 3]
+        );
+        assert_eq!(
+            c.transcript_search(&log, "boom", true, None)
+                .await
+                .unwrap()
+                .matches
+                .indices,
+            vec![2]
+        );
         let page = c.transcript_window(&log, 0, 0, false, Some(vec![3])).await.unwrap();
         assert_eq!(page.items[0].text, "plain error line");
         // The Logs page's rule: only run logs below the log folder.
         std::fs::write(d.path().join("settings.log"), "x").unwrap();
-        for bad in [d.path().join("settings.log"), d.path().join("logs/agt_a/../../settings.log"), d.path().join("settings.json")] {
-            assert!(c.transcript_open(None, Some(&bad), 10).await.is_err(), "{} opened", bad.display());
+        for bad in [
+            d.path().join("settings.log"),
+            d.path().join("logs/agt_a/../../settings.log"),
+            d.path().join("settings.json"),
+        ] {
+            assert!(
+                c.transcript_open(None, Some(&bad), 10).await.is_err(),
+                "{} opened",
+                bad.display()
+            );
         }
         assert!(c.transcript_open(Some("no-such-run"), None, 10).await.is_err());
         assert!(c.transcript_open(None, None, 10).await.is_err());

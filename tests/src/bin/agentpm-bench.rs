@@ -33,7 +33,13 @@ impl Opts {
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { reps: 3, python: true, quick: false, json_out: None, only: Vec::new() };
+    let mut o = Opts {
+        reps: 3,
+        python: true,
+        quick: false,
+        json_out: None,
+        only: Vec::new(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -41,7 +47,14 @@ fn parse_opts() -> Opts {
             "--no-python" => o.python = false,
             "--quick" => o.quick = true,
             "--json-out" => o.json_out = args.next().map(PathBuf::from),
-            "--only" => o.only = args.next().expect("--only drain,scale,reaction,idle,logout,outage").split(',').map(str::to_string).collect(),
+            "--only" => {
+                o.only = args
+                    .next()
+                    .expect("--only drain,scale,reaction,idle,logout,outage")
+                    .split(',')
+                    .map(str::to_string)
+                    .collect()
+            }
             "-h" | "--help" => {
                 println!("agentpm-bench [--reps N] [--no-python] [--quick] [--json-out FILE] [--only drain,scale,reaction,idle,logout,outage]");
                 std::process::exit(0);
@@ -55,7 +68,11 @@ fn parse_opts() -> Opts {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let o = parse_opts();
-    let python = if o.python { Some(python_venv().expect("cannot prepare the Python coordinator venv")) } else { None };
+    let python = if o.python {
+        Some(python_venv().expect("cannot prepare the Python coordinator venv"))
+    } else {
+        None
+    };
     let mut results = serde_json::Map::new();
     let mut rows: Vec<(String, String, String, String)> = Vec::new(); // scenario, rust, python, ratio
 
@@ -75,21 +92,37 @@ async fn main() {
                 walls.push(r["wall_s"].as_f64().unwrap_or(f64::NAN));
                 last = r;
             }
-            drain[format!("{who:?}").to_lowercase()] = json!({"wall_s_median": median(&walls), "wall_s_all": walls, "last": last});
+            drain[format!("{who:?}").to_lowercase()] =
+                json!({"wall_s_median": median(&walls), "wall_s_all": walls, "last": last});
         }
         let rw = drain["rust"]["wall_s_median"].as_f64().unwrap_or(f64::NAN);
         let pw = drain["python"]["wall_s_median"].as_f64();
         rows.push((
-            format!("drain {agents}×{projects}×{items}, 0.2 s work, max 3, poll 1 s: wall (median of {})", o.reps),
-            format!("{rw:.2} s (spawns {}, violations {})", drain["rust"]["last"]["spawns"], drain["rust"]["last"]["violations"]),
-            pw.map(|p| format!("{p:.2} s (violations {})", drain["python"]["last"]["violations"])).unwrap_or("-".into()),
+            format!(
+                "drain {agents}×{projects}×{items}, 0.2 s work, max 3, poll 1 s: wall (median of {})",
+                o.reps
+            ),
+            format!(
+                "{rw:.2} s (spawns {}, violations {})",
+                drain["rust"]["last"]["spawns"], drain["rust"]["last"]["violations"]
+            ),
+            pw.map(|p| format!("{p:.2} s (violations {})", drain["python"]["last"]["violations"]))
+                .unwrap_or("-".into()),
             pw.map(|p| format!("{:.1}× faster", p / rw)).unwrap_or("-".into()),
         ));
         results.insert("drain".into(), drain);
-
     }
     // Issue 13 on the faithful simulator: logout-before-exit drain and outage drain, worst and median.
-    for (name, what) in [("logout", "logout drain 4×5×3, 0.2 s work, exit 0.3 s after logout, max 3: wall"), ("outage", "outage 2×2×5, 0.5 s work, server down 8 s after 3 s: drained after return")] {
+    for (name, what) in [
+        (
+            "logout",
+            "logout drain 4×5×3, 0.2 s work, exit 0.3 s after logout, max 3: wall",
+        ),
+        (
+            "outage",
+            "outage 2×2×5, 0.5 s work, server down 8 s after 3 s: drained after return",
+        ),
+    ] {
         if !o.wants(name) {
             continue;
         }
@@ -110,15 +143,44 @@ async fn main() {
                     agentpm_e2e::bench_server::outage_drain_once(&starter, Duration::from_secs(90)).await
                 };
                 eprintln!("{name} {who:?} rep {rep}: {r}");
-                xs.push(r[if name == "logout" { "wall_s" } else { "drain_after_back_s" }].as_f64().unwrap_or(f64::NAN));
+                xs.push(
+                    r[if name == "logout" {
+                        "wall_s"
+                    } else {
+                        "drain_after_back_s"
+                    }]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+                );
                 runs.push(r);
             }
-            let worst = xs.iter().copied().fold(f64::NEG_INFINITY, |a, b| if b.is_nan() { f64::INFINITY } else { a.max(b) });
-            let lost: u64 = runs.iter().map(|r| r["leases"]["starts_lost"].as_u64().unwrap_or(0)).sum();
-            cells.push(format!("median {:.2} s, worst {} ({} start answers lost over {reps} runs)", median(&xs), if worst.is_finite() { format!("{worst:.2} s") } else { "not drained".into() }, lost));
-            out[format!("{who:?}").to_lowercase()] = json!({"median_s": median(&xs), "worst_s": worst, "all_s": xs, "runs": runs});
+            let worst = xs.iter().copied().fold(
+                f64::NEG_INFINITY,
+                |a, b| if b.is_nan() { f64::INFINITY } else { a.max(b) },
+            );
+            let lost: u64 = runs
+                .iter()
+                .map(|r| r["leases"]["starts_lost"].as_u64().unwrap_or(0))
+                .sum();
+            cells.push(format!(
+                "median {:.2} s, worst {} ({} start answers lost over {reps} runs)",
+                median(&xs),
+                if worst.is_finite() {
+                    format!("{worst:.2} s")
+                } else {
+                    "not drained".into()
+                },
+                lost
+            ));
+            out[format!("{who:?}").to_lowercase()] =
+                json!({"median_s": median(&xs), "worst_s": worst, "all_s": xs, "runs": runs});
         }
-        rows.push((format!("{what} ({reps} runs)"), cells[0].clone(), cells[1].clone(), "-".into()));
+        rows.push((
+            format!("{what} ({reps} runs)"),
+            cells[0].clone(),
+            cells[1].clone(),
+            "-".into(),
+        ));
         results.insert(name.into(), out);
     }
     // scale: 1,000 idle pairs (200 agents × 5 projects, all hold).
@@ -137,18 +199,46 @@ async fn main() {
         let pc = scale["python"]["cycle_ms_p50"].as_f64();
         rows.push((
             "scale 1,000 idle pairs: one full cycle p50 / p95".into(),
-            format!("{rc:.1} / {:.1} ms", scale["rust"]["cycle_ms_p95"].as_f64().unwrap_or(f64::NAN)),
-            pc.map(|p| format!("{p:.1} / {:.1} ms", scale["python"]["cycle_ms_p95"].as_f64().unwrap_or(f64::NAN))).unwrap_or("-".into()),
+            format!(
+                "{rc:.1} / {:.1} ms",
+                scale["rust"]["cycle_ms_p95"].as_f64().unwrap_or(f64::NAN)
+            ),
+            pc.map(|p| {
+                format!(
+                    "{p:.1} / {:.1} ms",
+                    scale["python"]["cycle_ms_p95"].as_f64().unwrap_or(f64::NAN)
+                )
+            })
+            .unwrap_or("-".into()),
             pc.map(|p| format!("{:.1}× faster", p / rc)).unwrap_or("-".into()),
         ));
         rows.push((
             format!("scale: CPU seconds over {secs} s / peak RSS"),
-            format!("{:.2} s / {:.1} MB", scale["rust"]["cpu_s"].as_f64().unwrap_or(f64::NAN), scale["rust"]["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)),
-            if pc.is_some() { format!("{:.2} s / {:.1} MB", scale["python"]["cpu_s"].as_f64().unwrap_or(f64::NAN), scale["python"]["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)) } else { "-".into() },
-            if pc.is_some() { format!("{:.1}× less CPU", scale["python"]["cpu_s"].as_f64().unwrap_or(f64::NAN) / scale["rust"]["cpu_s"].as_f64().unwrap_or(f64::NAN)) } else { "-".into() },
+            format!(
+                "{:.2} s / {:.1} MB",
+                scale["rust"]["cpu_s"].as_f64().unwrap_or(f64::NAN),
+                scale["rust"]["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)
+            ),
+            if pc.is_some() {
+                format!(
+                    "{:.2} s / {:.1} MB",
+                    scale["python"]["cpu_s"].as_f64().unwrap_or(f64::NAN),
+                    scale["python"]["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)
+                )
+            } else {
+                "-".into()
+            },
+            if pc.is_some() {
+                format!(
+                    "{:.1}× less CPU",
+                    scale["python"]["cpu_s"].as_f64().unwrap_or(f64::NAN)
+                        / scale["rust"]["cpu_s"].as_f64().unwrap_or(f64::NAN)
+                )
+            } else {
+                "-".into()
+            },
         ));
         results.insert("scale".into(), scale);
-
     }
     // reaction and spawn latency (ours; Python polls, so its reaction is bounded by its tick).
     if o.wants("reaction") {
@@ -156,18 +246,25 @@ async fn main() {
         eprintln!("reaction: {react}");
         rows.push((
             "reaction: child exit → next spawn of the pair, p50 / p95".into(),
-            format!("{:.1} / {:.1} ms", react["exit_to_spawn_ms_p50"].as_f64().unwrap_or(f64::NAN), react["exit_to_spawn_ms_p95"].as_f64().unwrap_or(f64::NAN)),
+            format!(
+                "{:.1} / {:.1} ms",
+                react["exit_to_spawn_ms_p50"].as_f64().unwrap_or(f64::NAN),
+                react["exit_to_spawn_ms_p95"].as_f64().unwrap_or(f64::NAN)
+            ),
             "≥ polling interval (tick-bound)".into(),
             "-".into(),
         ));
         rows.push((
             "spawn latency: decision → child running, p50 / p95".into(),
-            format!("{:.2} / {:.2} ms", react["spawn_ms_p50"].as_f64().unwrap_or(f64::NAN), react["spawn_ms_p95"].as_f64().unwrap_or(f64::NAN)),
+            format!(
+                "{:.2} / {:.2} ms",
+                react["spawn_ms_p50"].as_f64().unwrap_or(f64::NAN),
+                react["spawn_ms_p95"].as_f64().unwrap_or(f64::NAN)
+            ),
             "-".into(),
             "-".into(),
         ));
         results.insert("reaction".into(), react);
-
     }
     // idle: 10 agents, nothing to do, default polling interval.
     if o.wants("idle") {
@@ -176,12 +273,15 @@ async fn main() {
         eprintln!("idle: {idle}");
         rows.push((
             format!("idle: 10 agents for {idle_secs} s (poll 10 s): CPU / RSS"),
-            format!("{:.3} % / {:.1} MB", idle["cpu_percent"].as_f64().unwrap_or(f64::NAN), idle["rss_mb"].as_f64().unwrap_or(f64::NAN)),
+            format!(
+                "{:.3} % / {:.1} MB",
+                idle["cpu_percent"].as_f64().unwrap_or(f64::NAN),
+                idle["rss_mb"].as_f64().unwrap_or(f64::NAN)
+            ),
             "-".into(),
             "-".into(),
         ));
         results.insert("idle".into(), idle);
-
     }
     println!("\n| scenario | agentpm-coordinator (Rust) | aiagent-runner 0.1.13 (Python) | ratio |");
     println!("|---|---|---|---|");
@@ -219,12 +319,25 @@ struct Env {
 /// The simulator plus one YAML file in the Python coordinator's format that both coordinators read.
 async fn env(agents: usize, projects: usize, items: usize, max_concurrent: usize, polling: u64, work_ms: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let sim = socket_sim(dir.path(), agents, projects, items, Some(max_concurrent), pm_sim::ExitTool::Both).await;
+    let sim = socket_sim(
+        dir.path(),
+        agents,
+        projects,
+        items,
+        Some(max_concurrent),
+        pm_sim::ExitTool::Both,
+    )
+    .await;
     let yaml = python_yaml(&sim, polling, max_concurrent, &["--work-ms", &work_ms.to_string()]);
     let path = dir.path().join("coordinator.yaml");
     std::fs::write(&path, yaml).unwrap();
     let data = dir.path().join("data");
-    Env { sim, yaml: path, data, _dir: dir }
+    Env {
+        sim,
+        yaml: path,
+        data,
+        _dir: dir,
+    }
 }
 
 fn start(who: Who, python: Option<&Path>, e: &Env) -> Child {
@@ -245,7 +358,11 @@ fn start_yaml(who: Who, python: Option<&Path>, yaml: &Path, data: &Path) -> Chil
             c
         }
     };
-    c.env("AGENTPM_DATA_DIR", data).env("XDG_DATA_HOME", data).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null());
+    c.env("AGENTPM_DATA_DIR", data)
+        .env("XDG_DATA_HOME", data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     c.spawn().expect("start coordinator")
 }
 
@@ -257,7 +374,10 @@ async fn drain_once(who: Who, python: Option<&Path>, agents: usize, projects: us
     let e = env(agents, projects, items, 3, 1, 200).await;
     let t = Instant::now();
     let child = start(who, python, &e);
-    let done = e.sim.wait_until(Duration::from_secs(600), |s| s.remaining_items == 0).await;
+    let done = e
+        .sim
+        .wait_until(Duration::from_secs(600), |s| s.remaining_items == 0)
+        .await;
     let wall = t.elapsed().as_secs_f64();
     stop(child);
     let st = e.sim.stats();
@@ -268,12 +388,24 @@ async fn drain_once(who: Who, python: Option<&Path>, agents: usize, projects: us
 
 /// /proc/<pid> CPU seconds (utime+stime) and (VmRSS, VmHWM) in MB.
 fn proc_usage(pid: u32) -> (f64, f64, f64) {
-    let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
+    let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let cpu = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let cpu = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0;
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
     (cpu / tck, kb("VmRSS:"), kb("VmHWM:"))
 }
 
@@ -322,7 +454,12 @@ async fn scale_once(who: Who, python: Option<&Path>, agents: usize, projects: us
 async fn reaction_once(items: usize) -> Value {
     let e = env(1, 1, items, 3, 10, 20).await;
     let mut c = Command::new(bin("agentpm-coordinator"));
-    c.args(["--json", "run", "--config"]).arg(&e.yaml).env("AGENTPM_DATA_DIR", &e.data).env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::null());
+    c.args(["--json", "run", "--config"])
+        .arg(&e.yaml)
+        .env("AGENTPM_DATA_DIR", &e.data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -339,7 +476,9 @@ async fn reaction_once(items: usize) -> Value {
         }
         spawn_ms
     });
-    e.sim.wait_until(Duration::from_secs(120), |s| s.remaining_items == 0).await;
+    e.sim
+        .wait_until(Duration::from_secs(120), |s| s.remaining_items == 0)
+        .await;
     stop(child);
     let spawn_ms = reader.join().unwrap_or_default();
     let calls = e.sim.calls();

@@ -30,28 +30,65 @@ struct Outcome {
 }
 
 fn arg_value(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cli_bin) = arg_value(&args, "--cli-bin").map(PathBuf::from).and_then(|p| std::path::absolute(p).ok()) else {
+    let Some(cli_bin) = arg_value(&args, "--cli-bin")
+        .map(PathBuf::from)
+        .and_then(|p| std::path::absolute(p).ok())
+    else {
         eprintln!("usage: agentpm-real-agents --cli-bin <dir holding claude, gemini and codex> [--only claude,gemini,codex] [--transport socket|http] [--keep] [--errors]");
         std::process::exit(2);
     };
     let only: Option<Vec<String>> = arg_value(&args, "--only").map(|s| s.split(',').map(str::to_string).collect());
     let keep = args.iter().any(|a| a == "--keep");
     let only_transport = arg_value(&args, "--transport");
-    let work = cli_bin.ancestors().nth(3).map(|p| p.join("runs")).unwrap_or_else(std::env::temp_dir);
+    let work = cli_bin
+        .ancestors()
+        .nth(3)
+        .map(|p| p.join("runs"))
+        .unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&work).expect("runs dir");
-    let cases = [Case { cli: "claude", http: false }, Case { cli: "claude", http: true }, Case { cli: "gemini", http: false }, Case { cli: "gemini", http: true }, Case { cli: "codex", http: false }, Case { cli: "codex", http: true }];
+    let cases = [
+        Case {
+            cli: "claude",
+            http: false,
+        },
+        Case {
+            cli: "claude",
+            http: true,
+        },
+        Case {
+            cli: "gemini",
+            http: false,
+        },
+        Case {
+            cli: "gemini",
+            http: true,
+        },
+        Case {
+            cli: "codex",
+            http: false,
+        },
+        Case {
+            cli: "codex",
+            http: true,
+        },
+    ];
     if args.iter().any(|a| a == "--errors") {
         probe_errors(&cli_bin, &work, only.as_deref()).await;
         return;
     }
     let mut failed = 0;
-    for c in cases.iter().filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|x| x == c.cli)) && only_transport.as_deref().is_none_or(|t| t == transport(c))) {
+    for c in cases.iter().filter(|c| {
+        only.as_ref().is_none_or(|o| o.iter().any(|x| x == c.cli))
+            && only_transport.as_deref().is_none_or(|t| t == transport(c))
+    }) {
         let t = Instant::now();
         let o = run_case(c, &cli_bin, &work, keep).await;
         println!("{}", o.line);
@@ -106,7 +143,10 @@ fn write_cli_home(cli: &str, home: &Path, model: &str) -> std::io::Result<()> {
     match cli {
         "gemini" => {
             std::fs::create_dir_all(home.join(".gemini"))?;
-            std::fs::write(home.join(".gemini/settings.json"), r#"{"security":{"auth":{"selectedType":"gemini-api-key"}},"telemetry":{"enabled":false},"privacy":{"usageStatisticsEnabled":false}}"#)
+            std::fs::write(
+                home.join(".gemini/settings.json"),
+                r#"{"security":{"auth":{"selectedType":"gemini-api-key"}},"telemetry":{"enabled":false},"privacy":{"usageStatisticsEnabled":false}}"#,
+            )
         }
         "codex" => {
             std::fs::create_dir_all(home.join(".codex"))?;
@@ -130,7 +170,10 @@ fn model_name(cli: &str) -> &'static str {
 
 fn provider_args(cli: &str) -> Vec<String> {
     // The built-in presets (config::builtin_providers), as a user has them.
-    coordinator::config::builtin_providers().get(cli).map(|p| p.args.clone()).unwrap_or_default()
+    coordinator::config::builtin_providers()
+        .get(cli)
+        .map(|p| p.args.clone())
+        .unwrap_or_default()
 }
 
 fn yaml(sim: &pm_sim::Simulator, c: &Case, cli_path: &Path, logs: &Path) -> String {
@@ -157,12 +200,21 @@ fn yaml(sim: &pm_sim::Simulator, c: &Case, cli_path: &Path, logs: &Path) -> Stri
 async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome {
     let total = AGENTS * PROJECTS * ITEMS;
     let mut problems = Vec::new();
-    let dir = tempfile::Builder::new().prefix(&format!("{}-{}-", c.cli, transport(c))).tempdir_in(work).expect("temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{}-{}-", c.cli, transport(c)))
+        .tempdir_in(work)
+        .expect("temp dir");
     let root = dir.path().to_path_buf();
     let home = root.join("home");
     let logs = root.join("logs");
     std::fs::create_dir_all(&home).expect("home");
-    let workload = pm_sim::Workload { projects: PROJECTS, agents: AGENTS, items_per_pair: ITEMS, provider: c.cli.into(), model: Some(model_name(c.cli).into()) };
+    let workload = pm_sim::Workload {
+        projects: PROJECTS,
+        agents: AGENTS,
+        items_per_pair: ITEMS,
+        provider: c.cli.into(),
+        model: Some(model_name(c.cli).into()),
+    };
     let mut cfg = pm_sim::SimConfig::new(workload, root.join("projects"));
     cfg.socket_path = Some(root.join("mcp.sock"));
     if c.http {
@@ -213,7 +265,11 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
     let t = Instant::now();
     let settled = loop {
         let idle = std::fs::read_to_string(&out_path).ok().and_then(|text| {
-            let last = text.lines().rev().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok().filter(|v| v.get("snapshot").is_some()))?;
+            let last = text.lines().rev().find_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .filter(|v| v.get("snapshot").is_some())
+            })?;
             Some(last["snapshot"]["instances"].as_array().is_some_and(|a| a.is_empty()))
         });
         if sim.stats().leases_outstanding == 0 && idle == Some(true) {
@@ -241,7 +297,11 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
     }
     // The count means something only if the bodies are what the CLI sent: the prompt names the project
     // folder, so every agent's first request must contain one.
-    let folders: Vec<String> = sim.project_ids().iter().map(|p| root.join("projects").join(p).display().to_string()).collect();
+    let folders: Vec<String> = sim
+        .project_ids()
+        .iter()
+        .map(|p| root.join("projects").join(p).display().to_string())
+        .collect();
     let with_folder = model.bodies_containing(&folders);
     if drained > 0 && with_folder == 0 {
         problems.push("no model request named a project folder: the recorded bodies are not the conversation".into());
@@ -257,7 +317,9 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
         problems.push("no Claude run log holds a stream-json `result` event".into());
     }
     if seen > 0 {
-        problems.push(format!("{seen} model request bodies contained a passkey or the coordinator token"));
+        problems.push(format!(
+            "{seen} model request bodies contained a passkey or the coordinator token"
+        ));
     }
     // Every run ended well: the coordinator reported no agent error to the server.
     if !stats.agent_errors.is_empty() {
@@ -273,8 +335,15 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
     }
     let reqs = model.requests();
     let decided = reqs.iter().filter(|r| r.decision.is_some()).count();
-    if let Some((tools, _)) = reqs.iter().find_map(|r| r.decision.clone()).filter(|(t, _)| !t.is_empty()) {
-        let pm: Vec<&String> = tools.iter().filter(|t| agentpm_e2e::fake_model::brain::short_name(t).is_some()).collect();
+    if let Some((tools, _)) = reqs
+        .iter()
+        .find_map(|r| r.decision.clone())
+        .filter(|(t, _)| !t.is_empty())
+    {
+        let pm: Vec<&String> = tools
+            .iter()
+            .filter(|t| agentpm_e2e::fake_model::brain::short_name(t).is_some())
+            .collect();
         eprintln!("  {} offered {} tools; agent-pm ones as {:?}", c.cli, tools.len(), pm);
     }
     for r in reqs.iter().filter_map(|r| r.decision.as_ref()) {
@@ -295,16 +364,31 @@ async fn run_case(c: &Case, cli_bin: &Path, work: &Path, keep: bool) -> Outcome 
         let kept = dir.keep();
         let dump: String = reqs.iter().map(|r| serde_json::json!({"method": r.method, "path": r.path, "body": r.body, "decision": r.decision.as_ref().map(|d| format!("{:?}", d.1))}).to_string() + "\n").collect();
         let _ = std::fs::write(kept.join("model-requests.jsonl"), dump);
-        eprintln!("  {} {}: {decided} model replies; files kept in {}", c.cli, transport(c), kept.display());
+        eprintln!(
+            "  {} {}: {decided} model replies; files kept in {}",
+            c.cli,
+            transport(c),
+            kept.display()
+        );
     }
     sim.shutdown().await;
-    Outcome { line: format!("REAL|{}|{}|drained={drained}/{total}|passkey_seen_by_model={seen}|records={rec_ok}/{rec_total}", c.cli, transport(c)), ok, problems }
+    Outcome {
+        line: format!(
+            "REAL|{}|{}|drained={drained}/{total}|passkey_seen_by_model={seen}|records={rec_ok}/{rec_total}",
+            c.cli,
+            transport(c)
+        ),
+        ok,
+        problems,
+    }
 }
 
 /// Finds runs.db under the coordinator's data root and checks each run: outcome ok, model and session id
 /// present, tokens (and Claude's cost) equal to what the CLI's own final events in the raw log say.
 fn check_records(cli: &str, data: &Path) -> (usize, usize, Vec<String>) {
-    let Some(db) = find_file(data, "runs.db") else { return (0, 0, vec![format!("no runs.db under {}", data.display())]) };
+    let Some(db) = find_file(data, "runs.db") else {
+        return (0, 0, vec![format!("no runs.db under {}", data.display())]);
+    };
     let runs = match coordinator::runs::RunReader::open(&db).and_then(|r| r.query(&Default::default())) {
         Ok(r) => r,
         Err(e) => return (0, 0, vec![format!("reading {}: {e}", db.display())]),
@@ -312,28 +396,69 @@ fn check_records(cli: &str, data: &Path) -> (usize, usize, Vec<String>) {
     let mut problems = Vec::new();
     let mut good = 0;
     for r in &runs {
-        let log = r.log_path.as_deref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
-        let events: Vec<serde_json::Value> = log.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok()).filter(|v| v.get("type").is_some()).collect();
+        let log = r
+            .log_path
+            .as_deref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let events: Vec<serde_json::Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+            .filter(|v| v.get("type").is_some())
+            .collect();
         let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
         // (input not from the cache, output, cache read, cache write), cost when the CLI states one.
         let want: Option<((u64, u64, u64, u64), Option<f64>)> = match cli {
             "claude" => events.iter().rfind(|e| e["type"] == "result").map(|e| {
                 let u = &e["usage"];
-                ((n(u, "input_tokens"), n(u, "output_tokens"), n(u, "cache_read_input_tokens"), n(u, "cache_creation_input_tokens")), e["total_cost_usd"].as_f64())
+                (
+                    (
+                        n(u, "input_tokens"),
+                        n(u, "output_tokens"),
+                        n(u, "cache_read_input_tokens"),
+                        n(u, "cache_creation_input_tokens"),
+                    ),
+                    e["total_cost_usd"].as_f64(),
+                )
             }),
             "gemini" => events.iter().rfind(|e| e["type"] == "result").map(|e| {
                 let st = &e["stats"];
-                ((n(st, "input_tokens").saturating_sub(n(st, "cached")), n(st, "output_tokens"), n(st, "cached"), 0), None)
+                (
+                    (
+                        n(st, "input_tokens").saturating_sub(n(st, "cached")),
+                        n(st, "output_tokens"),
+                        n(st, "cached"),
+                        0,
+                    ),
+                    None,
+                )
             }),
             _ => {
-                let turns: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "turn.completed").map(|e| &e["usage"]).collect();
+                let turns: Vec<&serde_json::Value> = events
+                    .iter()
+                    .filter(|e| e["type"] == "turn.completed")
+                    .map(|e| &e["usage"])
+                    .collect();
                 (!turns.is_empty()).then(|| {
                     let sum = |k: &str| turns.iter().map(|u| n(u, k)).sum::<u64>();
-                    ((sum("input_tokens").saturating_sub(sum("cached_input_tokens")), sum("output_tokens"), sum("cached_input_tokens"), 0), None)
+                    (
+                        (
+                            sum("input_tokens").saturating_sub(sum("cached_input_tokens")),
+                            sum("output_tokens"),
+                            sum("cached_input_tokens"),
+                            0,
+                        ),
+                        None,
+                    )
                 })
             }
         };
-        let got = (r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens);
+        let got = (
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_read_tokens,
+            r.cache_write_tokens,
+        );
         let mut bad = Vec::new();
         match &want {
             None => bad.push("its log has no final usage event".to_string()),
@@ -343,7 +468,10 @@ fn check_records(cli: &str, data: &Path) -> (usize, usize, Vec<String>) {
                 }
                 if let Some(c) = cost {
                     if r.cost_usd.is_none_or(|x| (x - c).abs() > 1e-12) || r.cost_is_estimate {
-                        bad.push(format!("cost {:?} (estimate {}), the CLI said {c}", r.cost_usd, r.cost_is_estimate));
+                        bad.push(format!(
+                            "cost {:?} (estimate {}), the CLI said {c}",
+                            r.cost_usd, r.cost_is_estimate
+                        ));
                     }
                 } else if r.cost_usd.is_some() && !r.cost_is_estimate {
                     bad.push("a cost not labelled as an estimate".into());
@@ -359,7 +487,12 @@ fn check_records(cli: &str, data: &Path) -> (usize, usize, Vec<String>) {
         if bad.is_empty() {
             good += 1;
         } else {
-            problems.push(format!("run {} ({}): {}", r.run_id, r.log_path.as_deref().unwrap_or("no log"), bad.join("; ")));
+            problems.push(format!(
+                "run {} ({}): {}",
+                r.run_id,
+                r.log_path.as_deref().unwrap_or("no log"),
+                bad.join("; ")
+            ));
         }
     }
     (good, runs.len(), problems)
@@ -386,7 +519,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(45);
 async fn probe_one(cli: &'static str, status: u16, cli_bin: &Path, work: &Path, out_dir: &Path) -> String {
     let model = FakeModel::start().await.expect("fake model");
     model.fail_with(status);
-    let dir = tempfile::Builder::new().prefix(&format!("probe-{cli}-{status}-")).tempdir_in(work).expect("temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("probe-{cli}-{status}-"))
+        .tempdir_in(work)
+        .expect("temp dir");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     write_cli_home(cli, &home, &model.base_url()).unwrap();
@@ -397,10 +533,18 @@ async fn probe_one(cli: &'static str, status: u16, cli_bin: &Path, work: &Path, 
         _ => {}
     }
     let mut cmd = tokio::process::Command::new(cli_bin.join(cli));
-    cmd.args(&args).current_dir(dir.path()).envs(cli_env(cli, &home, &model.base_url())).env("GEMINI_CLI_TRUST_WORKSPACE", "true").env("IS_SANDBOX", "1");
+    cmd.args(&args)
+        .current_dir(dir.path())
+        .envs(cli_env(cli, &home, &model.base_url()))
+        .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+        .env("IS_SANDBOX", "1");
     // Claude Code retries even a 401 ten times with backoff (minutes): two retries show the same output.
     cmd.env("CLAUDE_CODE_MAX_RETRIES", "2");
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).process_group(0);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
     let t = Instant::now();
     let mut child = cmd.spawn().expect("spawn CLI");
     let pid = child.id().map(|p| p as i32);
@@ -432,11 +576,17 @@ async fn probe_one(cli: &'static str, status: u16, cli_bin: &Path, work: &Path, 
             format!("timeout>{}s", PROBE_TIMEOUT.as_secs())
         }
     };
-    let output = format!("{}{}", String::from_utf8_lossy(&out.await.unwrap_or_default()), String::from_utf8_lossy(&err.await.unwrap_or_default()));
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.await.unwrap_or_default()),
+        String::from_utf8_lossy(&err.await.unwrap_or_default())
+    );
     let secs = t.elapsed().as_secs_f64();
     let _ = std::fs::write(out_dir.join(format!("{cli}-{status}.log")), &output);
     let calls = model.requests().iter().filter(|r| r.method == "POST").count();
-    let err = coordinator::exit::extract_error(&output).unwrap_or_default().replace('|', "/");
+    let err = coordinator::exit::extract_error(&output)
+        .unwrap_or_default()
+        .replace('|', "/");
     let quota = coordinator::exit::detect_quota(&output, 10, 3600);
     format!("ERR|{cli}|{status}|exit={exit}|secs={secs:.1}|model_calls={calls}|error_line={err}|quota_secs={quota:?}")
 }
@@ -445,7 +595,10 @@ async fn probe_errors(cli_bin: &Path, work: &Path, only: Option<&[String]>) {
     let out_dir = work.parent().unwrap_or(work).join("errors");
     std::fs::create_dir_all(&out_dir).expect("errors dir");
     let mut tasks = Vec::new();
-    for cli in ["claude", "gemini", "codex"].into_iter().filter(|c| only.is_none_or(|o| o.iter().any(|x| x == c))) {
+    for cli in ["claude", "gemini", "codex"]
+        .into_iter()
+        .filter(|c| only.is_none_or(|o| o.iter().any(|x| x == c)))
+    {
         for status in [401u16, 429] {
             let (b, w, o) = (cli_bin.to_path_buf(), work.to_path_buf(), out_dir.clone());
             tasks.push(tokio::spawn(async move { probe_one(cli, status, &b, &w, &o).await }));

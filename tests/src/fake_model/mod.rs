@@ -3,9 +3,9 @@
 //! tools offered and the tool results in the conversation. Every request is recorded, so a test can count
 //! how many bodies carried a secret (`passkey_seen_by_model`), and can script 401/429 replies.
 pub mod brain;
-pub mod wire;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode, Uri};
@@ -61,7 +61,11 @@ impl FakeModel {
                 })
                 .await;
         });
-        Ok(FakeModel { addr, shared, _stop: tx })
+        Ok(FakeModel {
+            addr,
+            shared,
+            _stop: tx,
+        })
     }
 
     pub fn base_url(&self) -> String {
@@ -79,12 +83,19 @@ impl FakeModel {
 
     /// How many recorded bodies contain any of `secrets` (passkeys, the coordinator token).
     pub fn bodies_containing(&self, secrets: &[String]) -> usize {
-        self.requests().iter().filter(|r| secrets.iter().any(|s| !s.is_empty() && r.body.contains(s.as_str()))).count()
+        self.requests()
+            .iter()
+            .filter(|r| secrets.iter().any(|s| !s.is_empty() && r.body.contains(s.as_str())))
+            .count()
     }
 
     /// Paths nobody answers (a CLI asking for something the fake does not speak).
     pub fn unknown_paths(&self) -> Vec<String> {
-        self.requests().iter().filter(|r| !r.known).map(|r| format!("{} {}", r.method, r.path)).collect()
+        self.requests()
+            .iter()
+            .filter(|r| !r.known)
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
     }
 }
 
@@ -93,16 +104,29 @@ fn json_reply(status: StatusCode, v: Value) -> Response {
 }
 
 fn sse_reply(body: String) -> Response {
-    (StatusCode::OK, [("content-type", "text/event-stream"), ("cache-control", "no-cache")], body).into_response()
+    (
+        StatusCode::OK,
+        [("content-type", "text/event-stream"), ("cache-control", "no-cache")],
+        body,
+    )
+        .into_response()
 }
 
 fn handle(s: &Shared, method: Method, uri: Uri, body: Bytes) -> Response {
     let path = uri.path().to_string();
     let text = String::from_utf8_lossy(&body).to_string();
-    let mut rec = Recorded { method: method.to_string(), path: uri.to_string(), body: text.clone(), decision: None, known: true };
+    let mut rec = Recorded {
+        method: method.to_string(),
+        path: uri.to_string(),
+        body: text.clone(),
+        decision: None,
+        known: true,
+    };
     let wire = if path == "/v1/messages" {
         Some(Wire::Anthropic)
-    } else if path.starts_with("/v1beta/models/") && (path.ends_with(":streamGenerateContent") || path.ends_with(":generateContent")) {
+    } else if path.starts_with("/v1beta/models/")
+        && (path.ends_with(":streamGenerateContent") || path.ends_with(":generateContent"))
+    {
         Some(Wire::Gemini)
     } else if path == "/v1/responses" {
         Some(Wire::OpenAi)
@@ -113,27 +137,47 @@ fn handle(s: &Shared, method: Method, uri: Uri, body: Bytes) -> Response {
         (Some(w), "POST") => {
             let fail = s.fail_status.load(Ordering::SeqCst);
             if fail != 0 {
-                json_reply(StatusCode::from_u16(fail).unwrap_or(StatusCode::TOO_MANY_REQUESTS), wire::error_body(w, fail))
+                json_reply(
+                    StatusCode::from_u16(fail).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
+                    wire::error_body(w, fail),
+                )
             } else {
                 let req: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                 let tools = wire::tools(w, &req);
                 let d = brain::decide(&tools, &wire::steps(w, &req));
                 let n = s.n.fetch_add(1, Ordering::SeqCst);
-                let model = req["model"].as_str().map(str::to_string).unwrap_or_else(|| path.split('/').nth(3).unwrap_or("fake").split(':').next().unwrap_or("fake").to_string());
+                let model = req["model"].as_str().map(str::to_string).unwrap_or_else(|| {
+                    path.split('/')
+                        .nth(3)
+                        .unwrap_or("fake")
+                        .split(':')
+                        .next()
+                        .unwrap_or("fake")
+                        .to_string()
+                });
                 let streamed = w != Wire::Gemini || path.ends_with(":streamGenerateContent");
-                let r = if streamed { sse_reply(wire::stream(w, &model, &d, n)) } else { json_reply(StatusCode::OK, wire::gemini_response(&model, &d)) };
+                let r = if streamed {
+                    sse_reply(wire::stream(w, &model, &d, n))
+                } else {
+                    json_reply(StatusCode::OK, wire::gemini_response(&model, &d))
+                };
                 rec.decision = Some((tools, d));
                 r
             }
         }
         _ if path.ends_with("/count_tokens") => json_reply(StatusCode::OK, json!({"input_tokens": 100})),
         _ if path.ends_with(":countTokens") => json_reply(StatusCode::OK, json!({"totalTokens": 100})),
-        _ if path.ends_with("/models") => json_reply(StatusCode::OK, json!({"object": "list", "data": [], "models": []})),
+        _ if path.ends_with("/models") => {
+            json_reply(StatusCode::OK, json!({"object": "list", "data": [], "models": []}))
+        }
         (_, "HEAD" | "GET") if path == "/" => StatusCode::OK.into_response(),
         _ => {
             rec.known = false;
             eprintln!("fake-model: unknown request {method} {uri}");
-            json_reply(StatusCode::NOT_FOUND, json!({"error": {"message": format!("fake model: no route {method} {path}")}}))
+            json_reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": {"message": format!("fake model: no route {method} {path}")}}),
+            )
         }
     };
     s.requests.lock().unwrap().push(rec);

@@ -16,18 +16,28 @@ const MANY: usize = 32;
 /// A Claude stream-json run of at least `bytes`: text answers, tool calls with their usage, tool results
 /// carrying file contents (the long lines), now and then a rate-limit event; a `result` at the end.
 fn claude_stream(bytes: usize) -> String {
-    let file: String = (0..60).map(|i| format!("    let value_{i} = compute(\\\"field {i}\\\", &config)?; // line {i} of the module\\n")).collect();
+    let file: String = (0..60)
+        .map(|i| format!("    let value_{i} = compute(\\\"field {i}\\\", &config)?; // line {i} of the module\\n"))
+        .collect();
     let mut s = String::with_capacity(bytes + 4096);
     s += r#"{"type":"system","subtype":"init","cwd":"/work/prj","session_id":"sess-bench","tools":["Bash","Read","Edit"],"mcp_servers":[{"name":"agent-pm","status":"connected"}],"model":"claude-sonnet-4-5","permissionMode":"default","apiKeySource":"none"}"#;
     s.push('\n');
     let mut t = 0u64;
     while s.len() < bytes {
         t += 1;
-        s += &format!(r#"{{"type":"assistant","message":{{"id":"msg_{t}","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"text","text":"Step {t}: reading the module to see where the parser keeps cut lines, then editing it so that interleaved events survive."}}],"usage":{{"input_tokens":4,"cache_creation_input_tokens":120,"cache_read_input_tokens":{},"output_tokens":40}}}},"parent_tool_use_id":null,"session_id":"sess-bench"}}"#, 12000 + t);
+        s += &format!(
+            r#"{{"type":"assistant","message":{{"id":"msg_{t}","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"text","text":"Step {t}: reading the module to see where the parser keeps cut lines, then editing it so that interleaved events survive."}}],"usage":{{"input_tokens":4,"cache_creation_input_tokens":120,"cache_read_input_tokens":{},"output_tokens":40}}}},"parent_tool_use_id":null,"session_id":"sess-bench"}}"#,
+            12000 + t
+        );
         s.push('\n');
-        s += &format!(r#"{{"type":"assistant","message":{{"id":"msg_{t}","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"tool_use","id":"tu_{t}","name":"Read","input":{{"file_path":"/work/prj/src/parse/mod.rs"}}}}],"usage":{{"input_tokens":4,"cache_creation_input_tokens":120,"cache_read_input_tokens":{},"output_tokens":70}}}},"parent_tool_use_id":null,"session_id":"sess-bench"}}"#, 12000 + t);
+        s += &format!(
+            r#"{{"type":"assistant","message":{{"id":"msg_{t}","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"tool_use","id":"tu_{t}","name":"Read","input":{{"file_path":"/work/prj/src/parse/mod.rs"}}}}],"usage":{{"input_tokens":4,"cache_creation_input_tokens":120,"cache_read_input_tokens":{},"output_tokens":70}}}},"parent_tool_use_id":null,"session_id":"sess-bench"}}"#,
+            12000 + t
+        );
         s.push('\n');
-        s += &format!(r#"{{"type":"user","message":{{"role":"user","content":[{{"tool_use_id":"tu_{t}","type":"tool_result","content":[{{"type":"text","text":"{file}"}}]}}]}},"parent_tool_use_id":null,"session_id":"sess-bench"}}"#);
+        s += &format!(
+            r#"{{"type":"user","message":{{"role":"user","content":[{{"tool_use_id":"tu_{t}","type":"tool_result","content":[{{"type":"text","text":"{file}"}}]}}]}},"parent_tool_use_id":null,"session_id":"sess-bench"}}"#
+        );
         s.push('\n');
         if t % 50 == 0 {
             s += r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed_warning","resetsAt":1771390800,"rateLimitType":"five_hour"},"uuid":"u","session_id":"sess-bench"}"#;
@@ -48,9 +58,21 @@ async fn relay_round(n: usize, data: &Path, out: &Path, prices: &Arc<PriceTable>
     let t = Instant::now();
     let mut runs = Vec::new();
     for i in 0..n {
-        let plan = LaunchPlan { program: "/bin/cat".into(), args: vec![data.display().to_string()], env: vec![], cwd: out.to_path_buf(), stdin: String::new(), files: vec![] };
-        let rec = Recorder { kind: "claude".into(), prices: prices.clone() };
-        let mut c = spawn_recorded(&plan, &out.join(format!("relay-{i}.log")), &r, Some(rec)).await.expect("spawn cat");
+        let plan = LaunchPlan {
+            program: "/bin/cat".into(),
+            args: vec![data.display().to_string()],
+            env: vec![],
+            cwd: out.to_path_buf(),
+            stdin: String::new(),
+            files: vec![],
+        };
+        let rec = Recorder {
+            kind: "claude".into(),
+            prices: prices.clone(),
+        };
+        let mut c = spawn_recorded(&plan, &out.join(format!("relay-{i}.log")), &r, Some(rec))
+            .await
+            .expect("spawn cat");
         runs.push(tokio::spawn(async move {
             let _ = c.child.wait().await;
             c.log_task.await.expect("relay task").expect("a summary")
@@ -71,7 +93,11 @@ fn cat_round(n: usize, data: &Path, out: &Path) -> Duration {
         .map(|i| {
             std::process::Command::new("sh")
                 .arg("-c")
-                .arg(format!("cat '{}' | cat > '{}'", data.display(), out.join(format!("cat-{i}.log")).display()))
+                .arg(format!(
+                    "cat '{}' | cat > '{}'",
+                    data.display(),
+                    out.join(format!("cat-{i}.log")).display()
+                ))
                 .spawn()
                 .expect("spawn sh")
         })
@@ -101,9 +127,16 @@ fn main() {
     let root = std::env::temp_dir().join(format!("agentpm-relay-bench-{}", std::process::id()));
     let out: PathBuf = root.join("out");
     std::fs::create_dir_all(&out).expect("temp dir");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let prices = Arc::new(PriceTable::default());
-    println!("relay benchmark: {ROUNDS} rounds each, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "relay benchmark: {ROUNDS} rounds each, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     for (n, mb) in [(1usize, one_mb), (MANY, each_mb)] {
         let data = root.join(format!("stream-{n}.jsonl"));
         let text = claude_stream(mb << 20);

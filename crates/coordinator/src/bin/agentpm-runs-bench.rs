@@ -13,18 +13,34 @@ const ROUNDS: usize = 5;
 
 fn claude_log(i: usize) -> String {
     let mut s = format!("[agentpm] 2026-12-03 10:00:00.000 start pid={i} cwd=/work/prj command=claude -p --output-format stream-json --verbose\n");
-    s += &format!(r#"{{"type":"system","subtype":"init","cwd":"/work/prj","session_id":"sess-{i}","tools":["Bash","Read","Edit","mcp__agent-pm__get_my_task"],"mcp_servers":[{{"name":"agent-pm","status":"connected"}}],"model":"claude-sonnet-4-5","permissionMode":"default","apiKeySource":"none"}}"#);
+    s += &format!(
+        r#"{{"type":"system","subtype":"init","cwd":"/work/prj","session_id":"sess-{i}","tools":["Bash","Read","Edit","mcp__agent-pm__get_my_task"],"mcp_servers":[{{"name":"agent-pm","status":"connected"}}],"model":"claude-sonnet-4-5","permissionMode":"default","apiKeySource":"none"}}"#
+    );
     s.push('\n');
     for t in 1..=8 {
-        s += &format!(r#"{{"type":"assistant","message":{{"id":"msg_{t}","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"tool_use","id":"tu_{t}","name":"mcp__agent-pm__report_progress","input":{{"note":"step {t} of the task: reading files and editing the module as asked"}}}}],"usage":{{"input_tokens":{},"cache_creation_input_tokens":{},"cache_read_input_tokens":{},"output_tokens":{}}}}},"parent_tool_use_id":null,"session_id":"sess-{i}"}}"#, 4 + t, 200, 12000 + 300 * t, 80 + t);
+        s += &format!(
+            r#"{{"type":"assistant","message":{{"id":"msg_{t}","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"tool_use","id":"tu_{t}","name":"mcp__agent-pm__report_progress","input":{{"note":"step {t} of the task: reading files and editing the module as asked"}}}}],"usage":{{"input_tokens":{},"cache_creation_input_tokens":{},"cache_read_input_tokens":{},"output_tokens":{}}}}},"parent_tool_use_id":null,"session_id":"sess-{i}"}}"#,
+            4 + t,
+            200,
+            12000 + 300 * t,
+            80 + t
+        );
         s.push('\n');
-        s += &format!(r#"{{"type":"user","message":{{"role":"user","content":[{{"tool_use_id":"tu_{t}","type":"tool_result","content":[{{"type":"text","text":"{{\"success\":true,\"step\":{t}}}"}}]}}]}},"parent_tool_use_id":null,"session_id":"sess-{i}"}}"#);
+        s += &format!(
+            r#"{{"type":"user","message":{{"role":"user","content":[{{"tool_use_id":"tu_{t}","type":"tool_result","content":[{{"type":"text","text":"{{\"success\":true,\"step\":{t}}}"}}]}}]}},"parent_tool_use_id":null,"session_id":"sess-{i}"}}"#
+        );
         s.push('\n');
     }
     let msg = "Implemented the change: the parser now keeps cut lines as raw text, the tests cover interleaved rate-limit events, and the task is reported complete to the server. Nothing else is pending.";
-    s += &format!(r#"{{"type":"assistant","message":{{"id":"msg_9","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"text","text":"{msg}"}}],"usage":{{"input_tokens":3,"cache_creation_input_tokens":0,"cache_read_input_tokens":15000,"output_tokens":60}}}},"parent_tool_use_id":null,"session_id":"sess-{i}"}}"#);
+    s += &format!(
+        r#"{{"type":"assistant","message":{{"id":"msg_9","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"text","text":"{msg}"}}],"usage":{{"input_tokens":3,"cache_creation_input_tokens":0,"cache_read_input_tokens":15000,"output_tokens":60}}}},"parent_tool_use_id":null,"session_id":"sess-{i}"}}"#
+    );
     s.push('\n');
-    s += &format!(r#"{{"type":"result","subtype":"success","is_error":false,"duration_ms":{},"duration_api_ms":30000,"num_turns":9,"result":"{msg}","session_id":"sess-{i}","total_cost_usd":0.{:04},"usage":{{"input_tokens":120,"cache_creation_input_tokens":1600,"cache_read_input_tokens":115000,"output_tokens":790}}}}"#, 40000 + i % 1000, 1000 + i % 9000);
+    s += &format!(
+        r#"{{"type":"result","subtype":"success","is_error":false,"duration_ms":{},"duration_api_ms":30000,"num_turns":9,"result":"{msg}","session_id":"sess-{i}","total_cost_usd":0.{:04},"usage":{{"input_tokens":120,"cache_creation_input_tokens":1600,"cache_read_input_tokens":115000,"output_tokens":790}}}}"#,
+        40000 + i % 1000,
+        1000 + i % 9000
+    );
     s.push('\n');
     s += "[agentpm] 2026-12-03 10:00:45.000 exit code=0\n";
     s
@@ -56,7 +72,8 @@ fn cpu(name: &str) -> Duration {
         // Fields after the ")" that closes the command: state is 3rd, utime 14th, stime 15th.
         let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
         let f: Vec<&str> = rest.split_whitespace().collect();
-        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
     };
     let total: u64 = if name.is_empty() {
         ticks(&std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default())
@@ -127,7 +144,11 @@ fn main() {
             ended_at: base + i as i64 * 60_000 + 45_000,
             exit_code: if i % 97 == 0 { None } else { Some(*code) },
             signal: if i % 97 == 0 { Some(15) } else { None },
-            stopped_by: if i % 97 == 0 { Some(StoppedBy::Coordinator) } else { None },
+            stopped_by: if i % 97 == 0 {
+                Some(StoppedBy::Coordinator)
+            } else {
+                None
+            },
             log_path: None,
             provider_kind: kind.to_string(),
         };
@@ -165,15 +186,34 @@ fn main() {
         for j in 0..k {
             let id = format!("single-{r}-{j}");
             let (log, kind, code) = &logs[j % logs.len()];
-            let start = RunStart { agent_id: "agt_single".into(), project_id: "prj_01".into(), provider: kind.to_string(), provider_kind: kind.to_string(), started_at: base, log_path: Some(log.clone()), ..Default::default() };
+            let start = RunStart {
+                agent_id: "agt_single".into(),
+                project_id: "prj_01".into(),
+                provider: kind.to_string(),
+                provider_kind: kind.to_string(),
+                started_at: base,
+                log_path: Some(log.clone()),
+                ..Default::default()
+            };
             store.run_started(&id, start);
             store.flush();
-            store.run_finished(&id, RunEnd { ended_at: base + 1000, exit_code: Some(*code), provider_kind: kind.to_string(), ..Default::default() });
+            store.run_finished(
+                &id,
+                RunEnd {
+                    ended_at: base + 1000,
+                    exit_code: Some(*code),
+                    provider_kind: kind.to_string(),
+                    ..Default::default()
+                },
+            );
             store.flush();
         }
         worst_round = worst_round.max(t.elapsed() / k as u32);
     }
-    println!("writer, one run at a time (2 commits + log summary): {:.0} µs per run (worst of {ROUNDS} rounds of 200)", worst_round.as_secs_f64() * 1e6);
+    println!(
+        "writer, one run at a time (2 commits + log summary): {:.0} µs per run (worst of {ROUNDS} rounds of 200)",
+        worst_round.as_secs_f64() * 1e6
+    );
 
     // 3. `runs --json` over everything: query + serialize, worst of 5.
     let mut worst_q = Duration::ZERO;
@@ -191,7 +231,12 @@ fn main() {
         worst_q = worst_q.max(q);
         worst_j = worst_j.max(j);
     }
-    println!("query all ({rows} runs) into records: {:.0} ms; + serde JSON ({:.1} MB): {:.0} ms (worst of {ROUNDS})", worst_q.as_secs_f64() * 1e3, mb(json_len as u64), worst_j.as_secs_f64() * 1e3);
+    println!(
+        "query all ({rows} runs) into records: {:.0} ms; + serde JSON ({:.1} MB): {:.0} ms (worst of {ROUNDS})",
+        worst_q.as_secs_f64() * 1e3,
+        mb(json_len as u64),
+        worst_j.as_secs_f64() * 1e3
+    );
     // What `runs --json` does: rows straight to JSON, into a 1 MB buffer over a file.
     let mut times = Vec::new();
     let out_path = dir.join("runs.json");
@@ -217,11 +262,21 @@ fn main() {
     let mut worst_f = Duration::ZERO;
     for _ in 0..ROUNDS {
         let t = Instant::now();
-        let r = store.query(&RunFilter { agent: Some("agt_07".into()), since: Some(base + (n as i64 / 2) * 60_000), failed: true, ..Default::default() }).expect("query");
+        let r = store
+            .query(&RunFilter {
+                agent: Some("agt_07".into()),
+                since: Some(base + (n as i64 / 2) * 60_000),
+                failed: true,
+                ..Default::default()
+            })
+            .expect("query");
         std::hint::black_box(r);
         worst_f = worst_f.max(t.elapsed());
     }
-    println!("query one agent, failed, last half: {:.1} ms (worst of {ROUNDS})", worst_f.as_secs_f64() * 1e3);
+    println!(
+        "query one agent, failed, last half: {:.1} ms (worst of {ROUNDS})",
+        worst_f.as_secs_f64() * 1e3
+    );
     for by in [UsageBy::Agent, UsageBy::Provider, UsageBy::Day] {
         let mut worst_u = Duration::ZERO;
         for _ in 0..ROUNDS {
@@ -229,16 +284,28 @@ fn main() {
             std::hint::black_box(store.usage(by, None).expect("usage"));
             worst_u = worst_u.max(t.elapsed());
         }
-        println!("usage --by {by:?}: {:.0} ms (worst of {ROUNDS})", worst_u.as_secs_f64() * 1e3);
+        println!(
+            "usage --by {by:?}: {:.0} ms (worst of {ROUNDS})",
+            worst_u.as_secs_f64() * 1e3
+        );
     }
 
     // 4. Size on disk after a checkpoint (the WAL folded into the file).
     drop(store);
     let c = rusqlite::Connection::open(&db).expect("reopen");
-    let _: (i64, i64, i64) = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).expect("checkpoint");
+    let _: (i64, i64, i64) = c
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("checkpoint");
     drop(c);
     let size = file_size(&db) + file_size(&db.with_extension("db-wal"));
-    println!("database: {:.1} MB for {} runs ({} bytes per run; target < 100 MB)", mb(size), rows, size / rows.max(1) as u64);
+    println!(
+        "database: {:.1} MB for {} runs ({} bytes per run; target < 100 MB)",
+        mb(size),
+        rows,
+        size / rows.max(1) as u64
+    );
     if std::env::var_os("AGENTPM_BENCH_KEEP").is_some() {
         println!("kept {}", db.display());
     } else {

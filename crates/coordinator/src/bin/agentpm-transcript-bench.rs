@@ -21,11 +21,19 @@ const SCREEN: usize = 60;
 /// One turn of a long run: an assistant text, a tool call, its result (a few KB), every 50th a failure.
 fn turn(i: usize, out: &mut Vec<u8>) {
     let sess = "sess-bench";
-    let filler = "fn parse(line: &str) -> Option<Event> { serde_json::from_str(line).ok() } // reading the module as asked. ";
+    let filler =
+        "fn parse(line: &str) -> Option<Event> { serde_json::from_str(line).ok() } // reading the module as asked. ";
     let result: String = filler.repeat(8 + i % 40).replace('"', "'");
     writeln!(out, r#"{{"type":"assistant","message":{{"id":"msg_{i}","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"text","text":"Step {i}: reading the next file and checking the parser against the tests before editing it."}}],"usage":{{"input_tokens":4,"cache_creation_input_tokens":200,"cache_read_input_tokens":{},"output_tokens":80}}}},"parent_tool_use_id":null,"session_id":"{sess}"}}"#, 12000 + i).unwrap();
     writeln!(out, r#"{{"type":"assistant","message":{{"id":"msg_{i}","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"tool_use","id":"tu_{i}","name":"Read","input":{{"file_path":"/work/prj/src/module_{}.rs"}}}}],"usage":{{"input_tokens":4,"cache_creation_input_tokens":200,"cache_read_input_tokens":{},"output_tokens":120}}}},"parent_tool_use_id":null,"session_id":"{sess}"}}"#, i % 300, 12000 + i).unwrap();
-    let (err, text) = if i % 50 == 49 { (true, format!("Error: ENOENT: no such file or directory, open module_{i}.rs")) } else { (false, result) };
+    let (err, text) = if i % 50 == 49 {
+        (
+            true,
+            format!("Error: ENOENT: no such file or directory, open module_{i}.rs"),
+        )
+    } else {
+        (false, result)
+    };
     writeln!(out, r#"{{"type":"user","message":{{"role":"user","content":[{{"tool_use_id":"tu_{i}","type":"tool_result","content":[{{"type":"text","text":"{text}"}}],"is_error":{err}}}]}},"parent_tool_use_id":null,"session_id":"{sess}"}}"#).unwrap();
     if i % 1000 == 999 {
         writeln!(out, r#"{{"type":"rate_limit_event","rate_limit_info":{{"status":"allowed_warning","resetsAt":1771390800,"rateLimitType":"five_hour"}},"session_id":"{sess}"}}"#).unwrap();
@@ -51,20 +59,33 @@ fn write_log(path: &Path, bytes: u64) -> usize {
 fn stats(name: &str, mut v: Vec<Duration>) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("{name:<44} median {:>8.1} ms   worst {:>8.1} ms", ms(v[v.len() / 2]), ms(*v.last().unwrap()));
+    println!(
+        "{name:<44} median {:>8.1} ms   worst {:>8.1} ms",
+        ms(v[v.len() / 2]),
+        ms(*v.last().unwrap())
+    );
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mb: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
-    let dir = args.get(2).map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let dir = args
+        .get(2)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     let path = dir.join(format!("agentpm-transcript-bench-{}.log", std::process::id()));
     let t0 = Instant::now();
     let turns = write_log(&path, mb << 20);
     let size = std::fs::metadata(&path).unwrap().len();
-    println!("log: {} ({:.1} MB, {turns} turns) written in {:.1} s", path.display(), size as f64 / 1048576.0, t0.elapsed().as_secs_f64());
+    println!(
+        "log: {} ({:.1} MB, {turns} turns) written in {:.1} s",
+        path.display(),
+        size as f64 / 1048576.0,
+        t0.elapsed().as_secs_f64()
+    );
 
-    let (mut first, mut full, mut end, mut search, mut errors, mut follow) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut first, mut full, mut end, mut search, mut errors, mut follow) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut items = 0;
     for _ in 0..ROUNDS {
         let t = Instant::now();
@@ -103,7 +124,12 @@ fn main() {
             turn(i, &mut more);
             i += 1;
         }
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&more).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&more)
+            .unwrap();
         let t = Instant::now();
         tr.refresh().unwrap();
         let w = tr.window(tr.len() - SCREEN, SCREEN).unwrap();

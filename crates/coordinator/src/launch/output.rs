@@ -16,7 +16,13 @@ fn cut_point(line: &[u8]) -> usize {
         let b = line[line.len() - back];
         if b & 0xC0 != 0x80 {
             if b >= 0xC0 {
-                let need = if b >= 0xF0 { 4 } else if b >= 0xE0 { 3 } else { 2 };
+                let need = if b >= 0xF0 {
+                    4
+                } else if b >= 0xE0 {
+                    3
+                } else {
+                    2
+                };
                 if back < need {
                     end = line.len() - back;
                 }
@@ -33,7 +39,10 @@ fn cut_point(line: &[u8]) -> usize {
 
 /// Reads a pipe and forwards its complete lines; a line longer than [`MAX_LINE`] is forwarded in pieces
 /// (memory stays bounded whatever an agent prints), and a partial last line is flushed at EOF.
-pub(super) async fn relay_lines(pipe: Box<dyn tokio::io::AsyncRead + Send + Unpin>, tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
+pub(super) async fn relay_lines(
+    pipe: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+) {
     use tokio::io::AsyncBufReadExt;
     let mut r = tokio::io::BufReader::with_capacity(MAX_LINE, pipe);
     let mut line: Vec<u8> = Vec::new();

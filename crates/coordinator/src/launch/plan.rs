@@ -102,13 +102,21 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
     // Only what the user configured locally runs: the server can name a provider, never a command.
     let (program, mut args) = (req.provider.command.clone(), req.provider.args.clone());
     if program.trim().is_empty() {
-        return Err(LaunchError::Invalid(format!("provider {:?} has an empty command", req.provider_name)));
+        return Err(LaunchError::Invalid(format!(
+            "provider {:?} has an empty command",
+            req.provider_name
+        )));
     }
     let wd = req.working_dir.display().to_string();
     let cwd = req.context_dir.clone().unwrap_or_else(|| req.working_dir.clone());
     // The bridge sends the token only over HTTP (the socket has no Bearer header).
     let has_token = req.coordinator_token.is_some() && is_http(&req.server_address);
-    let stem = req.log_path.file_stem().and_then(|s| s.to_str()).unwrap_or("run").to_string();
+    let stem = req
+        .log_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("run")
+        .to_string();
     let log_dir = req.log_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut files = Vec::new();
     {
@@ -116,7 +124,11 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
             ProviderKind::Claude => {
                 let cfg_path = log_dir.join(format!(".{stem}.mcp.json"));
                 let body = serde_json::json!({"mcpServers": {agent_cli::SERVER_NAME: agent_cli::bridge_entry(&req.bridge_command, has_token)}});
-                files.push(PlannedFile { path: cfg_path.clone(), contents: serde_json::to_string_pretty(&body).unwrap(), temp: true });
+                files.push(PlannedFile {
+                    path: cfg_path.clone(),
+                    contents: serde_json::to_string_pretty(&body).unwrap(),
+                    temp: true,
+                });
                 args.push("--mcp-config".into());
                 args.push(cfg_path.display().to_string());
                 if let Some(m) = &req.model {
@@ -143,14 +155,21 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
                 };
                 let mut entry = agent_cli::bridge_entry(&req.bridge_command, has_token);
                 entry["trust"] = true.into();
-                let real_wd = req.real_working_dir.as_ref().map_or_else(|| wd.clone(), |p| p.display().to_string());
+                let real_wd = req
+                    .real_working_dir
+                    .as_ref()
+                    .map_or_else(|| wd.clone(), |p| p.display().to_string());
                 let body = serde_json::json!({
                     "mcpServers": {agent_cli::SERVER_NAME: entry},
                     "includeDirectories": [real_wd],
                     "loadMemoryFromIncludeDirectories": true,
                     "experimental": {"skills": true},
                 });
-                files.push(PlannedFile { path: ctx.join(".gemini/settings.json"), contents: serde_json::to_string_pretty(&body).unwrap(), temp: false });
+                files.push(PlannedFile {
+                    path: ctx.join(".gemini/settings.json"),
+                    contents: serde_json::to_string_pretty(&body).unwrap(),
+                    temp: false,
+                });
                 if let Some(m) = &req.model {
                     args.extend(["-m".to_string(), m.clone()]);
                 }
@@ -191,7 +210,14 @@ pub fn plan(req: &LaunchRequest) -> Result<LaunchPlan, LaunchError> {
         env.push((TOKEN_ENV.to_string(), t.clone()));
     }
     env.extend(agent_cli::run_env(req.kind.as_str(), req.as_root));
-    Ok(LaunchPlan { program, args, env, cwd, stdin: build_prompt(req), files })
+    Ok(LaunchPlan {
+        program,
+        args,
+        env,
+        cwd,
+        stdin: build_prompt(req),
+        files,
+    })
 }
 
 /// The coordinator's token variables (the legacy YAML's `MCP_COORDINATOR_TOKEN`, its `COORDINATOR_TOKEN`
@@ -201,7 +227,10 @@ pub const TOKEN_ENV_VARS: &[&str] = &["MCP_COORDINATOR_TOKEN", "COORDINATOR_TOKE
 /// Names of inherited environment variables that must not reach an agent: the token variables and every
 /// variable whose value contains a known secret (e.g. another agent's passkey, referenced as `${VAR}` in the
 /// legacy YAML). The plan's own variables (the agent's `AGENT_PASSKEY`) are set after these are removed.
-pub fn env_to_scrub(vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>, redactor: &crate::redact::Redactor) -> Vec<std::ffi::OsString> {
+pub fn env_to_scrub(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    redactor: &crate::redact::Redactor,
+) -> Vec<std::ffi::OsString> {
     vars.into_iter()
         .filter(|(k, v)| {
             if k.to_str().is_some_and(|k| TOKEN_ENV_VARS.contains(&k)) {

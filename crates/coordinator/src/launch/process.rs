@@ -12,7 +12,10 @@ pub fn resolve_command(cmd: &str) -> Result<PathBuf, LaunchError> {
         use std::os::unix::fs::PermissionsExt;
         return match std::fs::metadata(p) {
             Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(p.to_path_buf()),
-            _ => Err(LaunchError::NotFound { command: cmd.into(), hint: "the path does not name an executable file".into() }),
+            _ => Err(LaunchError::NotFound {
+                command: cmd.into(),
+                hint: "the path does not name an executable file".into(),
+            }),
         };
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
@@ -33,8 +36,19 @@ pub fn probe_version(cmd: &str, timeout: std::time::Duration) -> Result<(PathBuf
     for k in super::plan::TOKEN_ENV_VARS.iter().chain(["AGENT_PASSKEY"].iter()) {
         c.env_remove(k);
     }
-    let spawn_err = |e: std::io::Error| LaunchError::Spawn { command: program.display().to_string(), message: crate::io_words::io_words(&e) };
-    let mut child = c.arg("--version").env("PATH", crate::shell_path::effective_path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn().map_err(spawn_err)?;
+    let spawn_err = |e: std::io::Error| LaunchError::Spawn {
+        command: program.display().to_string(),
+        message: crate::io_words::io_words(&e),
+    };
+    let mut child = c
+        .arg("--version")
+        .env("PATH", crate::shell_path::effective_path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(spawn_err)?;
     let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
     let reader = std::thread::spawn(move || {
         let (mut a, mut b) = (String::new(), String::new());
@@ -47,18 +61,34 @@ pub fn probe_version(cmd: &str, timeout: std::time::Duration) -> Result<(PathBuf
         match child.try_wait().map_err(spawn_err)? {
             Some(st) => break st,
             None if std::time::Instant::now() > deadline => {
-                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 let _ = child.wait();
-                return Err(LaunchError::Spawn { command: program.display().to_string(), message: format!("`--version` did not answer within {timeout:?}") });
+                return Err(LaunchError::Spawn {
+                    command: program.display().to_string(),
+                    message: format!("`--version` did not answer within {timeout:?}"),
+                });
             }
             None => std::thread::sleep(std::time::Duration::from_millis(20)),
         }
     };
     let text = reader.join().unwrap_or_default();
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").chars().take(200).collect::<String>();
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect::<String>();
     if !status.success() {
         // Found and runnable, just without a `--version`: say so instead of calling it missing.
-        return Ok((program, format!("no version (`--version` exited with {status}: {line})")));
+        return Ok((
+            program,
+            format!("no version (`--version` exited with {status}: {line})"),
+        ));
     }
     Ok((program, line))
 }
@@ -76,7 +106,10 @@ pub struct RunningChild {
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), LaunchError> {
-    crate::paths::write_atomic(path, contents.as_bytes(), 0o600).map_err(|e| LaunchError::Io { path: path.display().to_string(), message: crate::io_words::io_words(&e) })
+    crate::paths::write_atomic(path, contents.as_bytes(), 0o600).map_err(|e| LaunchError::Io {
+        path: path.display().to_string(),
+        message: crate::io_words::io_words(&e),
+    })
 }
 
 /// Write the plan's files, spawn with `process_group(0)`, pipe stdout+stderr through the redactor into `log_path`,
@@ -85,23 +118,43 @@ fn write_private(path: &Path, contents: &str) -> Result<(), LaunchError> {
 /// Output is relayed by the coordinator (that is what keeps secrets out of the log even if an agent prints
 /// them). If the coordinator dies the relay dies with it; after a restart the engine stops such orphans
 /// (group kill) from the state file, so no run ever continues unlogged.
-pub async fn spawn(plan: &LaunchPlan, log_path: &Path, redactor: &crate::redact::Redactor) -> Result<RunningChild, LaunchError> {
+pub async fn spawn(
+    plan: &LaunchPlan,
+    log_path: &Path,
+    redactor: &crate::redact::Redactor,
+) -> Result<RunningChild, LaunchError> {
     spawn_recorded(plan, log_path, redactor, None).await
 }
 
 /// [`spawn`], with the output parsed as it is relayed (see [`Recorder`]).
-pub async fn spawn_recorded(plan: &LaunchPlan, log_path: &Path, redactor: &crate::redact::Redactor, rec: Option<Recorder>) -> Result<RunningChild, LaunchError> {
+pub async fn spawn_recorded(
+    plan: &LaunchPlan,
+    log_path: &Path,
+    redactor: &crate::redact::Redactor,
+    rec: Option<Recorder>,
+) -> Result<RunningChild, LaunchError> {
     use std::process::Stdio;
     use tokio::io::AsyncWriteExt;
     let program = resolve_command(&plan.program)?;
     if !plan.cwd.is_dir() {
-        std::fs::create_dir_all(&plan.cwd).map_err(|e| LaunchError::Io { path: plan.cwd.display().to_string(), message: crate::io_words::io_words(&e) })?;
+        std::fs::create_dir_all(&plan.cwd).map_err(|e| LaunchError::Io {
+            path: plan.cwd.display().to_string(),
+            message: crate::io_words::io_words(&e),
+        })?;
     }
     for f in &plan.files {
         write_private(&f.path, &f.contents)?;
     }
-    let io = |e: std::io::Error| LaunchError::Io { path: log_path.display().to_string(), message: crate::io_words::io_words(&e) };
-    let mut log = tokio::fs::OpenOptions::new().create(true).append(true).open(log_path).await.map_err(io)?;
+    let io = |e: std::io::Error| LaunchError::Io {
+        path: log_path.display().to_string(),
+        message: crate::io_words::io_words(&e),
+    };
+    let mut log = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .await
+        .map_err(io)?;
     let mut cmd = tokio::process::Command::new(&program);
     for k in env_to_scrub(std::env::vars_os(), redactor) {
         cmd.env_remove(k);
@@ -117,8 +170,14 @@ pub async fn spawn_recorded(plan: &LaunchPlan, log_path: &Path, redactor: &crate
         .process_group(0)
         .kill_on_drop(false);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => LaunchError::NotFound { command: plan.program.clone(), hint: "install it, or set an absolute path in settings".into() },
-        _ => LaunchError::Spawn { command: plan.program.clone(), message: crate::io_words::io_words(&e) },
+        std::io::ErrorKind::NotFound => LaunchError::NotFound {
+            command: plan.program.clone(),
+            hint: "install it, or set an absolute path in settings".into(),
+        },
+        _ => LaunchError::Spawn {
+            command: plan.program.clone(),
+            message: crate::io_words::io_words(&e),
+        },
     })?;
     let pid = child.id().unwrap_or(0);
     let header = format!(
@@ -138,7 +197,19 @@ pub async fn spawn_recorded(plan: &LaunchPlan, log_path: &Path, redactor: &crate
         });
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
-    for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>), child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)].into_iter().flatten() {
+    for pipe in [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let tx = tx.clone();
         tokio::spawn(relay_lines(pipe, tx));
     }
@@ -146,7 +217,12 @@ pub async fn spawn_recorded(plan: &LaunchPlan, log_path: &Path, redactor: &crate
     let redactor = redactor.clone();
     let (live_tx, live) = tokio::sync::watch::channel(None);
     let log_task = tokio::spawn(write_log(rx, log, redactor, rec, live_tx));
-    Ok(RunningChild { pid, child, log_task, live })
+    Ok(RunningChild {
+        pid,
+        child,
+        log_task,
+        live,
+    })
 }
 
 fn group_alive(pgid: i32) -> bool {

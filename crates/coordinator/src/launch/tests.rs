@@ -9,7 +9,12 @@ fn req(kind: &str, address: &str) -> LaunchRequest {
         project_id: "prj_1".into(),
         working_dir: PathBuf::from("/work/p"),
         provider_name: kind.into(),
-        provider: ProviderSettings { command: kind.into(), args: vec!["--x".into()], model: None, kind: Some(kind.into()) },
+        provider: ProviderSettings {
+            command: kind.into(),
+            args: vec!["--x".into()],
+            model: None,
+            kind: Some(kind.into()),
+        },
         kind: kind.into(),
         model: Some("m-1".into()),
         server_address: address.into(),
@@ -32,8 +37,15 @@ fn no_secret_in_argv_files_or_prompt_for_any_kind_or_transport() {
         for addr in ["/tmp/mcp.sock", "http://pm:8080/mcp"] {
             let p = plan(&req(kind, addr)).unwrap();
             for secret in ["PASSKEY-123456", "TOKEN-abcdef"] {
-                assert!(!p.program.contains(secret) && p.args.iter().all(|a| !a.contains(secret)), "{kind} {addr}: {p:?}");
-                assert!(p.files.iter().all(|f| !f.contents.contains(secret)), "{kind} {addr}: {:?}", p.files);
+                assert!(
+                    !p.program.contains(secret) && p.args.iter().all(|a| !a.contains(secret)),
+                    "{kind} {addr}: {p:?}"
+                );
+                assert!(
+                    p.files.iter().all(|f| !f.contents.contains(secret)),
+                    "{kind} {addr}: {:?}",
+                    p.files
+                );
                 assert!(!p.stdin.contains(secret));
             }
             assert!(p.env.iter().any(|(k, v)| k == "AGENT_PASSKEY" && v == "PASSKEY-123456"));
@@ -57,8 +69,14 @@ fn claude_gets_mcp_config_model_and_stdin_prompt() {
     assert!(p.stdin.contains("get_next_action"));
     let h = plan(&req("claude", "http://pm:8080/mcp")).unwrap();
     assert!(h.files[0].contents.contains("${AGENTPM_COORDINATOR_TOKEN}"));
-    assert!(!p.files[0].contents.contains("AGENTPM_COORDINATOR_TOKEN"), "no token on the socket");
-    assert!(!p.stdin.contains("AGENT_PASSKEY"), "the prompt points the model at no secret");
+    assert!(
+        !p.files[0].contents.contains("AGENTPM_COORDINATOR_TOKEN"),
+        "no token on the socket"
+    );
+    assert!(
+        !p.stdin.contains("AGENT_PASSKEY"),
+        "the prompt points the model at no secret"
+    );
 }
 
 #[test]
@@ -67,7 +85,9 @@ fn gemini_uses_settings_file_and_short_model_flag() {
     assert!(p.files[0].path.ends_with(".gemini/settings.json"));
     assert!(p.args.windows(2).any(|w| w == ["-m", "m-1"]));
     assert!(p.args.contains(&"--include-directories".to_string()));
-    assert!(p.env.contains(&("GEMINI_CLI_TRUST_WORKSPACE".to_string(), "true".to_string())));
+    assert!(p
+        .env
+        .contains(&("GEMINI_CLI_TRUST_WORKSPACE".to_string(), "true".to_string())));
     let v: serde_json::Value = serde_json::from_str(&p.files[0].contents).unwrap();
     assert_eq!(v["mcpServers"]["agent-pm"]["args"], serde_json::json!(["mcp-bridge"]));
     assert_eq!(v["mcpServers"]["agent-pm"]["env"]["AGENT_PASSKEY"], "${AGENT_PASSKEY}");
@@ -76,12 +96,21 @@ fn gemini_uses_settings_file_and_short_model_flag() {
 #[test]
 fn codex_gets_the_bridge_through_config_overrides_and_claude_as_root_the_sandbox_flag() {
     let p = plan(&req("codex", "/tmp/mcp.sock")).unwrap();
-    assert!(p.args.iter().any(|a| a == "mcp_servers.agent-pm.command=\"/app/agentpm-coordinator\""), "{:?}", p.args);
+    assert!(
+        p.args
+            .iter()
+            .any(|a| a == "mcp_servers.agent-pm.command=\"/app/agentpm-coordinator\""),
+        "{:?}",
+        p.args
+    );
     assert_eq!(p.args.last().unwrap(), "-");
     let mut r = req("claude", "/tmp/mcp.sock");
     assert!(!plan(&r).unwrap().env.iter().any(|(k, _)| k == "IS_SANDBOX"));
     r.as_root = true;
-    assert!(plan(&r).unwrap().env.contains(&("IS_SANDBOX".to_string(), "1".to_string())));
+    assert!(plan(&r)
+        .unwrap()
+        .env
+        .contains(&("IS_SANDBOX".to_string(), "1".to_string())));
 }
 
 #[test]
@@ -89,8 +118,23 @@ fn codex_preset_runs_exec_outside_a_git_repo_without_removed_flags() {
     let mut r = req("codex", "/tmp/mcp.sock");
     r.provider = crate::config::builtin_providers()["codex"].clone();
     let p = plan(&r).unwrap();
-    assert_eq!(&p.args[..5], ["exec", "--sandbox", "workspace-write", "--skip-git-repo-check", "--json"], "{:?}", p.args);
-    assert!(!p.args.iter().any(|a| a == "--full-auto"), "Codex 0.171 rejects --full-auto: {:?}", p.args);
+    assert_eq!(
+        &p.args[..5],
+        [
+            "exec",
+            "--sandbox",
+            "workspace-write",
+            "--skip-git-repo-check",
+            "--json"
+        ],
+        "{:?}",
+        p.args
+    );
+    assert!(
+        !p.args.iter().any(|a| a == "--full-auto"),
+        "Codex 0.171 rejects --full-auto: {:?}",
+        p.args
+    );
 }
 
 #[test]
@@ -106,17 +150,36 @@ fn gemini_settings_enable_skills_use_the_real_dir_and_never_the_projects_own_gem
     // No context dir: refusing beats overwriting <project>/.gemini/settings.json.
     r.context_dir = None;
     let e = plan(&r).unwrap_err().to_string();
-    assert!(e.contains("context directory") && e.contains("/work/p/.gemini/settings.json"), "{e}");
+    assert!(
+        e.contains("context directory") && e.contains("/work/p/.gemini/settings.json"),
+        "{e}"
+    );
 }
 
 #[test]
 fn token_vars_and_vars_holding_known_secrets_are_scrubbed() {
     let r = crate::redact::Redactor::default();
     r.add("OTHER-AGENT-PASSKEY-9");
-    let vars = [("HOME", "/root"), ("MCP_COORDINATOR_TOKEN", "t0k3n"), ("COORDINATOR_TOKEN", "x"), ("AGENT_B_PASSKEY", "OTHER-AGENT-PASSKEY-9"), ("WRAPPED", "pre OTHER-AGENT-PASSKEY-9 post"), ("EMPTY", ""), ("PATH", "/usr/bin")];
+    let vars = [
+        ("HOME", "/root"),
+        ("MCP_COORDINATOR_TOKEN", "t0k3n"),
+        ("COORDINATOR_TOKEN", "x"),
+        ("AGENT_B_PASSKEY", "OTHER-AGENT-PASSKEY-9"),
+        ("WRAPPED", "pre OTHER-AGENT-PASSKEY-9 post"),
+        ("EMPTY", ""),
+        ("PATH", "/usr/bin"),
+    ];
     let gone = env_to_scrub(vars.iter().map(|(k, v)| (k.into(), v.into())), &r);
     let gone: Vec<String> = gone.into_iter().map(|k| k.into_string().unwrap()).collect();
-    assert_eq!(gone, vec!["MCP_COORDINATOR_TOKEN", "COORDINATOR_TOKEN", "AGENT_B_PASSKEY", "WRAPPED"]);
+    assert_eq!(
+        gone,
+        vec![
+            "MCP_COORDINATOR_TOKEN",
+            "COORDINATOR_TOKEN",
+            "AGENT_B_PASSKEY",
+            "WRAPPED"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -172,7 +235,14 @@ async fn long_lines_are_forwarded_in_bounded_pieces() {
         let t = std::str::from_utf8(c).expect("a character was split");
         assert!(!r.redact(t).contains(secret));
     }
-    let masked: usize = chunks.iter().map(|c| r.redact(std::str::from_utf8(c).unwrap()).matches(crate::redact::MASK).count()).sum();
+    let masked: usize = chunks
+        .iter()
+        .map(|c| {
+            r.redact(std::str::from_utf8(c).unwrap())
+                .matches(crate::redact::MASK)
+                .count()
+        })
+        .sum();
     assert_eq!(masked, 20_000);
 }
 
@@ -205,7 +275,11 @@ async fn stop_group_kills_grandchildren() {
     let mut gc = 0;
     for _ in 0..100 {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(n) = text.lines().find_map(|l| l.strip_prefix("grandchild ")).and_then(|n| n.trim().parse::<i32>().ok()) {
+        if let Some(n) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("grandchild "))
+            .and_then(|n| n.trim().parse::<i32>().ok())
+        {
             gc = n;
             break;
         }
@@ -215,7 +289,9 @@ async fn stop_group_kills_grandchildren() {
     stop_group(child.pid, std::time::Duration::from_secs(2)).await;
     let _ = child.child.wait().await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let alive = std::fs::read_to_string(format!("/proc/{gc}/stat")).map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z')).unwrap_or(false);
+    let alive = std::fs::read_to_string(format!("/proc/{gc}/stat"))
+        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .unwrap_or(false);
     assert!(!alive, "grandchild {gc} survived");
 }
 
@@ -227,7 +303,10 @@ async fn output_is_redacted_into_the_log() {
     r.add("PASSKEY-123456");
     let p = LaunchPlan {
         program: "sh".into(),
-        args: vec!["-c".into(), "read line; echo \"got $line and $AGENT_PASSKEY\"; echo err $AGENT_PASSKEY >&2".into()],
+        args: vec![
+            "-c".into(),
+            "read line; echo \"got $line and $AGENT_PASSKEY\"; echo err $AGENT_PASSKEY >&2".into(),
+        ],
         env: vec![("AGENT_PASSKEY".into(), "PASSKEY-123456".into())],
         cwd: dir.path().into(),
         stdin: "hello\n".into(),
@@ -254,14 +333,27 @@ async fn recorded_relay_publishes_live_progress_and_the_same_summary_as_the_log(
     r.add("sk-SECRET-9999");
     let p = LaunchPlan {
         program: "sh".into(),
-        args: vec!["-c".into(), format!("head -n 3 {0}; sleep 1.5; tail -n +4 {0}; sleep 0.3", stream.display())],
+        args: vec![
+            "-c".into(),
+            format!("head -n 3 {0}; sleep 1.5; tail -n +4 {0}; sleep 0.3", stream.display()),
+        ],
         env: vec![],
         cwd: dir.path().into(),
         stdin: String::new(),
         files: vec![],
     };
     let prices = std::sync::Arc::new(crate::runs::prices::PriceTable::default());
-    let mut c = spawn_recorded(&p, &log, &r, Some(Recorder { kind: "claude".into(), prices: prices.clone() })).await.unwrap();
+    let mut c = spawn_recorded(
+        &p,
+        &log,
+        &r,
+        Some(Recorder {
+            kind: "claude".into(),
+            prices: prices.clone(),
+        }),
+    )
+    .await
+    .unwrap();
     let mut seen = Vec::new();
     let mut live = c.live.clone();
     while live.changed().await.is_ok() {
@@ -274,16 +366,33 @@ async fn recorded_relay_publishes_live_progress_and_the_same_summary_as_the_log(
     // Before the pause (published at once, or a second after the init line if that came alone): msg_1 at its
     // final size, the tool it called, the cost so far from the price table.
     let first = &seen.iter().find(|(_, p)| p.usage.total() > 0).unwrap().1;
-    assert_eq!(first.usage, crate::runs::events::TokenUsage { input: 10, output: 20, cache_read: 0, cache_write: 100 }, "{seen:?}");
+    assert_eq!(
+        first.usage,
+        crate::runs::events::TokenUsage {
+            input: 10,
+            output: 20,
+            cache_read: 0,
+            cache_write: 100
+        },
+        "{seen:?}"
+    );
     assert_eq!(first.last_activity.as_deref(), Some("tool: mcp__agent-pm__get_my_task"));
     assert!(first.cost_is_estimate && first.cost_usd.is_some_and(|c| c > 0.0));
     // After it: the `result` totals and the CLI's own cost; the secret in the text is masked.
     let last = &seen.last().unwrap().1;
-    assert_eq!((last.usage.output, last.cost_usd, last.cost_is_estimate), (27, Some(0.0123), false));
+    assert_eq!(
+        (last.usage.output, last.cost_usd, last.cost_is_estimate),
+        (27, Some(0.0123), false)
+    );
     assert_eq!(last.last_activity.as_deref(), Some("No task; done with ********."));
     // At most once a second while it runs (the last one is the flush at the end of the output).
     let running = &seen[..seen.len() - 1];
-    assert!(running.windows(2).all(|w| w[1].0 - w[0].0 >= PUBLISH_EVERY - std::time::Duration::from_millis(50)), "published more than once a second");
+    assert!(
+        running
+            .windows(2)
+            .all(|w| w[1].0 - w[0].0 >= PUBLISH_EVERY - std::time::Duration::from_millis(50)),
+        "published more than once a second"
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("sk-SECRET-9999"));
     let from_log = crate::runs::store::summarize_log("claude", Some(&log), &prices, 0, true);

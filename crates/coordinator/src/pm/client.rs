@@ -27,10 +27,21 @@ impl PmClient {
         Self::with_options(address, token, timeout, false)
     }
 
-    pub fn with_options(address: &str, token: Option<String>, timeout: Duration, allow_insecure_http: bool) -> Result<PmClient, PmError> {
+    pub fn with_options(
+        address: &str,
+        token: Option<String>,
+        timeout: Duration,
+        allow_insecure_http: bool,
+    ) -> Result<PmClient, PmError> {
         let token = token.filter(|t| !t.is_empty());
         let transport = Transport::for_address(address, token.clone(), allow_insecure_http)?;
-        Ok(PmClient { transport, token, timeout, next_id: AtomicU64::new(1), in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT) })
+        Ok(PmClient {
+            transport,
+            token,
+            timeout,
+            next_id: AtomicU64::new(1),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+        })
     }
 
     pub fn address(&self) -> String {
@@ -43,8 +54,12 @@ impl PmClient {
             args.insert("coordinator_token".into(), Value::String(t.clone()));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let req = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": tool, "arguments": args}, "id": id});
-        let _permit = self.in_flight.acquire().await.map_err(|_| PmError::Protocol { tool: tool.into(), message: "client closed".into() })?;
+        let req =
+            json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": tool, "arguments": args}, "id": id});
+        let _permit = self.in_flight.acquire().await.map_err(|_| PmError::Protocol {
+            tool: tool.into(),
+            message: "client closed".into(),
+        })?;
         let envelope = self.transport.roundtrip(tool, req, self.timeout).await?;
         envelope.into_reply(tool)
     }
@@ -52,10 +67,17 @@ impl PmClient {
     pub async fn health_check(&self) -> Result<Health, PmError> {
         let tool = "health_check";
         let h: HealthWire = self.call(tool, Map::new()).await?.parse(tool)?;
-        Ok(Health { status: h.status.0.unwrap_or_else(|| "ok".into()), agent_count: h.agent_count.0, project_count: h.project_count.0 })
+        Ok(Health {
+            status: h.status.0.unwrap_or_else(|| "ok".into()),
+            agent_count: h.agent_count.0,
+            project_count: h.project_count.0,
+        })
     }
 
-    pub async fn list_active_projects_with_agents(&self, root_agent_id: Option<&str>) -> Result<Vec<ProjectInfo>, PmError> {
+    pub async fn list_active_projects_with_agents(
+        &self,
+        root_agent_id: Option<&str>,
+    ) -> Result<Vec<ProjectInfo>, PmError> {
         let tool = "list_active_projects_with_agents";
         let mut args = Map::new();
         if let Some(r) = root_agent_id {
@@ -74,30 +96,58 @@ impl PmClient {
     }
 
     /// `register_execution_log_file`: the server's `success` and, when it has one, its execution log id.
-    pub async fn register_execution_log_file(&self, agent_id: &str, task_id: &str, log_file_path: &str) -> Result<LogRegistration, PmError> {
+    pub async fn register_execution_log_file(
+        &self,
+        agent_id: &str,
+        task_id: &str,
+        log_file_path: &str,
+    ) -> Result<LogRegistration, PmError> {
         let tool = "register_execution_log_file";
         let mut args = Map::new();
         args.insert("agent_id".into(), agent_id.into());
         args.insert("task_id".into(), task_id.into());
         args.insert("log_file_path".into(), log_file_path.into());
         let r: LogRegisteredWire = self.call(tool, args).await?.parse(tool)?;
-        Ok(LogRegistration { success: r.success.0.unwrap_or(false), execution_log_id: r.execution_log_id.non_empty(), error: r.error.0 })
+        Ok(LogRegistration {
+            success: r.success.0.unwrap_or(false),
+            execution_log_id: r.execution_log_id.non_empty(),
+            error: r.error.0,
+        })
     }
 
-    pub async fn report_agent_error(&self, agent_id: &str, project_id: &str, error_message: &str) -> Result<(), PmError> {
+    pub async fn report_agent_error(
+        &self,
+        agent_id: &str,
+        project_id: &str,
+        error_message: &str,
+    ) -> Result<(), PmError> {
         let mut args = pair_args(agent_id, project_id);
-        args.insert("error_message".into(), crate::redact::global().redact(error_message).into());
-        self.call("report_agent_error", args).await?.check_success("report_agent_error")
+        args.insert(
+            "error_message".into(),
+            crate::redact::global().redact(error_message).into(),
+        );
+        self.call("report_agent_error", args)
+            .await?
+            .check_success("report_agent_error")
     }
 
-    pub async fn report_process_exit(&self, agent_id: &str, project_id: &str, remaining_processes: u64) -> Result<(), PmError> {
+    pub async fn report_process_exit(
+        &self,
+        agent_id: &str,
+        project_id: &str,
+        remaining_processes: u64,
+    ) -> Result<(), PmError> {
         let mut args = pair_args(agent_id, project_id);
         args.insert("remaining_processes".into(), remaining_processes.into());
-        self.call("report_process_exit", args).await?.check_success("report_process_exit")
+        self.call("report_process_exit", args)
+            .await?
+            .check_success("report_process_exit")
     }
 
     pub async fn invalidate_session(&self, agent_id: &str, project_id: &str) -> Result<(), PmError> {
-        self.call("invalidate_session", pair_args(agent_id, project_id)).await?.check_success("invalidate_session")
+        self.call("invalidate_session", pair_args(agent_id, project_id))
+            .await?
+            .check_success("invalidate_session")
     }
 
     pub async fn get_subordinate_profile(&self, agent_id: &str) -> Result<AgentProfile, PmError> {
@@ -106,7 +156,10 @@ impl PmClient {
         args.insert("agent_id".into(), agent_id.into());
         let p: ProfileWire = self.call(tool, args).await?.parse(tool)?;
         if let Some(e) = p.error.0 {
-            return Err(PmError::Tool { tool: tool.into(), message: e });
+            return Err(PmError::Tool {
+                tool: tool.into(),
+                message: e,
+            });
         }
         let skills = p.skills.0.map(|l| l.0).unwrap_or_default().into_iter().filter_map(|s| {
             Some(Skill {
@@ -127,7 +180,9 @@ impl PmClient {
     pub async fn get_app_settings(&self) -> Result<AppSettings, PmError> {
         let tool = "get_app_settings";
         let s: AppSettingsWire = self.call(tool, Map::new()).await?.parse(tool)?;
-        Ok(AppSettings { agent_base_prompt: first_of([s.agent_base_prompt, s.agent_base_prompt_camel]) })
+        Ok(AppSettings {
+            agent_base_prompt: first_of([s.agent_base_prompt, s.agent_base_prompt_camel]),
+        })
     }
 }
 
@@ -141,7 +196,10 @@ fn pair_args(agent_id: &str, project_id: &str) -> Map<String, Value> {
 fn parse_projects(tool: &str, reply: &Reply) -> Result<Vec<ProjectInfo>, PmError> {
     let w: ProjectsWire = reply.parse(tool)?;
     let Some(list) = w.projects else {
-        return Err(PmError::Protocol { tool: tool.into(), message: "reply has no `projects` list".into() });
+        return Err(PmError::Protocol {
+            tool: tool.into(),
+            message: "reply has no `projects` list".into(),
+        });
     };
     let mut out = Vec::with_capacity(list.0.len());
     for p in list.0 {
@@ -202,10 +260,12 @@ mod tests {
             }
         });
         let c = Arc::new(PmClient::new(&path.display().to_string(), None, Duration::from_secs(20)).unwrap());
-        let calls: Vec<_> = (0..400).map(|i| {
-            let c = c.clone();
-            tokio::spawn(async move { c.report_agent_error("agt_a", &format!("prj_{i}"), "x").await })
-        }).collect();
+        let calls: Vec<_> = (0..400)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move { c.report_agent_error("agt_a", &format!("prj_{i}"), "x").await })
+            })
+            .collect();
         for h in calls {
             h.await.unwrap().unwrap();
         }
@@ -234,7 +294,11 @@ mod tests {
 
     #[test]
     fn unwraps_pretty_json_text() {
-        let r = parse_envelope("health_check", &env_text("{\n  \"status\" : \"ok\",\n  \"success\" : true\n}")).unwrap();
+        let r = parse_envelope(
+            "health_check",
+            &env_text("{\n  \"status\" : \"ok\",\n  \"success\" : true\n}"),
+        )
+        .unwrap();
         let h: HealthWire = r.parse("health_check").unwrap();
         assert_eq!(h.status.0.as_deref(), Some("ok"));
         assert!(envelope(&env_text("x")).answers(1) && !envelope(&env_text("x")).answers(2));
@@ -245,7 +309,9 @@ mod tests {
         let e = json!({"id": 1, "jsonrpc": "2.0", "result": {"content": [{"type": "text", "text": "Error: Invalid coordinator token. Set MCP_COORDINATOR_TOKEN environment variable."}], "isError": true}});
         let err = parse_envelope("get_agent_action", &e).unwrap_err();
         assert!(err.is_auth());
-        assert!(err.to_string().starts_with("get_agent_action: Error: Invalid coordinator token"));
+        assert!(err
+            .to_string()
+            .starts_with("get_agent_action: Error: Invalid coordinator token"));
     }
 
     #[test]
@@ -257,31 +323,57 @@ mod tests {
         let e = json!({"id":1,"result":{"content":[{"type":"text","text":"Authorization Error: Tool 'report_process_exit' is not registered in authorization system"}],"isError":true}});
         assert!(parse_envelope("report_process_exit", &e).unwrap_err().is_unknown_tool());
         // `error: null` beside a result is no error.
-        assert!(parse_envelope("t", &json!({"id": 1, "error": null, "result": {"content": [{"type": "text", "text": "{}"}]}})).is_ok());
+        assert!(parse_envelope(
+            "t",
+            &json!({"id": 1, "error": null, "result": {"content": [{"type": "text", "text": "{}"}]}})
+        )
+        .is_ok());
     }
 
     #[test]
     fn non_json_text_and_structured_results() {
-        assert_eq!(parse_envelope("t", &env_text("plain")).unwrap(), Reply::Text("plain".into()));
+        assert_eq!(
+            parse_envelope("t", &env_text("plain")).unwrap(),
+            Reply::Text("plain".into())
+        );
         let h: HealthWire = Reply::Text("plain".into()).parse("t").unwrap();
         assert!(h.status.0.is_none());
         // A result without content is the reply itself.
-        assert_eq!(parse_envelope("t", &json!({"id": 1, "result": {"status": "ok"}})).unwrap(), reply(json!({"status": "ok"})));
+        assert_eq!(
+            parse_envelope("t", &json!({"id": 1, "result": {"status": "ok"}})).unwrap(),
+            reply(json!({"status": "ok"}))
+        );
     }
 
     #[test]
     fn lenient_projects_and_action() {
-        let v = reply(json!({"projects": [{"projectId": "prj_1", "name": "Demo", "workingDirectory": "/w", "agents": ["a", 3]}, {"agents": []}, 7, {"project_id": "p2", "projectId": "dup", "agents": "x"}]}));
+        let v = reply(
+            json!({"projects": [{"projectId": "prj_1", "name": "Demo", "workingDirectory": "/w", "agents": ["a", 3]}, {"agents": []}, 7, {"project_id": "p2", "projectId": "dup", "agents": "x"}]}),
+        );
         let p = parse_projects("l", &v).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].working_directory, "/w");
         assert_eq!(p[0].agents, vec!["a"]);
         assert_eq!((p[1].project_id.as_str(), p[1].agents.len()), ("p2", 0));
-        assert!(parse_projects("l", &reply(json!({"success": true}))).unwrap_err().to_string().contains("no `projects` list"));
+        assert!(parse_projects("l", &reply(json!({"success": true})))
+            .unwrap_err()
+            .to_string()
+            .contains("no `projects` list"));
         assert_eq!(parse_action("t", &reply(json!({}))).unwrap().action, "hold");
-        let a = parse_action("t", &reply(json!({"action": "start", "taskId": "tsk_1", "provider": 5, "kickCommand": "sh"}))).unwrap();
-        assert_eq!((a.task_id.as_deref(), a.provider, a.kick_command.as_deref()), (Some("tsk_1"), None, Some("sh")));
-        assert!(reply(json!({"success": false, "error": "nope"})).check_success("t").unwrap_err().to_string().contains("nope"));
+        let a = parse_action(
+            "t",
+            &reply(json!({"action": "start", "taskId": "tsk_1", "provider": 5, "kickCommand": "sh"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (a.task_id.as_deref(), a.provider, a.kick_command.as_deref()),
+            (Some("tsk_1"), None, Some("sh"))
+        );
+        assert!(reply(json!({"success": false, "error": "nope"}))
+            .check_success("t")
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
         assert!(reply(json!({})).check_success("t").is_ok());
         assert!(reply(json!({"success": "no"})).check_success("t").is_ok());
     }
@@ -310,8 +402,24 @@ mod tests {
         leaf.prop_recursive(4, 64, 8, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map(prop_oneof![Just("result".to_string()), Just("error".to_string()), Just("content".to_string()), Just("text".to_string()), Just("isError".to_string()), Just("projects".to_string()), Just("action".to_string()), Just("agents".to_string()), Just("skills".to_string()), Just("id".to_string()), "[a-z_]{1,8}"], inner, 0..6)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("result".to_string()),
+                        Just("error".to_string()),
+                        Just("content".to_string()),
+                        Just("text".to_string()),
+                        Just("isError".to_string()),
+                        Just("projects".to_string()),
+                        Just("action".to_string()),
+                        Just("agents".to_string()),
+                        Just("skills".to_string()),
+                        Just("id".to_string()),
+                        "[a-z_]{1,8}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

@@ -21,7 +21,11 @@ use std::time::Duration;
 pub enum PmError {
     /// Could not connect, or the connection broke before a full reply: the server is unreachable.
     #[error("{tool}: cannot reach the PM server at {address}: {message}")]
-    Unreachable { tool: String, address: String, message: String },
+    Unreachable {
+        tool: String,
+        address: String,
+        message: String,
+    },
     #[error("{tool}: no reply from the PM server within {}s", .after.as_secs_f64())]
     Timeout { tool: String, after: Duration },
     /// HTTP status other than 200 (401 = wrong or missing coordinator token).
@@ -60,7 +64,9 @@ impl PmError {
     pub fn is_unknown_tool(&self) -> bool {
         match self {
             PmError::Tool { message, .. } => {
-                message.contains("not registered") || message.contains("Unknown tool") || message.contains("Tool not found")
+                message.contains("not registered")
+                    || message.contains("Unknown tool")
+                    || message.contains("Tool not found")
             }
             PmError::Rpc { code, .. } => *code == -32601,
             _ => false,

@@ -9,14 +9,21 @@ const UPLOAD_REPLY_CAP: usize = 64 * 1024;
 const CONFIG_REPLY_CAP: usize = 1024 * 1024;
 
 fn client(timeout: Duration) -> Result<reqwest::Client, PmError> {
-    super::transport::http_client(Some(timeout)).map_err(|e| PmError::Protocol { tool: "http".into(), message: e.to_string() })
+    super::transport::http_client(Some(timeout)).map_err(|e| PmError::Protocol {
+        tool: "http".into(),
+        message: e.to_string(),
+    })
 }
 
 /// The body as JSON, refused past `cap` bytes; a redirect is an error (never followed: the token rides along).
 async fn capped_json(resp: reqwest::Response, tool: &str, base: &str, cap: usize) -> Result<(u16, Value), PmError> {
     let status = resp.status().as_u16();
     if resp.status().is_redirection() {
-        return Err(PmError::Http { tool: tool.into(), status, body: "redirect refused: set the final URL as the server address".into() });
+        return Err(PmError::Http {
+            tool: tool.into(),
+            status,
+            body: "redirect refused: set the final URL as the server address".into(),
+        });
     }
     let bytes = super::transport::read_limited(resp, tool, base, cap).await?;
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -25,22 +32,59 @@ async fn capped_json(resp: reqwest::Response, tool: &str, base: &str, cap: usize
 
 fn http_err(tool: &str, base: &str, e: reqwest::Error) -> PmError {
     if e.is_timeout() {
-        PmError::Timeout { tool: tool.into(), after: Duration::ZERO }
+        PmError::Timeout {
+            tool: tool.into(),
+            after: Duration::ZERO,
+        }
     } else {
-        PmError::Unreachable { tool: tool.into(), address: base.into(), message: e.without_url().to_string() }
+        PmError::Unreachable {
+            tool: tool.into(),
+            address: base.into(),
+            message: e.without_url().to_string(),
+        }
     }
 }
 
 /// `POST {base}/api/v1/execution-logs/upload`; returns the server's `log_file_path`.
-pub async fn upload_log(base_url: &str, token: &str, req: &LogUploadRequest, max_bytes: u64, timeout: Duration) -> Result<String, PmError> {
+pub async fn upload_log(
+    base_url: &str,
+    token: &str,
+    req: &LogUploadRequest,
+    max_bytes: u64,
+    timeout: Duration,
+) -> Result<String, PmError> {
     let tool = "log upload";
-    let meta = tokio::fs::metadata(&req.file).await.map_err(|e| PmError::Protocol { tool: tool.into(), message: format!("{}: {e}", req.file.display()) })?;
+    let meta = tokio::fs::metadata(&req.file).await.map_err(|e| PmError::Protocol {
+        tool: tool.into(),
+        message: format!("{}: {e}", req.file.display()),
+    })?;
     if max_bytes > 0 && meta.len() > max_bytes {
-        return Err(PmError::Protocol { tool: tool.into(), message: format!("{} is {} bytes, over the {max_bytes}-byte limit", req.file.display(), meta.len()) });
+        return Err(PmError::Protocol {
+            tool: tool.into(),
+            message: format!(
+                "{} is {} bytes, over the {max_bytes}-byte limit",
+                req.file.display(),
+                meta.len()
+            ),
+        });
     }
-    let bytes = tokio::fs::read(&req.file).await.map_err(|e| PmError::Protocol { tool: tool.into(), message: e.to_string() })?;
-    let name = req.file.file_name().and_then(|n| n.to_str()).unwrap_or("execution.log").to_string();
-    let part = reqwest::multipart::Part::bytes(bytes).file_name(name.clone()).mime_str("text/plain").map_err(|e| PmError::Protocol { tool: tool.into(), message: e.to_string() })?;
+    let bytes = tokio::fs::read(&req.file).await.map_err(|e| PmError::Protocol {
+        tool: tool.into(),
+        message: e.to_string(),
+    })?;
+    let name = req
+        .file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("execution.log")
+        .to_string();
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.clone())
+        .mime_str("text/plain")
+        .map_err(|e| PmError::Protocol {
+            tool: tool.into(),
+            message: e.to_string(),
+        })?;
     let form = reqwest::multipart::Form::new()
         .text("execution_log_id", req.execution_log_id.clone())
         .text("agent_id", req.agent_id.clone())
@@ -49,17 +93,40 @@ pub async fn upload_log(base_url: &str, token: &str, req: &LogUploadRequest, max
         .part("log_file", part)
         .text("original_filename", name);
     let url = format!("{}/api/v1/execution-logs/upload", base_url.trim_end_matches('/'));
-    let resp = client(timeout)?.post(&url).bearer_auth(token).multipart(form).send().await.map_err(|e| http_err(tool, base_url, e))?;
+    let resp = client(timeout)?
+        .post(&url)
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .map_err(|e| http_err(tool, base_url, e))?;
     let (status, body) = capped_json(resp, tool, base_url, UPLOAD_REPLY_CAP).await?;
     if status != 200 || body.get("success").and_then(Value::as_bool) != Some(true) {
-        let msg = body.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
-        return Err(PmError::Http { tool: tool.into(), status, body: crate::redact::global().redact(&msg) });
+        let msg = body
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("no message")
+            .to_string();
+        return Err(PmError::Http {
+            tool: tool.into(),
+            status,
+            body: crate::redact::global().redact(&msg),
+        });
     }
-    Ok(body.get("log_file_path").and_then(Value::as_str).unwrap_or_default().to_string())
+    Ok(body
+        .get("log_file_path")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// `GET {base}/api/coordinator/config[?root_agent_id=…]`.
-pub async fn fetch_remote_config(base_url: &str, token: &str, root_agent_id: Option<&str>, timeout: Duration) -> Result<RemoteConfig, PmError> {
+pub async fn fetch_remote_config(
+    base_url: &str,
+    token: &str,
+    root_agent_id: Option<&str>,
+    timeout: Duration,
+) -> Result<RemoteConfig, PmError> {
     let tool = "coordinator config";
     let url = format!("{}/api/coordinator/config", base_url.trim_end_matches('/'));
     let mut req = client(timeout)?.get(&url).bearer_auth(token);
@@ -69,11 +136,22 @@ pub async fn fetch_remote_config(base_url: &str, token: &str, root_agent_id: Opt
     let resp = req.send().await.map_err(|e| http_err(tool, base_url, e))?;
     let (status, body) = capped_json(resp, tool, base_url, CONFIG_REPLY_CAP).await?;
     if status == 200 && !body.is_object() {
-        return Err(PmError::Protocol { tool: tool.into(), message: "reply is not a JSON object".into() });
+        return Err(PmError::Protocol {
+            tool: tool.into(),
+            message: "reply is not a JSON object".into(),
+        });
     }
     if status != 200 {
-        let msg = body.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
-        return Err(PmError::Http { tool: tool.into(), status, body: msg });
+        let msg = body
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("no message")
+            .to_string();
+        return Err(PmError::Http {
+            tool: tool.into(),
+            status,
+            body: msg,
+        });
     }
     Ok(parse_remote_config(&body))
 }
@@ -83,7 +161,11 @@ pub fn parse_remote_config(v: &Value) -> RemoteConfig {
     let agents = v
         .get("agents")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(id, a)| (id.clone(), a.get("passkey").and_then(Value::as_str).map(str::to_string))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(id, a)| (id.clone(), a.get("passkey").and_then(Value::as_str).map(str::to_string)))
+                .collect()
+        })
         .unwrap_or_default();
     let ai_providers = v
         .get("ai_providers")

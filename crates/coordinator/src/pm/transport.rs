@@ -43,9 +43,15 @@ pub fn check_cleartext(address: &str, allow_insecure_http: bool) -> Result<(), S
     if !address.starts_with("http://") || allow_insecure_http {
         return Ok(());
     }
-    let url = reqwest::Url::parse(address).map_err(|e| format!("server address {address:?} is not a valid URL: {e}"))?;
-    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let url =
+        reqwest::Url::parse(address).map_err(|e| format!("server address {address:?} is not a valid URL: {e}"))?;
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback =
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     if loopback {
         return Ok(());
     }
@@ -58,8 +64,15 @@ pub fn check_cleartext(address: &str, allow_insecure_http: bool) -> Result<(), S
 const POOL_SIZE: usize = 16;
 
 pub enum Transport {
-    Unix { path: PathBuf, pool: Mutex<Vec<BufReader<UnixStream>>> },
-    Http { url: String, bearer: Option<String>, client: reqwest::Client },
+    Unix {
+        path: PathBuf,
+        pool: Mutex<Vec<BufReader<UnixStream>>>,
+    },
+    Http {
+        url: String,
+        bearer: Option<String>,
+        client: reqwest::Client,
+    },
 }
 
 impl Transport {
@@ -67,15 +80,33 @@ impl Transport {
     pub fn for_address(address: &str, bearer: Option<String>, allow_insecure_http: bool) -> Result<Transport, PmError> {
         let address = address.trim();
         if address.starts_with("http://") || address.starts_with("https://") {
-            check_cleartext(address, allow_insecure_http)
-                .map_err(|message| PmError::Unreachable { tool: "connect".into(), address: address.into(), message })?;
-            let client = http_client(None).map_err(|e| PmError::Unreachable { tool: "connect".into(), address: address.into(), message: e.to_string() })?;
-            return Ok(Transport::Http { url: address.to_string(), bearer, client });
+            check_cleartext(address, allow_insecure_http).map_err(|message| PmError::Unreachable {
+                tool: "connect".into(),
+                address: address.into(),
+                message,
+            })?;
+            let client = http_client(None).map_err(|e| PmError::Unreachable {
+                tool: "connect".into(),
+                address: address.into(),
+                message: e.to_string(),
+            })?;
+            return Ok(Transport::Http {
+                url: address.to_string(),
+                bearer,
+                client,
+            });
         }
         if address.is_empty() {
-            return Err(PmError::Unreachable { tool: "connect".into(), address: String::new(), message: "no server address configured".into() });
+            return Err(PmError::Unreachable {
+                tool: "connect".into(),
+                address: String::new(),
+                message: "no server address configured".into(),
+            });
         }
-        Ok(Transport::Unix { path: PathBuf::from(address), pool: Mutex::new(Vec::new()) })
+        Ok(Transport::Unix {
+            path: PathBuf::from(address),
+            pool: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn address(&self) -> String {
@@ -89,7 +120,10 @@ impl Transport {
     pub async fn roundtrip(&self, tool: &str, request: Value, timeout: Duration) -> Result<Envelope, PmError> {
         match tokio::time::timeout(timeout, self.roundtrip_inner(tool, &request)).await {
             Ok(r) => r,
-            Err(_) => Err(PmError::Timeout { tool: tool.into(), after: timeout }),
+            Err(_) => Err(PmError::Timeout {
+                tool: tool.into(),
+                after: timeout,
+            }),
         }
     }
 
@@ -97,7 +131,10 @@ impl Transport {
         match self {
             Transport::Unix { path, pool } => {
                 let id = request.get("id").and_then(Value::as_u64).unwrap_or(0);
-                let mut line = serde_json::to_vec(request).map_err(|e| PmError::Protocol { tool: tool.into(), message: e.to_string() })?;
+                let mut line = serde_json::to_vec(request).map_err(|e| PmError::Protocol {
+                    tool: tool.into(),
+                    message: e.to_string(),
+                })?;
                 line.push(b'\n');
                 // A pooled connection may have been closed by the server meanwhile: then retry once on a new one.
                 let pooled = pool.lock().unwrap().pop();
@@ -131,7 +168,11 @@ impl Transport {
                 if let Some(b) = bearer {
                     req = req.bearer_auth(b);
                 }
-                let resp = req.send().await.map_err(|e| PmError::Unreachable { tool: tool.into(), address: url.clone(), message: strip_url(e) })?;
+                let resp = req.send().await.map_err(|e| PmError::Unreachable {
+                    tool: tool.into(),
+                    address: url.clone(),
+                    message: strip_url(e),
+                })?;
                 let status = resp.status().as_u16();
                 if resp.status().is_redirection() {
                     return Err(PmError::Http { tool: tool.into(), status: resp.status().as_u16(), body: "the server answered with a redirect; redirects are not followed (the token must not reach another address): set the final URL as the server address".into() });
@@ -139,7 +180,11 @@ impl Transport {
                 let bytes = read_limited(resp, tool, url, reply_cap(tool)).await?;
                 if status != 200 {
                     let body = String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).to_string();
-                    return Err(PmError::Http { tool: tool.into(), status, body: crate::redact::global().redact(&body) });
+                    return Err(PmError::Http {
+                        tool: tool.into(),
+                        status,
+                        body: crate::redact::global().redact(&body),
+                    });
                 }
                 Envelope::parse(&bytes, tool)
             }
@@ -172,7 +217,10 @@ fn strip_url(e: reqwest::Error) -> String {
 
 /// The body, refused once it passes `cap` (checked against Content-Length first, then while streaming).
 pub async fn read_limited(mut resp: reqwest::Response, tool: &str, url: &str, cap: usize) -> Result<Vec<u8>, PmError> {
-    let too_big = || PmError::Protocol { tool: tool.into(), message: format!("reply larger than {} KiB", cap / 1024) };
+    let too_big = || PmError::Protocol {
+        tool: tool.into(),
+        message: format!("reply larger than {} KiB", cap / 1024),
+    };
     if resp.content_length().is_some_and(|n| n > cap as u64) {
         return Err(too_big());
     }
@@ -186,7 +234,13 @@ pub async fn read_limited(mut resp: reqwest::Response, tool: &str, url: &str, ca
                 out.extend_from_slice(&c);
             }
             Ok(None) => return Ok(out),
-            Err(e) => return Err(PmError::Unreachable { tool: tool.into(), address: url.into(), message: format!("connection broke mid-reply: {}", strip_url(e)) }),
+            Err(e) => {
+                return Err(PmError::Unreachable {
+                    tool: tool.into(),
+                    address: url.into(),
+                    message: format!("connection broke mid-reply: {}", strip_url(e)),
+                })
+            }
         }
     }
 }
@@ -199,7 +253,11 @@ async fn exchange(
     tool: &str,
     path: &std::path::Path,
 ) -> Result<(Envelope, BufReader<UnixStream>), (PmError, bool)> {
-    let unreachable = |m: String| PmError::Unreachable { tool: tool.into(), address: path.display().to_string(), message: m };
+    let unreachable = |m: String| PmError::Unreachable {
+        tool: tool.into(),
+        address: path.display().to_string(),
+        message: m,
+    };
     if let Err(e) = conn.get_mut().write_all(line).await {
         return Err((unreachable(e.to_string()), false));
     }
@@ -214,7 +272,14 @@ async fn exchange(
             };
             if chunk.is_empty() {
                 let first = buf.is_empty();
-                return Err((unreachable(if first { "connection closed by the server".into() } else { "connection closed mid-reply".into() }), !first));
+                return Err((
+                    unreachable(if first {
+                        "connection closed by the server".into()
+                    } else {
+                        "connection closed mid-reply".into()
+                    }),
+                    !first,
+                ));
             }
             let (take, done) = match chunk.iter().position(|b| *b == b'\n') {
                 Some(i) => (i + 1, true),
@@ -223,7 +288,13 @@ async fn exchange(
             buf.extend_from_slice(&chunk[..take]);
             conn.consume(take);
             if buf.len() > reply_cap(tool) {
-                return Err((PmError::Protocol { tool: tool.into(), message: format!("reply larger than {} KiB", reply_cap(tool) / 1024) }, true));
+                return Err((
+                    PmError::Protocol {
+                        tool: tool.into(),
+                        message: format!("reply larger than {} KiB", reply_cap(tool) / 1024),
+                    },
+                    true,
+                ));
             }
             if done {
                 break;
@@ -253,7 +324,13 @@ mod tests {
 
     #[test]
     fn cleartext_only_to_loopback_unless_opted_in() {
-        for ok in ["http://127.0.0.1:8080", "http://localhost/x", "http://[::1]:9/", "https://pm.example.com", "/tmp/pm.sock"] {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost/x",
+            "http://[::1]:9/",
+            "https://pm.example.com",
+            "/tmp/pm.sock",
+        ] {
             assert!(check_cleartext(ok, false).is_ok(), "{ok}");
         }
         let err = check_cleartext("http://pm.example.com:8080", false).unwrap_err();
@@ -285,10 +362,16 @@ mod tests {
     #[tokio::test]
     async fn a_redirect_is_refused_and_the_token_never_reaches_the_other_origin() {
         let (elsewhere, hits, seen) = serve("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".into()).await;
-        let (server, _, _) = serve(format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere}/mcp\r\ncontent-length: 0\r\n\r\n")).await;
+        let (server, _, _) = serve(format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere}/mcp\r\ncontent-length: 0\r\n\r\n"
+        ))
+        .await;
         let t = Transport::for_address(&server, Some("tok-secret-123".into()), false).unwrap();
         let req = serde_json::json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"coordinator_token":"tok-secret-123"}}});
-        let err = t.roundtrip("health_check", req, Duration::from_secs(5)).await.unwrap_err();
+        let err = t
+            .roundtrip("health_check", req, Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(matches!(err, PmError::Http { status: 307, .. }), "{err}");
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect target was contacted");
@@ -300,7 +383,10 @@ mod tests {
         let big = "[".to_string() + &"0,".repeat(MAX_SMALL_REPLY_BYTES) + "0]";
         let (server, _, _) = serve(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{big}", big.len())).await;
         let t = Transport::for_address(&server, None, false).unwrap();
-        let err = t.roundtrip("get_agent_action", serde_json::json!({"id":1}), Duration::from_secs(5)).await.unwrap_err();
+        let err = t
+            .roundtrip("get_agent_action", serde_json::json!({"id":1}), Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("reply larger than"), "{err}");
     }
 }

@@ -32,7 +32,10 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn parse(bytes: &[u8], tool: &str) -> Result<Envelope, PmError> {
-        serde_json::from_slice(bytes).map_err(|e| PmError::Protocol { tool: tool.into(), message: format!("reply is not a JSON-RPC object: {e}") })
+        serde_json::from_slice(bytes).map_err(|e| PmError::Protocol {
+            tool: tool.into(),
+            message: format!("reply is not a JSON-RPC object: {e}"),
+        })
     }
 
     /// Whether this is the reply to request `id` (compared as JSON text: we only ever send integers).
@@ -55,16 +58,29 @@ impl Envelope {
         let redact = |s: &str| crate::redact::global().redact(s);
         if let Some(err) = self.error() {
             let e: RpcErrorWire = serde_json::from_str(err.get()).unwrap_or_default();
-            return Err(PmError::Rpc { tool: tool.into(), code: e.code.0.unwrap_or(0), message: redact(e.message.0.as_deref().unwrap_or("unknown error")) });
+            return Err(PmError::Rpc {
+                tool: tool.into(),
+                code: e.code.0.unwrap_or(0),
+                message: redact(e.message.0.as_deref().unwrap_or("unknown error")),
+            });
         }
         let Some(result) = self.result else {
-            return Err(PmError::Protocol { tool: tool.into(), message: "reply has neither result nor error".into() });
+            return Err(PmError::Protocol {
+                tool: tool.into(),
+                message: "reply has neither result nor error".into(),
+            });
         };
         let r: ToolResultWire = serde_json::from_str(result.get()).unwrap_or_default();
         let first = r.content.and_then(|c| c.0);
-        let text = first.as_ref().filter(|c| c.kind.as_deref().unwrap_or("text") == "text").and_then(|c| c.text.clone());
+        let text = first
+            .as_ref()
+            .filter(|c| c.kind.as_deref().unwrap_or("text") == "text")
+            .and_then(|c| c.text.clone());
         if r.is_error.0 == Some(true) {
-            return Err(PmError::Tool { tool: tool.into(), message: redact(text.as_deref().unwrap_or("tool failed without a message")) });
+            return Err(PmError::Tool {
+                tool: tool.into(),
+                message: redact(text.as_deref().unwrap_or("tool failed without a message")),
+            });
         }
         Ok(match (first, text) {
             // No content list: the result is the reply (structured results).
@@ -90,15 +106,26 @@ impl Reply {
             Reply::Json(j) => j.as_str(),
             Reply::Text(_) => "{}",
         };
-        serde_json::from_str(json).map_err(|e| PmError::Protocol { tool: tool.into(), message: format!("unexpected reply: {e}") })
+        serde_json::from_str(json).map_err(|e| PmError::Protocol {
+            tool: tool.into(),
+            message: format!("unexpected reply: {e}"),
+        })
     }
 
     /// `success: false` → a tool error naming the server's reason; a missing `success` counts as true.
     pub fn check_success(&self, tool: &str) -> Result<(), PmError> {
         let s: StatusWire = self.parse(tool).unwrap_or_default();
         if s.success.0 == Some(false) {
-            let reason = s.error.0.or(s.message.0).or(s.text.0).unwrap_or_else(|| "success: false".into());
-            return Err(PmError::Tool { tool: tool.into(), message: crate::redact::global().redact(&reason) });
+            let reason = s
+                .error
+                .0
+                .or(s.message.0)
+                .or(s.text.0)
+                .unwrap_or_else(|| "success: false".into());
+            return Err(PmError::Tool {
+                tool: tool.into(),
+                message: crate::redact::global().redact(&reason),
+            });
         }
         Ok(())
     }
@@ -212,7 +239,10 @@ impl<'de> Deserialize<'de> for FirstContent {
                 Ok(FirstContent(first))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FirstContent, A::Error> {
-                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
                 Ok(FirstContent(None))
             }
             fn visit_bool<E>(self, _: bool) -> Result<FirstContent, E> {

@@ -32,7 +32,10 @@ impl TokenUsage {
     }
 
     pub fn total(&self) -> u64 {
-        self.input.saturating_add(self.output).saturating_add(self.cache_read).saturating_add(self.cache_write)
+        self.input
+            .saturating_add(self.output)
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write)
     }
 }
 
@@ -57,19 +60,36 @@ pub struct RunResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum RunEvent {
     /// Session start: Claude `system/init`, Gemini `init`, Codex `thread.started`.
-    Init { session_id: Option<String>, model: Option<String> },
+    Init {
+        session_id: Option<String>,
+        model: Option<String>,
+    },
     /// Tokens used by one model call, as a delta to add to the running total.
     Usage(TokenUsage),
     /// A model turn finished (Codex `turn.completed`; Claude and Gemini count turns in their result).
     TurnDone,
     /// Assistant text. `delta`: a chunk to append to the text since the last tool call (Gemini streams so).
-    Message { text: String, delta: bool },
-    ToolUse { name: String },
-    ToolResult { is_error: bool },
+    Message {
+        text: String,
+        delta: bool,
+    },
+    ToolUse {
+        name: String,
+    },
+    ToolResult {
+        is_error: bool,
+    },
     /// Claude `rate_limit_event`. `status` is "allowed", "allowed_warning" or "rejected".
-    RateLimit { status: String, resets_at: Option<UnixMs>, limit_type: Option<String> },
+    RateLimit {
+        status: String,
+        resets_at: Option<UnixMs>,
+        limit_type: Option<String>,
+    },
     /// An error or warning the CLI reported in its stream.
-    Error { message: String, fatal: bool },
+    Error {
+        message: String,
+        fatal: bool,
+    },
     Result(RunResult),
     /// A line (or the part of one) that is not a known event: plain text, an unknown event type, a cut line.
     Raw(String),

@@ -18,7 +18,11 @@ pub struct Price {
 
 impl Price {
     pub fn cost(&self, u: &TokenUsage) -> f64 {
-        (u.input as f64 * self.input + u.output as f64 * self.output + u.cache_read as f64 * self.cache_read + u.cache_write as f64 * self.cache_write) / 1e6
+        (u.input as f64 * self.input
+            + u.output as f64 * self.output
+            + u.cache_read as f64 * self.cache_read
+            + u.cache_write as f64 * self.cache_write)
+            / 1e6
     }
 }
 
@@ -30,7 +34,12 @@ pub struct PriceTable {
 }
 
 const fn p(input: f64, output: f64, cache_read: f64, cache_write: f64) -> Price {
-    Price { input, output, cache_read, cache_write }
+    Price {
+        input,
+        output,
+        cache_read,
+        cache_write,
+    }
 }
 
 /// List prices (standard tier, ≤ 200k-token prompts) as published by the providers in late 2025.
@@ -56,7 +65,9 @@ const DEFAULTS: &[(&str, Price)] = &[
 
 impl Default for PriceTable {
     fn default() -> Self {
-        PriceTable { entries: DEFAULTS.iter().map(|(k, v)| (k.to_string(), *v)).collect() }
+        PriceTable {
+            entries: DEFAULTS.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
     }
 }
 
@@ -69,8 +80,12 @@ impl PriceTable {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(t),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        let user: std::collections::BTreeMap<String, Price> =
-            serde_json::from_str(&text).map_err(|e| format!("{}: expected {{\"<model prefix>\": {{\"input\": <USD per Mtok>, …}}}}: {e}", path.display()))?;
+        let user: std::collections::BTreeMap<String, Price> = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}: expected {{\"<model prefix>\": {{\"input\": <USD per Mtok>, …}}}}: {e}",
+                path.display()
+            )
+        })?;
         for (k, v) in user {
             t.set(&k, v);
         }
@@ -86,8 +101,16 @@ impl PriceTable {
 
     /// Price for `model` (longest prefix), else the provider kind's default.
     pub fn lookup(&self, provider_kind: &str, model: Option<&str>) -> Option<Price> {
-        let by_prefix = |name: &str| self.entries.iter().filter(|(k, _)| name.starts_with(k.as_str())).max_by_key(|(k, _)| k.len()).map(|(_, v)| *v);
-        model.and_then(by_prefix).or_else(|| self.entries.iter().find(|(k, _)| k == provider_kind).map(|(_, v)| *v))
+        let by_prefix = |name: &str| {
+            self.entries
+                .iter()
+                .filter(|(k, _)| name.starts_with(k.as_str()))
+                .max_by_key(|(k, _)| k.len())
+                .map(|(_, v)| *v)
+        };
+        model
+            .and_then(by_prefix)
+            .or_else(|| self.entries.iter().find(|(k, _)| k == provider_kind).map(|(_, v)| *v))
     }
 
     pub fn estimate(&self, provider_kind: &str, model: Option<&str>, usage: &TokenUsage) -> Option<f64> {
@@ -102,11 +125,19 @@ mod tests {
     #[test]
     fn longest_prefix_then_provider_fallback() {
         let t = PriceTable::default();
-        assert_eq!(t.lookup("gemini", Some("gemini-2.5-flash-lite-001")).unwrap().input, 0.1);
+        assert_eq!(
+            t.lookup("gemini", Some("gemini-2.5-flash-lite-001")).unwrap().input,
+            0.1
+        );
         assert_eq!(t.lookup("gemini", Some("gemini-2.5-flash")).unwrap().input, 0.3);
         assert_eq!(t.lookup("codex", None).unwrap().output, 10.0);
         assert_eq!(t.lookup("custom", Some("my-model")), None);
-        let u = TokenUsage { input: 1_000_000, output: 100_000, cache_read: 2_000_000, cache_write: 0 };
+        let u = TokenUsage {
+            input: 1_000_000,
+            output: 100_000,
+            cache_read: 2_000_000,
+            cache_write: 0,
+        };
         let c = t.estimate("codex", Some("gpt-5-codex"), &u).unwrap();
         assert!((c - (1.25 + 1.0 + 0.25)).abs() < 1e-9, "{c}");
     }
@@ -117,11 +148,22 @@ mod tests {
         let f = dir.path().join("prices.json");
         std::fs::write(&f, r#"{"gpt-5": {"input": 2, "output": 20}, "local-llm": {}}"#).unwrap();
         let t = PriceTable::load(&f).unwrap();
-        assert_eq!(t.lookup("codex", Some("gpt-5")).unwrap(), Price { input: 2.0, output: 20.0, cache_read: 0.0, cache_write: 0.0 });
+        assert_eq!(
+            t.lookup("codex", Some("gpt-5")).unwrap(),
+            Price {
+                input: 2.0,
+                output: 20.0,
+                cache_read: 0.0,
+                cache_write: 0.0
+            }
+        );
         assert_eq!(t.lookup("custom", Some("local-llm-7b")).unwrap(), Price::default());
         std::fs::write(&f, r#"{"gpt-5": {"input": "cheap"}}"#).unwrap();
         let e = PriceTable::load(&f).unwrap_err();
         assert!(e.contains("prices.json") && e.contains("input"), "{e}");
-        assert_eq!(PriceTable::load(&dir.path().join("none.json")).unwrap(), PriceTable::default());
+        assert_eq!(
+            PriceTable::load(&dir.path().join("none.json")).unwrap(),
+            PriceTable::default()
+        );
     }
 }

@@ -22,7 +22,11 @@ fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
 /// A reset time the provider stated, or None.
 pub fn from_provider(events: &[RunEvent], log_text: &str, ended_at: UnixMs) -> Option<UnixMs> {
     let rejected = events.iter().rev().find_map(|e| match e {
-        RunEvent::RateLimit { status, resets_at: Some(t), .. } if status == "rejected" => Some(*t),
+        RunEvent::RateLimit {
+            status,
+            resets_at: Some(t),
+            ..
+        } if status == "rejected" => Some(*t),
         _ => None,
     });
     rejected.or_else(|| from_text(log_text, ended_at))
@@ -43,7 +47,14 @@ fn names_a_limit(line: &str) -> bool {
 
 /// Reset time printed in the last lines of the log.
 pub fn from_text(log_text: &str, ended_at: UnixMs) -> Option<UnixMs> {
-    let tail: Vec<&str> = log_text.lines().rev().take(TAIL_LINES).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: Vec<&str> = log_text
+        .lines()
+        .rev()
+        .take(TAIL_LINES)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     let mut found = None;
     for (i, line) in tail.iter().enumerate() {
         if !(names_a_limit(line) || i > 0 && names_a_limit(tail[i - 1])) {
@@ -72,7 +83,10 @@ fn in_line(line: &str, ended_at: UnixMs) -> Option<UnixMs> {
         let s: f64 = c[1].parse().ok()?;
         return Some(ended_at.saturating_add((s * 1000.0).ceil() as i64));
     }
-    let after = re(&AFTER, r"(?i)(?:try again in|retry in|retry after|resets? in|reset after)\s+((?:\d+(?:\.\d+)?\s*(?:days?|d|hours?|hrs?|h|ms|minutes?|mins?|m|seconds?|secs?|s)[\s,]*(?:and\s+)?)+)");
+    let after = re(
+        &AFTER,
+        r"(?i)(?:try again in|retry in|retry after|resets? in|reset after)\s+((?:\d+(?:\.\d+)?\s*(?:days?|d|hours?|hrs?|h|ms|minutes?|mins?|m|seconds?|secs?|s)[\s,]*(?:and\s+)?)+)",
+    );
     if let Some(c) = after.captures(line) {
         return duration_ms(&c[1]).map(|d| ended_at.saturating_add(d));
     }
@@ -82,7 +96,10 @@ fn in_line(line: &str, ended_at: UnixMs) -> Option<UnixMs> {
         r"(?i)(?:try again at|resets(?: at)?)\s+(?:([A-Z][a-z]{2,8})\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\s+)?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?(?:\s*\(?(UTC|GMT)\)?)?",
     );
     let c = at.captures(line)?;
-    let (h, m): (u32, u32) = (c[4].parse().ok()?, c.get(5).map_or(Some(0), |m| m.as_str().parse().ok())?);
+    let (h, m): (u32, u32) = (
+        c[4].parse().ok()?,
+        c.get(5).map_or(Some(0), |m| m.as_str().parse().ok())?,
+    );
     let h = match c.get(6).map(|s| s.as_str().to_ascii_lowercase()) {
         Some(_) if h == 0 || h > 12 => return None,
         Some(ap) => (h % 12) + if ap == "pm" { 12 } else { 0 },
@@ -93,7 +110,13 @@ fn in_line(line: &str, ended_at: UnixMs) -> Option<UnixMs> {
     let time = NaiveTime::from_hms_opt(h, m, 0)?;
     let utc = c.get(7).is_some();
     let date = match (c.get(1), c.get(2), c.get(3)) {
-        (Some(mon), Some(d), Some(y)) => Some(NaiveDate::parse_from_str(&format!("{} {} {}", &mon.as_str()[..3], d.as_str(), y.as_str()), "%b %d %Y").ok()?),
+        (Some(mon), Some(d), Some(y)) => Some(
+            NaiveDate::parse_from_str(
+                &format!("{} {} {}", &mon.as_str()[..3], d.as_str(), y.as_str()),
+                "%b %d %Y",
+            )
+            .ok()?,
+        ),
         _ => None,
     };
     next_at(date, time, utc, ended_at)
@@ -113,7 +136,11 @@ fn next_at(date: Option<NaiveDate>, time: NaiveTime, utc: bool, ended_at: UnixMs
         return to_ms(d);
     }
     let end = Utc.timestamp_millis_opt(ended_at).single()?;
-    let today = if utc { end.date_naive() } else { end.with_timezone(&Local).date_naive() };
+    let today = if utc {
+        end.date_naive()
+    } else {
+        end.with_timezone(&Local).date_naive()
+    };
     let t = to_ms(today)?;
     if t >= ended_at - 60_000 {
         Some(t)
@@ -125,7 +152,10 @@ fn next_at(date: Option<NaiveDate>, time: NaiveTime, utc: bool, ended_at: UnixMs
 /// "3 days 6 hours 57 minutes", "2h3m10s", "34.5s", "45 minutes" → ms.
 fn duration_ms(s: &str) -> Option<i64> {
     static PART: OnceLock<Regex> = OnceLock::new();
-    let part = re(&PART, r"(?i)(\d+(?:\.\d+)?)\s*(days?|d|hours?|hrs?|h|ms|minutes?|mins?|m|seconds?|secs?|s)");
+    let part = re(
+        &PART,
+        r"(?i)(\d+(?:\.\d+)?)\s*(days?|d|hours?|hrs?|h|ms|minutes?|mins?|m|seconds?|secs?|s)",
+    );
     let mut total = 0f64;
     let mut any = false;
     for c in part.captures_iter(s) {
@@ -170,12 +200,18 @@ mod tests {
 
     #[test]
     fn claude_texts() {
-        assert_eq!(from_text("Claude AI usage limit reached|1771390800", T0), Some(1_771_390_800_000));
+        assert_eq!(
+            from_text("Claude AI usage limit reached|1771390800", T0),
+            Some(1_771_390_800_000)
+        );
         // 5am UTC is one hour after T0.
         let r = r#"{"type":"result","is_error":true,"result":"You've hit your limit · resets 5am (UTC)"}"#;
         assert_eq!(from_text(r, T0), Some(T0 + 3_600_000));
         // 3am UTC has passed at T0: the next day's.
-        assert_eq!(from_text("5-hour limit reached ∙ resets 3am UTC", T0), Some(T0 + 23 * 3_600_000));
+        assert_eq!(
+            from_text("5-hour limit reached ∙ resets 3am UTC", T0),
+            Some(T0 + 23 * 3_600_000)
+        );
     }
 
     #[test]
@@ -195,7 +231,10 @@ mod tests {
     fn gemini_texts() {
         let body = r#"[API Error: {"error":{"code":429,"message":"You exceeded your current quota. Please retry in 34.5s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"34s"}]}}]"#;
         assert_eq!(from_text(body, T0), Some(T0 + 34_000));
-        assert_eq!(from_text("TerminalQuotaError: Your quota will reset after 2h3m10s.", T0), Some(T0 + (2 * 3600 + 3 * 60 + 10) * 1000));
+        assert_eq!(
+            from_text("TerminalQuotaError: Your quota will reset after 2h3m10s.", T0),
+            Some(T0 + (2 * 3600 + 3 * 60 + 10) * 1000)
+        );
         let escaped = r#"{"type":"result","status":"error","error":{"type":"Error","message":"{\"error\":{\"code\":429,\"details\":[{\"retryDelay\":\"7s\"}]}}"}}"#;
         assert_eq!(from_text(escaped, T0), Some(T0 + 7000));
     }
@@ -210,7 +249,10 @@ mod tests {
 
     #[test]
     fn huge_numbers_saturate() {
-        assert_eq!(from_text("usage limit: try again in 99999999999999999999999 days", T0), None);
+        assert_eq!(
+            from_text("usage limit: try again in 99999999999999999999999 days", T0),
+            None
+        );
         assert!(from_text("quota exceeded, retry in 5 s", i64::MAX).is_some_and(|t| t == i64::MAX));
     }
 

@@ -32,7 +32,15 @@ impl Outcome {
     }
 
     pub fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Ok, Outcome::Failed, Outcome::Stopped, Outcome::Interrupted, Outcome::Running].into_iter().find(|o| o.as_str() == s)
+        [
+            Outcome::Ok,
+            Outcome::Failed,
+            Outcome::Stopped,
+            Outcome::Interrupted,
+            Outcome::Running,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
     }
 }
 
@@ -211,7 +219,9 @@ impl Summarizer {
                     self.activities += 1;
                     self.changes += 1;
                 }
-                RunEvent::Init { .. } | RunEvent::Usage(_) | RunEvent::TurnDone | RunEvent::Result(_) => self.changes += 1,
+                RunEvent::Init { .. } | RunEvent::Usage(_) | RunEvent::TurnDone | RunEvent::Result(_) => {
+                    self.changes += 1
+                }
                 _ => {}
             }
             match e {
@@ -334,8 +344,22 @@ impl Summarizer {
         }
         s.final_message = Some(clip(self.text.trim())).filter(|t| !t.is_empty());
         let fallbacks = !exited_ok || s.result_is_error == Some(true);
-        s.error_line = self.last_fatal.map(|e| clip(e.trim())).filter(|e| !e.is_empty()).or_else(|| if fallbacks { crate::exit::extract_error(tail) } else { None });
-        s.quota_reset_at = if fallbacks { quota::detect(&self.rate_limits, tail, ended_at) } else { None };
+        s.error_line = self
+            .last_fatal
+            .map(|e| clip(e.trim()))
+            .filter(|e| !e.is_empty())
+            .or_else(|| {
+                if fallbacks {
+                    crate::exit::extract_error(tail)
+                } else {
+                    None
+                }
+            });
+        s.quota_reset_at = if fallbacks {
+            quota::detect(&self.rate_limits, tail, ended_at)
+        } else {
+            None
+        };
         s
     }
 }
@@ -418,10 +442,24 @@ mod tests {
         let s = summarize("claude", &log);
         assert_eq!(s.session_id.as_deref(), Some("s-1"));
         assert_eq!(s.model.as_deref(), Some("claude-sonnet-4-5"));
-        assert_eq!((s.turns, s.duration_ms, s.cost_usd, s.cost_is_estimate), (Some(2), Some(1234), Some(0.0123), false));
-        assert_eq!(s.usage, TokenUsage { input: 15, output: 27, cache_read: 100, cache_write: 100 });
+        assert_eq!(
+            (s.turns, s.duration_ms, s.cost_usd, s.cost_is_estimate),
+            (Some(2), Some(1234), Some(0.0123), false)
+        );
+        assert_eq!(
+            s.usage,
+            TokenUsage {
+                input: 15,
+                output: 27,
+                cache_read: 100,
+                cache_write: 100
+            }
+        );
         assert_eq!(s.final_message.as_deref(), Some("No task; done."));
-        assert_eq!((s.result_is_error, s.error_line.as_deref(), s.quota_reset_at), (Some(false), None, None));
+        assert_eq!(
+            (s.result_is_error, s.error_line.as_deref(), s.quota_reset_at),
+            (Some(false), None, None)
+        );
     }
 
     #[test]
@@ -437,10 +475,22 @@ mod tests {
         let s = summarize_with("codex", log, &PriceTable::default(), 0);
         assert_eq!(s.session_id.as_deref(), Some("th-1"));
         assert_eq!(s.turns, Some(2));
-        assert_eq!(s.usage, TokenUsage { input: 1600, output: 150, cache_read: 1400, cache_write: 0 });
+        assert_eq!(
+            s.usage,
+            TokenUsage {
+                input: 1600,
+                output: 150,
+                cache_read: 1400,
+                cache_write: 0
+            }
+        );
         // gpt-5 prices (the codex default): 1.25 / 10 / 0.125 per Mtok.
         let want = (1600.0 * 1.25 + 150.0 * 10.0 + 1400.0 * 0.125) / 1e6;
-        assert!(s.cost_is_estimate && (s.cost_usd.unwrap() - want).abs() < 1e-12, "{:?}", s.cost_usd);
+        assert!(
+            s.cost_is_estimate && (s.cost_usd.unwrap() - want).abs() < 1e-12,
+            "{:?}",
+            s.cost_usd
+        );
         assert_eq!(s.final_message.as_deref(), Some("All done."));
     }
 
@@ -452,7 +502,14 @@ mod tests {
 "#;
         let s = summarize_with("gemini", log, &PriceTable::default(), 1_000_000);
         assert_eq!(s.result_is_error, Some(true));
-        assert!(s.error_line.as_deref().unwrap().starts_with("TerminalQuotaError: You have exhausted"), "{:?}", s.error_line);
+        assert!(
+            s.error_line
+                .as_deref()
+                .unwrap()
+                .starts_with("TerminalQuotaError: You have exhausted"),
+            "{:?}",
+            s.error_line
+        );
         assert_eq!(s.quota_reset_at, Some(1_000_000 + 3723 * 1000));
         assert!(s.cost_is_estimate);
         assert_eq!(s.final_message.as_deref(), Some("Try"));
@@ -460,31 +517,56 @@ mod tests {
 
     #[test]
     fn custom_commands_fall_back_to_plain_text() {
-        let s = summarize_with("custom", "working\nError: simulated failure\n", &PriceTable::default(), 0);
+        let s = summarize_with(
+            "custom",
+            "working\nError: simulated failure\n",
+            &PriceTable::default(),
+            0,
+        );
         assert_eq!(s.error_line.as_deref(), Some("Error: simulated failure"));
         assert_eq!((s.usage, s.cost_usd, s.turns), (TokenUsage::default(), None, None));
-        let s = summarize_with("custom", "TerminalQuotaError: quota will reset after 0m5s\n", &PriceTable::default(), 0);
+        let s = summarize_with(
+            "custom",
+            "TerminalQuotaError: quota will reset after 0m5s\n",
+            &PriceTable::default(),
+            0,
+        );
         assert_eq!(s.quota_reset_at, Some(5000));
     }
 
     #[test]
     fn a_custom_command_speaking_stream_json_is_read_as_that_provider() {
-        let log = format!("[agentpm] start pid=1 command=./wrap.sh\nfake-agent: received a prompt of 10 bytes\n{CLAUDE_RUN}");
+        let log =
+            format!("[agentpm] start pid=1 command=./wrap.sh\nfake-agent: received a prompt of 10 bytes\n{CLAUDE_RUN}");
         // Fed in small chunks, as a relay would.
         let mut z = Summarizer::new("custom");
         for c in log.as_bytes().chunks(7) {
             z.feed(c);
         }
         let s = z.finish(&log, &PriceTable::default(), 0);
-        assert_eq!((s.session_id.as_deref(), s.turns, s.cost_usd, s.cost_is_estimate), (Some("s-1"), Some(2), Some(0.0123), false));
+        assert_eq!(
+            (s.session_id.as_deref(), s.turns, s.cost_usd, s.cost_is_estimate),
+            (Some("s-1"), Some(2), Some(0.0123), false)
+        );
         let codex = "{\"type\":\"thread.started\",\"thread_id\":\"t\"}\n{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":10,\"cached_input_tokens\":0,\"output_tokens\":1}}";
         let s = summarize_with("custom", codex, &PriceTable::default(), 0);
         assert_eq!((s.turns, s.usage.input, s.cost_is_estimate), (Some(1), 10, true));
         // Whatever the key order (a writer that sorts keys puts `type` last).
-        let sorted = "{\"model\":\"claude-sonnet-4-5\",\"session_id\":\"s-9\",\"subtype\":\"init\",\"type\":\"system\"}\n";
-        assert_eq!(summarize_with("custom", sorted, &PriceTable::default(), 0).session_id.as_deref(), Some("s-9"));
+        let sorted =
+            "{\"model\":\"claude-sonnet-4-5\",\"session_id\":\"s-9\",\"subtype\":\"init\",\"type\":\"system\"}\n";
+        assert_eq!(
+            summarize_with("custom", sorted, &PriceTable::default(), 0)
+                .session_id
+                .as_deref(),
+            Some("s-9")
+        );
         // Plain JSON that is no provider's event stays plain text.
-        let s = summarize_with("custom", "{\"status\":\"ok\"}\nError: boom\n", &PriceTable::default(), 0);
+        let s = summarize_with(
+            "custom",
+            "{\"status\":\"ok\"}\nError: boom\n",
+            &PriceTable::default(),
+            0,
+        );
         assert_eq!((s.turns, s.error_line.as_deref()), (None, Some("Error: boom")));
     }
 
@@ -508,13 +590,26 @@ mod tests {
         let sum = |name: &str| summarize_with(name.split('-').next().unwrap(), real(name), &PriceTable::default(), t0);
         let c = sum("claude-401");
         assert_eq!(c.session_id.as_deref(), Some("32e038bf-43ab-425d-b46b-4fbf7d8836a7"));
-        assert_eq!((c.result_is_error, c.turns, c.cost_usd, c.cost_is_estimate), (Some(true), Some(1), Some(0.0), false));
-        assert_eq!(c.error_line.as_deref(), Some("API Error (401): Invalid API key · Fix external API key"));
+        assert_eq!(
+            (c.result_is_error, c.turns, c.cost_usd, c.cost_is_estimate),
+            (Some(true), Some(1), Some(0.0), false)
+        );
+        assert_eq!(
+            c.error_line.as_deref(),
+            Some("API Error (401): Invalid API key · Fix external API key")
+        );
         assert_eq!((c.usage, c.quota_reset_at), (TokenUsage::default(), None));
         // The error line is the one the cooldown logic reads from the same log.
         assert_eq!(c.error_line, crate::exit::extract_error(real("claude-401")));
         let c = sum("claude-429");
-        assert!(c.error_line.as_deref().unwrap().starts_with("API Error: Request rejected (429)"), "{:?}", c.error_line);
+        assert!(
+            c.error_line
+                .as_deref()
+                .unwrap()
+                .starts_with("API Error: Request rejected (429)"),
+            "{:?}",
+            c.error_line
+        );
         assert_eq!(c.error_line, crate::exit::extract_error(real("claude-429")));
         // "Please try again later" names no time: the fallback's wait, counted from the end.
         let wait = crate::exit::detect_quota(real("claude-429"), 0, 8 * 24 * 3600).unwrap() as i64;
@@ -528,7 +623,14 @@ mod tests {
             assert_eq!(s.quota_reset_at, quota, "{name}");
         }
         assert!(sum("gemini-429").quota_reset_at.is_some());
-        assert_eq!((sum("gemini-401").quota_reset_at, sum("codex-401").quota_reset_at, sum("codex-429").quota_reset_at), (None, None, None));
+        assert_eq!(
+            (
+                sum("gemini-401").quota_reset_at,
+                sum("codex-401").quota_reset_at,
+                sum("codex-429").quota_reset_at
+            ),
+            (None, None, None)
+        );
     }
 
     #[test]
@@ -540,7 +642,10 @@ mod tests {
             z.finish_run(log, &PriceTable::default(), 0, ok)
         };
         let failed = fin(false);
-        assert_eq!((failed.error_line.as_deref(), failed.quota_reset_at), (Some("Error: rate limit exceeded, retry in 30 seconds"), Some(30_000)));
+        assert_eq!(
+            (failed.error_line.as_deref(), failed.quota_reset_at),
+            (Some("Error: rate limit exceeded, retry in 30 seconds"), Some(30_000))
+        );
         let ok = fin(true);
         assert_eq!((ok.error_line, ok.quota_reset_at), (None, None));
     }

@@ -11,7 +11,9 @@ pub fn parse_since(s: &str, now: UnixMs) -> Result<UnixMs, String> {
     }
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().map_err(|_| format!("--since {s:?}: expected a number and a unit (30m, 12h, 1d, 2w) or a date YYYY-MM-DD"))?;
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("--since {s:?}: expected a number and a unit (30m, 12h, 1d, 2w) or a date YYYY-MM-DD"))?;
     let ms = match unit {
         "s" => 1000,
         "m" => 60_000,
@@ -59,7 +61,10 @@ fn table(header: &[&str], rows: Vec<Vec<String>>, right: &[usize]) -> String {
 
 fn local_time(ms: UnixMs) -> String {
     use chrono::TimeZone;
-    chrono::Local.timestamp_millis_opt(ms).single().map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+    chrono::Local
+        .timestamp_millis_opt(ms)
+        .single()
+        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
 fn duration(ms: Option<i64>) -> String {
@@ -106,7 +111,8 @@ pub fn runs_table(runs: &[RunRecord]) -> String {
                 r.task_id.clone().unwrap_or_else(|| "-".into()),
                 r.provider.clone(),
                 r.outcome.as_str().to_string(),
-                r.exit_code.map_or_else(|| r.signal.map_or("-".into(), |s| format!("sig{s}")), |c| c.to_string()),
+                r.exit_code
+                    .map_or_else(|| r.signal.map_or("-".into(), |s| format!("sig{s}")), |c| c.to_string()),
                 duration(r.duration_ms),
                 r.turns.map_or("-".into(), |t| t.to_string()),
                 count(tokens),
@@ -115,7 +121,14 @@ pub fn runs_table(runs: &[RunRecord]) -> String {
             ]
         })
         .collect();
-    let mut out = table(&["STARTED", "AGENT", "PROJECT", "TASK", "PROVIDER", "OUTCOME", "EXIT", "TIME", "TURNS", "TOKENS", "COST", "NOTE"], rows, &[6, 7, 8, 9, 10]);
+    let mut out = table(
+        &[
+            "STARTED", "AGENT", "PROJECT", "TASK", "PROVIDER", "OUTCOME", "EXIT", "TIME", "TURNS", "TOKENS", "COST",
+            "NOTE",
+        ],
+        rows,
+        &[6, 7, 8, 9, 10],
+    );
     if runs.iter().any(|r| r.cost_is_estimate) {
         out.push_str("~ = estimated from tokens × the price table\n");
     }
@@ -151,7 +164,20 @@ pub fn usage_table(key: &str, rows: &[UsageRow]) -> String {
     };
     let mut body: Vec<Vec<String>> = rows.iter().map(cells).collect();
     body.push(cells(&total));
-    let mut out = table(&[&key.to_uppercase(), "RUNS", "FAILED", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST"], body, &[1, 2, 3, 4, 5, 6, 7]);
+    let mut out = table(
+        &[
+            &key.to_uppercase(),
+            "RUNS",
+            "FAILED",
+            "INPUT",
+            "OUTPUT",
+            "CACHE READ",
+            "CACHE WRITE",
+            "COST",
+        ],
+        body,
+        &[1, 2, 3, 4, 5, 6, 7],
+    );
     if total.cost_has_estimate {
         out.push_str("~ = includes costs estimated from tokens × the price table\n");
     }
@@ -175,16 +201,42 @@ mod tests {
     #[test]
     fn tables_are_aligned() {
         let rows = vec![
-            UsageRow { key: "a".into(), runs: 1, failed: 0, input_tokens: 5, output_tokens: 1500, cache_read_tokens: 0, cache_write_tokens: 0, cost_usd: 0.5, cost_has_estimate: false },
-            UsageRow { key: "agent-long".into(), runs: 12, failed: 3, input_tokens: 2_000_000, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, cost_usd: 1.0, cost_has_estimate: true },
+            UsageRow {
+                key: "a".into(),
+                runs: 1,
+                failed: 0,
+                input_tokens: 5,
+                output_tokens: 1500,
+                cache_read_tokens: 0,
+                cache_write_tokens: 0,
+                cost_usd: 0.5,
+                cost_has_estimate: false,
+            },
+            UsageRow {
+                key: "agent-long".into(),
+                runs: 12,
+                failed: 3,
+                input_tokens: 2_000_000,
+                output_tokens: 0,
+                cache_read_tokens: 0,
+                cache_write_tokens: 0,
+                cost_usd: 1.0,
+                cost_has_estimate: true,
+            },
         ];
         let t = usage_table("agent", &rows);
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("AGENT       RUNS"), "{t}");
         assert_eq!(lines[0].len(), lines[1].len(), "{t}");
         assert_eq!(lines[1].len(), lines[3].len(), "{t}");
-        assert!(lines[3].starts_with("TOTAL") && lines[3].contains("13") && lines[3].contains("~$1.5000"), "{t}");
+        assert!(
+            lines[3].starts_with("TOTAL") && lines[3].contains("13") && lines[3].contains("~$1.5000"),
+            "{t}"
+        );
         assert!(t.contains("2.0M") && t.contains("1.5k"), "{t}");
-        assert_eq!((count(999), count(8_711_200_000)), ("999".to_string(), "8.7G".to_string()));
+        assert_eq!(
+            (count(999), count(8_711_200_000)),
+            ("999".to_string(), "8.7G".to_string())
+        );
     }
 }

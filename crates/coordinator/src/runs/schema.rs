@@ -71,7 +71,10 @@ pub fn version() -> i64 {
 }
 
 fn err(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |source| StoreError::Sqlite { path: path.to_string(), source }
+    move |source| StoreError::Sqlite {
+        path: path.to_string(),
+        source,
+    }
 }
 
 /// WAL, and every migration the file has not had yet, each in its own transaction.
@@ -80,15 +83,23 @@ pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     // last runs, never corrupt the file).
     conn.pragma_update(None, "journal_mode", "WAL").map_err(err(path))?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(err(path))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err(path))?;
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err(path))?;
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(err(path))?;
     if found > version() {
-        return Err(StoreError::TooNew { path: path.to_string(), found, known: version() });
+        return Err(StoreError::TooNew {
+            path: path.to_string(),
+            found,
+            known: version(),
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction().map_err(err(path))?;
         tx.execute_batch(sql).map_err(err(path))?;
-        tx.pragma_update(None, "user_version", i as i64 + 1).map_err(err(path))?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(err(path))?;
         tx.commit().map_err(err(path))?;
     }
     Ok(())
@@ -96,13 +107,23 @@ pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
 
 /// A reader can use the file: it has been migrated and not by a newer coordinator.
 pub fn check_readable(conn: &Connection, path: &str) -> Result<(), StoreError> {
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err(path))?;
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(err(path))?;
     if found > version() {
-        return Err(StoreError::TooNew { path: path.to_string(), found, known: version() });
+        return Err(StoreError::TooNew {
+            path: path.to_string(),
+            found,
+            known: version(),
+        });
     }
     if found < version() {
         // Not yet migrated by a coordinator: nothing a reader can rely on.
-        return Err(StoreError::TooOld { path: path.to_string(), found, known: version() });
+        return Err(StoreError::TooOld {
+            path: path.to_string(),
+            found,
+            known: version(),
+        });
     }
     Ok(())
 }
@@ -149,9 +170,33 @@ pub fn record_from_row(r: &Row) -> rusqlite::Result<RunRecord> {
 
 /// [`COLUMNS`]' names as [`RunRecord`]'s JSON fields, and which of them are booleans.
 const JSON_FIELDS: &[&str] = &[
-    "run_id", "agent_id", "project_id", "task_id", "provider", "provider_kind", "model", "session_id", "started_at", "ended_at",
-    "duration_ms", "exit_code", "signal", "stopped_by", "outcome", "turns", "input_tokens", "output_tokens", "cache_read_tokens",
-    "cache_write_tokens", "cost_usd", "cost_is_estimate", "final_message", "error_line", "quota_reset_at", "log_path", "last_activity_at",
+    "run_id",
+    "agent_id",
+    "project_id",
+    "task_id",
+    "provider",
+    "provider_kind",
+    "model",
+    "session_id",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "exit_code",
+    "signal",
+    "stopped_by",
+    "outcome",
+    "turns",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "cost_is_estimate",
+    "final_message",
+    "error_line",
+    "quota_reset_at",
+    "log_path",
+    "last_activity_at",
 ];
 const BOOL_FIELD: usize = 21;
 
@@ -165,7 +210,8 @@ pub fn write_row_json(r: &Row, out: &mut Vec<u8>) -> rusqlite::Result<()> {
             ValueRef::Null | ValueRef::Blob(_) => out.extend_from_slice(b"null"),
             ValueRef::Integer(v) if i == BOOL_FIELD => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
             ValueRef::Integer(v) => out.extend_from_slice(itoa(v, &mut [0u8; 20])),
-            ValueRef::Real(v) => serde_json::to_writer(&mut *out, &v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+            ValueRef::Real(v) => serde_json::to_writer(&mut *out, &v)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
             // Our own rows are UTF-8; a foreign byte is replaced rather than passed on.
             ValueRef::Text(t) => match std::str::from_utf8(t) {
                 Ok(t) => json_str(t, out),
@@ -178,8 +224,13 @@ pub fn write_row_json(r: &Row, out: &mut Vec<u8>) -> rusqlite::Result<()> {
 }
 
 /// Each field's JSON key with what comes before it, built once.
-static JSON_KEYS: std::sync::LazyLock<Vec<String>> =
-    std::sync::LazyLock::new(|| JSON_FIELDS.iter().enumerate().map(|(i, n)| format!("{}\"{n}\":", if i == 0 { "{" } else { "," })).collect());
+static JSON_KEYS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    JSON_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{}\"{n}\":", if i == 0 { "{" } else { "," }))
+        .collect()
+});
 
 /// Bytes that must be escaped in a JSON string: controls, `"` and `\\`.
 static NEEDS_ESCAPE: [bool; 256] = {
@@ -240,7 +291,13 @@ fn itoa(v: i64, buf: &mut [u8; 20]) -> &[u8] {
 mod tests {
     #[test]
     fn json_strings_match_serde() {
-        for s in ["plain", "quote \" back \\ nl \n tab \t cr \r", "\u{1}\u{8}\u{c}\u{1f} ctl", "é ünïcode ✓", ""] {
+        for s in [
+            "plain",
+            "quote \" back \\ nl \n tab \t cr \r",
+            "\u{1}\u{8}\u{c}\u{1f} ctl",
+            "é ünïcode ✓",
+            "",
+        ] {
             let mut out = Vec::new();
             super::json_str(s, &mut out);
             assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap());

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-
 /// `<data root>/coordinator/runs.db`, beside state.json.
 pub fn default_path() -> PathBuf {
     crate::paths::coordinator_dir().join("runs.db")
@@ -19,7 +18,12 @@ pub fn default_path() -> PathBuf {
 /// A string unique per run: start time, pid and a counter, in hex.
 pub fn new_run_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{:x}-{:x}-{:x}", crate::api::now_ms(), std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{:x}-{:x}-{:x}",
+        crate::api::now_ms(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +135,10 @@ pub struct RunStore {
 }
 
 fn sql_err(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |source| StoreError::Sqlite { path: path.to_string(), source }
+    move |source| StoreError::Sqlite {
+        path: path.to_string(),
+        source,
+    }
 }
 
 impl RunStore {
@@ -140,9 +147,16 @@ impl RunStore {
     pub fn open(path: &Path) -> Result<RunStore, StoreError> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let p = path.display().to_string();
-        let io = |source| StoreError::Io { path: p.clone(), source };
+        let io = |source| StoreError::Io {
+            path: p.clone(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io)?;
         }
         let mut conn = Connection::open(path).map_err(sql_err(&p))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
@@ -164,7 +178,10 @@ impl RunStore {
         let mut conn = Connection::open_in_memory().expect("in-memory SQLite");
         schema::prepare(&mut conn, ":memory:").expect("migrating an empty in-memory database");
         let conn = Arc::new(Mutex::new(conn));
-        let reader = RunReader { conn: conn.clone(), path: ":memory:".into() };
+        let reader = RunReader {
+            conn: conn.clone(),
+            path: ":memory:".into(),
+        };
         RunStore::start(conn, reader, PriceTable::default())
     }
 
@@ -172,8 +189,15 @@ impl RunStore {
         let (tx, rx) = mpsc::channel();
         let path = reader.path.clone();
         let shared = Arc::new(prices.clone());
-        std::thread::Builder::new().name("runs-writer".into()).spawn(move || writer::run(conn, rx, prices, path)).expect("spawning the run history writer");
-        RunStore { tx, reader, prices: shared }
+        std::thread::Builder::new()
+            .name("runs-writer".into())
+            .spawn(move || writer::run(conn, rx, prices, path))
+            .expect("spawning the run history writer");
+        RunStore {
+            tx,
+            reader,
+            prices: shared,
+        }
     }
 
     /// Never blocks: the row is written by the writer thread.
@@ -244,11 +268,18 @@ impl RunReader {
     }
 
     fn open_conn(path: &Path, p: &str) -> Result<RunReader, StoreError> {
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(sql_err(p))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_err(p))?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(sql_err(p))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql_err(p))?;
         // Pages read through a mapping, not copied by a read call each (a listing reads the whole file).
-        conn.pragma_update(None, "mmap_size", 256i64 << 20).map_err(sql_err(p))?;
-        Ok(RunReader { conn: Arc::new(Mutex::new(conn)), path: p.to_string() })
+        conn.pragma_update(None, "mmap_size", 256i64 << 20)
+            .map_err(sql_err(p))?;
+        Ok(RunReader {
+            conn: Arc::new(Mutex::new(conn)),
+            path: p.to_string(),
+        })
     }
 
     /// The statement and arguments that select `f`'s runs with [`schema::COLUMNS`], newest first.
@@ -287,7 +318,9 @@ impl RunReader {
         let (sql, args) = RunReader::select(f);
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = conn.prepare_cached(&sql).map_err(sql_err(&self.path))?;
-        let rows = st.query_map(rusqlite::params_from_iter(args), schema::record_from_row).map_err(sql_err(&self.path))?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args), schema::record_from_row)
+            .map_err(sql_err(&self.path))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(sql_err(&self.path))
     }
 
@@ -297,18 +330,25 @@ impl RunReader {
         let sql = format!("SELECT {} FROM runs WHERE run_id = ?1", schema::COLUMNS);
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = conn.prepare_cached(&sql).map_err(sql_err(&self.path))?;
-        st.query_row([run_id], schema::record_from_row).optional().map_err(sql_err(&self.path))
+        st.query_row([run_id], schema::record_from_row)
+            .optional()
+            .map_err(sql_err(&self.path))
     }
 
     /// `f`'s runs as a JSON array of [`RunRecord`]s, written straight from the rows in 1 MB pieces (no
     /// record is built: that is what keeps `runs --json` over 100,000 runs fast; tested equal to the
     /// records' JSON). Returns how many runs were written.
     pub fn write_json(&self, f: &RunFilter, out: &mut dyn std::io::Write) -> Result<usize, StoreError> {
-        let io = |source| StoreError::Io { path: "output".into(), source };
+        let io = |source| StoreError::Io {
+            path: "output".into(),
+            source,
+        };
         let (sql, args) = RunReader::select(f);
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = conn.prepare_cached(&sql).map_err(sql_err(&self.path))?;
-        let mut rows = st.query(rusqlite::params_from_iter(args)).map_err(sql_err(&self.path))?;
+        let mut rows = st
+            .query(rusqlite::params_from_iter(args))
+            .map_err(sql_err(&self.path))?;
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
         buf.push(b'[');
         let mut n = 0;

@@ -76,7 +76,16 @@ impl Transcript {
     /// once; [`Transcript::index_more`] (or `refresh`) indexes the rest.
     pub fn open_lazy(path: &Path) -> std::io::Result<Transcript> {
         let file = File::open(path)?;
-        let mut t = Transcript { path: path.to_path_buf(), file, lines: Vec::new(), scanned: 0, line_start: 0, size: 0, partial_tail: false, newlines: 0 };
+        let mut t = Transcript {
+            path: path.to_path_buf(),
+            file,
+            lines: Vec::new(),
+            scanned: 0,
+            line_start: 0,
+            size: 0,
+            partial_tail: false,
+            newlines: 0,
+        };
         t.index_more(LAZY_BUDGET)?;
         Ok(t)
     }
@@ -149,7 +158,11 @@ impl Transcript {
             let mut head = [0u8; 64];
             let got = self.read_full(&mut head[..len.min(64) as usize], self.line_start)?;
             if len > 64 || !head[..got].iter().all(|b| b.is_ascii_whitespace()) {
-                self.lines.push(Line { start: self.line_start, len: len.min(u32::MAX as u64) as u32, number: self.newlines.saturating_add(1) });
+                self.lines.push(Line {
+                    start: self.line_start,
+                    len: len.min(u32::MAX as u64) as u32,
+                    number: self.newlines.saturating_add(1),
+                });
                 self.partial_tail = true;
             }
         }
@@ -160,17 +173,32 @@ impl Transcript {
     /// short lines are checked for blankness without another read.
     fn push_line(&mut self, start: u64, end: u64, chunk: &[u8], chunk_at: u64) {
         let mut len = end - start;
-        let last = |i: u64| if i >= chunk_at { Some(chunk[(i - chunk_at) as usize]) } else { None };
+        let last = |i: u64| {
+            if i >= chunk_at {
+                Some(chunk[(i - chunk_at) as usize])
+            } else {
+                None
+            }
+        };
         if len > 0 && last(end - 1) == Some(b'\r') {
             len -= 1;
         }
         if len == 0 {
             return;
         }
-        if start >= chunk_at && len <= 8 && chunk[(start - chunk_at) as usize..(start - chunk_at + len) as usize].iter().all(|b| b.is_ascii_whitespace()) {
+        if start >= chunk_at
+            && len <= 8
+            && chunk[(start - chunk_at) as usize..(start - chunk_at + len) as usize]
+                .iter()
+                .all(|b| b.is_ascii_whitespace())
+        {
             return;
         }
-        self.lines.push(Line { start, len: len.min(u32::MAX as u64) as u32, number: self.newlines.saturating_add(1) });
+        self.lines.push(Line {
+            start,
+            len: len.min(u32::MAX as u64) as u32,
+            number: self.newlines.saturating_add(1),
+        });
     }
 
     fn read_line(&self, l: &Line) -> std::io::Result<String> {
@@ -209,7 +237,11 @@ impl Transcript {
 
     /// The items at `indices` (e.g. a page of search hits), skipping any out of range.
     pub fn items(&self, indices: &[usize]) -> std::io::Result<Vec<Item>> {
-        indices.iter().take(MAX_WINDOW).filter_map(|&i| self.item(i).transpose()).collect()
+        indices
+            .iter()
+            .take(MAX_WINDOW)
+            .filter_map(|&i| self.item(i).transpose())
+            .collect()
     }
 
     /// Items whose text or tool name contains `needle`, ignoring case; at most `max`.
@@ -218,7 +250,10 @@ impl Transcript {
         if lower.is_empty() {
             return Ok(Matches::default());
         }
-        let matches = |it: &Item| it.text.to_lowercase().contains(&lower) || it.tool.as_deref().is_some_and(|t| t.to_lowercase().contains(&lower));
+        let matches = |it: &Item| {
+            it.text.to_lowercase().contains(&lower)
+                || it.tool.as_deref().is_some_and(|t| t.to_lowercase().contains(&lower))
+        };
         // The raw line holds the text as it is (JSON escapes only `"`, `\` and control characters, and the
         // CLIs write UTF-8 unescaped), so an ASCII needle without those must appear in the raw bytes.
         let prefilter = lower.is_ascii() && !lower.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
@@ -234,7 +269,11 @@ impl Transcript {
     pub fn errors(&self, max: usize) -> std::io::Result<Matches> {
         // Three anchors over the whole log (every JSON mark holds one), each hit checked against the marks
         // around it; the few text lines are checked for the text words line by line.
-        let anchors = [("error", Lines::JsonMark), ("failed", Lines::JsonMark), ("rejected", Lines::JsonMark)];
+        let anchors = [
+            ("error", Lines::JsonMark),
+            ("failed", Lines::JsonMark),
+            ("rejected", Lines::JsonMark),
+        ];
         self.scan(&anchors, display::TEXT_ERROR_MARKS, max, |it| it.is_error)
     }
 
@@ -249,8 +288,17 @@ impl Transcript {
     /// Items that `keep` accepts, in order, parsing only lines whose raw bytes contain (ASCII case
     /// insensitively) one of `marks`, or text lines (not JSON) that contain one of `text_words` — every
     /// line when both are empty.
-    fn scan(&self, marks: &[(&str, Lines)], text_words: &[&str], max: usize, keep: impl Fn(&Item) -> bool) -> std::io::Result<Matches> {
-        let finders: Vec<(memmem::Finder, Lines)> = marks.iter().map(|(w, l)| (memmem::Finder::new(w.as_bytes()), *l)).collect();
+    fn scan(
+        &self,
+        marks: &[(&str, Lines)],
+        text_words: &[&str],
+        max: usize,
+        keep: impl Fn(&Item) -> bool,
+    ) -> std::io::Result<Matches> {
+        let finders: Vec<(memmem::Finder, Lines)> = marks
+            .iter()
+            .map(|(w, l)| (memmem::Finder::new(w.as_bytes()), *l))
+            .collect();
         let text_finders: Vec<memmem::Finder> = text_words.iter().map(|w| memmem::Finder::new(w.as_bytes())).collect();
         let mut out = Matches::default();
         let mut i = 0;

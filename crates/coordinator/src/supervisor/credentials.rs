@@ -59,7 +59,12 @@ impl Supervisor {
             let _ = tx.send(Msg::SecretsLoaded { passkeys, token, error });
         });
     }
-    pub(super) fn secrets_loaded_msg(&mut self, passkeys: HashMap<String, Option<String>>, token: Option<String>, error: Option<String>) {
+    pub(super) fn secrets_loaded_msg(
+        &mut self,
+        passkeys: HashMap<String, Option<String>>,
+        token: Option<String>,
+        error: Option<String>,
+    ) {
         for v in passkeys.values().flatten().chain(token.iter()) {
             self.redactor.add(v);
             crate::redact::global().add(v);
@@ -84,7 +89,12 @@ impl Supervisor {
         self.secrets.error = error;
         self.secrets.loaded = true;
         self.secrets.warned_no_passkey.clear();
-        match PmClient::with_options(&self.settings.server_address(), self.secrets.token.clone(), CALL_TIMEOUT, self.settings.allow_insecure_http) {
+        match PmClient::with_options(
+            &self.settings.server_address(),
+            self.secrets.token.clone(),
+            CALL_TIMEOUT,
+            self.settings.allow_insecure_http,
+        ) {
             Ok(c) => self.client = Some(Arc::new(c)),
             Err(e) => {
                 self.client = None;

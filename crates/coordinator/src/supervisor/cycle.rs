@@ -107,17 +107,30 @@ impl Supervisor {
         self.cycle.started = Some(Instant::now());
         let cycle = self.cycle.number;
         let root = self.settings.root_agent_id.clone();
-        let want_settings = self.remote.base_prompt_at.is_none_or(|t| t.elapsed() > APP_SETTINGS_TTL);
+        let want_settings = self
+            .remote
+            .base_prompt_at
+            .is_none_or(|t| t.elapsed() > APP_SETTINGS_TTL);
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let result = async {
                 let health = client.health_check().await?;
                 if health.status != "ok" {
-                    return Err(PmError::Protocol { tool: "health_check".into(), message: format!("server status is {:?}", health.status) });
+                    return Err(PmError::Protocol {
+                        tool: "health_check".into(),
+                        message: format!("server status is {:?}", health.status),
+                    });
                 }
                 let base_prompt = if want_settings {
                     // Optional tool (absent before HEAD): failure just means "no base prompt".
-                    Some(client.get_app_settings().await.ok().and_then(|s| s.agent_base_prompt).filter(|p| !p.trim().is_empty()))
+                    Some(
+                        client
+                            .get_app_settings()
+                            .await
+                            .ok()
+                            .and_then(|s| s.agent_base_prompt)
+                            .filter(|p| !p.trim().is_empty()),
+                    )
                 } else {
                     None
                 };
@@ -137,7 +150,11 @@ impl Supervisor {
             Err(e) => {
                 self.server_failed(&e);
                 // A refused token is not an outage: retry at the normal pace (a new token is picked up).
-                let wait = if e.is_auth() { interval } else { backoff_delay(self.health.streak, interval) };
+                let wait = if e.is_auth() {
+                    interval
+                } else {
+                    backoff_delay(self.health.streak, interval)
+                };
                 self.cycle.next_at = Instant::now() + wait;
             }
             Ok(d) => {
@@ -161,14 +178,20 @@ impl Supervisor {
         let mut seen: HashSet<PairKey> = HashSet::new();
         for p in projects {
             if let Err(e) = crate::paths::validate_id(&p.project_id) {
-                self.push_error(None, None, format!("ignoring project with unsafe id {:?}: {e}", p.project_id));
+                self.push_error(
+                    None,
+                    None,
+                    format!("ignoring project with unsafe id {:?}: {e}", p.project_id),
+                );
                 continue;
             }
             // A stat per project per cycle: a missing or unsafe working dir holds this project's pairs
             // before anyone asks the server (no lease taken), and is reported once per pair.
             let dir_problem = working_dir_problem(&p);
             for a in &p.agents {
-                let Some(agent) = self.settings.agents.get(a) else { continue };
+                let Some(agent) = self.settings.agents.get(a) else {
+                    continue;
+                };
                 if !agent.enabled {
                     continue;
                 }
@@ -220,7 +243,9 @@ impl Supervisor {
     }
 
     pub(super) fn free_slots(&self) -> usize {
-        self.settings.max_concurrent.saturating_sub(self.runs.instances.len() + self.cycle.asking.len() + self.cycle.askers)
+        self.settings
+            .max_concurrent
+            .saturating_sub(self.runs.instances.len() + self.cycle.asking.len() + self.cycle.askers)
     }
     /// Ask as many questions as there are free slots: every question holds a slot, so whatever the answer
     /// (a `start` for an idle pair or for a running pair's other purpose) it can be obeyed at once.
@@ -231,7 +256,12 @@ impl Supervisor {
         let Some(client) = self.client.clone() else { return };
         while self.free_slots() > 0 && !self.queue().is_empty() {
             self.cycle.askers += 1;
-            tokio::spawn(asker(client.clone(), self.cycle.ask_queue.clone(), self.cycle.questions.clone(), self.tx.clone()));
+            tokio::spawn(asker(
+                client.clone(),
+                self.cycle.ask_queue.clone(),
+                self.cycle.questions.clone(),
+                self.tx.clone(),
+            ));
         }
     }
 
@@ -282,7 +312,11 @@ impl Supervisor {
                 ServerAction::Hold if action.reason.as_deref() == Some("spawn_in_progress") => {
                     // The server still waits for an agent of ours that the outage killed before it could
                     // authenticate: start it again on that lease instead of leaving the pair blocked for 120 s.
-                    let lease = self.runs.orphaned.remove(&pair).filter(|(_, at)| at.elapsed() < super::exits::LEASE - Duration::from_secs(5));
+                    let lease = self
+                        .runs
+                        .orphaned
+                        .remove(&pair)
+                        .filter(|(_, at)| at.elapsed() < super::exits::LEASE - Duration::from_secs(5));
                     if let Some((lease_action, _)) = lease {
                         if self.blocked_for_start(&pair).is_none() && self.instances_of(&pair) == 0 {
                             tracing::info!(agent = %pair.agent_id, project = %pair.project_id, "starting again on the lease of a run the outage ended before it authenticated");
@@ -304,7 +338,14 @@ impl Supervisor {
                 ServerAction::Stop => {
                     // Upstream stops the oldest instance of the pair; the current server never sends it.
                     tracing::info!(agent = %pair.agent_id, project = %pair.project_id, reason = ?action.reason, "server asked to stop");
-                    if let Some(id) = self.runs.instances.iter().filter(|(_, i)| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).map(|(id, _)| *id).min() {
+                    if let Some(id) = self
+                        .runs
+                        .instances
+                        .iter()
+                        .filter(|(_, i)| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id)
+                        .map(|(id, _)| *id)
+                        .min()
+                    {
                         self.stop_instance(id);
                     }
                 }
@@ -327,7 +368,12 @@ impl Supervisor {
 
 /// One asker: holds a slot and asks queued pairs in turn. The first answer that needs the loop's decision
 /// (start, stop, restart, an error) ends it; `hold` answers are only counted, and it moves on.
-async fn asker(client: Arc<PmClient>, queue: Arc<std::sync::Mutex<VecDeque<PairKey>>>, questions: Arc<std::sync::Mutex<Questions>>, tx: mpsc::UnboundedSender<Msg>) {
+async fn asker(
+    client: Arc<PmClient>,
+    queue: Arc<std::sync::Mutex<VecDeque<PairKey>>>,
+    questions: Arc<std::sync::Mutex<Questions>>,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
     let mut holds = 0;
     let questions = |f: &mut dyn FnMut(&mut Questions)| f(&mut questions.lock().unwrap_or_else(|p| p.into_inner()));
     loop {

@@ -41,14 +41,27 @@ pub(super) fn working_dir_problem(project: &ProjectInfo) -> Option<String> {
     let raw = &project.working_directory;
     let wd = raw.trim();
     if wd.is_empty() {
-        return Some(format!("project {} has no working directory on the server; set one in AI Agent PM", project.project_id));
+        return Some(format!(
+            "project {} has no working directory on the server; set one in AI Agent PM",
+            project.project_id
+        ));
     }
     let path = Path::new(wd);
-    if !path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) || raw.contains('\0') {
-        return Some(format!("project {} has an unsafe working directory {:?}; it must be an absolute path without `..`", project.project_id, raw));
+    if !path.is_absolute()
+        || path.components().any(|c| matches!(c, std::path::Component::ParentDir))
+        || raw.contains('\0')
+    {
+        return Some(format!(
+            "project {} has an unsafe working directory {:?}; it must be an absolute path without `..`",
+            project.project_id, raw
+        ));
     }
     if !path.is_dir() {
-        return Some(format!("working directory {} of project {} does not exist; create it or fix the project in AI Agent PM", path.display(), project.project_id));
+        return Some(format!(
+            "working directory {} of project {} does not exist; create it or fix the project in AI Agent PM",
+            path.display(),
+            project.project_id
+        ));
     }
     None
 }
@@ -64,16 +77,34 @@ impl Supervisor {
         tracing::warn!(agent = %pair.agent_id, project = %pair.project_id, "{msg}; not starting this pair until it is fixed");
         self.push_error(Some(&pair.agent_id), Some(&pair.project_id), msg.to_string());
         let failures = self.holds.pairs.get(pair).map_or(0, |h| h.failures);
-        self.holds.pairs.insert(pair.clone(), PairHold { until: UnixMs::MAX, failures, message: msg.to_string(), dir: true });
+        self.holds.pairs.insert(
+            pair.clone(),
+            PairHold {
+                until: UnixMs::MAX,
+                failures,
+                message: msg.to_string(),
+                dir: true,
+            },
+        );
     }
 
     /// Hold one pair with exponential backoff after a pair-specific start failure.
     pub(super) fn hold_pair_after_failure(&mut self, pair: &PairKey, msg: &str) -> UnixMs {
         let ep = &self.settings.error_protection;
         let failures = self.holds.pairs.get(pair).map_or(0, |h| h.failures) + 1;
-        let secs = crate::backoff::doubling(ep.default_cooldown_secs as f64, failures, 20).min(ep.max_cooldown_secs as f64).max(1.0);
+        let secs = crate::backoff::doubling(ep.default_cooldown_secs as f64, failures, 20)
+            .min(ep.max_cooldown_secs as f64)
+            .max(1.0);
         let until = now_ms() + (secs * 1000.0) as i64;
-        self.holds.pairs.insert(pair.clone(), PairHold { until, failures, message: msg.to_string(), dir: false });
+        self.holds.pairs.insert(
+            pair.clone(),
+            PairHold {
+                until,
+                failures,
+                message: msg.to_string(),
+                dir: false,
+            },
+        );
         self.queue().retain(|p| p != pair);
         until
     }
@@ -85,7 +116,11 @@ impl Supervisor {
         self.instances_of(pair) > 0
     }
     pub(super) fn instances_of(&self, pair: &PairKey) -> usize {
-        self.runs.instances.values().filter(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id).count()
+        self.runs
+            .instances
+            .values()
+            .filter(|i| i.info.agent_id == pair.agent_id && i.info.project_id == pair.project_id)
+            .count()
     }
 
     /// The user paused an agent: drop its queued questions; "Stop and pause" stops its instances too.
@@ -93,7 +128,13 @@ impl Supervisor {
         tracing::info!(agent = %agent, until = ?until, "paused by the user");
         self.purge_queue(&agent);
         if stop_running {
-            let ids: Vec<u64> = self.runs.instances.iter().filter(|(_, i)| i.info.agent_id == agent).map(|(id, _)| *id).collect();
+            let ids: Vec<u64> = self
+                .runs
+                .instances
+                .iter()
+                .filter(|(_, i)| i.info.agent_id == agent)
+                .map(|(id, _)| *id)
+                .collect();
             for id in ids {
                 self.stop_instance_for_user(id);
             }
@@ -127,7 +168,12 @@ impl Supervisor {
             instances: self.instances_of(pair),
             enabled: self.settings.agents.get(&pair.agent_id).is_some_and(|a| a.enabled),
             has_passkey: self.secrets.passkeys.get(&pair.agent_id).is_some_and(|p| p.is_some()),
-            cooling: self.settings.error_protection.enabled && self.holds.cooldowns.active(&pair.agent_id, &pair.project_id, now_ms()).is_some(),
+            cooling: self.settings.error_protection.enabled
+                && self
+                    .holds
+                    .cooldowns
+                    .active(&pair.agent_id, &pair.project_id, now_ms())
+                    .is_some(),
             exit_pending: self.exits.pending.contains(pair),
             held: self.pair_held(pair),
             paused: self.holds.paused_now(&pair.agent_id, now_ms()).is_some(),
@@ -145,7 +191,9 @@ impl Supervisor {
         let why = why_not_ask(&f);
         if why == Some("no passkey") && self.secrets.warned_no_passkey.insert(pair.agent_id.clone()) {
             tracing::warn!(agent = %pair.agent_id, "no passkey in the secret store; not starting this agent (set one with `agentpm-coordinator passkey set {}`)", pair.agent_id);
-            let _ = self.ev.send(Event::PasskeyMissing { agent_id: pair.agent_id.clone() });
+            let _ = self.ev.send(Event::PasskeyMissing {
+                agent_id: pair.agent_id.clone(),
+            });
         }
         why
     }
@@ -216,7 +264,12 @@ mod tests {
     use super::*;
 
     fn ok() -> PairFacts {
-        PairFacts { running: true, enabled: true, has_passkey: true, ..Default::default() }
+        PairFacts {
+            running: true,
+            enabled: true,
+            has_passkey: true,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -237,14 +290,34 @@ mod tests {
     #[test]
     fn each_block_has_its_reason() {
         assert_eq!(why_not_ask(&PairFacts { enabled: false, ..ok() }), Some("disabled"));
-        assert_eq!(why_not_ask(&PairFacts { has_passkey: false, ..ok() }), Some("no passkey"));
+        assert_eq!(
+            why_not_ask(&PairFacts {
+                has_passkey: false,
+                ..ok()
+            }),
+            Some("no passkey")
+        );
         assert_eq!(why_not_ask(&PairFacts { cooling: true, ..ok() }), Some("cooldown"));
-        assert_eq!(why_not_ask(&PairFacts { exit_pending: true, ..ok() }), Some("exit not yet reported"));
+        assert_eq!(
+            why_not_ask(&PairFacts {
+                exit_pending: true,
+                ..ok()
+            }),
+            Some("exit not yet reported")
+        );
         assert_eq!(why_not_ask(&PairFacts { held: true, ..ok() }), Some("pair held"));
         assert_eq!(why_not_ask(&PairFacts { paused: true, ..ok() }), Some("paused"));
         assert!(why_not_start(&PairFacts { paused: true, ..ok() }).is_some());
-        assert!(why_not_start(&PairFacts { running: false, ..ok() }).unwrap().contains("stopped"));
+        assert!(why_not_start(&PairFacts { running: false, ..ok() })
+            .unwrap()
+            .contains("stopped"));
         // A start that arrives while the previous exit's report is in flight is obeyed (the lease is ours).
-        assert_eq!(why_not_start(&PairFacts { exit_pending: true, ..ok() }), None);
+        assert_eq!(
+            why_not_start(&PairFacts {
+                exit_pending: true,
+                ..ok()
+            }),
+            None
+        );
     }
 }

@@ -62,7 +62,9 @@ impl Supervisor {
     // ----- exits -----
 
     pub(super) fn exited(&mut self, id: u64, code: Option<i32>, summary: Option<Box<crate::runs::Summarizer>>) {
-        let Some(inst) = self.runs.instances.get_mut(&id) else { return };
+        let Some(inst) = self.runs.instances.get_mut(&id) else {
+            return;
+        };
         inst.summary = summary;
         launch::cleanup(&inst.plan);
         let log = inst.info.log_path.clone();
@@ -79,13 +81,22 @@ impl Supervisor {
                 if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
                     use std::io::Write;
                     let how = if stopped { " (stopped by the coordinator)" } else { "" };
-                    let _ = writeln!(f, "[agentpm] {} exit code={}{how}", chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"), code.map_or("?".into(), |c| c.to_string()));
+                    let _ = writeln!(
+                        f,
+                        "[agentpm] {} exit code={}{how}",
+                        chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"),
+                        code.map_or("?".into(), |c| c.to_string())
+                    );
                 }
                 if !failed {
                     return (None, None);
                 }
                 let tail = crate::logs::read_tail(&log, 64 * 1024);
-                let quota = if ep.quota_detection { quota_wait(kind, &tail, &ep) } else { None };
+                let quota = if ep.quota_detection {
+                    quota_wait(kind, &tail, &ep)
+                } else {
+                    None
+                };
                 (crate::exit::extract_error(&tail), quota)
             });
             let (error_line, quota_secs) = analysis.await.unwrap_or((None, None));
@@ -94,24 +105,51 @@ impl Supervisor {
             let server_error = match (&client, failed) {
                 (Some(c), true) => match tokio::time::timeout(PROBE_TIMEOUT, c.health_check()).await {
                     Ok(Ok(h)) if h.status == "ok" => None,
-                    Ok(Ok(h)) => Some(PmError::Protocol { tool: "health_check".into(), message: format!("server status is {:?}", h.status) }),
+                    Ok(Ok(h)) => Some(PmError::Protocol {
+                        tool: "health_check".into(),
+                        message: format!("server status is {:?}", h.status),
+                    }),
                     Ok(Err(e)) => Some(e).filter(|e| e.is_server_fault()),
-                    Err(_) => Some(PmError::Timeout { tool: "health_check".into(), after: PROBE_TIMEOUT }),
+                    Err(_) => Some(PmError::Timeout {
+                        tool: "health_check".into(),
+                        after: PROBE_TIMEOUT,
+                    }),
                 },
                 _ => None,
             };
-            let _ = tx.send(Msg::Analyzed { id, code, error_line, quota_secs, server_error });
+            let _ = tx.send(Msg::Analyzed {
+                id,
+                code,
+                error_line,
+                quota_secs,
+                server_error,
+            });
         });
     }
 
-    pub(super) fn analyzed(&mut self, id: u64, code: Option<i32>, error_line: Option<String>, quota_secs: Option<u64>, server_error: Option<PmError>) {
-        let Some(inst) = self.runs.instances.remove(&id) else { return };
+    pub(super) fn analyzed(
+        &mut self,
+        id: u64,
+        code: Option<i32>,
+        error_line: Option<String>,
+        quota_secs: Option<u64>,
+        server_error: Option<PmError>,
+    ) {
+        let Some(inst) = self.runs.instances.remove(&id) else {
+            return;
+        };
         let info = inst.info;
         let pair = PairKey::new(&info.agent_id, &info.project_id);
         let error_line = error_line.map(|e| self.redactor.redact(&e));
-        self.exits.last_exit.insert(info.agent_id.clone(), (code, info.log_path.clone()));
+        self.exits
+            .last_exit
+            .insert(info.agent_id.clone(), (code, info.log_path.clone()));
         // The run is over: its log may be pruned by later retention passes.
-        self.runs.live_logs.lock().unwrap_or_else(|p| p.into_inner()).remove(&info.log_path);
+        self.runs
+            .live_logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&info.log_path);
         let failed = code != Some(0) && !inst.stopping;
         let mut report_error = None;
         let mut shown_error = None;
@@ -131,17 +169,29 @@ impl Supervisor {
             if let Some(e) = &server_error {
                 self.server_failed(e);
             }
-            let msg = error_line.clone().unwrap_or_else(|| format!("agent exited with code {}", code.map_or("?".into(), |c| c.to_string())));
+            let msg = error_line
+                .clone()
+                .unwrap_or_else(|| format!("agent exited with code {}", code.map_or("?".into(), |c| c.to_string())));
             shown_error = Some(msg.clone());
             // Outage-aware attribution: the server is down now, or went down during the run.
-            let facts = ExitFacts { quota: quota_secs.is_some(), server_down_now: server_error.is_some(), server_reachable: self.health.server.reachable, last_outage_at: self.health.last_outage_at, started_at: info.started_at };
+            let facts = ExitFacts {
+                quota: quota_secs.is_some(),
+                server_down_now: server_error.is_some(),
+                server_reachable: self.health.server.reachable,
+                last_outage_at: self.health.last_outage_at,
+                started_at: info.started_at,
+            };
             if blame(&facts) == Blame::Outage {
                 // It may have died before its `authenticate` reached the server: keep its lease to use again.
                 if inst.lease.1.elapsed() < LEASE {
                     self.runs.orphaned.insert(pair.clone(), inst.lease.clone());
                 }
                 tracing::info!(agent = %info.agent_id, project = %info.project_id, "run failed while the PM server was unreachable ({msg}); not the agent's fault: no cooldown, no report, retried once the server is back");
-                self.push_error(Some(&info.agent_id), Some(&info.project_id), format!("run ended while the PM server was unreachable: {msg}"));
+                self.push_error(
+                    Some(&info.agent_id),
+                    Some(&info.project_id),
+                    format!("run ended while the PM server was unreachable: {msg}"),
+                );
             } else {
                 tracing::warn!(agent = %info.agent_id, project = %info.project_id, code = ?code, "agent failed: {msg}");
                 self.push_error(Some(&info.agent_id), Some(&info.project_id), msg.clone());
@@ -150,7 +200,14 @@ impl Supervisor {
                 if ep.enabled {
                     // A quota holds the agent everywhere; any other failure only this pair.
                     let project = quota_secs.is_none().then_some(pair.project_id.as_str());
-                    let c = self.holds.cooldowns.record_failure(&pair.agent_id, project, quota_secs, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
+                    let c = self.holds.cooldowns.record_failure(
+                        &pair.agent_id,
+                        project,
+                        quota_secs,
+                        ep.default_cooldown_secs,
+                        ep.max_cooldown_secs,
+                        now_ms(),
+                    );
                     tracing::info!(agent = %info.agent_id, "cooling down for {} s ({})", (c.until - now_ms()) / 1000, c.reason);
                     match project {
                         Some(_) => self.queue().retain(|p| *p != pair),
@@ -159,7 +216,11 @@ impl Supervisor {
                     if quota_secs.is_none() {
                         self.health.recent_backoffs.push((pair.clone(), now_ms()));
                     }
-                    let _ = self.ev.send(Event::CooldownStarted { agent_id: info.agent_id.clone(), until: c.until, reason: c.reason.to_string() });
+                    let _ = self.ev.send(Event::CooldownStarted {
+                        agent_id: info.agent_id.clone(),
+                        until: c.until,
+                        reason: c.reason.to_string(),
+                    });
                     if quota_secs.is_some() {
                         self.hold_provider_account(&info.agent_id, &info.provider, c.until);
                     }
@@ -174,18 +235,37 @@ impl Supervisor {
         if let Some(store) = &self.run_store {
             // The writer finishes the relay's summary (tokens, cost, the final message; the log is not parsed
             // again) or, without one, reads the log; the exit path only sends.
-            let stopped_by = inst.stopping.then_some(if inst.stopped_by_user { crate::runs::StoppedBy::User } else { crate::runs::StoppedBy::Coordinator });
+            let stopped_by = inst.stopping.then_some(if inst.stopped_by_user {
+                crate::runs::StoppedBy::User
+            } else {
+                crate::runs::StoppedBy::Coordinator
+            });
             let signal = code.filter(|c| *c > 128 && inst.stopping).map(|c| c - 128);
-            let end = crate::runs::RunEnd { ended_at: now_ms(), exit_code: code, signal, stopped_by, log_path: None, provider_kind: inst.kind.as_str().to_string() };
+            let end = crate::runs::RunEnd {
+                ended_at: now_ms(),
+                exit_code: code,
+                signal,
+                stopped_by,
+                log_path: None,
+                provider_kind: inst.kind.as_str().to_string(),
+            };
             store.run_finished_with(&inst.run_id, end, inst.summary);
         }
-        let _ = self.ev.send(Event::InstanceExited { instance: info.clone(), exit_code: code, error: shown_error });
+        let _ = self.ev.send(Event::InstanceExited {
+            instance: info.clone(),
+            exit_code: code,
+            error: shown_error,
+        });
         self.exits.pending.push_back(pair.clone());
         // Not asked again until the exit is reported: a question and an exit report in flight together could
         // start a new instance whose fresh session the report then deletes.
         self.queue().retain(|p| *p != pair);
         self.persist();
-        let report = ExitReport { pair: pair.clone(), info, report_error };
+        let report = ExitReport {
+            pair: pair.clone(),
+            info,
+            report_error,
+        };
         if self.cycle.questions_in_flight(&pair) {
             // A question about the pair is out: report once it is answered (a `start` it brings counts).
             self.exits.deferred.push(report);
@@ -200,7 +280,9 @@ impl Supervisor {
         if self.cycle.questions_in_flight(pair) {
             return;
         }
-        let (ready, rest): (Vec<ExitReport>, Vec<ExitReport>) = std::mem::take(&mut self.exits.deferred).into_iter().partition(|r| r.pair == *pair);
+        let (ready, rest): (Vec<ExitReport>, Vec<ExitReport>) = std::mem::take(&mut self.exits.deferred)
+            .into_iter()
+            .partition(|r| r.pair == *pair);
         self.exits.deferred = rest;
         for r in ready {
             self.send_exit_report(r);
@@ -209,7 +291,11 @@ impl Supervisor {
 
     /// Report in order: register log → error → exit. The pair is asked again once the exit is reported.
     fn send_exit_report(&mut self, r: ExitReport) {
-        let ExitReport { pair, info, report_error } = r;
+        let ExitReport {
+            pair,
+            info,
+            report_error,
+        } = r;
         // An instance of the pair being spawned counts: it will authenticate, and `remaining_processes: 0`
         // would make the server delete the session it is about to use.
         let remaining = (self.instances_of(&pair) + usize::from(self.cycle.asking.contains(&pair))) as u64;
@@ -233,7 +319,11 @@ impl Supervisor {
                     }
                 }
                 let (result, tool) = report_exit(&client, known, &info.agent_id, &info.project_id, remaining).await;
-                let _ = tx.send(Msg::Reported { pair, result, exit_tool: tool });
+                let _ = tx.send(Msg::Reported {
+                    pair,
+                    result,
+                    exit_tool: tool,
+                });
             });
         }
     }
@@ -250,9 +340,15 @@ impl Supervisor {
             .collect();
         for id in others {
             tracing::info!(agent = %id, provider, "holding until the provider's limit resets (hit by {hit})");
-            self.holds.cooldowns.hold_for_provider(&id, until, &format!("{provider}, hit by {hit}"));
+            self.holds
+                .cooldowns
+                .hold_for_provider(&id, until, &format!("{provider}, hit by {hit}"));
             self.purge_queue(&id);
-            let _ = self.ev.send(Event::CooldownStarted { agent_id: id, until, reason: format!("quota ({provider}, hit by {hit})") });
+            let _ = self.ev.send(Event::CooldownStarted {
+                agent_id: id,
+                until,
+                reason: format!("quota ({provider}, hit by {hit})"),
+            });
         }
     }
 
@@ -321,7 +417,15 @@ impl Supervisor {
             return;
         }
         // Only pairs with nothing running and no report already in flight.
-        let pending: Vec<PairKey> = self.exits.pending.iter().filter(|p| !self.pair_running(p) && !self.cycle.asking.contains(p) && !self.exits.in_flight.contains_key(*p)).cloned().collect();
+        let pending: Vec<PairKey> = self
+            .exits
+            .pending
+            .iter()
+            .filter(|p| {
+                !self.pair_running(p) && !self.cycle.asking.contains(p) && !self.exits.in_flight.contains_key(*p)
+            })
+            .cloned()
+            .collect();
         if pending.is_empty() {
             return;
         }
@@ -353,7 +457,9 @@ impl Supervisor {
 /// patterns of `exit::detect_quota`. None = not a quota failure.
 fn quota_wait(kind: &str, tail: &str, ep: &crate::config::ErrorProtection) -> Option<u64> {
     let now = now_ms();
-    let stated = crate::runs::record::summarize(kind, tail).quota_reset_at.filter(|t| *t > now);
+    let stated = crate::runs::record::summarize(kind, tail)
+        .quota_reset_at
+        .filter(|t| *t > now);
     match stated {
         Some(t) => {
             let secs = ((t - now) as f64 / 1000.0) * (1.0 + ep.quota_margin_percent as f64 / 100.0);
@@ -397,7 +503,13 @@ pub(super) fn blame(f: &ExitFacts) -> Blame {
 
 /// Report an exit with whichever tool the server has: current servers know `report_process_exit`,
 /// 0.1.x-era servers only `invalidate_session`. The first call tells which; the answer is remembered.
-async fn report_exit(client: &PmClient, known: Option<ExitTool>, agent: &str, project: &str, remaining: u64) -> (Result<(), PmError>, Option<ExitTool>) {
+async fn report_exit(
+    client: &PmClient,
+    known: Option<ExitTool>,
+    agent: &str,
+    project: &str,
+    remaining: u64,
+) -> (Result<(), PmError>, Option<ExitTool>) {
     match known {
         // `invalidate_session` ends every session of the pair: with another instance still running it would
         // cut that one off, so it is only sent for the last one (the server's TTL covers the rest).
@@ -406,7 +518,10 @@ async fn report_exit(client: &PmClient, known: Option<ExitTool>, agent: &str, pr
         Some(ExitTool::ReportProcessExit) => (client.report_process_exit(agent, project, remaining).await, known),
         None => match client.report_process_exit(agent, project, remaining).await {
             Err(e) if e.is_unknown_tool() && remaining > 0 => (Ok(()), Some(ExitTool::InvalidateSession)),
-            Err(e) if e.is_unknown_tool() => (client.invalidate_session(agent, project).await, Some(ExitTool::InvalidateSession)),
+            Err(e) if e.is_unknown_tool() => (
+                client.invalidate_session(agent, project).await,
+                Some(ExitTool::InvalidateSession),
+            ),
             Ok(()) => (Ok(()), Some(ExitTool::ReportProcessExit)),
             Err(e) => (Err(e), None),
         },
@@ -418,25 +533,63 @@ mod tests {
     use super::*;
 
     fn facts() -> ExitFacts {
-        ExitFacts { quota: false, server_down_now: false, server_reachable: true, last_outage_at: None, started_at: 1_000 }
+        ExitFacts {
+            quota: false,
+            server_down_now: false,
+            server_reachable: true,
+            last_outage_at: None,
+            started_at: 1_000,
+        }
     }
 
     #[test]
     fn a_failure_with_a_healthy_server_is_the_agents() {
         assert_eq!(blame(&facts()), Blame::Agent);
         // An outage that ended before the run started says nothing about this run.
-        assert_eq!(blame(&ExitFacts { last_outage_at: Some(999), ..facts() }), Blame::Agent);
+        assert_eq!(
+            blame(&ExitFacts {
+                last_outage_at: Some(999),
+                ..facts()
+            }),
+            Blame::Agent
+        );
     }
 
     #[test]
     fn a_failure_during_or_right_after_an_outage_is_not() {
-        assert_eq!(blame(&ExitFacts { server_down_now: true, ..facts() }), Blame::Outage);
-        assert_eq!(blame(&ExitFacts { server_reachable: false, ..facts() }), Blame::Outage);
-        assert_eq!(blame(&ExitFacts { last_outage_at: Some(1_000), ..facts() }), Blame::Outage);
+        assert_eq!(
+            blame(&ExitFacts {
+                server_down_now: true,
+                ..facts()
+            }),
+            Blame::Outage
+        );
+        assert_eq!(
+            blame(&ExitFacts {
+                server_reachable: false,
+                ..facts()
+            }),
+            Blame::Outage
+        );
+        assert_eq!(
+            blame(&ExitFacts {
+                last_outage_at: Some(1_000),
+                ..facts()
+            }),
+            Blame::Outage
+        );
     }
 
     #[test]
     fn a_quota_is_the_providers_answer_even_during_an_outage() {
-        assert_eq!(blame(&ExitFacts { quota: true, server_down_now: true, server_reachable: false, ..facts() }), Blame::Agent);
+        assert_eq!(
+            blame(&ExitFacts {
+                quota: true,
+                server_down_now: true,
+                server_reachable: false,
+                ..facts()
+            }),
+            Blame::Agent
+        );
     }
 }

@@ -33,7 +33,13 @@ impl Supervisor {
         let now = now_ms();
         self.health.last_outage_at = Some(now);
         // Failures just before we noticed the outage were most likely caused by it: no backoff for those.
-        let recent: Vec<PairKey> = self.health.recent_backoffs.drain(..).filter(|(_, at)| now - at < 30_000).map(|(p, _)| p).collect();
+        let recent: Vec<PairKey> = self
+            .health
+            .recent_backoffs
+            .drain(..)
+            .filter(|(_, at)| now - at < 30_000)
+            .map(|(p, _)| p)
+            .collect();
         for pair in recent {
             self.holds.cooldowns.clear_pair(&pair.agent_id, &pair.project_id);
         }
@@ -41,7 +47,10 @@ impl Supervisor {
             let since = now_ms();
             self.health.server.unreachable_since = Some(since);
             tracing::warn!("PM server unreachable: {msg}");
-            let _ = self.ev.send(Event::ServerUnreachable { since, error: msg.clone() });
+            let _ = self.ev.send(Event::ServerUnreachable {
+                since,
+                error: msg.clone(),
+            });
         }
         self.health.server.reachable = false;
         self.health.server.token_rejected = false;
@@ -81,5 +90,7 @@ impl Supervisor {
 /// back even with a long polling interval (a health check is one small call).
 pub(super) fn backoff_delay(streak: u32, interval: Duration) -> Duration {
     let cap = interval.as_secs_f64().clamp(0.5, OUTAGE_RECHECK_MAX.as_secs_f64());
-    Duration::from_secs_f64(crate::backoff::jitter(crate::backoff::doubling(0.5, streak, 10).min(cap)))
+    Duration::from_secs_f64(crate::backoff::jitter(
+        crate::backoff::doubling(0.5, streak, 10).min(cap),
+    ))
 }

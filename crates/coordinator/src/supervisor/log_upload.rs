@@ -19,10 +19,18 @@ pub(super) struct UploadTarget {
 
 /// `register_execution_log_file`, returning the server's execution log id (needed for an upload).
 pub(super) async fn register_log(client: &PmClient, agent: &str, task: &str, path: &Path) -> Option<String> {
-    match client.register_execution_log_file(agent, task, &path.display().to_string()).await {
+    match client
+        .register_execution_log_file(agent, task, &path.display().to_string())
+        .await
+    {
         Ok(r) if r.success => r.execution_log_id,
         Ok(r) => {
-            tracing::debug!(agent, task, "log not registered: {}", r.error.as_deref().unwrap_or("no execution log"));
+            tracing::debug!(
+                agent,
+                task,
+                "log not registered: {}",
+                r.error.as_deref().unwrap_or("no execution log")
+            );
             None
         }
         Err(e) => {
@@ -66,7 +74,10 @@ impl Supervisor {
         if !u.enabled {
             return None;
         }
-        let base = u.server_url.clone().or_else(|| rest_base(&self.settings.server_address()))?;
+        let base = u
+            .server_url
+            .clone()
+            .or_else(|| rest_base(&self.settings.server_address()))?;
         Some(UploadTarget {
             base_url: base.trim_end_matches('/').to_string(),
             token: self.secrets.token.clone()?,

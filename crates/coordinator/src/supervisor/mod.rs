@@ -24,9 +24,9 @@ mod remote_config;
 mod shutdown;
 mod spawning;
 
-pub use protocol::{EngineConfig, PairKey};
 pub(crate) use protocol::Command;
 use protocol::Msg;
+pub use protocol::{EngineConfig, PairKey};
 
 use crate::api::*;
 use crate::config::Settings;
@@ -39,9 +39,9 @@ use cycle::CycleState;
 use eligibility::Holds;
 use exits::ExitState;
 use health::Health;
+use publish::Status;
 use remote_config::RemoteState;
 use spawning::Runs;
-use publish::Status;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,14 +51,22 @@ use tokio::time::Instant;
 /// Per-call timeout towards the server.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch::Sender<Snapshot>, ev: broadcast::Sender<Event>) {
+pub(crate) fn spawn(
+    cfg: EngineConfig,
+    cmd: mpsc::Receiver<Command>,
+    snap: watch::Sender<Snapshot>,
+    ev: broadcast::Sender<Event>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let persisted = cfg.state_path.as_deref().map(PersistedState::load).unwrap_or_default();
     let (state_tx, state_rx) = watch::channel(persisted.clone());
     if let Some(path) = cfg.state_path.clone() {
         tokio::spawn(publish::state_writer(path, state_rx));
     }
-    let server = ServerHealth { address: cfg.settings.server_address(), ..Default::default() };
+    let server = ServerHealth {
+        address: cfg.settings.server_address(),
+        ..Default::default()
+    };
     // The run history: opening it closes runs a crash left "running" as "interrupted".
     let (run_store, run_store_error) = match cfg.runs_db.as_deref().map(crate::runs::RunStore::open) {
         None => (None, None),
@@ -84,9 +92,24 @@ pub(crate) fn spawn(cfg: EngineConfig, cmd: mpsc::Receiver<Command>, snap: watch
         secrets: Credentials::default(),
         cycle: CycleState::new(),
         runs: Runs::default(),
-        holds: Holds { cooldowns: persisted.cooldowns.clone(), pairs: HashMap::new(), paused: persisted.paused.clone() },
-        exits: ExitState { pending: persisted.pending_exit_reports.iter().cloned().map(PairKey::from).collect(), ..Default::default() },
-        health: Health { server, ..Default::default() },
+        holds: Holds {
+            cooldowns: persisted.cooldowns.clone(),
+            pairs: HashMap::new(),
+            paused: persisted.paused.clone(),
+        },
+        exits: ExitState {
+            pending: persisted
+                .pending_exit_reports
+                .iter()
+                .cloned()
+                .map(PairKey::from)
+                .collect(),
+            ..Default::default()
+        },
+        health: Health {
+            server,
+            ..Default::default()
+        },
         remote: RemoteState::default(),
         status: Status::new(snap),
         run_store,
@@ -186,7 +209,11 @@ impl Supervisor {
                 }
                 let _ = done.send(found);
             }
-            Command::PauseAgent { agent_id, until, stop_running } => self.pause_agent(agent_id, until, stop_running),
+            Command::PauseAgent {
+                agent_id,
+                until,
+                stop_running,
+            } => self.pause_agent(agent_id, until, stop_running),
             Command::ResumeAgent(agent_id) => self.resume_agent(&agent_id),
             Command::RetryAgent(agent_id) => self.retry_agent(&agent_id),
             Command::SecretsChanged => self.load_secrets(),
@@ -218,7 +245,10 @@ impl Supervisor {
         // Agents may have been disabled: questions are queued again from the next cycle.
         self.queue().clear();
         if server_changed {
-            self.health.server = ServerHealth { address: self.settings.server_address(), ..Default::default() };
+            self.health.server = ServerHealth {
+                address: self.settings.server_address(),
+                ..Default::default()
+            };
             self.exits.tool = None;
             self.remote.base_prompt_at = None;
         }
@@ -240,11 +270,26 @@ impl Supervisor {
             Msg::Asked { pair, result, holds } => self.asker_done(Some((pair, result)), holds),
             Msg::AskerIdle { holds } => self.asker_done(None, holds),
             Msg::QuestionDone { pair } => self.flush_deferred_reports(&pair),
-            Msg::Spawned { pair, result, asked_at, pair_only } => self.spawned(pair, result, asked_at, pair_only),
+            Msg::Spawned {
+                pair,
+                result,
+                asked_at,
+                pair_only,
+            } => self.spawned(pair, result, asked_at, pair_only),
             Msg::Exited { id, code, summary } => self.exited(id, code, summary),
             Msg::Progress { id, progress } => self.progress(id, progress),
-            Msg::Analyzed { id, code, error_line, quota_secs, server_error } => self.analyzed(id, code, error_line, quota_secs, server_error),
-            Msg::Reported { pair, result, exit_tool } => self.reported(pair, result, exit_tool),
+            Msg::Analyzed {
+                id,
+                code,
+                error_line,
+                quota_secs,
+                server_error,
+            } => self.analyzed(id, code, error_line, quota_secs, server_error),
+            Msg::Reported {
+                pair,
+                result,
+                exit_tool,
+            } => self.reported(pair, result, exit_tool),
             Msg::RemoteConfig(r) => self.remote_config(r),
             Msg::RemotePasskeysStored => self.load_secrets(),
             Msg::PendingFlushed { done, exit_tool } => self.pending_flushed(done, exit_tool),

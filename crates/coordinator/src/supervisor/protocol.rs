@@ -22,7 +22,10 @@ pub struct PairKey {
 
 impl PairKey {
     pub fn new(agent_id: impl Into<String>, project_id: impl Into<String>) -> PairKey {
-        PairKey { agent_id: agent_id.into(), project_id: project_id.into() }
+        PairKey {
+            agent_id: agent_id.into(),
+            project_id: project_id.into(),
+        }
     }
 }
 
@@ -61,7 +64,11 @@ pub(crate) enum Command {
     Reload(Box<Settings>),
     StopInstance(u64, oneshot::Sender<bool>),
     /// Pause an agent (until a time, or until resumed); `stop_running` also stops its instances.
-    PauseAgent { agent_id: String, until: Option<crate::api::UnixMs>, stop_running: bool },
+    PauseAgent {
+        agent_id: String,
+        until: Option<crate::api::UnixMs>,
+        stop_running: bool,
+    },
     ResumeAgent(String),
     /// "Retry now": lift the agent's cooldowns (quota or failures) at once.
     RetryAgent(String),
@@ -71,26 +78,66 @@ pub(crate) enum Command {
 
 /// Results of the small tasks, sent back to the loop.
 pub(super) enum Msg {
-    SecretsLoaded { passkeys: HashMap<String, Option<String>>, token: Option<String>, error: Option<String> },
-    Discovered { cycle: u64, result: Result<Discovery, PmError> },
+    SecretsLoaded {
+        passkeys: HashMap<String, Option<String>>,
+        token: Option<String>,
+        error: Option<String>,
+    },
+    Discovered {
+        cycle: u64,
+        result: Result<Discovery, PmError>,
+    },
     /// From an asker: `last` means the asker ended and its slot comes back to the loop.
-    Asked { pair: PairKey, result: Result<AgentAction, PmError>, holds: u64 },
-    AskerIdle { holds: u64 },
+    Asked {
+        pair: PairKey,
+        result: Result<AgentAction, PmError>,
+        holds: u64,
+    },
+    AskerIdle {
+        holds: u64,
+    },
     /// A question about a pair whose exit report waits for it was answered with a no-op.
-    QuestionDone { pair: PairKey },
+    QuestionDone {
+        pair: PairKey,
+    },
     // Boxed: the largest message by far, and every message in the channel is as big as the largest.
     /// `pair_only`: the failure concerns this (agent, project) pair only (its working dir, its task id), so
     /// only the pair is held; the agent keeps running in its other projects.
-    Spawned { pair: PairKey, result: Result<Box<Spawned>, String>, asked_at: Instant, pair_only: bool },
+    Spawned {
+        pair: PairKey,
+        result: Result<Box<Spawned>, String>,
+        asked_at: Instant,
+        pair_only: bool,
+    },
     /// `summary`: what the log relay parsed of the whole output (None when its copy was cut short).
-    Exited { id: u64, code: Option<i32>, summary: Option<Box<crate::runs::Summarizer>> },
+    Exited {
+        id: u64,
+        code: Option<i32>,
+        summary: Option<Box<crate::runs::Summarizer>>,
+    },
     /// A running instance's live fields moved (at most once a second per instance, from its relay).
-    Progress { id: u64, progress: crate::runs::RunProgress },
+    Progress {
+        id: u64,
+        progress: crate::runs::RunProgress,
+    },
     /// A run's log was read (`error_line`: the upstream error line, if any) and, for a failed run, the
     /// server probed (`server_error`: it is down now).
-    Analyzed { id: u64, code: Option<i32>, error_line: Option<String>, quota_secs: Option<u64>, server_error: Option<PmError> },
-    Reported { pair: PairKey, result: Result<(), PmError>, exit_tool: Option<ExitTool> },
-    PendingFlushed { done: Vec<PairKey>, exit_tool: Option<ExitTool> },
+    Analyzed {
+        id: u64,
+        code: Option<i32>,
+        error_line: Option<String>,
+        quota_secs: Option<u64>,
+        server_error: Option<PmError>,
+    },
+    Reported {
+        pair: PairKey,
+        result: Result<(), PmError>,
+        exit_tool: Option<ExitTool>,
+    },
+    PendingFlushed {
+        done: Vec<PairKey>,
+        exit_tool: Option<ExitTool>,
+    },
     RemoteConfig(Result<crate::pm::RemoteConfig, PmError>),
     RemotePasskeysStored,
 }

@@ -31,7 +31,16 @@ pub(super) struct Status {
 
 impl Status {
     pub(super) fn new(snap: watch::Sender<Snapshot>) -> Status {
-        Status { snap, errors: VecDeque::new(), agent_errors: HashMap::new(), counters: Counters::default(), local_problems: HashMap::new(), attention: Vec::new(), dirty: true, publish_at: None }
+        Status {
+            snap,
+            errors: VecDeque::new(),
+            agent_errors: HashMap::new(),
+            counters: Counters::default(),
+            local_problems: HashMap::new(),
+            attention: Vec::new(),
+            dirty: true,
+            publish_at: None,
+        }
     }
 }
 
@@ -54,7 +63,18 @@ impl Supervisor {
             .collect();
         let now = now_ms();
         self.holds.paused.retain(|_, until| until.is_none_or(|t| t > now));
-        let st = PersistedState { children, cooldowns: self.holds.cooldowns.clone(), pending_exit_reports: self.exits.pending.iter().cloned().map(<(String, String)>::from).collect(), paused: self.holds.paused.clone() };
+        let st = PersistedState {
+            children,
+            cooldowns: self.holds.cooldowns.clone(),
+            pending_exit_reports: self
+                .exits
+                .pending
+                .iter()
+                .cloned()
+                .map(<(String, String)>::from)
+                .collect(),
+            paused: self.holds.paused.clone(),
+        };
         let _ = self.state_tx.send(st);
     }
 
@@ -62,7 +82,12 @@ impl Supervisor {
 
     pub(super) fn push_error(&mut self, agent: Option<&str>, project: Option<&str>, message: String) {
         let message = self.redactor.redact(&message);
-        self.status.errors.push_back(ErrorEntry { at: now_ms(), agent_id: agent.map(str::to_string), project_id: project.map(str::to_string), message });
+        self.status.errors.push_back(ErrorEntry {
+            at: now_ms(),
+            agent_id: agent.map(str::to_string),
+            project_id: project.map(str::to_string),
+            message,
+        });
         while self.status.errors.len() > MAX_ERRORS {
             self.status.errors.pop_front();
         }
@@ -81,7 +106,12 @@ impl Supervisor {
         let now = now_ms();
         let mut instances: Vec<InstanceInfo> = self.runs.instances.values().map(|i| i.info.clone()).collect();
         for i in &mut instances {
-            i.project_name = self.cycle.projects.get(&i.project_id).map(|p| p.project_name.clone()).filter(|n| !n.is_empty());
+            i.project_name = self
+                .cycle
+                .projects
+                .get(&i.project_id)
+                .map(|p| p.project_name.clone())
+                .filter(|n| !n.is_empty());
         }
         instances.sort_by_key(|i| i.id);
         let agents = self
@@ -109,7 +139,10 @@ impl Supervisor {
                     AgentState::NoPasskey
                 } else if let Some(e) = self.status.agent_errors.get(id) {
                     AgentState::Error { message: e.clone() }
-                } else if self.running && (!self.health.server.reachable || self.health.server.token_rejected) && self.health.server.last_error.is_some() {
+                } else if self.running
+                    && (!self.health.server.reachable || self.health.server.token_rejected)
+                    && self.health.server.last_error.is_some()
+                {
                     AgentState::WaitingForServer
                 } else {
                     AgentState::Idle
@@ -118,7 +151,14 @@ impl Supervisor {
                     Some((c, p)) => (*c, Some(p.clone())),
                     None => (None, None),
                 };
-                AgentStatus { agent_id: id.clone(), enabled: a.enabled, has_passkey, state, last_exit_code, last_log_path }
+                AgentStatus {
+                    agent_id: id.clone(),
+                    enabled: a.enabled,
+                    has_passkey,
+                    state,
+                    last_exit_code,
+                    last_log_path,
+                }
             })
             .collect();
         let mut snap = Snapshot {
@@ -148,13 +188,23 @@ impl Supervisor {
     fn attention_facts(&self) -> crate::attention::Facts {
         let mut failures: HashMap<String, u32> = HashMap::new();
         let cd = &self.holds.cooldowns;
-        let errors = cd.agents.iter().filter(|(_, c)| c.reason == crate::exit::CooldownReason::Error).map(|(a, c)| (a, c.consecutive_failures));
-        let pairs = cd.pairs.iter().flat_map(|(a, m)| m.values().map(move |c| (a, c.consecutive_failures)));
+        let errors = cd
+            .agents
+            .iter()
+            .filter(|(_, c)| c.reason == crate::exit::CooldownReason::Error)
+            .map(|(a, c)| (a, c.consecutive_failures));
+        let pairs = cd
+            .pairs
+            .iter()
+            .flat_map(|(a, m)| m.values().map(move |c| (a, c.consecutive_failures)));
         for (agent, n) in errors.chain(pairs) {
             let e = failures.entry(agent.clone()).or_default();
             *e = (*e).max(n);
         }
-        crate::attention::Facts { failures_in_a_row: failures, local_problems: self.status.local_problems.clone() }
+        crate::attention::Facts {
+            failures_in_a_row: failures,
+            local_problems: self.status.local_problems.clone(),
+        }
     }
 }
 

@@ -5,8 +5,8 @@ use super::protocol::Msg;
 use super::{Supervisor, CALL_TIMEOUT};
 use crate::config::Settings;
 use crate::pm::{PmError, RemoteConfig};
-use std::collections::HashMap;
 use crate::secrets;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -63,7 +63,12 @@ pub(super) fn merge(settings: &mut Settings, rc: &RemoteConfig, local: &HashMap<
     if rc.root_agent_id.is_some() && settings.root_agent_id.is_none() && !pinned(settings, "root_agent_id") {
         settings.root_agent_id = rc.root_agent_id.clone();
     }
-    m.foreign_providers = rc.ai_providers.iter().filter(|(name, _, _)| !settings.providers.contains_key(name)).map(|(n, _, _)| n.clone()).collect();
+    m.foreign_providers = rc
+        .ai_providers
+        .iter()
+        .filter(|(name, _, _)| !settings.providers.contains_key(name))
+        .map(|(n, _, _)| n.clone())
+        .collect();
     let add_agents = !pinned(settings, "agents") && settings.agents.is_empty();
     for (id, passkey) in &rc.agents {
         if crate::paths::validate_id(id).is_err() {
@@ -91,9 +96,14 @@ pub(super) fn merge(settings: &mut Settings, rc: &RemoteConfig, local: &HashMap<
 impl Supervisor {
     /// HTTP servers publish a coordinator configuration (protocol doc §4.3); fetch it now and then.
     pub(super) fn maybe_fetch_remote_config(&mut self) {
-        let Some(base) = rest_base(&self.settings.server_address()) else { return };
-        let Some(token) = self.secrets.token.clone() else { return };
-        let every = (Duration::from_secs(self.settings.polling_interval_secs) * REMOTE_CONFIG_EVERY_TICKS).max(Duration::from_secs(5));
+        let Some(base) = rest_base(&self.settings.server_address()) else {
+            return;
+        };
+        let Some(token) = self.secrets.token.clone() else {
+            return;
+        };
+        let every = (Duration::from_secs(self.settings.polling_interval_secs) * REMOTE_CONFIG_EVERY_TICKS)
+            .max(Duration::from_secs(5));
         if self.remote.fetched_at.is_some_and(|t| t.elapsed() < every) {
             return;
         }
@@ -127,10 +137,19 @@ impl Supervisor {
             self.redactor.add(pk);
             crate::redact::global().add(pk);
         }
-        let foreign = (!m.foreign_providers.is_empty()).then(|| format!("provider commands in its dynamic configuration ({})", m.foreign_providers.join(", ")));
+        let foreign = (!m.foreign_providers.is_empty()).then(|| {
+            format!(
+                "provider commands in its dynamic configuration ({})",
+                m.foreign_providers.join(", ")
+            )
+        });
         let conflicts = self.secrets.conflicts.clone();
         let report_conflict = move |id: &str| {
-            if conflicts.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string()) {
+            if conflicts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.to_string())
+            {
                 tracing::warn!(agent = %id, "the server sends a passkey that differs from the one stored locally; the local one is kept");
             }
         };
@@ -156,7 +175,9 @@ impl Supervisor {
                                 tracing::warn!(agent = %id, "cannot store the passkey sent by the server: {e}");
                             }
                         }
-                        Err(e) => tracing::warn!(agent = %id, "cannot read the secret store; the server's passkey is not stored: {e}"),
+                        Err(e) => {
+                            tracing::warn!(agent = %id, "cannot read the secret store; the server's passkey is not stored: {e}")
+                        }
                     }
                 }
                 let _ = tx.send(Msg::RemotePasskeysStored);
@@ -177,8 +198,15 @@ mod tests {
         RemoteConfig {
             polling_interval: Some(7),
             max_concurrent: Some(5),
-            agents: vec![("agt_ai".into(), Some("pk-ai-123456".into())), ("usr_human".into(), None), ("../x".into(), Some("pk-bad-1234".into()))],
-            ai_providers: vec![("claude".into(), "claude".into(), vec![]), ("evil".into(), "/tmp/evil".into(), vec![])],
+            agents: vec![
+                ("agt_ai".into(), Some("pk-ai-123456".into())),
+                ("usr_human".into(), None),
+                ("../x".into(), Some("pk-bad-1234".into())),
+            ],
+            ai_providers: vec![
+                ("claude".into(), "claude".into(), vec![]),
+                ("evil".into(), "/tmp/evil".into(), vec![]),
+            ],
             ..Default::default()
         }
     }
@@ -187,7 +215,11 @@ mod tests {
     fn a_server_driven_setup_gets_only_ai_agents_with_safe_ids() {
         let mut s = Settings::default();
         let m = merge(&mut s, &rc(), &HashMap::new());
-        assert_eq!(s.agents.keys().collect::<Vec<_>>(), vec!["agt_ai"], "humans and unsafe ids are never added");
+        assert_eq!(
+            s.agents.keys().collect::<Vec<_>>(),
+            vec!["agt_ai"],
+            "humans and unsafe ids are never added"
+        );
         assert_eq!(m.to_store, vec![("agt_ai".to_string(), "pk-ai-123456".to_string())]);
         assert_eq!((s.polling_interval_secs, s.max_concurrent), (7, 5));
         assert_eq!(m.foreign_providers, vec!["evil".to_string()]);
@@ -203,11 +235,18 @@ mod tests {
         r.agents.push(("agt_local".into(), Some("pk-server-9999".into())));
         let local = HashMap::from([("agt_local".to_string(), Some("pk-local-0000".to_string()))]);
         let m = merge(&mut s, &r, &local);
-        assert!(!s.agents.contains_key("agt_ai"), "the server's agents are not added to a local list");
+        assert!(
+            !s.agents.contains_key("agt_ai"),
+            "the server's agents are not added to a local list"
+        );
         assert_eq!(s.max_concurrent, 2, "a pinned field keeps the user's value");
         assert_eq!(s.polling_interval_secs, 7);
         assert_eq!(m.conflicts, vec!["agt_local".to_string()]);
         assert!(m.to_store.is_empty());
-        assert_eq!(m.passkeys_seen, vec!["pk-server-9999".to_string()], "the server's passkey is still masked");
+        assert_eq!(
+            m.passkeys_seen,
+            vec!["pk-server-9999".to_string()],
+            "the server's passkey is still masked"
+        );
     }
 }

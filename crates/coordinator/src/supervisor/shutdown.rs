@@ -1,8 +1,8 @@
 //! Stopping: every child (bounded wait for exits and reports), and orphans left by a crashed run.
 
 use super::protocol::Msg;
-use super::spawning::STOP_GRACE;
 use super::protocol::PairKey;
+use super::spawning::STOP_GRACE;
 use super::Supervisor;
 use crate::launch;
 use crate::state::ChildRecord;
@@ -21,7 +21,12 @@ impl Supervisor {
         }
         let deadline = Instant::now() + STOP_GRACE + Duration::from_secs(5);
         // Drain messages until every instance is gone and its exit report is done (or the deadline passes).
-        while (!self.runs.instances.is_empty() || !self.cycle.asking.is_empty() || self.cycle.askers > 0 || self.reports_in_flight()) && Instant::now() < deadline {
+        while (!self.runs.instances.is_empty()
+            || !self.cycle.asking.is_empty()
+            || self.cycle.askers > 0
+            || self.reports_in_flight())
+            && Instant::now() < deadline
+        {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(m)) => {
                     // Late start answers are not acted on while stopping.
@@ -40,7 +45,9 @@ impl Supervisor {
     }
 
     pub(super) fn reports_in_flight(&self) -> bool {
-        self.exits.pending.iter().any(|p| !self.pair_running(p)) && self.health.server.reachable && self.client.is_some()
+        self.exits.pending.iter().any(|p| !self.pair_running(p))
+            && self.health.server.reachable
+            && self.client.is_some()
     }
 
     /// Children recorded by a previous run that crashed: stop them (we cannot re-attach to their output,
@@ -51,7 +58,11 @@ impl Supervisor {
             if crate::state::group_is_ours(&rec) {
                 tracing::warn!(pid = rec.pid, agent = %rec.agent_id, project = %rec.project_id, "stopping an agent left running by a previous coordinator");
                 launch::stop_group(rec.pgid, STOP_GRACE).await;
-                self.push_error(Some(&rec.agent_id), Some(&rec.project_id), format!("stopped orphaned agent pid {} from a previous run", rec.pid));
+                self.push_error(
+                    Some(&rec.agent_id),
+                    Some(&rec.project_id),
+                    format!("stopped orphaned agent pid {} from a previous run", rec.pid),
+                );
             }
             let pair = PairKey::new(&rec.agent_id, &rec.project_id);
             if !self.exits.pending.contains(&pair) {

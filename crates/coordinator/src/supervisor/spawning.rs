@@ -47,7 +47,13 @@ pub(super) struct Runs {
 
 impl Default for Runs {
     fn default() -> Runs {
-        Runs { instances: HashMap::new(), next_id: 1, live_logs: Default::default(), reported_server_command: false, orphaned: HashMap::new() }
+        Runs {
+            instances: HashMap::new(),
+            next_id: 1,
+            live_logs: Default::default(),
+            reported_server_command: false,
+            orphaned: HashMap::new(),
+        }
     }
 }
 
@@ -74,7 +80,12 @@ impl Supervisor {
         let req = match self.launch_request(&pair, &action) {
             Ok(r) => r,
             Err((e, pair_only)) => {
-                let _ = tx.send(Msg::Spawned { pair, result: Err(e), asked_at, pair_only });
+                let _ = tx.send(Msg::Spawned {
+                    pair,
+                    result: Err(e),
+                    asked_at,
+                    pair_only,
+                });
                 return;
             }
         };
@@ -85,7 +96,9 @@ impl Supervisor {
         // The new run's log is live from now on: no retention pass (this one or a concurrent spawn's) may
         // delete it, nor the log of any other run being spawned or running.
         let live = self.runs.live_logs.clone();
-        live.lock().unwrap_or_else(|p| p.into_inner()).insert(req.log_path.clone());
+        live.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(req.log_path.clone());
         let own_log = req.log_path.clone();
         let lease_action = action.clone();
         let provider_label = req.provider_name.clone();
@@ -100,11 +113,19 @@ impl Supervisor {
                 if req.kind == ProviderKind::Gemini {
                     // Upstream resolves symlinks (os.path.realpath) for Gemini's includeDirectories.
                     let wd = req.working_dir.clone();
-                    req.real_working_dir = tokio::task::spawn_blocking(move || std::fs::canonicalize(wd).ok()).await.ok().flatten();
+                    req.real_working_dir = tokio::task::spawn_blocking(move || std::fs::canonicalize(wd).ok())
+                        .await
+                        .ok()
+                        .flatten();
                 }
                 let plan = launch::plan(&req).map_err(|e| e.to_string())?;
-                let rec = launch::Recorder { kind: req.kind.as_str().to_string(), prices };
-                let child = launch::spawn_recorded(&plan, &req.log_path, &redactor, Some(rec)).await.map_err(|e| e.to_string())?;
+                let rec = launch::Recorder {
+                    kind: req.kind.as_str().to_string(),
+                    prices,
+                };
+                let child = launch::spawn_recorded(&plan, &req.log_path, &redactor, Some(rec))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let info = InstanceInfo {
                     id: 0,
                     agent_id: req.agent_id.clone(),
@@ -123,22 +144,44 @@ impl Supervisor {
                 let live = live.clone();
                 tokio::task::spawn_blocking(move || {
                     let keep: Vec<PathBuf> = live.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
-                    crate::logs::prune(&log_root, &agent, retention.max_files_per_agent, retention.max_mb_per_agent * 1024 * 1024, &keep)
+                    crate::logs::prune(
+                        &log_root,
+                        &agent,
+                        retention.max_files_per_agent,
+                        retention.max_mb_per_agent * 1024 * 1024,
+                        &keep,
+                    )
                 });
-                Ok(Box::new(Spawned { info, plan, child, kind: req.kind, action: lease_action }))
+                Ok(Box::new(Spawned {
+                    info,
+                    plan,
+                    child,
+                    kind: req.kind,
+                    action: lease_action,
+                }))
             }
             .await;
             if result.is_err() {
                 live.lock().unwrap_or_else(|p| p.into_inner()).remove(&own_log);
             }
-            let _ = tx.send(Msg::Spawned { pair, result, asked_at, pair_only: false });
+            let _ = tx.send(Msg::Spawned {
+                pair,
+                result,
+                asked_at,
+                pair_only: false,
+            });
         });
     }
 
     /// Everything about a start that can be decided without I/O (and the log file, created here).
     /// Errors say whether they concern only this pair (`true`: its project, its task) or the whole agent.
     pub(super) fn launch_request(&self, pair: &PairKey, action: &AgentAction) -> Result<LaunchRequest, (String, bool)> {
-        let project = self.cycle.projects.get(&pair.project_id).ok_or_else(|| (format!("project {} vanished from the server's list", pair.project_id), true))?;
+        let project = self.cycle.projects.get(&pair.project_id).ok_or_else(|| {
+            (
+                format!("project {} vanished from the server's list", pair.project_id),
+                true,
+            )
+        })?;
         // Checked before asking too (build_queues); again here, as the directory may vanish in between.
         if let Some(problem) = working_dir_problem(project) {
             return Err((problem, true));
@@ -159,23 +202,60 @@ impl Supervisor {
         }
         let msg = format!("the server sent {what}; ignored: only programs configured locally run (kick_command and server-defined provider commands are never executed)");
         tracing::warn!("{msg}");
-        self.push_error(pair.map(|p| p.agent_id.as_str()), pair.map(|p| p.project_id.as_str()), msg);
+        self.push_error(
+            pair.map(|p| p.agent_id.as_str()),
+            pair.map(|p| p.project_id.as_str()),
+            msg,
+        );
     }
 
-    pub(super) fn agent_launch_request(&self, pair: &PairKey, action: &AgentAction, wd: PathBuf) -> Result<LaunchRequest, String> {
-        let agent = self.settings.agents.get(&pair.agent_id).ok_or_else(|| format!("agent {} is not in settings", pair.agent_id))?;
+    pub(super) fn agent_launch_request(
+        &self,
+        pair: &PairKey,
+        action: &AgentAction,
+        wd: PathBuf,
+    ) -> Result<LaunchRequest, String> {
+        let agent = self
+            .settings
+            .agents
+            .get(&pair.agent_id)
+            .ok_or_else(|| format!("agent {} is not in settings", pair.agent_id))?;
         // A provider named by the server selects among local providers; an unknown name falls back to the
         // claude configuration, as the upstream coordinator does.
-        let from_server = action.provider.clone().filter(|p| self.settings.providers.contains_key(p));
-        let provider_name = agent.provider.clone().or(from_server).unwrap_or_else(|| "claude".to_string());
+        let from_server = action
+            .provider
+            .clone()
+            .filter(|p| self.settings.providers.contains_key(p));
+        let provider_name = agent
+            .provider
+            .clone()
+            .or(from_server)
+            .unwrap_or_else(|| "claude".to_string());
         let provider = self.settings.providers.get(&provider_name).cloned().ok_or_else(|| {
-            format!("provider {provider_name:?} (asked for agent {}) is not configured; add it under providers in settings", pair.agent_id)
+            format!(
+                "provider {provider_name:?} (asked for agent {}) is not configured; add it under providers in settings",
+                pair.agent_id
+            )
         })?;
         let kind = self.settings.provider_kind(&provider_name);
-        let model = agent.model.clone().or_else(|| action.model.clone().filter(|m| !m.is_empty())).or_else(|| provider.model.clone());
-        let passkey = self.secrets.passkeys.get(&pair.agent_id).cloned().flatten().ok_or_else(|| format!("no passkey for agent {}", pair.agent_id))?;
-        let log_path = crate::logs::new_run_log(&self.settings.log_root(), &pair.agent_id)
-            .map_err(|e| format!("cannot create a log file under {}: {e}; not starting the agent blind", self.settings.log_root().display()))?;
+        let model = agent
+            .model
+            .clone()
+            .or_else(|| action.model.clone().filter(|m| !m.is_empty()))
+            .or_else(|| provider.model.clone());
+        let passkey = self
+            .secrets
+            .passkeys
+            .get(&pair.agent_id)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| format!("no passkey for agent {}", pair.agent_id))?;
+        let log_path = crate::logs::new_run_log(&self.settings.log_root(), &pair.agent_id).map_err(|e| {
+            format!(
+                "cannot create a log file under {}: {e}; not starting the agent blind",
+                self.settings.log_root().display()
+            )
+        })?;
         Ok(LaunchRequest {
             agent_id: pair.agent_id.clone(),
             project_id: pair.project_id.clone(),
@@ -201,14 +281,28 @@ impl Supervisor {
         })
     }
 
-    pub(super) fn spawned(&mut self, pair: PairKey, result: Result<Box<Spawned>, String>, asked_at: Instant, pair_only: bool) {
+    pub(super) fn spawned(
+        &mut self,
+        pair: PairKey,
+        result: Result<Box<Spawned>, String>,
+        asked_at: Instant,
+        pair_only: bool,
+    ) {
         self.cycle.asking.remove(&pair);
         match result {
             Err(e) => {
                 let e = self.redactor.redact(&e);
                 tracing::error!(agent = %pair.agent_id, project = %pair.project_id, "spawn failed: {e}");
-                self.push_error(Some(&pair.agent_id), Some(&pair.project_id), format!("spawn failed: {e}"));
-                let _ = self.ev.send(Event::SpawnFailed { agent_id: pair.agent_id.clone(), project_id: pair.project_id.clone(), error: e.clone() });
+                self.push_error(
+                    Some(&pair.agent_id),
+                    Some(&pair.project_id),
+                    format!("spawn failed: {e}"),
+                );
+                let _ = self.ev.send(Event::SpawnFailed {
+                    agent_id: pair.agent_id.clone(),
+                    project_id: pair.project_id.clone(),
+                    error: e.clone(),
+                });
                 // A spawn failure is a failure like any other: back off, never storm. A pair-specific one
                 // (this project's working dir, this task id) holds only the pair: the agent's other
                 // projects keep running.
@@ -221,8 +315,19 @@ impl Supervisor {
                 }
                 let ep = &self.settings.error_protection;
                 if !pair_only && ep.enabled {
-                    let c = self.holds.cooldowns.record_failure(&pair.agent_id, None, None, ep.default_cooldown_secs, ep.max_cooldown_secs, now_ms());
-                    let _ = self.ev.send(Event::CooldownStarted { agent_id: pair.agent_id.clone(), until: c.until, reason: c.reason.to_string() });
+                    let c = self.holds.cooldowns.record_failure(
+                        &pair.agent_id,
+                        None,
+                        None,
+                        ep.default_cooldown_secs,
+                        ep.max_cooldown_secs,
+                        now_ms(),
+                    );
+                    let _ = self.ev.send(Event::CooldownStarted {
+                        agent_id: pair.agent_id.clone(),
+                        until: c.until,
+                        reason: c.reason.to_string(),
+                    });
                     self.purge_queue(&pair.agent_id);
                 }
                 // The lease is lost (the server holds the pair until it expires). A local problem goes to
@@ -302,7 +407,19 @@ impl Supervisor {
                         },
                     );
                 }
-                self.runs.instances.insert(id, Instance { info, plan: s.plan, stopping: false, stopped_by_user: false, run_id, kind: s.kind, lease: (s.action, asked_at), summary: None });
+                self.runs.instances.insert(
+                    id,
+                    Instance {
+                        info,
+                        plan: s.plan,
+                        stopping: false,
+                        stopped_by_user: false,
+                        run_id,
+                        kind: s.kind,
+                        lease: (s.action, asked_at),
+                        summary: None,
+                    },
+                );
                 if !self.running {
                     // The spawn raced a stop: it must not outlive the coordinator's stop.
                     self.stop_instance(id);
@@ -316,7 +433,9 @@ impl Supervisor {
 
     /// A running instance's live fields, from its relay: onto the snapshot and into the run history.
     pub(super) fn progress(&mut self, id: u64, p: crate::runs::RunProgress) {
-        let Some(inst) = self.runs.instances.get_mut(&id) else { return };
+        let Some(inst) = self.runs.instances.get_mut(&id) else {
+            return;
+        };
         let info = &mut inst.info;
         info.tokens = p.usage;
         info.cost_usd = p.cost_usd;

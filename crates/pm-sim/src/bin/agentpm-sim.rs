@@ -3,7 +3,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "agentpm-sim", version, about = "Simulator of the AI Agent PM server (coordinator protocol)")]
+#[command(
+    name = "agentpm-sim",
+    version,
+    about = "Simulator of the AI Agent PM server (coordinator protocol)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -57,9 +61,33 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Cmd::Serve { socket, http, agents, projects, items, legacy, work_root, secrets_out, lease_secs, humans, providers, outage_after, outage_for, stats_out } = Cli::parse().cmd;
-    anyhow::ensure!(socket.is_some() || http.is_some(), "give --socket PATH and/or --http ADDR");
-    let workload = pm_sim::Workload { projects, agents, items_per_pair: items, provider: "claude".into(), model: None };
+    let Cmd::Serve {
+        socket,
+        http,
+        agents,
+        projects,
+        items,
+        legacy,
+        work_root,
+        secrets_out,
+        lease_secs,
+        humans,
+        providers,
+        outage_after,
+        outage_for,
+        stats_out,
+    } = Cli::parse().cmd;
+    anyhow::ensure!(
+        socket.is_some() || http.is_some(),
+        "give --socket PATH and/or --http ADDR"
+    );
+    let workload = pm_sim::Workload {
+        projects,
+        agents,
+        items_per_pair: items,
+        provider: "claude".into(),
+        model: None,
+    };
     let mut cfg = pm_sim::SimConfig::new(workload, work_root);
     cfg.socket_path = socket;
     cfg.http_addr = http;
@@ -73,7 +101,10 @@ async fn main() -> anyhow::Result<()> {
         sim.set_agent_provider(a, p);
     }
     if let Some(after) = outage_after {
-        sim.schedule_outage(std::time::Duration::from_secs_f64(after), std::time::Duration::from_secs_f64(outage_for));
+        sim.schedule_outage(
+            std::time::Duration::from_secs_f64(after),
+            std::time::Duration::from_secs_f64(outage_for),
+        );
     }
     if let Some(p) = sim.socket_path() {
         println!("socket: {}", p.display());
@@ -88,15 +119,33 @@ async fn main() -> anyhow::Result<()> {
             "coordinator_token": sim.coordinator_token(),
             "passkeys": sim.agent_ids().iter().map(|a| (a.clone(), sim.passkey(a))).collect::<std::collections::BTreeMap<_, _>>(),
         });
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
         f.write_all(serde_json::to_string_pretty(&body)?.as_bytes())?;
         println!("token and passkeys written to {} (mode 0600)", path.display());
     }
-    println!("agents: {}; projects: {}; Ctrl-C to stop", sim.agent_ids().join(", "), sim.project_ids().join(", "));
+    println!(
+        "agents: {}; projects: {}; Ctrl-C to stop",
+        sim.agent_ids().join(", "),
+        sim.project_ids().join(", ")
+    );
     tokio::signal::ctrl_c().await?;
     let s = sim.stats();
-    println!("completed {} items, {} remaining, {} start answers, {} violations", s.completed_items, s.remaining_items, s.start_answers, sim.violations().len());
-    println!("leases: {} taken, {} cleared by authenticate, {} expired unused", s.leases_taken, s.leases_cleared_by_auth, s.leases_expired_unused);
+    println!(
+        "completed {} items, {} remaining, {} start answers, {} violations",
+        s.completed_items,
+        s.remaining_items,
+        s.start_answers,
+        sim.violations().len()
+    );
+    println!(
+        "leases: {} taken, {} cleared by authenticate, {} expired unused",
+        s.leases_taken, s.leases_cleared_by_auth, s.leases_expired_unused
+    );
     if let Some(path) = stats_out {
         std::fs::write(&path, serde_json::to_string_pretty(&s)?)?;
     }
@@ -105,5 +154,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(a, b)| (a.to_string(), b.to_string())).filter(|(a, b)| !a.is_empty() && !b.is_empty()).ok_or_else(|| format!("expected AGENT=NAME, got {s:?}"))
+    s.split_once('=')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .ok_or_else(|| format!("expected AGENT=NAME, got {s:?}"))
 }

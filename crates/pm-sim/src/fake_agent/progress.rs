@@ -15,7 +15,11 @@ const MIN_STEPS: u64 = 6;
 /// One step of the script: what the model says, or a tool it calls and what the tool answered.
 enum Step {
     Say(&'static str),
-    Tool { name: &'static str, input: fn(&str) -> Value, result: &'static str },
+    Tool {
+        name: &'static str,
+        input: fn(&str) -> Value,
+        result: &'static str,
+    },
 }
 
 const SCRIPT: &[Step] = &[
@@ -70,7 +74,9 @@ mod tests {
     fn the_script_alternates_talk_and_tools() {
         assert!(SCRIPT.iter().filter(|s| matches!(s, Step::Say(_))).count() >= 3);
         assert!(SCRIPT.iter().filter(|s| matches!(s, Step::Tool { .. })).count() >= 5);
-        let Step::Tool { input, .. } = &SCRIPT[7] else { panic!("step 8 edits") };
+        let Step::Tool { input, .. } = &SCRIPT[7] else {
+            panic!("step 8 edits")
+        };
         assert!(input("tsk_1").to_string().contains("tsk_1"));
     }
 }

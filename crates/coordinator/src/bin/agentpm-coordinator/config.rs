@@ -78,9 +78,16 @@ mod tests {
         // A relative spelling of the same file, from the current directory.
         let cwd = std::env::current_dir().unwrap();
         let ups = cwd.components().count() - 1;
-        let rel = PathBuf::from("../".repeat(ups)).join(abs.strip_prefix("/").unwrap()).join("s.json");
+        let rel = PathBuf::from("../".repeat(ups))
+            .join(abs.strip_prefix("/").unwrap())
+            .join("s.json");
         let want = state_path_for(&abs.join("s.json"));
-        for p in [rel, abs.join("sub/../s.json"), abs.join("link/s.json"), abs.join("./s.json")] {
+        for p in [
+            rel,
+            abs.join("sub/../s.json"),
+            abs.join("link/s.json"),
+            abs.join("./s.json"),
+        ] {
             assert_eq!(state_path_for(&p), want, "{}", p.display());
         }
         // Not created yet: still the same before and after the file exists.

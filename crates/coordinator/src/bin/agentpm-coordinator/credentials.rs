@@ -12,7 +12,11 @@ pub(crate) fn read_secret(prompt: &str) -> Result<String> {
         s
     };
     let value = value.trim_end_matches(['\r', '\n']).to_string();
-    let what = if prompt.starts_with("Passkey") { "passkey" } else { "token" };
+    let what = if prompt.starts_with("Passkey") {
+        "passkey"
+    } else {
+        "token"
+    };
     coordinator::secrets::check_secret(what, &value).map_err(|e| anyhow::anyhow!(e))?;
     Ok(value)
 }
@@ -28,18 +32,37 @@ pub(crate) fn passkey(cmd: PasskeyCmd) -> Result<ExitCode> {
         }
         PasskeyCmd::Delete { agent_id } => {
             let existed = store.delete(&secrets::agent_account(&agent_id))?;
-            println!("{}", if existed { format!("deleted the passkey of {agent_id}") } else { format!("{agent_id} had no passkey") });
+            println!(
+                "{}",
+                if existed {
+                    format!("deleted the passkey of {agent_id}")
+                } else {
+                    format!("{agent_id} had no passkey")
+                }
+            );
         }
         PasskeyCmd::List => {
             let settings = Settings::load(&coordinator::paths::settings_path())?;
             let stored = store.list()?;
             let mut ids: std::collections::BTreeSet<String> = settings.agents.keys().cloned().collect();
-            ids.extend(stored.iter().filter_map(|a| a.strip_prefix("agent:").map(str::to_string)));
+            ids.extend(
+                stored
+                    .iter()
+                    .filter_map(|a| a.strip_prefix("agent:").map(str::to_string)),
+            );
             for id in ids {
                 let present = stored.contains(&secrets::agent_account(&id));
                 println!("{id:<32} {}", if present { "passkey present" } else { "no passkey" });
             }
-            println!("{:<32} {}", "(coordinator token)", if stored.iter().any(|a| a == secrets::TOKEN_ACCOUNT) { "present" } else { "not set" });
+            println!(
+                "{:<32} {}",
+                "(coordinator token)",
+                if stored.iter().any(|a| a == secrets::TOKEN_ACCOUNT) {
+                    "present"
+                } else {
+                    "not set"
+                }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -55,7 +78,14 @@ pub(crate) fn token(cmd: TokenCmd) -> Result<ExitCode> {
         }
         TokenCmd::Delete => {
             let existed = store.delete(secrets::TOKEN_ACCOUNT)?;
-            println!("{}", if existed { "deleted the coordinator token" } else { "no coordinator token was stored" });
+            println!(
+                "{}",
+                if existed {
+                    "deleted the coordinator token"
+                } else {
+                    "no coordinator token was stored"
+                }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -64,7 +94,16 @@ pub(crate) fn token(cmd: TokenCmd) -> Result<ExitCode> {
 pub(crate) fn import_yaml(file: &Path, scrub: bool, overwrite: bool, keep_backup: bool) -> Result<ExitCode> {
     let store = platform_store();
     let settings_path = coordinator::paths::settings_path();
-    let report = coordinator::import::import_yaml(file, store.as_ref(), &settings_path, &coordinator::import::ImportOptions { scrub, overwrite, keep_backup })?;
+    let report = coordinator::import::import_yaml(
+        file,
+        store.as_ref(),
+        &settings_path,
+        &coordinator::import::ImportOptions {
+            scrub,
+            overwrite,
+            keep_backup,
+        },
+    )?;
     for w in &report.warnings {
         println!("warning: {w}");
     }
@@ -78,14 +117,26 @@ pub(crate) fn import_yaml(file: &Path, scrub: bool, overwrite: bool, keep_backup
     }
     println!("settings written to {}", report.settings_path.display());
     if let Some(b) = &report.backup {
-        println!("backup of the original YAML: {} (mode 0600); the YAML no longer contains secrets", b.display());
-        println!("the backup still holds the passkeys in plain text: once the import is checked, delete it: rm {}", shell_words::quote(&b.display().to_string()));
+        println!(
+            "backup of the original YAML: {} (mode 0600); the YAML no longer contains secrets",
+            b.display()
+        );
+        println!(
+            "the backup still holds the passkeys in plain text: once the import is checked, delete it: rm {}",
+            shell_words::quote(&b.display().to_string())
+        );
     }
     if scrub && report.backup.is_none() && !report.already_scrubbed && !report.has_conflicts() {
-        println!("{}: no longer contains secrets; no copy of the original was kept (--keep-backup keeps one)", file.display());
+        println!(
+            "{}: no longer contains secrets; no copy of the original was kept (--keep-backup keeps one)",
+            file.display()
+        );
     }
     if report.already_scrubbed {
-        println!("{}: already scrubbed (no secret left in it); nothing rewritten, no backup written", file.display());
+        println!(
+            "{}: already scrubbed (no secret left in it); nothing rewritten, no backup written",
+            file.display()
+        );
     }
     if report.has_conflicts() {
         println!("re-run with --overwrite to replace the conflicting passkeys or token");

@@ -19,9 +19,18 @@ pub(crate) struct DemoArgs {
 pub(crate) fn parse_run_secs(s: &str) -> Result<(u64, u64)> {
     let bad = || anyhow::anyhow!("--run-secs {s:?} is not valid: give MIN-MAX in seconds, e.g. 20-60");
     let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
-    let ms = |v: &str| v.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0).map(|x| (x * 1000.0).round() as u64);
+    let ms = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .map(|x| (x * 1000.0).round() as u64)
+    };
     let (lo, hi) = (ms(lo).ok_or_else(bad)?, ms(hi).ok_or_else(bad)?);
-    anyhow::ensure!(lo <= hi && hi > 0, "--run-secs {s:?} is not valid: MIN must not exceed MAX, and MAX must be above 0");
+    anyhow::ensure!(
+        lo <= hi && hi > 0,
+        "--run-secs {s:?} is not valid: MIN must not exceed MAX, and MAX must be above 0"
+    );
     Ok((lo, hi))
 }
 
@@ -183,7 +192,11 @@ pub(crate) async fn demo(a: DemoArgs, json: bool) -> Result<ExitCode> {
         }
         println!("Run logs: {}", dir.join("logs").display());
     }
-    Ok(if done && violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if done && violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub(crate) fn tempfile_dir() -> Result<PathBuf> {

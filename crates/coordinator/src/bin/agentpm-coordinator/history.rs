@@ -13,10 +13,18 @@ pub(crate) fn open_runs(db: Option<PathBuf>) -> Result<Option<coordinator::runs:
 }
 
 pub(crate) fn since_arg(since: Option<String>) -> Result<Option<i64>> {
-    since.map(|s| coordinator::runs::report::parse_since(&s, coordinator::api::now_ms())).transpose().map_err(anyhow::Error::msg)
+    since
+        .map(|s| coordinator::runs::report::parse_since(&s, coordinator::api::now_ms()))
+        .transpose()
+        .map_err(anyhow::Error::msg)
 }
 
-pub(crate) fn runs_cmd(db: Option<PathBuf>, since: Option<String>, json: bool, filter: impl FnOnce(Option<i64>) -> coordinator::runs::RunFilter) -> Result<ExitCode> {
+pub(crate) fn runs_cmd(
+    db: Option<PathBuf>,
+    since: Option<String>,
+    json: bool,
+    filter: impl FnOnce(Option<i64>) -> coordinator::runs::RunFilter,
+) -> Result<ExitCode> {
     let filter = filter(since_arg(since)?);
     let reader = open_runs(db)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
@@ -56,7 +64,11 @@ pub(crate) fn usage_cmd(db: Option<PathBuf>, by: &str, since: Option<String>, js
         Some(r) => r.usage(key, since)?,
         None => Vec::new(),
     };
-    let out = if json { serde_json::to_string(&rows)? + "\n" } else { coordinator::runs::report::usage_table(by, &rows) };
+    let out = if json {
+        serde_json::to_string(&rows)? + "\n"
+    } else {
+        coordinator::runs::report::usage_table(by, &rows)
+    };
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -13,28 +13,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod config;
+mod credentials;
 mod demo;
 mod doctor;
 mod history;
 mod run;
 mod status;
-mod credentials;
 mod view;
 
 use config::*;
+use credentials::*;
 use demo::*;
 use doctor::*;
 use history::*;
 use run::*;
 use status::*;
-use credentials::*;
 use view::*;
 
 /// Exit code for bad configuration (file, field and value are named in the message).
 pub(crate) const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "agentpm-coordinator", version, about = "Runs AI Agent PM's coordinator: launches AI coding agents as the PM server asks")]
+#[command(
+    name = "agentpm-coordinator",
+    version,
+    about = "Runs AI Agent PM's coordinator: launches AI coding agents as the PM server asks"
+)]
 struct Cli {
     /// Print JSON lines (snapshots and events) instead of the human status line.
     #[arg(long, global = true)]
@@ -162,8 +166,12 @@ enum Cmd {
 #[derive(Subcommand)]
 enum PasskeyCmd {
     /// Store an agent's passkey (read from a no-echo prompt, or from stdin when piped; never from argv).
-    Set { agent_id: String },
-    Delete { agent_id: String },
+    Set {
+        agent_id: String,
+    },
+    Delete {
+        agent_id: String,
+    },
     /// Agent ids and whether a passkey is present.
     List,
 }
@@ -196,7 +204,11 @@ fn main() -> ExitCode {
     // One worker: the engine is I/O-bound and its blocking work (files, keyring, zip) runs on the blocking
     // pool. Measured: a 1,000-pair cycle takes 15 ms with one worker vs 20 ms with two (work stealing
     // moves every reply's wake-up to the other core) and half the CPU.
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -208,7 +220,9 @@ fn main() -> ExitCode {
         Err(e) => {
             let msg = coordinator::redact::global().redact(&format!("{e:#}"));
             eprintln!("error: {msg}");
-            let is_config = e.chain().any(|c| c.downcast_ref::<coordinator::config::ConfigError>().is_some());
+            let is_config = e
+                .chain()
+                .any(|c| c.downcast_ref::<coordinator::config::ConfigError>().is_some());
             if is_config {
                 ExitCode::from(EXIT_CONFIG)
             } else {
@@ -222,7 +236,21 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Run { config } => run(config, cli.json, cli.verbose).await,
         Cmd::Status { config } => status(config, cli.json),
-        Cmd::Demo { agents, projects, items, work_ms, max_concurrent, polling_interval, timeout, dir, continuous, run_secs, seed, quota_reset_secs, cooldown_secs } => {
+        Cmd::Demo {
+            agents,
+            projects,
+            items,
+            work_ms,
+            max_concurrent,
+            polling_interval,
+            timeout,
+            dir,
+            continuous,
+            run_secs,
+            seed,
+            quota_reset_secs,
+            cooldown_secs,
+        } => {
             let continuous = match continuous {
                 true => Some(coordinator::demo::Continuous {
                     run_ms: parse_run_secs(&run_secs)?,
@@ -233,13 +261,45 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
                 }),
                 false => None,
             };
-            demo(DemoArgs { agents, projects, items, work_ms, max_concurrent, polling_interval, timeout, dir, continuous }, cli.json).await
+            demo(
+                DemoArgs {
+                    agents,
+                    projects,
+                    items,
+                    work_ms,
+                    max_concurrent,
+                    polling_interval,
+                    timeout,
+                    dir,
+                    continuous,
+                },
+                cli.json,
+            )
+            .await
         }
         Cmd::Doctor { config } => doctor(config).await,
         Cmd::Passkey { cmd } => passkey(cmd),
         Cmd::Token { cmd } => token(cmd),
-        Cmd::ImportYaml { file, scrub, overwrite, keep_backup } => import_yaml(&file, scrub, overwrite, keep_backup),
-        Cmd::Runs { agent, project, since, failed, limit, db } => runs_cmd(db, since, cli.json, |since| coordinator::runs::RunFilter { agent, project, since, failed, limit }),
+        Cmd::ImportYaml {
+            file,
+            scrub,
+            overwrite,
+            keep_backup,
+        } => import_yaml(&file, scrub, overwrite, keep_backup),
+        Cmd::Runs {
+            agent,
+            project,
+            since,
+            failed,
+            limit,
+            db,
+        } => runs_cmd(db, since, cli.json, |since| coordinator::runs::RunFilter {
+            agent,
+            project,
+            since,
+            failed,
+            limit,
+        }),
         Cmd::Usage { by, since, db } => usage_cmd(db, &by, since, cli.json),
         Cmd::Paths => {
             println!("settings      {}", coordinator::paths::settings_path().display());

@@ -53,7 +53,9 @@ pub(crate) async fn run(config: Option<PathBuf>, json: bool, verbose: bool) -> R
     view.finish();
     // Not eprintln!: after SIGHUP the terminal is gone and a failed write must not abort the clean stop.
     let _ = writeln!(std::io::stderr(), "stopping agents…");
-    tokio::time::timeout(Duration::from_secs(20), engine.shutdown()).await.ok();
+    tokio::time::timeout(Duration::from_secs(20), engine.shutdown())
+        .await
+        .ok();
     let _ = std::fs::remove_file(&status_file);
     drop(lock);
     Ok(ExitCode::SUCCESS)

@@ -20,7 +20,11 @@ pub(crate) fn status_path_for(config: &Path) -> PathBuf {
 
 /// Written by `run` (atomic, 0600): the latest snapshot and who wrote it.
 pub(crate) fn write_status(path: &Path, snapshot: &Snapshot) {
-    let body = serde_json::to_vec_pretty(&StatusFile { pid: std::process::id(), snapshot: snapshot.clone() }).unwrap_or_default();
+    let body = serde_json::to_vec_pretty(&StatusFile {
+        pid: std::process::id(),
+        snapshot: snapshot.clone(),
+    })
+    .unwrap_or_default();
     if let Err(e) = coordinator::paths::write_atomic(path, &body, 0o600) {
         tracing::debug!("status file {} not written: {e}", path.display());
     }
@@ -34,7 +38,10 @@ pub(crate) fn status(config: Option<PathBuf>, json: bool) -> Result<ExitCode> {
         if json {
             println!("{}", serde_json::json!({"running": false, "config": config}));
         } else {
-            println!("no coordinator is running for {} (start one with `agentpm-coordinator run`)", config.display());
+            println!(
+                "no coordinator is running for {} (start one with `agentpm-coordinator run`)",
+                config.display()
+            );
         }
         return Ok(ExitCode::from(3));
     };
@@ -44,26 +51,48 @@ pub(crate) fn status(config: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     }
     let s = &f.snapshot;
     let age = (coordinator::api::now_ms() - s.updated_at).max(0) / 1000;
-    println!("coordinator pid {} for {} · {} (updated {age} s ago)", f.pid, config.display(), s.summary());
+    println!(
+        "coordinator pid {} for {} · {} (updated {age} s ago)",
+        f.pid,
+        config.display(),
+        s.summary()
+    );
     for i in &s.instances {
         let what = i.last_activity.as_deref().unwrap_or("starting…");
         let secs = (coordinator::api::now_ms() - i.started_at).max(0) / 1000;
-        println!("  running  {} · {} · {} · {} s · {what}", i.agent_id, i.project_name.as_deref().unwrap_or(&i.project_id), i.task_id.as_deref().unwrap_or("chat"), secs);
+        println!(
+            "  running  {} · {} · {} · {} s · {what}",
+            i.agent_id,
+            i.project_name.as_deref().unwrap_or(&i.project_id),
+            i.task_id.as_deref().unwrap_or("chat"),
+            secs
+        );
     }
     if s.attention.is_empty() {
         println!("nothing needs you");
     } else {
         println!("needs you:");
         for a in &s.attention {
-            let cmd = a.action.and_then(|x| x.cli_command(a.agent_id.as_deref())).map(|c| format!(" `{c}`")).unwrap_or_default();
+            let cmd = a
+                .action
+                .and_then(|x| x.cli_command(a.agent_id.as_deref()))
+                .map(|c| format!(" `{c}`"))
+                .unwrap_or_default();
             println!("  - {} {}{cmd}", a.reason, a.fix);
         }
     }
-    Ok(if s.attention.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if s.attention.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Whether a process with this pid exists (EPERM: it does, owned by someone else).
 fn alive(pid: u32) -> bool {
     use nix::errno::Errno;
-    matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None), Ok(()) | Err(Errno::EPERM))
+    matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None),
+        Ok(()) | Err(Errno::EPERM)
+    )
 }

@@ -27,7 +27,15 @@ impl StatusView {
     }
 
     pub(crate) fn new(json: bool) -> Self {
-        StatusView { json, tty: std::io::stdout().is_terminal(), last_line: String::new(), last_print: None, total: None, completed: None, closed: false }
+        StatusView {
+            json,
+            tty: std::io::stdout().is_terminal(),
+            last_line: String::new(),
+            last_print: None,
+            total: None,
+            completed: None,
+            closed: false,
+        }
     }
 
     pub(crate) fn snapshot(&mut self, s: &Snapshot) {
@@ -43,7 +51,11 @@ impl StatusView {
             (None, Some(c)) => line = format!("{c} items done · {line}"),
             _ => {}
         }
-        let agents: Vec<String> = s.instances.iter().map(|i| format!("{}@{}", i.agent_id, i.project_id)).collect();
+        let agents: Vec<String> = s
+            .instances
+            .iter()
+            .map(|i| format!("{}@{}", i.agent_id, i.project_id))
+            .collect();
         if !agents.is_empty() {
             line.push_str(&format!(" · {}", agents.join(" ")));
         }

@@ -118,9 +118,14 @@ fn blocks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Block>, D::Error
 
 impl Provider for Claude {
     fn event(&mut self, json: &str, out: &mut Vec<RunEvent>) -> bool {
-        let Ok(l) = serde_json::from_str::<Line>(json) else { return false };
+        let Ok(l) = serde_json::from_str::<Line>(json) else {
+            return false;
+        };
         match l.kind.as_ref() {
-            "system" if l.subtype.as_deref() == Some("init") => out.push(RunEvent::Init { session_id: l.session_id, model: l.model }),
+            "system" if l.subtype.as_deref() == Some("init") => out.push(RunEvent::Init {
+                session_id: l.session_id,
+                model: l.model,
+            }),
             "assistant" => {
                 let Some(m) = l.message else { return true };
                 if let Some(u) = &m.usage {
@@ -136,8 +141,13 @@ impl Provider for Claude {
                 }
                 for b in m.content {
                     match b.kind.as_deref() {
-                        Some("text") => out.push(RunEvent::Message { text: b.text.unwrap_or_default(), delta: false }),
-                        Some("tool_use") => out.push(RunEvent::ToolUse { name: b.name.unwrap_or_default() }),
+                        Some("text") => out.push(RunEvent::Message {
+                            text: b.text.unwrap_or_default(),
+                            delta: false,
+                        }),
+                        Some("tool_use") => out.push(RunEvent::ToolUse {
+                            name: b.name.unwrap_or_default(),
+                        }),
                         _ => {}
                     }
                 }
@@ -145,7 +155,9 @@ impl Provider for Claude {
             "user" => {
                 for b in l.message.map(|m| m.content).unwrap_or_default() {
                     if b.kind.as_deref() == Some("tool_result") {
-                        out.push(RunEvent::ToolResult { is_error: b.is_error.unwrap_or(false) });
+                        out.push(RunEvent::ToolResult {
+                            is_error: b.is_error.unwrap_or(false),
+                        });
                     }
                 }
             }
@@ -153,13 +165,23 @@ impl Provider for Claude {
                 let Some(i) = l.rate_limit_info else { return true };
                 out.push(RunEvent::RateLimit {
                     status: i.status.unwrap_or_default(),
-                    resets_at: i.resets_at.filter(|s| s.is_finite() && *s > 0.0).map(|s| (s * 1000.0) as i64),
+                    resets_at: i
+                        .resets_at
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .map(|s| (s * 1000.0) as i64),
                     limit_type: i.rate_limit_type,
                 });
             }
             "result" => {
                 let is_error = l.is_error.unwrap_or(false) || l.subtype.as_deref().is_some_and(|s| s != "success");
-                let error = if is_error { l.errors.map(|e| e.join("; ")).filter(|e| !e.is_empty()).or_else(|| l.result.clone()) } else { None };
+                let error = if is_error {
+                    l.errors
+                        .map(|e| e.join("; "))
+                        .filter(|e| !e.is_empty())
+                        .or_else(|| l.result.clone())
+                } else {
+                    None
+                };
                 // Named as crate::exit::extract_error names it, so the record and the cooldown agree.
                 let error = match (error, l.api_error_status) {
                     (Some(e), Some(s)) if !e.contains(&s.to_string()) => Some(format!("API Error ({s}): {e}")),

@@ -61,13 +61,24 @@ struct Item {
     message: Option<String>,
 }
 
-const TOOL_ITEMS: &[&str] = &["command_execution", "mcp_tool_call", "file_change", "web_search", "collab_tool_call"];
+const TOOL_ITEMS: &[&str] = &[
+    "command_execution",
+    "mcp_tool_call",
+    "file_change",
+    "web_search",
+    "collab_tool_call",
+];
 
 impl Provider for Codex {
     fn event(&mut self, json: &str, out: &mut Vec<RunEvent>) -> bool {
-        let Ok(l) = serde_json::from_str::<Line>(json) else { return false };
+        let Ok(l) = serde_json::from_str::<Line>(json) else {
+            return false;
+        };
         match l.kind.as_ref() {
-            "thread.started" => out.push(RunEvent::Init { session_id: l.thread_id, model: None }),
+            "thread.started" => out.push(RunEvent::Init {
+                session_id: l.thread_id,
+                model: None,
+            }),
             "turn.started" => {}
             "turn.completed" => {
                 if let Some(u) = l.usage {
@@ -82,22 +93,38 @@ impl Provider for Codex {
                 out.push(RunEvent::TurnDone);
             }
             "turn.failed" => {
-                out.push(RunEvent::Error { message: l.error.and_then(|e| e.message).unwrap_or_else(|| "turn failed".into()), fatal: true });
+                out.push(RunEvent::Error {
+                    message: l.error.and_then(|e| e.message).unwrap_or_else(|| "turn failed".into()),
+                    fatal: true,
+                });
                 out.push(RunEvent::TurnDone);
             }
-            "error" => out.push(RunEvent::Error { message: l.message.unwrap_or_default(), fatal: true }),
+            "error" => out.push(RunEvent::Error {
+                message: l.message.unwrap_or_default(),
+                fatal: true,
+            }),
             "item.started" | "item.updated" | "item.completed" => {
                 let Some(item) = l.item else { return true };
                 let kind = item.kind.as_deref().unwrap_or("");
                 let completed = l.kind == "item.completed";
                 match kind {
-                    "agent_message" if completed => out.push(RunEvent::Message { text: item.text.unwrap_or_default(), delta: false }),
-                    "error" if completed => out.push(RunEvent::Error { message: item.message.unwrap_or_default(), fatal: false }),
+                    "agent_message" if completed => out.push(RunEvent::Message {
+                        text: item.text.unwrap_or_default(),
+                        delta: false,
+                    }),
+                    "error" if completed => out.push(RunEvent::Error {
+                        message: item.message.unwrap_or_default(),
+                        fatal: false,
+                    }),
                     k if TOOL_ITEMS.contains(&k) => {
                         if l.kind == "item.started" {
-                            out.push(RunEvent::ToolUse { name: item.tool.or(item.command).unwrap_or_else(|| k.to_string()) });
+                            out.push(RunEvent::ToolUse {
+                                name: item.tool.or(item.command).unwrap_or_else(|| k.to_string()),
+                            });
                         } else if completed {
-                            out.push(RunEvent::ToolResult { is_error: item.status.as_deref() == Some("failed") });
+                            out.push(RunEvent::ToolResult {
+                                is_error: item.status.as_deref() == Some("failed"),
+                            });
                         }
                     }
                     _ => {}

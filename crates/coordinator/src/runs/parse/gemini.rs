@@ -63,23 +63,45 @@ struct Stats {
 
 impl Provider for Gemini {
     fn event(&mut self, json: &str, out: &mut Vec<RunEvent>) -> bool {
-        let Ok(l) = serde_json::from_str::<Line>(json) else { return false };
+        let Ok(l) = serde_json::from_str::<Line>(json) else {
+            return false;
+        };
         match l.kind.as_ref() {
-            "init" => out.push(RunEvent::Init { session_id: l.session_id, model: l.model }),
+            "init" => out.push(RunEvent::Init {
+                session_id: l.session_id,
+                model: l.model,
+            }),
             "message" => {
                 if l.role.as_deref() == Some("assistant") {
-                    out.push(RunEvent::Message { text: l.content.unwrap_or_default(), delta: l.delta.unwrap_or(false) });
+                    out.push(RunEvent::Message {
+                        text: l.content.unwrap_or_default(),
+                        delta: l.delta.unwrap_or(false),
+                    });
                 }
             }
-            "tool_use" => out.push(RunEvent::ToolUse { name: l.tool_name.unwrap_or_default() }),
-            "tool_result" => out.push(RunEvent::ToolResult { is_error: l.status.as_deref() == Some("error") }),
-            "error" => out.push(RunEvent::Error { message: l.message.unwrap_or_default(), fatal: l.severity.as_deref() == Some("error") }),
+            "tool_use" => out.push(RunEvent::ToolUse {
+                name: l.tool_name.unwrap_or_default(),
+            }),
+            "tool_result" => out.push(RunEvent::ToolResult {
+                is_error: l.status.as_deref() == Some("error"),
+            }),
+            "error" => out.push(RunEvent::Error {
+                message: l.message.unwrap_or_default(),
+                fatal: l.severity.as_deref() == Some("error"),
+            }),
             "result" => {
                 let is_error = l.status.as_deref() != Some("success");
                 let usage = l.stats.as_ref().map(|s| {
                     let cached = s.cached.unwrap_or(0);
-                    let input = s.input.unwrap_or_else(|| s.input_tokens.unwrap_or(0).saturating_sub(cached));
-                    TokenUsage { input, output: s.output_tokens.unwrap_or(0), cache_read: cached, cache_write: 0 }
+                    let input = s
+                        .input
+                        .unwrap_or_else(|| s.input_tokens.unwrap_or(0).saturating_sub(cached));
+                    TokenUsage {
+                        input,
+                        output: s.output_tokens.unwrap_or(0),
+                        cache_read: cached,
+                        cache_write: 0,
+                    }
                 });
                 let error = l.error.map(|e| match (e.kind, e.message) {
                     (Some(k), Some(m)) => format!("{k}: {m}"),

@@ -45,7 +45,11 @@ pub struct StreamParser {
 
 impl StreamParser {
     pub fn new(provider: Box<dyn Provider>) -> Self {
-        StreamParser { provider, buf: Vec::new(), pending: String::new() }
+        StreamParser {
+            provider,
+            buf: Vec::new(),
+            pending: String::new(),
+        }
     }
 
     /// Feed raw bytes as they arrive (any chunking).

@@ -24,21 +24,53 @@ fn usage_sum(ev: &[RunEvent]) -> TokenUsage {
 }
 
 fn result(ev: &[RunEvent]) -> Option<&RunResult> {
-    ev.iter().find_map(|e| if let RunEvent::Result(r) = e { Some(r) } else { None })
+    ev.iter()
+        .find_map(|e| if let RunEvent::Result(r) = e { Some(r) } else { None })
 }
 
 #[test]
 fn claude_run_is_read_fully() {
     let ev = parse_all("claude", CLAUDE_RUN.as_bytes());
-    assert_eq!(ev[0], RunEvent::Init { session_id: Some("s-1".into()), model: Some("claude-sonnet-4-5".into()) });
+    assert_eq!(
+        ev[0],
+        RunEvent::Init {
+            session_id: Some("s-1".into()),
+            model: Some("claude-sonnet-4-5".into())
+        }
+    );
     // The repeated usage of msg_1 is counted once, at its final size.
-    assert_eq!(usage_sum(&ev), TokenUsage { input: 15, output: 27, cache_read: 100, cache_write: 100 });
-    assert!(ev.contains(&RunEvent::ToolUse { name: "mcp__agent-pm__get_my_task".into() }));
+    assert_eq!(
+        usage_sum(&ev),
+        TokenUsage {
+            input: 15,
+            output: 27,
+            cache_read: 100,
+            cache_write: 100
+        }
+    );
+    assert!(ev.contains(&RunEvent::ToolUse {
+        name: "mcp__agent-pm__get_my_task".into()
+    }));
     assert!(ev.contains(&RunEvent::ToolResult { is_error: false }));
-    assert!(ev.contains(&RunEvent::RateLimit { status: "allowed_warning".into(), resets_at: Some(1_771_390_800_000), limit_type: Some("five_hour".into()) }));
+    assert!(ev.contains(&RunEvent::RateLimit {
+        status: "allowed_warning".into(),
+        resets_at: Some(1_771_390_800_000),
+        limit_type: Some("five_hour".into())
+    }));
     let r = result(&ev).unwrap();
-    assert_eq!((r.is_error, r.num_turns, r.duration_ms, r.cost_usd), (false, Some(2), Some(1234), Some(0.0123)));
-    assert_eq!(r.usage, Some(TokenUsage { input: 15, output: 27, cache_read: 100, cache_write: 100 }));
+    assert_eq!(
+        (r.is_error, r.num_turns, r.duration_ms, r.cost_usd),
+        (false, Some(2), Some(1234), Some(0.0123))
+    );
+    assert_eq!(
+        r.usage,
+        Some(TokenUsage {
+            input: 15,
+            output: 27,
+            cache_read: 100,
+            cache_write: 100
+        })
+    );
     assert_eq!(r.text.as_deref(), Some("No task; done."));
     assert!(!ev.iter().any(|e| matches!(e, RunEvent::Raw(_))), "{ev:?}");
 }
@@ -63,12 +95,32 @@ fn gemini_run_is_read_fully() {
 {"type":"result","timestamp":"t","status":"success","stats":{"total_tokens":130,"input_tokens":100,"output_tokens":30,"cached":40,"input":60,"duration_ms":900,"tool_calls":1,"models":{"gemini-2.5-flash":{"total_tokens":130}}}}
 "#;
     let ev = parse_all("gemini", run.as_bytes());
-    assert_eq!(ev[0], RunEvent::Init { session_id: Some("g-1".into()), model: Some("gemini-2.5-flash".into()) });
-    assert!(ev.contains(&RunEvent::Message { text: "Done".into(), delta: true }));
+    assert_eq!(
+        ev[0],
+        RunEvent::Init {
+            session_id: Some("g-1".into()),
+            model: Some("gemini-2.5-flash".into())
+        }
+    );
+    assert!(ev.contains(&RunEvent::Message {
+        text: "Done".into(),
+        delta: true
+    }));
     assert!(ev.contains(&RunEvent::ToolResult { is_error: true }));
-    assert!(ev.contains(&RunEvent::Error { message: "Retrying after 429".into(), fatal: false }));
+    assert!(ev.contains(&RunEvent::Error {
+        message: "Retrying after 429".into(),
+        fatal: false
+    }));
     let r = result(&ev).unwrap();
-    assert_eq!(r.usage, Some(TokenUsage { input: 60, output: 30, cache_read: 40, cache_write: 0 }));
+    assert_eq!(
+        r.usage,
+        Some(TokenUsage {
+            input: 60,
+            output: 30,
+            cache_read: 40,
+            cache_write: 0
+        })
+    );
     assert_eq!((r.is_error, r.duration_ms), (false, Some(900)));
     let err = parse_all("gemini", br#"{"type":"result","timestamp":"t","status":"error","error":{"type":"FatalAuthenticationError","message":"API key not valid"},"stats":{"total_tokens":0,"input_tokens":0,"output_tokens":0,"cached":0,"input":0,"duration_ms":0,"tool_calls":0,"models":{}}}"#);
     let r = result(&err).unwrap();
@@ -88,29 +140,68 @@ fn codex_run_is_read_fully() {
 {"type":"turn.completed","usage":{"input_tokens":1000,"cached_input_tokens":800,"output_tokens":50}}
 "#;
     let ev = parse_all("codex", run.as_bytes());
-    assert_eq!(ev[0], RunEvent::Init { session_id: Some("0199a213-81c0-7800-8aa1-bbab2a035a53".into()), model: None });
-    assert!(ev.contains(&RunEvent::ToolUse { name: "get_my_task".into() }));
+    assert_eq!(
+        ev[0],
+        RunEvent::Init {
+            session_id: Some("0199a213-81c0-7800-8aa1-bbab2a035a53".into()),
+            model: None
+        }
+    );
+    assert!(ev.contains(&RunEvent::ToolUse {
+        name: "get_my_task".into()
+    }));
     assert!(ev.contains(&RunEvent::ToolResult { is_error: true }));
-    assert!(ev.contains(&RunEvent::Message { text: "Nothing to do.".into(), delta: false }));
-    assert_eq!(usage_sum(&ev), TokenUsage { input: 200, output: 50, cache_read: 800, cache_write: 0 });
+    assert!(ev.contains(&RunEvent::Message {
+        text: "Nothing to do.".into(),
+        delta: false
+    }));
+    assert_eq!(
+        usage_sum(&ev),
+        TokenUsage {
+            input: 200,
+            output: 50,
+            cache_read: 800,
+            cache_write: 0
+        }
+    );
     assert!(ev.contains(&RunEvent::TurnDone));
-    let failed = parse_all("codex", br#"{"type":"turn.failed","error":{"message":"exceeded retry limit, last status: 429 Too Many Requests"}}"#);
-    assert_eq!(failed[0], RunEvent::Error { message: "exceeded retry limit, last status: 429 Too Many Requests".into(), fatal: true });
+    let failed = parse_all(
+        "codex",
+        br#"{"type":"turn.failed","error":{"message":"exceeded retry limit, last status: 429 Too Many Requests"}}"#,
+    );
+    assert_eq!(
+        failed[0],
+        RunEvent::Error {
+            message: "exceeded retry limit, last status: 429 Too Many Requests".into(),
+            fatal: true
+        }
+    );
 }
 
 #[test]
 fn unknown_types_and_text_are_kept_raw() {
-    let ev = parse_all("claude", b"plain text from a hook\n{\"type\":\"brand_new\",\"x\":1}\n[1,2]\n");
+    let ev = parse_all(
+        "claude",
+        b"plain text from a hook\n{\"type\":\"brand_new\",\"x\":1}\n[1,2]\n",
+    );
     assert_eq!(
         ev,
-        vec![RunEvent::Raw("plain text from a hook".into()), RunEvent::Raw("{\"type\":\"brand_new\",\"x\":1}".into()), RunEvent::Raw("[1,2]".into())]
+        vec![
+            RunEvent::Raw("plain text from a hook".into()),
+            RunEvent::Raw("{\"type\":\"brand_new\",\"x\":1}".into()),
+            RunEvent::Raw("[1,2]".into())
+        ]
     );
 }
 
 const RL: &str = r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1771390800,"rateLimitType":"five_hour"},"session_id":"s-1"}"#;
 
 fn rejected() -> RunEvent {
-    RunEvent::RateLimit { status: "rejected".into(), resets_at: Some(1_771_390_800_000), limit_type: Some("five_hour".into()) }
+    RunEvent::RateLimit {
+        status: "rejected".into(),
+        resets_at: Some(1_771_390_800_000),
+        limit_type: Some("five_hour".into()),
+    }
 }
 
 #[test]
@@ -158,7 +249,11 @@ fn a_cut_last_line_is_raw_and_chunking_does_not_matter() {
     }
     let cut = &CLAUDE_RUN[..CLAUDE_RUN.len() - 40];
     let ev = parse_all("claude", cut.as_bytes());
-    assert!(matches!(ev.last(), Some(RunEvent::Raw(s)) if s.starts_with("{\"type\":\"result\"")), "{:?}", ev.last());
+    assert!(
+        matches!(ev.last(), Some(RunEvent::Raw(s)) if s.starts_with("{\"type\":\"result\"")),
+        "{:?}",
+        ev.last()
+    );
     assert!(result(&ev).is_none());
 }
 
@@ -167,7 +262,13 @@ fn wrong_field_types_do_not_lose_the_event() {
     let ev = parse_all("claude", br#"{"type":"result","subtype":"success","is_error":false,"num_turns":"two","total_cost_usd":null,"usage":{"input_tokens":3,"output_tokens":"x"}}"#);
     let r = result(&ev).unwrap();
     assert_eq!((r.num_turns, r.cost_usd), (None, None));
-    assert_eq!(r.usage, Some(TokenUsage { input: 3, ..Default::default() }));
+    assert_eq!(
+        r.usage,
+        Some(TokenUsage {
+            input: 3,
+            ..Default::default()
+        })
+    );
 }
 
 fn all_kinds() -> impl Strategy<Value = &'static str> {

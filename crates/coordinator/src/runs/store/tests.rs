@@ -16,7 +16,12 @@ fn start(agent: &str, project: &str, at: UnixMs, log: Option<PathBuf>) -> RunSta
 }
 
 fn end(at: UnixMs, code: i32) -> RunEnd {
-    RunEnd { ended_at: at, exit_code: Some(code), provider_kind: "claude".into(), ..Default::default() }
+    RunEnd {
+        ended_at: at,
+        exit_code: Some(code),
+        provider_kind: "claude".into(),
+        ..Default::default()
+    }
 }
 
 fn write_log(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -28,7 +33,11 @@ fn write_log(dir: &Path, name: &str, text: &str) -> PathBuf {
 #[test]
 fn a_claude_run_round_trips_with_what_its_result_says() {
     let dir = tempfile::tempdir().unwrap();
-    let log = write_log(dir.path(), "a.log", &format!("[agentpm] start pid=1\n{CLAUDE_RUN}[agentpm] exit code=0\n"));
+    let log = write_log(
+        dir.path(),
+        "a.log",
+        &format!("[agentpm] start pid=1\n{CLAUDE_RUN}[agentpm] exit code=0\n"),
+    );
     let db = dir.path().join("coordinator/runs.db");
     let s = RunStore::open(&db).unwrap();
     s.run_started("r1", start("ag", "pr", 1000, Some(log.clone())));
@@ -39,10 +48,32 @@ fn a_claude_run_round_trips_with_what_its_result_says() {
     s.run_finished("r1", end(3500, 0));
     s.flush();
     let r = &s.query(&RunFilter::default()).unwrap()[0];
-    assert_eq!((r.run_id.as_str(), r.agent_id.as_str(), r.project_id.as_str(), r.task_id.as_deref()), ("r1", "ag", "pr", Some("t-1")));
-    assert_eq!((r.outcome, r.exit_code, r.duration_ms, r.ended_at), (Outcome::Ok, Some(0), Some(2500), Some(3500)));
-    assert_eq!((r.session_id.as_deref(), r.model.as_deref(), r.turns), (Some("s-1"), Some("claude-sonnet-4-5"), Some(2)));
-    assert_eq!((r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens), (15, 27, 100, 100));
+    assert_eq!(
+        (
+            r.run_id.as_str(),
+            r.agent_id.as_str(),
+            r.project_id.as_str(),
+            r.task_id.as_deref()
+        ),
+        ("r1", "ag", "pr", Some("t-1"))
+    );
+    assert_eq!(
+        (r.outcome, r.exit_code, r.duration_ms, r.ended_at),
+        (Outcome::Ok, Some(0), Some(2500), Some(3500))
+    );
+    assert_eq!(
+        (r.session_id.as_deref(), r.model.as_deref(), r.turns),
+        (Some("s-1"), Some("claude-sonnet-4-5"), Some(2))
+    );
+    assert_eq!(
+        (
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_read_tokens,
+            r.cache_write_tokens
+        ),
+        (15, 27, 100, 100)
+    );
     assert_eq!((r.cost_usd, r.cost_is_estimate), (Some(0.0123), false));
     assert_eq!(r.final_message.as_deref(), Some("No task; done."));
     assert_eq!(r.log_path.as_deref(), Some(log.to_str().unwrap()));
@@ -53,10 +84,16 @@ fn a_claude_run_round_trips_with_what_its_result_says() {
     // The file and its directory are private.
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(db.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(db.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     // JSON is the record itself.
     let v = serde_json::to_value(r).unwrap();
-    assert_eq!((v["outcome"].as_str(), v["stopped_by"].is_null(), v["cost_usd"].as_f64()), (Some("ok"), true, Some(0.0123)));
+    assert_eq!(
+        (v["outcome"].as_str(), v["stopped_by"].is_null(), v["cost_usd"].as_f64()),
+        (Some("ok"), true, Some(0.0123))
+    );
 }
 
 #[test]
@@ -65,20 +102,49 @@ fn outcomes_failed_and_stopped() {
     s.run_started("f", start("a", "p", 1, None));
     s.run_started("k", start("a", "p", 2, None));
     s.run_finished("f", end(5, 1));
-    s.run_finished("k", RunEnd { ended_at: 9, signal: Some(15), stopped_by: Some(StoppedBy::User), ..Default::default() });
+    s.run_finished(
+        "k",
+        RunEnd {
+            ended_at: 9,
+            signal: Some(15),
+            stopped_by: Some(StoppedBy::User),
+            ..Default::default()
+        },
+    );
     s.flush();
     let all = s.query(&RunFilter::default()).unwrap();
-    assert_eq!(all.iter().map(|r| (r.run_id.as_str(), r.outcome)).collect::<Vec<_>>(), vec![("k", Outcome::Stopped), ("f", Outcome::Failed)]);
-    assert_eq!((all[0].signal, all[0].stopped_by, all[0].exit_code), (Some(15), Some(StoppedBy::User), None));
+    assert_eq!(
+        all.iter().map(|r| (r.run_id.as_str(), r.outcome)).collect::<Vec<_>>(),
+        vec![("k", Outcome::Stopped), ("f", Outcome::Failed)]
+    );
+    assert_eq!(
+        (all[0].signal, all[0].stopped_by, all[0].exit_code),
+        (Some(15), Some(StoppedBy::User), None)
+    );
     // Exit 0 with an error result is a failure too.
     let dir = tempfile::tempdir().unwrap();
-    let log = write_log(dir.path(), "e.log", r#"{"type":"result","subtype":"error_during_execution","is_error":true,"num_turns":1,"total_cost_usd":0.01,"errors":["API Error: 401 invalid x-api-key"]}"#);
+    let log = write_log(
+        dir.path(),
+        "e.log",
+        r#"{"type":"result","subtype":"error_during_execution","is_error":true,"num_turns":1,"total_cost_usd":0.01,"errors":["API Error: 401 invalid x-api-key"]}"#,
+    );
     s.run_started("e", start("a", "p", 3, Some(log)));
     s.run_finished("e", end(7, 0));
     s.flush();
-    let failed = s.query(&RunFilter { failed: true, ..Default::default() }).unwrap();
-    assert_eq!(failed.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), vec!["e", "f"]);
-    assert_eq!(failed[0].error_line.as_deref(), Some("API Error: 401 invalid x-api-key"));
+    let failed = s
+        .query(&RunFilter {
+            failed: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        failed.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        vec!["e", "f"]
+    );
+    assert_eq!(
+        failed[0].error_line.as_deref(),
+        Some("API Error: 401 invalid x-api-key")
+    );
 }
 
 #[test]
@@ -103,15 +169,35 @@ fn a_run_left_running_is_interrupted_on_reopen_and_migrating_twice_changes_nothi
     assert_eq!(r.run_id, "r");
     assert_eq!(r.outcome, Outcome::Interrupted);
     assert!(r.ended_at.unwrap() >= 1000, "ends at the log's mtime: {:?}", r.ended_at);
-    assert_eq!((r.input_tokens, r.output_tokens, r.cache_write_tokens, r.session_id.as_deref()), (10, 20, 100, Some("s-1")));
+    assert_eq!(
+        (
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_write_tokens,
+            r.session_id.as_deref()
+        ),
+        (10, 20, 100, Some("s-1"))
+    );
     assert_eq!(all[1].outcome, Outcome::Ok);
-    let v: i64 = s.reader.conn.lock().unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    let v: i64 = s
+        .reader
+        .conn
+        .lock()
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
     assert_eq!(v, schema::version());
     drop(s);
     let s = RunStore::open(&db).unwrap();
     assert_eq!(s.query(&RunFilter::default()).unwrap(), all);
     // WAL mode stuck to the file.
-    let mode: String = s.reader.conn.lock().unwrap().pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    let mode: String = s
+        .reader
+        .conn
+        .lock()
+        .unwrap()
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -120,7 +206,10 @@ fn a_database_from_a_newer_coordinator_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("runs.db");
     drop(RunStore::open(&db).unwrap());
-    Connection::open(&db).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
     let e = RunStore::open(&db).err().unwrap().to_string();
     assert!(e.contains("runs.db") && e.contains("99"), "{e}");
     let e = RunReader::open(&db).err().unwrap().to_string();
@@ -147,7 +236,15 @@ fn filters_and_usage_sums() {
         st.provider = kind.into();
         st.provider_kind = kind.into();
         s.run_started(&format!("r{i}"), st);
-        s.run_finished(&format!("r{i}"), RunEnd { ended_at: at + 5, exit_code: Some(code), provider_kind: kind.into(), ..Default::default() });
+        s.run_finished(
+            &format!("r{i}"),
+            RunEnd {
+                ended_at: at + 5,
+                exit_code: Some(code),
+                provider_kind: kind.into(),
+                ..Default::default()
+            },
+        );
     }
     s.flush();
     // The JSON written straight from the rows is the records' JSON.
@@ -156,30 +253,92 @@ fn filters_and_usage_sums() {
     let back: Vec<RunRecord> = serde_json::from_slice(&json).unwrap();
     let records = s.query(&RunFilter::default()).unwrap();
     assert_eq!(back, records);
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&json).unwrap(), serde_json::to_value(&records).unwrap());
-    assert!(records.iter().any(|r| r.cost_is_estimate) && records.iter().any(|r| !r.cost_is_estimate && r.cost_usd.is_some()));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&json).unwrap(),
+        serde_json::to_value(&records).unwrap()
+    );
+    assert!(
+        records.iter().any(|r| r.cost_is_estimate)
+            && records.iter().any(|r| !r.cost_is_estimate && r.cost_usd.is_some())
+    );
     let mut none = Vec::new();
-    assert_eq!(s.write_json(&RunFilter { agent: Some("nobody".into()), ..Default::default() }, &mut none).unwrap(), 0);
+    assert_eq!(
+        s.write_json(
+            &RunFilter {
+                agent: Some("nobody".into()),
+                ..Default::default()
+            },
+            &mut none
+        )
+        .unwrap(),
+        0
+    );
     assert_eq!(none, b"[]\n");
     let ids = |f: RunFilter| s.query(&f).unwrap().into_iter().map(|r| r.run_id).collect::<Vec<_>>();
     assert_eq!(ids(RunFilter::default()), vec!["r2", "r1", "r0"]);
-    assert_eq!(ids(RunFilter { agent: Some("a".into()), ..Default::default() }), vec!["r1", "r0"]);
-    assert_eq!(ids(RunFilter { project: Some("p1".into()), ..Default::default() }), vec!["r2", "r0"]);
-    assert_eq!(ids(RunFilter { since: Some(day + 1), ..Default::default() }), vec!["r2", "r1"]);
-    assert_eq!(ids(RunFilter { limit: Some(1), ..Default::default() }), vec!["r2"]);
+    assert_eq!(
+        ids(RunFilter {
+            agent: Some("a".into()),
+            ..Default::default()
+        }),
+        vec!["r1", "r0"]
+    );
+    assert_eq!(
+        ids(RunFilter {
+            project: Some("p1".into()),
+            ..Default::default()
+        }),
+        vec!["r2", "r0"]
+    );
+    assert_eq!(
+        ids(RunFilter {
+            since: Some(day + 1),
+            ..Default::default()
+        }),
+        vec!["r2", "r1"]
+    );
+    assert_eq!(
+        ids(RunFilter {
+            limit: Some(1),
+            ..Default::default()
+        }),
+        vec!["r2"]
+    );
 
     let by_agent = s.usage(UsageBy::Agent, None).unwrap();
     assert_eq!(by_agent.len(), 2);
     let a = &by_agent[0];
-    assert_eq!((a.key.as_str(), a.runs, a.failed, a.input_tokens, a.output_tokens, a.cache_read_tokens), ("a", 2, 1, 30, 54, 200));
+    assert_eq!(
+        (
+            a.key.as_str(),
+            a.runs,
+            a.failed,
+            a.input_tokens,
+            a.output_tokens,
+            a.cache_read_tokens
+        ),
+        ("a", 2, 1, 30, 54, 200)
+    );
     assert!((a.cost_usd - 0.0246).abs() < 1e-9 && !a.cost_has_estimate, "{a:?}");
     let b = &by_agent[1];
-    assert_eq!((b.key.as_str(), b.runs, b.input_tokens, b.output_tokens), ("b", 1, 1000, 100));
-    assert!(b.cost_has_estimate && (b.cost_usd - (1000.0 * 1.25 + 100.0 * 10.0) / 1e6).abs() < 1e-12, "{b:?}");
+    assert_eq!(
+        (b.key.as_str(), b.runs, b.input_tokens, b.output_tokens),
+        ("b", 1, 1000, 100)
+    );
+    assert!(
+        b.cost_has_estimate && (b.cost_usd - (1000.0 * 1.25 + 100.0 * 10.0) / 1e6).abs() < 1e-12,
+        "{b:?}"
+    );
     let by_day = s.usage(UsageBy::Day, None).unwrap();
-    assert_eq!(by_day.iter().map(|r| (r.key.as_str(), r.runs)).collect::<Vec<_>>(), vec![("1970-01-02", 2), ("1970-01-03", 1)]);
+    assert_eq!(
+        by_day.iter().map(|r| (r.key.as_str(), r.runs)).collect::<Vec<_>>(),
+        vec![("1970-01-02", 2), ("1970-01-03", 1)]
+    );
     let by_provider = s.usage(UsageBy::Provider, Some(2 * day)).unwrap();
-    assert_eq!(by_provider.iter().map(|r| (r.key.as_str(), r.runs)).collect::<Vec<_>>(), vec![("codex", 1)]);
+    assert_eq!(
+        by_provider.iter().map(|r| (r.key.as_str(), r.runs)).collect::<Vec<_>>(),
+        vec![("codex", 1)]
+    );
 }
 
 #[test]
@@ -194,7 +353,12 @@ fn prune_keeps_the_newest_finished_runs_per_agent() {
     s.run_started("a-live", start("a", "p", 0, None));
     s.prune(2);
     s.flush();
-    let mut ids: Vec<String> = s.query(&RunFilter::default()).unwrap().into_iter().map(|r| r.run_id).collect();
+    let mut ids: Vec<String> = s
+        .query(&RunFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
     ids.sort();
     assert_eq!(ids, vec!["a-live", "a3", "a4", "b3", "b4"]);
 }
@@ -236,11 +400,26 @@ fn live_progress_updates_a_running_run_only() {
     s.run_progress("r", p.clone());
     s.flush();
     let r = &s.query(&RunFilter::default()).unwrap()[0];
-    assert_eq!((r.outcome, r.input_tokens, r.output_tokens, r.cache_write_tokens, r.last_activity_at), (Outcome::Running, 10, 20, 100, Some(20)));
+    assert_eq!(
+        (
+            r.outcome,
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_write_tokens,
+            r.last_activity_at
+        ),
+        (Outcome::Running, 10, 20, 100, Some(20))
+    );
     assert_eq!((r.cost_usd, r.cost_is_estimate), (p.cost_usd, true));
     assert_eq!(r.session_id.as_deref(), Some("s-1"));
     s.run_finished("r", end(30, 0));
-    s.run_progress("r", RunProgress { last_activity_at: 99, ..Default::default() });
+    s.run_progress(
+        "r",
+        RunProgress {
+            last_activity_at: 99,
+            ..Default::default()
+        },
+    );
     s.flush();
     let r = &s.query(&RunFilter::default()).unwrap()[0];
     assert_eq!((r.outcome, r.last_activity_at), (Outcome::Ok, Some(20)));
@@ -258,7 +437,10 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
     assert!(matches!(RunReader::open(&db), Err(StoreError::TooOld { found: 1, .. })));
     let s = RunStore::open(&db).unwrap();
     let r = &s.query(&RunFilter::default()).unwrap()[0];
-    assert_eq!((r.run_id.as_str(), r.input_tokens, r.last_activity_at), ("old", 42, None));
+    assert_eq!(
+        (r.run_id.as_str(), r.input_tokens, r.last_activity_at),
+        ("old", 42, None)
+    );
     drop(s);
     assert!(RunReader::open(&db).is_ok());
 }
@@ -276,10 +458,23 @@ fn json_written_from_the_rows_is_the_records_in_order_for_every_filter() {
     s.flush();
     for f in [
         RunFilter::default(),
-        RunFilter { agent: Some("a1".into()), ..Default::default() },
-        RunFilter { failed: true, since: Some(10), ..Default::default() },
-        RunFilter { limit: Some(70), ..Default::default() },
-        RunFilter { agent: Some("none".into()), ..Default::default() },
+        RunFilter {
+            agent: Some("a1".into()),
+            ..Default::default()
+        },
+        RunFilter {
+            failed: true,
+            since: Some(10),
+            ..Default::default()
+        },
+        RunFilter {
+            limit: Some(70),
+            ..Default::default()
+        },
+        RunFilter {
+            agent: Some("none".into()),
+            ..Default::default()
+        },
     ] {
         let mut json = Vec::new();
         let n = s.write_json(&f, &mut json).unwrap();
@@ -294,7 +489,11 @@ fn json_written_from_the_rows_is_the_records_in_order_for_every_filter() {
 fn a_file_that_is_no_database_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("runs.db");
-    std::fs::write(&db, b"this is not SQLite, just some bytes that are long enough to be looked at").unwrap();
+    std::fs::write(
+        &db,
+        b"this is not SQLite, just some bytes that are long enough to be looked at",
+    )
+    .unwrap();
     let e = RunStore::open(&db).err().expect("refused").to_string();
     assert!(e.contains("runs.db") && e.contains("not a database"), "{e}");
 }
@@ -311,8 +510,20 @@ fn newest_first_is_by_start_whatever_the_order_runs_were_recorded_in() {
     let ids = |f: &RunFilter| s.query(f).unwrap().into_iter().map(|r| r.run_id).collect::<Vec<_>>();
     let want = vec!["c", "a", "d", "e", "b"];
     assert_eq!(ids(&RunFilter::default()), want);
-    assert_eq!(ids(&RunFilter { agent: Some("agt".into()), ..Default::default() }), want);
-    assert_eq!(ids(&RunFilter { since: Some(0), ..Default::default() }), want);
+    assert_eq!(
+        ids(&RunFilter {
+            agent: Some("agt".into()),
+            ..Default::default()
+        }),
+        want
+    );
+    assert_eq!(
+        ids(&RunFilter {
+            since: Some(0),
+            ..Default::default()
+        }),
+        want
+    );
 }
 
 #[test]
@@ -323,6 +534,19 @@ fn migrating_to_ids_by_start_keeps_the_order_and_the_rows() {
         conn.execute("INSERT INTO runs (id, run_id, agent_id, project_id, provider, provider_kind, started_at, outcome) VALUES (?1, ?2, 'a', 'p', 'c', 'claude', ?3, 'ok')", rusqlite::params![i as i64 + 1, id, at]).unwrap();
     }
     crate::runs::schema::prepare(&mut conn, ":memory:").unwrap();
-    let rows: Vec<(i64, String)> = conn.prepare("SELECT id, run_id FROM runs ORDER BY id").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap();
-    assert_eq!(rows, vec![(100 << 20, "y".into()), (300 << 20, "x".into()), ((300 << 20) + 1, "z".into())]);
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT id, run_id FROM runs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (100 << 20, "y".into()),
+            (300 << 20, "x".into()),
+            ((300 << 20) + 1, "z".into())
+        ]
+    );
 }

@@ -32,7 +32,13 @@ pub(super) fn run(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Msg>, prices:
         let pending: std::collections::HashMap<String, (Option<String>, String)> = batch
             .iter()
             .filter_map(|m| match m {
-                Msg::Started(id, s) => Some((id.clone(), (s.log_path.as_ref().map(|p| p.display().to_string()), s.provider_kind.clone()))),
+                Msg::Started(id, s) => Some((
+                    id.clone(),
+                    (
+                        s.log_path.as_ref().map(|p| p.display().to_string()),
+                        s.provider_kind.clone(),
+                    ),
+                )),
                 _ => None,
             })
             .collect();
@@ -92,17 +98,36 @@ fn progress(tx: &Connection, id: &str, p: &RunProgress) -> rusqlite::Result<()> 
 
 /// The log of a run that ended, summarized (None when the run is unknown). `relayed`: the summarizer the log
 /// relay fed as it wrote the log; only the tail is read then (the plain-text fallbacks), never the whole log.
-fn summarize_run(conn: &Connection, id: &str, end: &RunEnd, prices: &PriceTable, pending: Option<&(Option<String>, String)>, relayed: Option<Box<Summarizer>>) -> Option<RunSummary> {
+fn summarize_run(
+    conn: &Connection,
+    id: &str,
+    end: &RunEnd,
+    prices: &PriceTable,
+    pending: Option<&(Option<String>, String)>,
+    relayed: Option<Box<Summarizer>>,
+) -> Option<RunSummary> {
     let row: Option<(Option<String>, String)> = match pending {
         Some(p) => Some(p.clone()),
-        None => conn.prepare_cached("SELECT log_path, provider_kind FROM runs WHERE run_id = ?1").ok()?.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional().ok()?,
+        None => conn
+            .prepare_cached("SELECT log_path, provider_kind FROM runs WHERE run_id = ?1")
+            .ok()?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .ok()?,
     };
     let (start_log, start_kind) = row?;
     let log = end.log_path.clone().or(start_log.map(PathBuf::from));
-    let kind = if end.provider_kind.is_empty() { start_kind } else { end.provider_kind.clone() };
+    let kind = if end.provider_kind.is_empty() {
+        start_kind
+    } else {
+        end.provider_kind.clone()
+    };
     let exited_ok = end.exit_code == Some(0) && end.stopped_by.is_none();
     if let Some(z) = relayed {
-        let tail = log.as_deref().map(|p| crate::logs::read_tail(p, TAIL_BYTES as u64)).unwrap_or_default();
+        let tail = log
+            .as_deref()
+            .map(|p| crate::logs::read_tail(p, TAIL_BYTES as u64))
+            .unwrap_or_default();
         return Some(z.finish_run(&tail, prices, end.ended_at, exited_ok));
     }
     Some(summarize_log(&kind, log.as_deref(), prices, end.ended_at, exited_ok))
@@ -110,7 +135,13 @@ fn summarize_run(conn: &Connection, id: &str, end: &RunEnd, prices: &PriceTable,
 
 /// Streams a log file through the parser; a missing log is an empty summary. `exited_ok`: see
 /// [`Summarizer::finish_run`].
-pub fn summarize_log(kind: &str, log: Option<&Path>, prices: &PriceTable, ended_at: UnixMs, exited_ok: bool) -> RunSummary {
+pub fn summarize_log(
+    kind: &str,
+    log: Option<&Path>,
+    prices: &PriceTable,
+    ended_at: UnixMs,
+    exited_ok: bool,
+) -> RunSummary {
     let mut z = Summarizer::new(kind);
     let mut tail: Vec<u8> = Vec::new();
     if let Some(mut f) = log.and_then(|p| std::fs::File::open(p).ok()) {
@@ -207,9 +238,15 @@ pub(super) fn close_interrupted(conn: &Connection, prices: &PriceTable) -> rusql
     for (id, started, kind, log) in open {
         let log = log.map(PathBuf::from);
         let mtime = log.as_ref().and_then(|p| std::fs::metadata(p).ok()?.modified().ok());
-        let ended = mtime.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(started, |d| (d.as_millis() as i64).max(started));
+        let ended = mtime
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(started, |d| (d.as_millis() as i64).max(started));
         let s = summarize_log(&kind, log.as_deref(), prices, ended, false);
-        let e = RunEnd { ended_at: ended, provider_kind: kind, ..Default::default() };
+        let e = RunEnd {
+            ended_at: ended,
+            provider_kind: kind,
+            ..Default::default()
+        };
         finish(conn, &id, &e, &s)?;
         conn.execute("UPDATE runs SET outcome = 'interrupted' WHERE run_id = ?1", [&id])?;
     }

@@ -51,7 +51,12 @@ pub(crate) struct Shown {
 
 impl Shown {
     fn new(kind: ItemKind, text: impl Into<String>) -> Shown {
-        Shown { kind, text: text.into(), tool: None, is_error: kind == ItemKind::Error }
+        Shown {
+            kind,
+            text: text.into(),
+            tool: None,
+            is_error: kind == ItemKind::Error,
+        }
     }
     fn tool(mut self, t: Option<String>) -> Shown {
         self.tool = t;
@@ -64,7 +69,15 @@ impl Shown {
     pub fn into_item(self, index: usize, line: usize) -> Item {
         let text = cap(self.text, MAX_TEXT);
         let preview = preview(&text);
-        Item { index, line, kind: self.kind, text, tool: self.tool, preview, is_error: self.is_error }
+        Item {
+            index,
+            line,
+            kind: self.kind,
+            text,
+            tool: self.tool,
+            preview,
+            is_error: self.is_error,
+        }
     }
 }
 
@@ -74,10 +87,29 @@ const ERROR_WORDS: &[&str] = &["error", "fatal", "panicked", "failed", "rejected
 /// error only through one of `JSON_ERROR_MARKS` (the CLIs write compact JSON; `"is_error":false` in every
 /// tool result must not make each one a candidate); a text line through `TEXT_ERROR_MARKS`.
 pub(crate) const JSON_ERROR_MARKS: &[&str] = &[
-    "\"is_error\":true", "\"is_error\": true", "\"status\":\"error\"", "\"status\": \"error\"", "\"status\":\"failed\"", "\"status\": \"failed\"",
-    "\"status\":\"rejected\"", "\"status\": \"rejected\"", "\"type\":\"error\"", "\"type\": \"error\"", "\"subtype\":\"error", "\"subtype\": \"error", "turn.failed",
+    "\"is_error\":true",
+    "\"is_error\": true",
+    "\"status\":\"error\"",
+    "\"status\": \"error\"",
+    "\"status\":\"failed\"",
+    "\"status\": \"failed\"",
+    "\"status\":\"rejected\"",
+    "\"status\": \"rejected\"",
+    "\"type\":\"error\"",
+    "\"type\": \"error\"",
+    "\"subtype\":\"error",
+    "\"subtype\": \"error",
+    "turn.failed",
 ];
-pub(crate) const TEXT_ERROR_MARKS: &[&str] = &["error", "fatal", "panicked", "failed", "rejected", "denied", "exit code="];
+pub(crate) const TEXT_ERROR_MARKS: &[&str] = &[
+    "error",
+    "fatal",
+    "panicked",
+    "failed",
+    "rejected",
+    "denied",
+    "exit code=",
+];
 
 /// Map one line (without its newline, lossily decoded).
 pub(crate) fn show(line: &str) -> Shown {
@@ -98,7 +130,9 @@ pub(crate) fn show(line: &str) -> Shown {
     }
     // The coordinator's own lines (start, exit) around the agent's output.
     if let Some(rest) = t.strip_prefix("[agentpm]") {
-        let failed = rest.split_once("exit code=").is_some_and(|(_, c)| c.split_whitespace().next() != Some("0"));
+        let failed = rest
+            .split_once("exit code=")
+            .is_some_and(|(_, c)| c.split_whitespace().next() != Some("0"));
         return Shown::new(ItemKind::System, rest.trim()).error(failed);
     }
     let lower = t.to_ascii_lowercase();
@@ -146,7 +180,10 @@ fn event(kind: &str, v: &Value) -> Option<Shown> {
             let sub = s(v, "subtype").unwrap_or("");
             if sub == "init" {
                 let model = s(v, "model").unwrap_or("?");
-                Shown::new(System, format!("session started · model {model} · {}", s(v, "cwd").unwrap_or("")))
+                Shown::new(
+                    System,
+                    format!("session started · model {model} · {}", s(v, "cwd").unwrap_or("")),
+                )
             } else {
                 Shown::new(System, format!("{sub}: {}", compact(v)))
             }
@@ -154,8 +191,12 @@ fn event(kind: &str, v: &Value) -> Option<Shown> {
         "assistant" => claude_message(v.get("message")?, true),
         "user" => claude_message(v.get("message")?, false),
         "result" if v.get("subtype").is_some() || v.get("total_cost_usd").is_some() => {
-            let err = v.get("is_error").and_then(Value::as_bool).unwrap_or(false) || s(v, "subtype").is_some_and(|x| x != "success");
-            let mut head = format!("result: {}", s(v, "subtype").unwrap_or(if err { "error" } else { "success" }));
+            let err = v.get("is_error").and_then(Value::as_bool).unwrap_or(false)
+                || s(v, "subtype").is_some_and(|x| x != "success");
+            let mut head = format!(
+                "result: {}",
+                s(v, "subtype").unwrap_or(if err { "error" } else { "success" })
+            );
             if let Some(n) = v.get("num_turns").and_then(Value::as_u64) {
                 head.push_str(&format!(" · {n} turns"));
             }
@@ -182,7 +223,10 @@ fn event(kind: &str, v: &Value) -> Option<Shown> {
             }
             if let Some(at) = i.get("resetsAt").and_then(Value::as_f64) {
                 if let Some(d) = chrono::DateTime::from_timestamp(at as i64, 0) {
-                    text.push_str(&format!(", resets {}", d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")));
+                    text.push_str(&format!(
+                        ", resets {}",
+                        d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")
+                    ));
                 }
             }
             let rejected = status == "rejected";
@@ -190,10 +234,17 @@ fn event(kind: &str, v: &Value) -> Option<Shown> {
         }
         "stream_event" => Shown::new(System, "(partial message)"),
         // ---- Gemini CLI stream-json ----
-        "init" => Shown::new(System, format!("session started · model {}", s(v, "model").unwrap_or("?"))),
+        "init" => Shown::new(
+            System,
+            format!("session started · model {}", s(v, "model").unwrap_or("?")),
+        ),
         "message" => {
             let text = s(v, "content").unwrap_or("").to_string();
-            if s(v, "role") == Some("user") { Shown::new(User, text) } else { Shown::new(Assistant, text) }
+            if s(v, "role") == Some("user") {
+                Shown::new(User, text)
+            } else {
+                Shown::new(Assistant, text)
+            }
         }
         "tool_use" => Shown::new(ToolCall, as_text(v.get("parameters"))).tool(s(v, "tool_name").map(str::to_string)),
         "tool_result" => {
@@ -202,12 +253,17 @@ fn event(kind: &str, v: &Value) -> Option<Shown> {
             if let Some(m) = v.get("error").and_then(|e| s(e, "message")) {
                 text = join(&text, m);
             }
-            Shown::new(ToolResult, text).tool(s(v, "tool_id").map(str::to_string)).error(err)
+            Shown::new(ToolResult, text)
+                .tool(s(v, "tool_id").map(str::to_string))
+                .error(err)
         }
         "error" if v.get("severity").is_some() => {
             let fatal = s(v, "severity") == Some("error");
             // A warning is shown like an error (highlighted) but is none (not in "errors only").
-            let mut w = Shown::new(Error, format!("{}: {}", s(v, "severity").unwrap_or(""), s(v, "message").unwrap_or("")));
+            let mut w = Shown::new(
+                Error,
+                format!("{}: {}", s(v, "severity").unwrap_or(""), s(v, "message").unwrap_or("")),
+            );
             w.is_error = fatal;
             w
         }
@@ -215,12 +271,18 @@ fn event(kind: &str, v: &Value) -> Option<Shown> {
             let ok = s(v, "status") == Some("success");
             let mut text = format!("result: {}", s(v, "status").unwrap_or("?"));
             if let Some(st) = v.get("stats") {
-                if let (Some(i), Some(o)) = (st.get("input_tokens").and_then(Value::as_u64), st.get("output_tokens").and_then(Value::as_u64)) {
+                if let (Some(i), Some(o)) = (
+                    st.get("input_tokens").and_then(Value::as_u64),
+                    st.get("output_tokens").and_then(Value::as_u64),
+                ) {
                     text.push_str(&format!(" · {i} in / {o} out tokens"));
                 }
             }
             if let Some(e) = v.get("error") {
-                text = join(&text, &format!("{}: {}", s(e, "type").unwrap_or("error"), s(e, "message").unwrap_or("")));
+                text = join(
+                    &text,
+                    &format!("{}: {}", s(e, "type").unwrap_or("error"), s(e, "message").unwrap_or("")),
+                );
             }
             Shown::new(if ok { System } else { Error }, text).error(!ok)
         }
@@ -230,9 +292,22 @@ fn event(kind: &str, v: &Value) -> Option<Shown> {
         "turn.completed" => {
             let u = v.get("usage");
             let n = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
-            Shown::new(System, format!("turn completed · {} in / {} out tokens", n("input_tokens"), n("output_tokens")))
+            Shown::new(
+                System,
+                format!(
+                    "turn completed · {} in / {} out tokens",
+                    n("input_tokens"),
+                    n("output_tokens")
+                ),
+            )
         }
-        "turn.failed" => Shown::new(Error, format!("turn failed: {}", v.get("error").and_then(|e| s(e, "message")).unwrap_or(""))),
+        "turn.failed" => Shown::new(
+            Error,
+            format!(
+                "turn failed: {}",
+                v.get("error").and_then(|e| s(e, "message")).unwrap_or("")
+            ),
+        ),
         "error" => Shown::new(Error, s(v, "message").unwrap_or("").to_string()),
         "item.started" | "item.updated" | "item.completed" => codex_item(kind, v.get("item")?),
         _ => return None,
@@ -275,7 +350,11 @@ fn claude_message(m: &Value, assistant: bool) -> Shown {
             _ => parts.push(compact(b)),
         }
     }
-    let text = parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n");
+    let text = parts
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
     Shown::new(kind, text).tool(tool).error(err)
 }
 
@@ -288,7 +367,9 @@ fn codex_item(event: &str, item: &Value) -> Shown {
         "agent_message" => Shown::new(Assistant, s(item, "text").unwrap_or("")),
         "reasoning" => Shown::new(System, format!("(reasoning) {}", s(item, "text").unwrap_or(""))),
         "error" => Shown::new(Error, s(item, "message").unwrap_or("")),
-        "command_execution" if !done => Shown::new(ToolCall, s(item, "command").unwrap_or("")).tool(Some("shell".into())),
+        "command_execution" if !done => {
+            Shown::new(ToolCall, s(item, "command").unwrap_or("")).tool(Some("shell".into()))
+        }
         "command_execution" => {
             let mut text = s(item, "aggregated_output").unwrap_or("").to_string();
             if let Some(c) = item.get("exit_code").and_then(Value::as_i64) {
@@ -312,8 +393,14 @@ fn codex_item(event: &str, item: &Value) -> Shown {
             }
         }
         "file_change" => {
-            let files = item.get("changes").and_then(Value::as_array).map(|c| c.iter().filter_map(|x| s(x, "path")).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-            Shown::new(if done { ToolResult } else { ToolCall }, files).tool(Some("file_change".into())).error(failed)
+            let files = item
+                .get("changes")
+                .and_then(Value::as_array)
+                .map(|c| c.iter().filter_map(|x| s(x, "path")).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            Shown::new(if done { ToolResult } else { ToolCall }, files)
+                .tool(Some("file_change".into()))
+                .error(failed)
         }
         other => Shown::new(System, format!("{other}: {}", compact(item))),
     }
