@@ -353,7 +353,7 @@ async fn an_agent_failure_is_reported_once_per_failure_streak() {
     s.sim.add_items(&a, &p, 1);
     let second = s
         .sim
-        .wait_until(Duration::from_secs(20), |st| reports(st) >= in_streak + 1)
+        .wait_until(Duration::from_secs(20), |st| reports(st) > in_streak)
         .await;
     c.stop();
     assert!(
@@ -457,7 +457,7 @@ async fn a_rejected_token_shows_its_own_state() {
     let attention = snaps
         .iter()
         .filter_map(|v| v.get("snapshot"))
-        .last()
+        .next_back()
         .map(|s| s["attention"].clone())
         .unwrap_or_default();
     assert!(

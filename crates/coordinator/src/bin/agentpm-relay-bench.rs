@@ -39,7 +39,7 @@ fn claude_stream(bytes: usize) -> String {
             r#"{{"type":"user","message":{{"role":"user","content":[{{"tool_use_id":"tu_{t}","type":"tool_result","content":[{{"type":"text","text":"{file}"}}]}}]}},"parent_tool_use_id":null,"session_id":"sess-bench"}}"#
         );
         s.push('\n');
-        if t % 50 == 0 {
+        if t.is_multiple_of(50) {
             s += r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed_warning","resetsAt":1771390800,"rateLimitType":"five_hour"},"uuid":"u","session_id":"sess-bench"}"#;
             s.push('\n');
         }

@@ -32,10 +32,12 @@ pub struct AgentAction {
 /// What `get_agent_action` tells us to do with a pair. Anything unknown is kept verbatim and treated as hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
+#[derive(Default)]
 pub enum ServerAction {
     Start,
     Stop,
     Restart,
+    #[default]
     Hold,
     Unknown(String),
 }
@@ -55,12 +57,6 @@ impl ServerAction {
     /// ignored upstream) and unknown are no-ops.
     pub fn needs_decision(&self) -> bool {
         matches!(self, ServerAction::Start | ServerAction::Stop)
-    }
-}
-
-impl Default for ServerAction {
-    fn default() -> ServerAction {
-        ServerAction::Hold
     }
 }
 

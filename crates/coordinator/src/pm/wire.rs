@@ -45,7 +45,7 @@ impl Envelope {
 
     /// A reply without an id that carries an error (a server that could not read our request at all).
     pub fn is_anonymous_error(&self) -> bool {
-        self.id.as_ref().map_or(true, |r| r.get().trim() == "null") && self.error().is_some()
+        self.id.as_ref().is_none_or(|r| r.get().trim() == "null") && self.error().is_some()
     }
 
     fn error(&self) -> Option<&RawValue> {
